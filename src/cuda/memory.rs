@@ -1,0 +1,57 @@
+//! CUDA allocations: device, page-locked host and managed memory, each returned with the action
+//! that frees it (run from whatever thread drops the last tensor over it).
+
+use super::context::ContextScope;
+use super::driver::check;
+use crate::device::{Device, DeviceType};
+use crate::error::{Error, Result};
+use crate::tensor::ReleaseFn;
+use cudarc::driver::sys;
+use std::ffi::c_void;
+
+/// Allocates `bytes` (at least 1) of `device`'s kind of CUDA memory. Returns the address and the
+/// action that frees it inside the same device's primary context.
+pub fn allocate(device: Device, bytes: i64) -> Result<(u64, ReleaseFn)> {
+    let size = usize::try_from(bytes.max(1))
+        .map_err(|_| Error::invalid_argument(format!("allocation size {bytes} is negative")))?;
+    let ordinal = device.ordinal;
+    let _scope = ContextScope::enter(ordinal)?;
+    match device.kind {
+        DeviceType::TB_DEVICE_CUDA => {
+            let mut ptr = 0;
+            // SAFETY: the context is current; ptr is a valid out-pointer.
+            check(unsafe { sys::cuMemAlloc_v2(&mut ptr, size) }, "cuMemAlloc")?;
+            Ok((ptr, release(ordinal, move || unsafe { sys::cuMemFree_v2(ptr) })))
+        }
+        DeviceType::TB_DEVICE_CUDA_MANAGED => {
+            let mut ptr = 0;
+            let global = sys::CUmemAttach_flags::CU_MEM_ATTACH_GLOBAL as u32;
+            // SAFETY: the context is current; ptr is a valid out-pointer.
+            check(unsafe { sys::cuMemAllocManaged(&mut ptr, size, global) }, "cuMemAllocManaged")?;
+            Ok((ptr, release(ordinal, move || unsafe { sys::cuMemFree_v2(ptr) })))
+        }
+        DeviceType::TB_DEVICE_CUDA_HOST => {
+            let mut ptr: *mut c_void = std::ptr::null_mut();
+            // Portable: usable from every context, like cudaMallocHost in the runtime.
+            let flags = 0x01; // CU_MEMHOSTALLOC_PORTABLE
+            // SAFETY: the context is current; ptr is a valid out-pointer.
+            check(unsafe { sys::cuMemHostAlloc(&mut ptr, size, flags) }, "cuMemHostAlloc")?;
+            let address = ptr as u64;
+            Ok((
+                address,
+                release(ordinal, move || unsafe { sys::cuMemFreeHost(address as *mut c_void) }),
+            ))
+        }
+        DeviceType::TB_DEVICE_CPU => Err(Error::internal("cuda::memory::allocate called for CPU")),
+    }
+}
+
+/// Wraps a driver free call so it runs inside the device's primary context; a failure to free
+/// (which the caller can no longer observe) is ignored.
+fn release(ordinal: i32, free: impl FnOnce() -> sys::CUresult + Send + 'static) -> ReleaseFn {
+    Box::new(move || {
+        if let Ok(_scope) = ContextScope::enter(ordinal) {
+            let _ = free();
+        }
+    })
+}

@@ -1,0 +1,9 @@
+//! The only code that touches cudarc: driver presence, primary contexts and memory.
+//!
+//! Every CUDA driver status is turned into `crate::error::Error` here, at the lowest level;
+//! nothing above this module sees a raw `CUresult`. cudarc panics when libcuda cannot be loaded,
+//! so every entry point first calls `driver::available`.
+
+pub mod context;
+pub mod driver;
+pub mod memory;

@@ -1,0 +1,262 @@
+//! Element types in DLPack's (code, bits, lanes) encoding, and their NumPy typestr spelling.
+
+use crate::error::{Error, Result};
+use std::ffi::CStr;
+
+/// DLPack type-code values (`DLDataTypeCode`), used in `TbDataType::code`.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TbDataTypeCode {
+    /// Signed two's-complement integer.
+    TB_DTYPE_CODE_INT = 0,
+    /// Unsigned integer.
+    TB_DTYPE_CODE_UINT = 1,
+    /// IEEE-754 binary floating point (16, 32, 64 bits).
+    TB_DTYPE_CODE_FLOAT = 2,
+    /// Opaque handle (DLPack `kDLOpaqueHandle`): never supported as a tensor element.
+    TB_DTYPE_CODE_OPAQUE_HANDLE = 3,
+    /// bfloat16 (16 bits).
+    TB_DTYPE_CODE_BFLOAT = 4,
+    /// Complex number of two IEEE floats; `bits` counts both parts (64 or 128).
+    TB_DTYPE_CODE_COMPLEX = 5,
+    /// Boolean stored in one byte (0 or 1).
+    TB_DTYPE_CODE_BOOL = 6,
+}
+
+/// An element type, ABI-identical to DLPack's `DLDataType`: `code` is a `TbDataTypeCode` value,
+/// `bits` the size of one lane in bits, `lanes` the vector width. tensorbridge supports `lanes == 1`
+/// and these combinations: bool8, int8/16/32/64, uint8/16/32/64,
+/// float16/32/64, bfloat16, complex64/128.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TbDataType {
+    /// Type code: a `TbDataTypeCode` value.
+    pub code: u8,
+    /// Bits per lane (8, 16, 32, 64 or 128).
+    pub bits: u8,
+    /// Number of lanes; must be 1 for tensorbridge tensors.
+    pub lanes: u16,
+}
+
+/// The data type as the safe core uses it: only supported types can be constructed.
+pub type DataType = TbDataType;
+
+const SUPPORTED: [(TbDataTypeCode, u8, &CStr, &CStr); 16] = [
+    (TbDataTypeCode::TB_DTYPE_CODE_BOOL, 8, c"bool", c"|b1"),
+    (TbDataTypeCode::TB_DTYPE_CODE_INT, 8, c"int8", c"|i1"),
+    (TbDataTypeCode::TB_DTYPE_CODE_INT, 16, c"int16", c"<i2"),
+    (TbDataTypeCode::TB_DTYPE_CODE_INT, 32, c"int32", c"<i4"),
+    (TbDataTypeCode::TB_DTYPE_CODE_INT, 64, c"int64", c"<i8"),
+    (TbDataTypeCode::TB_DTYPE_CODE_UINT, 8, c"uint8", c"|u1"),
+    (TbDataTypeCode::TB_DTYPE_CODE_UINT, 16, c"uint16", c"<u2"),
+    (TbDataTypeCode::TB_DTYPE_CODE_UINT, 32, c"uint32", c"<u4"),
+    (TbDataTypeCode::TB_DTYPE_CODE_UINT, 64, c"uint64", c"<u8"),
+    (TbDataTypeCode::TB_DTYPE_CODE_FLOAT, 16, c"float16", c"<f2"),
+    (TbDataTypeCode::TB_DTYPE_CODE_FLOAT, 32, c"float32", c"<f4"),
+    (TbDataTypeCode::TB_DTYPE_CODE_FLOAT, 64, c"float64", c"<f8"),
+    (TbDataTypeCode::TB_DTYPE_CODE_BFLOAT, 16, c"bfloat16", c"<V2"),
+    (TbDataTypeCode::TB_DTYPE_CODE_COMPLEX, 64, c"complex64", c"<c8"),
+    (TbDataTypeCode::TB_DTYPE_CODE_COMPLEX, 128, c"complex128", c"<c16"),
+    // DLPack producers (PyTorch, JAX) spell bool as code 6 with 8 bits; some old ones use uint1.
+    (TbDataTypeCode::TB_DTYPE_CODE_UINT, 1, c"bool", c"|b1"),
+];
+
+impl TbDataType {
+    /// A single-lane type from a code and a bit width (not yet validated).
+    pub const fn new(code: TbDataTypeCode, bits: u8) -> Self {
+        TbDataType { code: code as u8, bits, lanes: 1 }
+    }
+
+    /// `bool` (one byte).
+    pub const BOOL: Self = Self::new(TbDataTypeCode::TB_DTYPE_CODE_BOOL, 8);
+    /// `uint8`.
+    pub const U8: Self = Self::new(TbDataTypeCode::TB_DTYPE_CODE_UINT, 8);
+    /// `uint16`.
+    pub const U16: Self = Self::new(TbDataTypeCode::TB_DTYPE_CODE_UINT, 16);
+    /// `int8`.
+    pub const I8: Self = Self::new(TbDataTypeCode::TB_DTYPE_CODE_INT, 8);
+    /// `int16`.
+    pub const I16: Self = Self::new(TbDataTypeCode::TB_DTYPE_CODE_INT, 16);
+    /// `int32`.
+    pub const I32: Self = Self::new(TbDataTypeCode::TB_DTYPE_CODE_INT, 32);
+    /// `float16`.
+    pub const F16: Self = Self::new(TbDataTypeCode::TB_DTYPE_CODE_FLOAT, 16);
+    /// `bfloat16`.
+    pub const BF16: Self = Self::new(TbDataTypeCode::TB_DTYPE_CODE_BFLOAT, 16);
+    /// `float32`.
+    pub const F32: Self = Self::new(TbDataTypeCode::TB_DTYPE_CODE_FLOAT, 32);
+    /// `float64`.
+    pub const F64: Self = Self::new(TbDataTypeCode::TB_DTYPE_CODE_FLOAT, 64);
+    /// `complex64`.
+    pub const C64: Self = Self::new(TbDataTypeCode::TB_DTYPE_CODE_COMPLEX, 64);
+
+    fn entry(self) -> Option<&'static (TbDataTypeCode, u8, &'static CStr, &'static CStr)> {
+        SUPPORTED.iter().find(|(code, bits, _, _)| *code as u8 == self.code && *bits == self.bits)
+    }
+
+    /// Checks that tensorbridge can hold elements of this type, with a message naming the value.
+    pub fn validate(self) -> Result<Self> {
+        if self.lanes != 1 {
+            return Err(Error::not_supported(format!(
+                "dtype {self}: lanes = {} (vector types are not supported; lanes must be 1)",
+                self.lanes
+            )));
+        }
+        if self.entry().is_none() {
+            return Err(Error::not_supported(format!(
+                "dtype {self} (code {}, bits {}) is not a supported element type",
+                self.code, self.bits
+            )));
+        }
+        Ok(self)
+    }
+
+    /// Bytes per element (a 1-bit bool is stored in a byte).
+    pub fn item_size(self) -> i64 {
+        (i64::from(self.bits).max(8) / 8) * i64::from(self.lanes)
+    }
+
+    /// Required alignment of an element's address in bytes: the size of one scalar component
+    /// (a complex number is aligned like its real part, as in C and NumPy).
+    pub fn alignment(self) -> i64 {
+        if self.code == TbDataTypeCode::TB_DTYPE_CODE_COMPLEX as u8 {
+            self.item_size() / 2
+        } else {
+            self.item_size()
+        }
+    }
+
+    /// The canonical name (`"float32"`, `"bfloat16"` …), or `None` for an unsupported type.
+    pub fn name(self) -> Option<&'static str> {
+        self.c_name().and_then(|name| name.to_str().ok())
+    }
+
+    /// `Self::name` as a static C string.
+    pub fn c_name(self) -> Option<&'static CStr> {
+        self.entry().map(|e| e.2)
+    }
+
+    /// Looks a type up by its canonical name (`"uint8"`, `"float16"`, `"complex128"` …).
+    pub fn from_name(name: &str) -> Result<Self> {
+        SUPPORTED
+            .iter()
+            .find(|e| e.2.to_bytes() == name.as_bytes())
+            .map(|e| Self::new(e.0, e.1))
+            .ok_or_else(|| Error::invalid_argument(format!("dtype name \"{name}\" is not known")))
+    }
+
+    /// NumPy's little-endian typestr (`"|u1"`, `"<f4"`, `"<c8"`). bfloat16 has none in NumPy and
+    /// is spelled `"<V2"` (two raw bytes) as ml_dtypes and JAX do in the array interfaces.
+    pub fn to_typestr(self) -> Result<&'static str> {
+        Ok(self.c_typestr()?.to_str().unwrap_or_default())
+    }
+
+    /// `Self::to_typestr` as a static C string.
+    pub fn c_typestr(self) -> Result<&'static CStr> {
+        self.validate()?.entry().map(|e| e.3).ok_or_else(|| Error::internal("dtype table"))
+    }
+
+    /// Parses a NumPy array-interface typestr: a byte-order character (`<`, `|`, or `=` on this
+    /// little-endian machine), a kind (`b i u f c`) and a size in bytes. Big-endian data and
+    /// kinds with no tensor meaning (`O`, `U`, `S`, `M`, `m`) are rejected. `<V2` is read as
+    /// bfloat16, the only two-byte raw type the interfaces exchange.
+    pub fn from_typestr(typestr: &str) -> Result<Self> {
+        let bad = |why: &str| Error::not_supported(format!("typestr \"{typestr}\": {why}"));
+        let mut chars = typestr.chars();
+        let order = chars.next().ok_or_else(|| Error::invalid_argument("typestr is empty"))?;
+        let kind = chars.next().ok_or_else(|| bad("missing the kind character"))?;
+        let size_text = chars.as_str();
+        if order == '>' {
+            return Err(bad("big-endian data is not supported (byte-swap it first)"));
+        }
+        if !matches!(order, '<' | '|' | '=') {
+            return Err(Error::invalid_argument(format!(
+                "typestr \"{typestr}\": byte order '{order}' is not one of '<', '>', '|', '='"
+            )));
+        }
+        let code = match kind {
+            'b' => TbDataTypeCode::TB_DTYPE_CODE_BOOL,
+            'i' => TbDataTypeCode::TB_DTYPE_CODE_INT,
+            'u' => TbDataTypeCode::TB_DTYPE_CODE_UINT,
+            'f' => TbDataTypeCode::TB_DTYPE_CODE_FLOAT,
+            'c' => TbDataTypeCode::TB_DTYPE_CODE_COMPLEX,
+            'V' => TbDataTypeCode::TB_DTYPE_CODE_BFLOAT,
+            'O' => return Err(bad("Python objects ('O') have no tensor representation")),
+            'U' | 'S' | 'a' => return Err(bad("strings have no tensor representation")),
+            'M' | 'm' => return Err(bad("datetimes and timedeltas are not supported")),
+            _ => return Err(bad("unsupported kind")),
+        };
+        let size: u32 = size_text.parse().map_err(|_| {
+            Error::invalid_argument(format!(
+                "typestr \"{typestr}\": size \"{size_text}\" is not a byte count"
+            ))
+        })?;
+        let bits = u8::try_from(size * 8).map_err(|_| bad("element size too large"))?;
+        Self::new(code, bits).validate().map_err(|_| bad("unsupported element size"))
+    }
+}
+
+impl std::fmt::Display for TbDataType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.name(), self.lanes) {
+            (Some(name), 1) => f.write_str(name),
+            _ => write!(f, "(code={}, bits={}, lanes={})", self.code, self.bits, self.lanes),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_supported_type_round_trips_through_its_typestr_and_name() {
+        for (code, bits, name, typestr) in SUPPORTED.iter().take(15) {
+            let dt = TbDataType::new(*code, *bits);
+            let (name, typestr) = (name.to_str().unwrap(), typestr.to_str().unwrap());
+            assert_eq!(TbDataType::from_typestr(typestr).unwrap(), dt, "{typestr}");
+            assert_eq!(dt.to_typestr().unwrap(), typestr);
+            assert_eq!(TbDataType::from_name(name).unwrap(), dt);
+        }
+    }
+
+    #[test]
+    fn sizes_and_alignments() {
+        assert_eq!(TbDataType::C64.item_size(), 8);
+        assert_eq!(TbDataType::C64.alignment(), 4);
+        assert_eq!(TbDataType::BF16.item_size(), 2);
+        assert_eq!(TbDataType::BOOL.item_size(), 1);
+    }
+
+    #[test]
+    fn native_order_and_unaligned_spellings() {
+        assert_eq!(TbDataType::from_typestr("=f4").unwrap(), TbDataType::F32);
+        assert_eq!(TbDataType::from_typestr("|u1").unwrap(), TbDataType::U8);
+        assert_eq!(TbDataType::from_typestr("<u1").unwrap(), TbDataType::U8);
+    }
+
+    #[test]
+    fn unrepresentable_typestrs_are_rejected_with_reason() {
+        for (typestr, fragment) in [
+            (">f4", "big-endian"),
+            ("|O8", "Python objects"),
+            ("<U4", "strings"),
+            ("<M8[ns]", "datetimes"),
+            ("<f3", "unsupported element size"),
+            ("<i", "not a byte count"),
+            ("<q8", "unsupported kind"),
+            ("", "empty"),
+            ("xf4", "byte order"),
+        ] {
+            let err = TbDataType::from_typestr(typestr).unwrap_err();
+            assert!(err.message.contains(fragment), "{typestr}: {}", err.message);
+        }
+    }
+
+    #[test]
+    fn vector_lanes_are_not_supported() {
+        let dt = TbDataType { lanes: 4, ..TbDataType::F32 };
+        let err = dt.validate().unwrap_err();
+        assert!(err.message.contains("lanes = 4"));
+    }
+}

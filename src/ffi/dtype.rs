@@ -1,0 +1,82 @@
+//! Data-type functions of the C ABI.
+
+use super::{boundary, read_str, require_out, write_out};
+use crate::dtype::TbDataType;
+use crate::error::{Error, TbStatus};
+use std::ffi::c_char;
+
+/// Parses a NumPy array-interface typestr (`"|u1"`, `"<f4"`, `"|b1"`, `"<c8"`, `"<f2"`, `"<V2"`
+/// for bfloat16) into `*out`. Big-endian (`">f4"`), object, string and datetime typestrs fail
+/// with `TB_ERROR_NOT_SUPPORTED`; malformed ones with `TB_ERROR_INVALID_ARGUMENT`.
+#[unsafe(no_mangle)]
+pub extern "C" fn tb_dtype_from_typestr(typestr: *const c_char, out: *mut TbDataType) -> TbStatus {
+    boundary("tb_dtype_from_typestr", || {
+        require_out(out, "out")?;
+        let text = read_str(typestr, "typestr")?
+            .ok_or_else(|| Error::invalid_argument("typestr is NULL"))?;
+        write_out(out, TbDataType::from_typestr(text)?, "out")
+    })
+}
+
+/// Stores in `*out` the little-endian NumPy typestr of `dtype` (`"<f4"`) as a static string
+/// (do not free). Unsupported dtypes (lanes ≠ 1, unknown codes) fail with
+/// `TB_ERROR_NOT_SUPPORTED`.
+#[unsafe(no_mangle)]
+pub extern "C" fn tb_dtype_to_typestr(dtype: TbDataType, out: *mut *const c_char) -> TbStatus {
+    boundary("tb_dtype_to_typestr", || {
+        require_out(out, "out")?;
+        let text = dtype.c_typestr()?;
+        write_out(out, text.as_ptr(), "out")
+    })
+}
+
+/// Looks up a dtype by canonical name (`"uint8"`, `"float16"`, `"bfloat16"`, `"complex64"`,
+/// `"bool"` …) into `*out`.
+#[unsafe(no_mangle)]
+pub extern "C" fn tb_dtype_from_name(name: *const c_char, out: *mut TbDataType) -> TbStatus {
+    boundary("tb_dtype_from_name", || {
+        require_out(out, "out")?;
+        let text =
+            read_str(name, "name")?.ok_or_else(|| Error::invalid_argument("name is NULL"))?;
+        write_out(out, TbDataType::from_name(text)?, "out")
+    })
+}
+
+/// Stores in `*out` the canonical name of `dtype` (`"float32"`) as a static string (do not
+/// free); `TB_ERROR_NOT_SUPPORTED` when tensorbridge does not support the type.
+#[unsafe(no_mangle)]
+pub extern "C" fn tb_dtype_name(dtype: TbDataType, out: *mut *const c_char) -> TbStatus {
+    boundary("tb_dtype_name", || {
+        require_out(out, "out")?;
+        let name = dtype.validate()?.c_name().unwrap_or_default();
+        write_out(out, name.as_ptr(), "out")
+    })
+}
+
+/// Stores the size of one element of `dtype` in bytes in `*out` (a bool is one byte);
+/// `TB_ERROR_NOT_SUPPORTED` for unsupported types.
+#[unsafe(no_mangle)]
+pub extern "C" fn tb_dtype_item_size(dtype: TbDataType, out: *mut i64) -> TbStatus {
+    boundary("tb_dtype_item_size", || write_out(out, dtype.validate()?.item_size(), "out"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CStr;
+
+    #[test]
+    fn typestr_round_trip_through_the_c_functions() {
+        let mut dtype = TbDataType::U8;
+        assert_eq!(tb_dtype_from_typestr(c"<f2".as_ptr(), &mut dtype), TbStatus::TB_SUCCESS);
+        assert_eq!(dtype, TbDataType::F16);
+        let mut text: *const c_char = std::ptr::null();
+        assert_eq!(tb_dtype_to_typestr(dtype, &mut text), TbStatus::TB_SUCCESS);
+        // SAFETY: the function stored a static C string.
+        assert_eq!(unsafe { CStr::from_ptr(text) }, c"<f2");
+        assert_eq!(
+            tb_dtype_from_typestr(std::ptr::null(), &mut dtype),
+            TbStatus::TB_ERROR_INVALID_ARGUMENT
+        );
+    }
+}

@@ -1,0 +1,55 @@
+//! Layout functions of the C ABI.
+
+use super::{boundary, read_str, require_out, write_out};
+use crate::error::{Error, TbStatus};
+use crate::layout::TbLayout;
+use std::ffi::c_char;
+
+/// Parses a layout string such as `"NHWC"` into `*out`: ASCII letters, at most `TB_MAX_RANK`,
+/// none repeated. `""` gives the empty layout. NULL `text` is an error.
+#[unsafe(no_mangle)]
+pub extern "C" fn tb_layout_parse(text: *const c_char, out: *mut TbLayout) -> TbStatus {
+    boundary("tb_layout_parse", || {
+        require_out(out, "out")?;
+        let text =
+            read_str(text, "text")?.ok_or_else(|| Error::invalid_argument("text is NULL"))?;
+        write_out(out, TbLayout::parse(text)?, "out")
+    })
+}
+
+/// Stores the number of labels of `*layout` (0 for the empty layout) in `*rank`.
+#[unsafe(no_mangle)]
+pub extern "C" fn tb_layout_rank(layout: *const TbLayout, rank: *mut i32) -> TbStatus {
+    boundary("tb_layout_rank", || {
+        let layout = read_layout(layout)?;
+        write_out(rank, layout.rank() as i32, "rank")
+    })
+}
+
+/// Stores in `*index` the dimension that carries `label` in `*layout` (`'C'` in `"NHWC"` → 3),
+/// or -1 when the layout has no such label.
+#[unsafe(no_mangle)]
+pub extern "C" fn tb_layout_find(
+    layout: *const TbLayout,
+    label: c_char,
+    index: *mut i32,
+) -> TbStatus {
+    boundary("tb_layout_find", || {
+        let layout = read_layout(layout)?;
+        let found = layout.find(label as u8).map_or(-1, |i| i as i32);
+        write_out(index, found, "index")
+    })
+}
+
+/// Reads and re-validates a layout passed by pointer (its bytes come from the caller).
+fn read_layout(layout: *const TbLayout) -> crate::error::Result<TbLayout> {
+    if layout.is_null() {
+        return Err(Error::invalid_argument("layout is NULL"));
+    }
+    // SAFETY: non-null; the C contract says it points to a TbLayout.
+    let raw = unsafe { layout.read() };
+    if !raw.labels.contains(&0) {
+        return Err(Error::invalid_argument("layout is not NUL-terminated"));
+    }
+    TbLayout::parse(&raw.as_string())
+}

@@ -1,0 +1,147 @@
+//! The `extern "C"` layer. Every exported function runs its body through `boundary`, which
+//! catches panics, turns errors into a `TbStatus` and records the message for
+//! `tb_last_error_message()`. Argument helpers here check NULL pointers and convert C arrays and
+//! strings once, so the functions in the submodules only validate, convert and forward.
+
+pub mod dtype;
+pub mod handle;
+pub mod layout;
+pub mod status;
+pub mod tensor;
+
+use crate::error::{Error, Result, TbStatus};
+use std::cell::RefCell;
+use std::ffi::{CStr, CString, c_char};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+thread_local! {
+    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+}
+
+/// Records `message` as this thread's last error message.
+pub(crate) fn set_last_error(message: &str) {
+    let text = CString::new(message.replace('\0', "\\0")).unwrap_or_default();
+    LAST_ERROR.with(|slot| *slot.borrow_mut() = text);
+}
+
+/// Pointer to this thread's last error message (valid until the thread's next failing call).
+pub(crate) fn last_error_ptr() -> *const c_char {
+    LAST_ERROR.with(|slot| slot.borrow().as_ptr())
+}
+
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("unknown panic payload")
+}
+
+/// Runs an exported function's body: no panic crosses the boundary (it becomes
+/// `TB_ERROR_INTERNAL`), and a failure's message is prefixed with the function's name.
+pub(crate) fn boundary(function: &str, body: impl FnOnce() -> Result<()>) -> TbStatus {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(())) => TbStatus::TB_SUCCESS,
+        Ok(Err(error)) => {
+            set_last_error(&format!("{function}: {}", error.message));
+            error.status
+        }
+        Err(payload) => {
+            set_last_error(&format!(
+                "{function}: internal error (caught panic: {}); please report this",
+                panic_text(payload.as_ref())
+            ));
+            TbStatus::TB_ERROR_INTERNAL
+        }
+    }
+}
+
+/// Fails when an output pointer is NULL; call before doing work whose result would be lost.
+pub(crate) fn require_out<T>(out: *mut T, name: &str) -> Result<()> {
+    if out.is_null() {
+        return Err(Error::invalid_argument(format!("{name} is NULL")));
+    }
+    Ok(())
+}
+
+/// Writes `value` through an output pointer already checked by `require_out`.
+pub(crate) fn write_out<T>(out: *mut T, value: T, name: &str) -> Result<()> {
+    require_out(out, name)?;
+    // SAFETY: non-null; the C contract says out points to writable storage for one T.
+    unsafe { out.write(value) };
+    Ok(())
+}
+
+/// Reads `len` elements from a C array; NULL is allowed only when `len` is 0.
+pub(crate) fn read_array<T: Copy>(ptr: *const T, len: usize, name: &str) -> Result<Vec<T>> {
+    if len == 0 {
+        return Ok(Vec::new());
+    }
+    if ptr.is_null() {
+        return Err(Error::invalid_argument(format!(
+            "{name} is NULL but {len} entries are needed"
+        )));
+    }
+    // SAFETY: non-null; the C contract says ptr points to at least len readable elements.
+    Ok(unsafe { std::slice::from_raw_parts(ptr, len) }.to_vec())
+}
+
+/// Reads an optional NUL-terminated UTF-8 string (NULL gives `None`).
+pub(crate) fn read_str<'a>(ptr: *const c_char, name: &str) -> Result<Option<&'a str>> {
+    if ptr.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: non-null; the C contract says ptr is a NUL-terminated string.
+    let text = unsafe { CStr::from_ptr(ptr) };
+    text.to_str()
+        .map(Some)
+        .map_err(|_| Error::invalid_argument(format!("{name} is not valid UTF-8")))
+}
+
+/// Checks a C rank argument: 0 ≤ rank ≤ `TB_MAX_RANK`.
+pub(crate) fn read_rank(rank: i32) -> Result<usize> {
+    let max = crate::layout::TB_MAX_RANK;
+    if usize::try_from(rank).map_or(true, |r| r > max) {
+        return Err(Error::invalid_argument(format!("rank {rank} is out of range 0..={max}")));
+    }
+    Ok(rank as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn last_error() -> String {
+        // SAFETY: last_error_ptr always points to a valid NUL-terminated string.
+        unsafe { CStr::from_ptr(last_error_ptr()) }.to_string_lossy().into_owned()
+    }
+
+    #[test]
+    fn a_panic_becomes_internal_error_with_message() {
+        let status = boundary("tb_test", || panic!("boom {}", 42));
+        assert_eq!(status, TbStatus::TB_ERROR_INTERNAL);
+        assert!(last_error().contains("tb_test: internal error (caught panic: boom 42)"));
+        let status = boundary("tb_test", || std::panic::panic_any(7u8));
+        assert_eq!(status, TbStatus::TB_ERROR_INTERNAL);
+        assert!(last_error().contains("unknown panic payload"));
+    }
+
+    #[test]
+    fn errors_keep_their_status_and_name_the_function() {
+        let status = boundary("tb_x", || Err(Error::overflow("too big")));
+        assert_eq!(status, TbStatus::TB_ERROR_OVERFLOW);
+        assert_eq!(last_error(), "tb_x: too big");
+    }
+
+    #[test]
+    fn messages_are_per_thread() {
+        boundary("tb_main", || Err(Error::internal("main thread")));
+        std::thread::spawn(|| {
+            boundary("tb_other", || Err(Error::internal("other thread")));
+            assert_eq!(last_error(), "tb_other: other thread");
+        })
+        .join()
+        .unwrap();
+        assert_eq!(last_error(), "tb_main: main thread");
+    }
+}

@@ -1,0 +1,417 @@
+//! Tensor functions of the C ABI: wrap, allocate, reference counting, queries and views.
+
+use super::handle::{self, TbTensor};
+use super::{boundary, read_array, read_rank, read_str, require_out, write_out};
+use crate::device::{Device, TbDevice};
+use crate::dtype::TbDataType;
+use crate::error::{Error, Result, TbStatus};
+use crate::layout::{Layout, TB_MAX_RANK, TbLayout};
+use crate::tensor::{Storage, Tensor, TensorDesc, allocate_host, allocation_strides};
+use std::ffi::{c_char, c_void};
+
+/// A cleanup callback: called exactly once, with the context pointer given at wrap time and the
+/// wrapped data pointer, when the last reference to the memory (the tensor and every view of it)
+/// is released. It may run on any thread that releases the last reference, and may call
+/// tensorbridge functions. NULL means tensorbridge never frees or notifies.
+pub type TbCleanupFn = Option<unsafe extern "C" fn(context: *mut c_void, data: *mut c_void)>;
+
+/// Everything about a tensor in one struct, filled by `tb_tensor_info`. Entries of `shape` and
+/// `strides` past `rank` are 0.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct TbTensorInfo {
+    /// Address of the element at index (0, …, 0); may be NULL for a tensor with no elements.
+    pub data: *mut c_void,
+    /// Where the memory lives.
+    pub device: TbDevice,
+    /// Element type.
+    pub dtype: TbDataType,
+    /// Number of dimensions, 0 to `TB_MAX_RANK`.
+    pub rank: i32,
+    /// Extent of each dimension, outermost first.
+    pub shape: [i64; TB_MAX_RANK],
+    /// Stride of each dimension in **bytes** (may be negative or, for read-only tensors, zero).
+    pub strides: [i64; TB_MAX_RANK],
+    /// Dimension labels; empty when the tensor has no layout.
+    pub layout: TbLayout,
+    /// True when writes through this tensor are forbidden.
+    pub readonly: bool,
+    /// True when the elements are packed in row-major order.
+    pub contiguous: bool,
+    /// Number of elements (product of `shape`).
+    pub element_count: i64,
+    /// `element_count` × item size, in bytes.
+    pub nbytes: i64,
+}
+
+/// A `*mut c_void` that may travel to whichever thread runs the cleanup.
+struct CleanupCall {
+    function: unsafe extern "C" fn(*mut c_void, *mut c_void),
+    context: *mut c_void,
+    data: *mut c_void,
+}
+
+// SAFETY: the caller promised, by passing a cleanup, that it may run on any thread.
+unsafe impl Send for CleanupCall {}
+
+impl CleanupCall {
+    fn run(self) {
+        // SAFETY: the C caller supplied this function and its arguments for exactly this call.
+        unsafe { (self.function)(self.context, self.data) }
+    }
+}
+
+fn read_layout_arg(layout: *const c_char) -> Result<Layout> {
+    read_str(layout, "layout")?.map_or(Ok(Layout::NONE), Layout::parse)
+}
+
+fn read_shape(rank: i32, shape: *const i64) -> Result<Vec<i64>> {
+    read_array(shape, read_rank(rank)?, "shape")
+}
+
+fn tensor_of(t: &std::sync::Arc<TbTensor>) -> &Tensor {
+    &t.tensor
+}
+
+/// Wraps memory the caller owns as a tensor, without copying.
+///
+/// - `data`: address of element (0, …, 0); may be NULL only when an extent is 0.
+/// - `device`: where `data` lives (`TB_DEVICE_CPU`, `TB_DEVICE_CUDA` + ordinal, …).
+/// - `dtype`: a supported element type (lanes = 1).
+/// - `rank`, `shape`: 0 ≤ rank ≤ `TB_MAX_RANK`, `rank` extents ≥ 0 (`shape` may be NULL if rank
+///   is 0).
+/// - `strides`: `rank` byte strides, or NULL for C-contiguous. Strides may be negative; they and
+///   `data` must be multiples of the dtype's alignment (its size; half for complex): misaligned
+///   data is rejected, never silently handled. Writable tensors must not have overlapping
+///   elements (zero strides are accepted only with `readonly`). The byte span must fit int64
+///   (`TB_ERROR_OVERFLOW` otherwise).
+/// - `layout`: labels such as `"NHWC"` (one per dimension), or NULL / `""` for none.
+/// - `cleanup`, `cleanup_context`: called exactly once as `cleanup(cleanup_context, data)` when
+///   the last reference to the memory (this tensor and every view of it) is released; may be
+///   NULL.
+/// - `out`: receives the new tensor, holding one reference.
+///
+/// Ownership: on success the tensor holds the memory (through `cleanup`) until released. **On
+/// failure nothing is retained, `cleanup` is not called, `*out` is set to NULL (when `out` is
+/// not NULL) and the memory stays the caller's.**
+#[unsafe(no_mangle)]
+pub extern "C" fn tb_tensor_wrap(
+    data: *mut c_void,
+    device: TbDevice,
+    dtype: TbDataType,
+    rank: i32,
+    shape: *const i64,
+    strides: *const i64,
+    layout: *const c_char,
+    readonly: bool,
+    cleanup: TbCleanupFn,
+    cleanup_context: *mut c_void,
+    out: *mut *mut TbTensor,
+) -> TbStatus {
+    boundary("tb_tensor_wrap", || {
+        write_out(out, std::ptr::null_mut(), "out")?;
+        let shape = read_shape(rank, shape)?;
+        let strides = match strides.is_null() {
+            true => None,
+            false => Some(read_array(strides, shape.len(), "strides")?),
+        };
+        let desc = TensorDesc {
+            data: data as u64,
+            device: Device::from_raw(device)?,
+            dtype,
+            shape,
+            strides,
+            layout: read_layout_arg(layout)?,
+            readonly,
+        };
+        let release = cleanup.map(|function| {
+            let call = CleanupCall { function, context: cleanup_context, data };
+            Box::new(move || call.run()) as crate::tensor::ReleaseFn
+        });
+        let storage = Storage::with_release(release);
+        let tensor = Tensor::new(desc, &storage).inspect_err(|_| drop(storage.disarm()))?;
+        write_out(out, handle::export(tensor), "out")
+    })
+}
+
+/// Allocates a new tensor that owns its memory (freed when the last reference goes).
+///
+/// `device` selects the memory: `TB_DEVICE_CPU` (host memory aligned to 64 bytes, zeroed),
+/// `TB_DEVICE_CUDA` (`cuMemAlloc` on that ordinal), `TB_DEVICE_CUDA_HOST` (page-locked,
+/// portable), `TB_DEVICE_CUDA_MANAGED`. CUDA kinds fail with `TB_ERROR_CUDA_UNAVAILABLE` where
+/// no driver or GPU is present. `layout` may be NULL. `row_alignment` (0 = packed, else a power
+/// of two, in bytes) pads each row — the `W` dimension and everything inside it, or the last
+/// dimension without a `W` label — so that rows start at multiples of it, like
+/// `cudaMallocPitch`. On failure `*out` is NULL and nothing is allocated.
+#[unsafe(no_mangle)]
+pub extern "C" fn tb_tensor_alloc(
+    device: TbDevice,
+    dtype: TbDataType,
+    rank: i32,
+    shape: *const i64,
+    layout: *const c_char,
+    row_alignment: i64,
+    out: *mut *mut TbTensor,
+) -> TbStatus {
+    boundary("tb_tensor_alloc", || {
+        write_out(out, std::ptr::null_mut(), "out")?;
+        let shape = read_shape(rank, shape)?;
+        let device = Device::from_raw(device)?;
+        let dtype = dtype.validate()?;
+        let layout = read_layout_arg(layout)?;
+        layout.check_rank(shape.len())?;
+        let (strides, bytes) =
+            allocation_strides(&shape, &layout, dtype.item_size(), row_alignment)?;
+        let (data, release) = match device.is_cuda() {
+            false => allocate_host(bytes)?,
+            true => crate::cuda::memory::allocate(device, bytes)?,
+        };
+        let storage = Storage::with_release(Some(release));
+        let desc = TensorDesc {
+            data,
+            device,
+            dtype,
+            shape,
+            strides: Some(strides),
+            layout,
+            readonly: false,
+        };
+        write_out(out, handle::export(Tensor::new(desc, &storage)?), "out")
+    })
+}
+
+/// Adds a reference to `tensor`; each reference needs its own `tb_tensor_release`.
+#[unsafe(no_mangle)]
+pub extern "C" fn tb_tensor_retain(tensor: *mut TbTensor) -> TbStatus {
+    boundary("tb_tensor_retain", || handle::retain(tensor))
+}
+
+/// Drops one reference to `tensor`. When the last reference to the memory goes (this handle and
+/// every view of it), the wrap's cleanup callback runs, or tensorbridge's own allocation is
+/// freed. Releasing NULL is a no-op; releasing a handle that is not alive (a double release)
+/// returns `TB_ERROR_INVALID_ARGUMENT` and does nothing.
+#[unsafe(no_mangle)]
+pub extern "C" fn tb_tensor_release(tensor: *mut TbTensor) -> TbStatus {
+    boundary("tb_tensor_release", || handle::release(tensor))
+}
+
+/// Runs `query` on the tensor behind a handle and stores the answer in `*out`.
+fn query<T>(tensor: *const TbTensor, out: *mut T, read: impl FnOnce(&Tensor) -> T) -> Result<()> {
+    require_out(out, "out")?;
+    let held = handle::borrow(tensor, "tensor")?;
+    write_out(out, read(tensor_of(&held)), "out")
+}
+
+/// Describes `tensor` completely in `*out`.
+#[unsafe(no_mangle)]
+pub extern "C" fn tb_tensor_info(tensor: *const TbTensor, out: *mut TbTensorInfo) -> TbStatus {
+    boundary("tb_tensor_info", || query(tensor, out, info_of))
+}
+
+fn info_of(t: &Tensor) -> TbTensorInfo {
+    let mut info = TbTensorInfo {
+        data: t.data() as *mut c_void,
+        device: t.device().to_raw(),
+        dtype: t.dtype(),
+        rank: t.rank() as i32,
+        shape: [0; TB_MAX_RANK],
+        strides: [0; TB_MAX_RANK],
+        layout: t.layout(),
+        readonly: t.is_readonly(),
+        contiguous: t.is_contiguous(),
+        element_count: t.element_count(),
+        nbytes: t.nbytes(),
+    };
+    info.shape[..t.rank()].copy_from_slice(t.shape());
+    info.strides[..t.rank()].copy_from_slice(t.strides());
+    info
+}
+
+/// Stores the address of element (0, …, 0) in `*out` (NULL is possible for empty tensors).
+#[unsafe(no_mangle)]
+pub extern "C" fn tb_tensor_data(tensor: *const TbTensor, out: *mut *mut c_void) -> TbStatus {
+    boundary("tb_tensor_data", || query(tensor, out, |t| t.data() as *mut c_void))
+}
+
+/// Stores the number of dimensions in `*out`.
+#[unsafe(no_mangle)]
+pub extern "C" fn tb_tensor_rank(tensor: *const TbTensor, out: *mut i32) -> TbStatus {
+    boundary("tb_tensor_rank", || query(tensor, out, |t| t.rank() as i32))
+}
+
+/// Copies the extents into `out[0..rank)`; `capacity` is the length of `out` and must be at least
+/// the rank (`TB_MAX_RANK` always suffices).
+#[unsafe(no_mangle)]
+pub extern "C" fn tb_tensor_shape(
+    tensor: *const TbTensor,
+    capacity: i32,
+    out: *mut i64,
+) -> TbStatus {
+    boundary("tb_tensor_shape", || copy_dims(tensor, capacity, out, Tensor::shape))
+}
+
+/// Copies the byte strides into `out[0..rank)`; `capacity` as for `tb_tensor_shape`.
+#[unsafe(no_mangle)]
+pub extern "C" fn tb_tensor_strides(
+    tensor: *const TbTensor,
+    capacity: i32,
+    out: *mut i64,
+) -> TbStatus {
+    boundary("tb_tensor_strides", || copy_dims(tensor, capacity, out, Tensor::strides))
+}
+
+fn copy_dims(
+    tensor: *const TbTensor,
+    capacity: i32,
+    out: *mut i64,
+    dims: impl FnOnce(&Tensor) -> &[i64],
+) -> Result<()> {
+    let held = handle::borrow(tensor, "tensor")?;
+    let values = dims(tensor_of(&held));
+    if (capacity as i64) < values.len() as i64 {
+        return Err(Error::invalid_argument(format!(
+            "capacity {capacity} is smaller than the tensor's rank {}",
+            values.len()
+        )));
+    }
+    if values.is_empty() {
+        return Ok(());
+    }
+    require_out(out, "out")?;
+    // SAFETY: out is non-null and, per the contract, holds at least `capacity` ≥ len elements.
+    unsafe { std::ptr::copy_nonoverlapping(values.as_ptr(), out, values.len()) };
+    Ok(())
+}
+
+/// Stores the element type in `*out`.
+#[unsafe(no_mangle)]
+pub extern "C" fn tb_tensor_dtype(tensor: *const TbTensor, out: *mut TbDataType) -> TbStatus {
+    boundary("tb_tensor_dtype", || query(tensor, out, Tensor::dtype))
+}
+
+/// Stores the device in `*out`.
+#[unsafe(no_mangle)]
+pub extern "C" fn tb_tensor_device(tensor: *const TbTensor, out: *mut TbDevice) -> TbStatus {
+    boundary("tb_tensor_device", || query(tensor, out, |t| t.device().to_raw()))
+}
+
+/// Stores the layout in `*out` (empty when the tensor has none).
+#[unsafe(no_mangle)]
+pub extern "C" fn tb_tensor_layout(tensor: *const TbTensor, out: *mut TbLayout) -> TbStatus {
+    boundary("tb_tensor_layout", || query(tensor, out, Tensor::layout))
+}
+
+/// Stores whether the tensor is read-only in `*out`.
+#[unsafe(no_mangle)]
+pub extern "C" fn tb_tensor_is_readonly(tensor: *const TbTensor, out: *mut bool) -> TbStatus {
+    boundary("tb_tensor_is_readonly", || query(tensor, out, Tensor::is_readonly))
+}
+
+/// Stores whether the elements are packed in row-major order in `*out`.
+#[unsafe(no_mangle)]
+pub extern "C" fn tb_tensor_is_contiguous(tensor: *const TbTensor, out: *mut bool) -> TbStatus {
+    boundary("tb_tensor_is_contiguous", || query(tensor, out, Tensor::is_contiguous))
+}
+
+/// Stores the number of elements in `*out`.
+#[unsafe(no_mangle)]
+pub extern "C" fn tb_tensor_element_count(tensor: *const TbTensor, out: *mut i64) -> TbStatus {
+    boundary("tb_tensor_element_count", || query(tensor, out, Tensor::element_count))
+}
+
+/// Stores element count × item size, in bytes, in `*out`.
+#[unsafe(no_mangle)]
+pub extern "C" fn tb_tensor_nbytes(tensor: *const TbTensor, out: *mut i64) -> TbStatus {
+    boundary("tb_tensor_nbytes", || query(tensor, out, Tensor::nbytes))
+}
+
+/// Makes a view of `tensor` with `make` and hands it out through `out`.
+fn make_view(
+    tensor: *const TbTensor,
+    out: *mut *mut TbTensor,
+    make: impl FnOnce(&Tensor) -> Result<Tensor>,
+) -> Result<()> {
+    write_out(out, std::ptr::null_mut(), "out")?;
+    let held = handle::borrow(tensor, "tensor")?;
+    let view = make(tensor_of(&held))?;
+    write_out(out, handle::export(view), "out")
+}
+
+/// A zero-copy view of `tensor` in `layout`, which must be a permutation of the tensor's labels
+/// (an `"NHWC"` tensor viewed as `"NCHW"`). The view shares the memory and keeps it alive; release
+/// it separately.
+#[unsafe(no_mangle)]
+pub extern "C" fn tb_tensor_permute(
+    tensor: *const TbTensor,
+    layout: *const c_char,
+    out: *mut *mut TbTensor,
+) -> TbStatus {
+    boundary("tb_tensor_permute", || {
+        let target = read_str(layout, "layout")?
+            .ok_or_else(|| Error::invalid_argument("layout is NULL"))
+            .and_then(Layout::parse)?;
+        make_view(tensor, out, |t| t.permute_to_layout(&target))
+    })
+}
+
+/// A zero-copy view with dimensions reordered by `axes` (`rank` entries, a permutation of
+/// 0..rank): view dimension `i` is dimension `axes[i]`. Works with or without a layout.
+#[unsafe(no_mangle)]
+pub extern "C" fn tb_tensor_transpose(
+    tensor: *const TbTensor,
+    rank: i32,
+    axes: *const i32,
+    out: *mut *mut TbTensor,
+) -> TbStatus {
+    boundary("tb_tensor_transpose", || {
+        let axes = read_array(axes, read_rank(rank)?, "axes")?;
+        let order =
+            axes.iter().map(|&a| usize::try_from(a).unwrap_or(usize::MAX)).collect::<Vec<_>>();
+        make_view(tensor, out, |t| t.permute(&order))
+    })
+}
+
+/// A zero-copy view of `start:stop:step` along dimension `dim` (negative `dim` counts from the
+/// end), with Python slice semantics: negative indices count from the end, out-of-range bounds
+/// clamp, `step` may be negative but not 0. Pass `INT64_MAX` as `stop` for "to the end". The
+/// rank and layout are kept (slice `N` of an `"NHWC"` batch to get a smaller batch).
+#[unsafe(no_mangle)]
+pub extern "C" fn tb_tensor_slice(
+    tensor: *const TbTensor,
+    dim: i32,
+    start: i64,
+    stop: i64,
+    step: i64,
+    out: *mut *mut TbTensor,
+) -> TbStatus {
+    boundary("tb_tensor_slice", || {
+        make_view(tensor, out, |t| t.slice(i64::from(dim), start, stop, step))
+    })
+}
+
+/// A zero-copy view of element `index` along `dim` (negatives count from the end), one rank
+/// lower, whose layout drops that label (image `i` of an `"NHWC"` batch is an `"HWC"` tensor).
+#[unsafe(no_mangle)]
+pub extern "C" fn tb_tensor_select(
+    tensor: *const TbTensor,
+    dim: i32,
+    index: i64,
+    out: *mut *mut TbTensor,
+) -> TbStatus {
+    boundary("tb_tensor_select", || make_view(tensor, out, |t| t.select(i64::from(dim), index)))
+}
+
+/// A zero-copy view with the layout replaced by `layout` (NULL or `""` removes it); the memory
+/// order is unchanged, so this only names the dimensions (e.g. after importing a descriptor
+/// that carries no layout).
+#[unsafe(no_mangle)]
+pub extern "C" fn tb_tensor_with_layout(
+    tensor: *const TbTensor,
+    layout: *const c_char,
+    out: *mut *mut TbTensor,
+) -> TbStatus {
+    boundary("tb_tensor_with_layout", || {
+        let layout = read_layout_arg(layout)?;
+        make_view(tensor, out, |t| t.with_layout(layout))
+    })
+}

@@ -1,0 +1,630 @@
+//! Tensors: a typed, strided view of memory that someone else (or a `Storage`) owns.
+//!
+//! A `Tensor` is immutable metadata plus an `Arc<Storage>`; views (permute, slice, select) are
+//! new `Tensor`s over the same storage, so the memory lives until the last view is dropped, and
+//! the storage's release action (the caller's cleanup callback, or freeing an allocation) runs
+//! exactly once, then.
+
+use crate::device::{Device, DeviceType};
+use crate::dtype::DataType;
+use crate::error::{Error, Result, checked_add, checked_mul};
+use crate::layout::{Layout, TB_MAX_RANK};
+use std::sync::{Arc, Mutex};
+
+/// The action that gives memory back: a caller's cleanup callback or a deallocation.
+pub type ReleaseFn = Box<dyn FnOnce() + Send>;
+
+/// Owner of a tensor's memory. Its release action runs exactly once, when the last tensor that
+/// shares it is dropped. Memory the caller wrapped without a cleanup has no release action.
+pub struct Storage {
+    release: Mutex<Option<ReleaseFn>>,
+}
+
+impl Storage {
+    /// A storage that runs `release` when the last tensor over it goes.
+    pub fn with_release(release: Option<ReleaseFn>) -> Arc<Storage> {
+        Arc::new(Storage { release: Mutex::new(release) })
+    }
+}
+
+impl Storage {
+    /// Takes the release action out without running it: for a wrap that failed validation, whose
+    /// memory still belongs to the caller.
+    pub fn disarm(&self) -> Option<ReleaseFn> {
+        self.release.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take()
+    }
+}
+
+impl Drop for Storage {
+    fn drop(&mut self) {
+        let release = match self.release.get_mut() {
+            Ok(slot) => slot.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        if let Some(release) = release {
+            release();
+        }
+    }
+}
+
+/// A block of host memory aligned to `TB_HOST_ALIGNMENT` bytes.
+#[repr(C, align(64))]
+#[derive(Clone, Copy)]
+struct AlignedBlock([u8; 64]);
+
+/// Alignment of host memory allocated by tensorbridge (a cache line; enough for any dtype and SIMD).
+pub const TB_HOST_ALIGNMENT: usize = 64;
+
+/// Allocates zeroed, aligned host memory; returns its address and the action that frees it.
+pub fn allocate_host(bytes: i64) -> Result<(u64, ReleaseFn)> {
+    let blocks = usize::try_from(bytes)
+        .map_err(|_| Error::invalid_argument(format!("allocation size {bytes} is negative")))?
+        .div_ceil(TB_HOST_ALIGNMENT)
+        .max(1);
+    let mut memory: Vec<AlignedBlock> = Vec::new();
+    memory.try_reserve_exact(blocks).map_err(|_| {
+        Error::out_of_memory(format!("cannot allocate {bytes} bytes of host memory"))
+    })?;
+    memory.resize(blocks, AlignedBlock([0; 64]));
+    let address = memory.as_mut_ptr() as u64;
+    Ok((address, Box::new(move || drop(memory))))
+}
+
+/// Everything needed to describe a tensor, before validation.
+#[derive(Clone, Debug)]
+pub struct TensorDesc {
+    /// Address of the element at index (0, …, 0). May be 0 only for zero-size tensors.
+    pub data: u64,
+    /// Where the memory lives.
+    pub device: Device,
+    /// Element type.
+    pub dtype: DataType,
+    /// Extent of each dimension, outermost first.
+    pub shape: Vec<i64>,
+    /// Byte strides; `None` means C-contiguous (packed, row-major).
+    pub strides: Option<Vec<i64>>,
+    /// Dimension labels, or `Layout::NONE`.
+    pub layout: Layout,
+    /// Whether writes through this tensor are forbidden.
+    pub readonly: bool,
+}
+
+/// A validated tensor: the invariants below hold for every value of this type.
+/// - rank ≤ 15, every extent ≥ 0, element count and byte span fit in int64;
+/// - data is non-null when the tensor has elements, and aligned (as are the strides) for its dtype;
+/// - a writable tensor's elements do not overlap;
+/// - the layout is none or has one label per dimension.
+#[derive(Clone)]
+pub struct Tensor {
+    data: u64,
+    device: Device,
+    dtype: DataType,
+    shape: Vec<i64>,
+    strides: Vec<i64>,
+    layout: Layout,
+    readonly: bool,
+    storage: Arc<Storage>,
+}
+
+/// Byte strides of a C-contiguous tensor of `shape` and `item_size`.
+pub fn contiguous_strides(shape: &[i64], item_size: i64) -> Result<Vec<i64>> {
+    let mut strides = vec![0; shape.len()];
+    let mut step = item_size;
+    for (dim, &extent) in shape.iter().enumerate().rev() {
+        strides[dim] = step;
+        step = checked_mul(step, extent.max(1), "contiguous stride")?;
+    }
+    Ok(strides)
+}
+
+/// Strides and total size of a fresh allocation of `shape` whose rows start at multiples of
+/// `row_alignment` bytes (0 = packed). A row is the dimension labelled `W` and everything inside
+/// it (`W·C` for `"NHWC"`, `W` for `"NCHW"`), or the last dimension when the layout has no `W`;
+/// the dimension just outside the row gets the padded pitch, as `cudaMallocPitch` would give.
+pub fn allocation_strides(
+    shape: &[i64],
+    layout: &Layout,
+    item_size: i64,
+    row_alignment: i64,
+) -> Result<(Vec<i64>, i64)> {
+    if row_alignment < 0 || (row_alignment > 0 && row_alignment.count_ones() != 1) {
+        return Err(Error::invalid_argument(format!(
+            "row_alignment = {row_alignment} is not 0 or a power of two"
+        )));
+    }
+    let mut strides = contiguous_strides(shape, item_size)?;
+    let row_dim = layout.find(b'W').unwrap_or(shape.len().saturating_sub(1));
+    if row_alignment > 0 && row_dim > 0 {
+        let row_bytes = checked_mul(strides[row_dim], shape[row_dim].max(1), "row size")?;
+        let pitch =
+            checked_add(row_bytes, row_alignment - 1, "row pitch")? / row_alignment * row_alignment;
+        let mut step = pitch;
+        for dim in (0..row_dim).rev() {
+            strides[dim] = step;
+            step = checked_mul(step, shape[dim].max(1), "padded stride")?;
+        }
+    }
+    let total = match shape.first() {
+        Some(&outer) => checked_mul(strides[0], outer, "allocation size")?,
+        None => item_size,
+    };
+    Ok((strides, total))
+}
+
+/// Number of elements (product of the extents), checked.
+pub fn element_count(shape: &[i64]) -> Result<i64> {
+    shape.iter().try_fold(1i64, |acc, &e| checked_mul(acc, e, "element count"))
+}
+
+/// The lowest and one-past-highest byte offsets, relative to the data pointer, that the
+/// elements occupy. `(0, 0)` for a zero-size tensor.
+pub fn byte_extent(shape: &[i64], strides: &[i64], item_size: i64) -> Result<(i64, i64)> {
+    if shape.contains(&0) {
+        return Ok((0, 0));
+    }
+    let (mut low, mut high) = (0i64, 0i64);
+    for (dim, (&extent, &stride)) in shape.iter().zip(strides).enumerate() {
+        let what = format!("byte extent of dimension {dim} (extent {extent}, stride {stride})");
+        let reach = checked_mul(extent - 1, stride, &what)?;
+        if reach < 0 {
+            low = checked_add(low, reach, &what)?;
+        } else {
+            high = checked_add(high, reach, &what)?;
+        }
+    }
+    Ok((low, checked_add(high, item_size, "byte extent")?))
+}
+
+fn check_shape(shape: &[i64], strides: Option<&Vec<i64>>) -> Result<()> {
+    if shape.len() > TB_MAX_RANK {
+        return Err(Error::invalid_argument(format!(
+            "rank {} exceeds the maximum rank {TB_MAX_RANK}",
+            shape.len()
+        )));
+    }
+    if let Some(dim) = shape.iter().position(|&e| e < 0) {
+        return Err(Error::invalid_argument(format!(
+            "shape[{dim}] = {} is negative; extents must be >= 0",
+            shape[dim]
+        )));
+    }
+    if let Some(strides) = strides
+        && strides.len() != shape.len()
+    {
+        return Err(Error::invalid_argument(format!(
+            "{} strides given for a tensor of rank {}",
+            strides.len(),
+            shape.len()
+        )));
+    }
+    Ok(())
+}
+
+fn check_alignment(data: u64, dtype: DataType, shape: &[i64], strides: &[i64]) -> Result<()> {
+    let align = dtype.alignment();
+    if !data.is_multiple_of(align as u64) {
+        return Err(Error::invalid_argument(format!(
+            "data pointer {data:#x} is misaligned for {dtype} (needs a multiple of {align} bytes)"
+        )));
+    }
+    for (dim, (&extent, &stride)) in shape.iter().zip(strides).enumerate() {
+        if extent > 1 && stride % align != 0 {
+            return Err(Error::invalid_argument(format!(
+                "strides[{dim}] = {stride} bytes is misaligned for {dtype} \
+                 (needs a multiple of {align} bytes)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Rejects writable tensors in which two indices reach the same byte. Sorted by |stride|, every
+/// dimension must step past the whole span of the dimensions inside it (the rule NumPy and
+/// PyTorch use for "no internal overlap"); dimensions of extent ≤ 1 never overlap.
+fn check_no_overlap(shape: &[i64], strides: &[i64], item_size: i64) -> Result<()> {
+    if shape.contains(&0) {
+        return Ok(());
+    }
+    let mut dims: Vec<(i64, i64, usize)> = shape
+        .iter()
+        .zip(strides)
+        .enumerate()
+        .filter(|(_, (extent, _))| **extent > 1)
+        .map(|(dim, (&extent, &stride))| (stride.unsigned_abs() as i64, extent, dim))
+        .collect();
+    dims.sort_unstable();
+    let mut span = item_size;
+    for (stride, extent, dim) in dims {
+        if stride < span {
+            return Err(Error::invalid_argument(format!(
+                "strides[{dim}] = {} makes elements overlap (it must step at least {span} bytes); \
+                 overlapping tensors (such as zero strides) must be read-only",
+                strides[dim]
+            )));
+        }
+        span += stride * (extent - 1);
+    }
+    Ok(())
+}
+
+impl Tensor {
+    /// Validates `desc` and makes a tensor over `storage`.
+    pub fn new(desc: TensorDesc, storage: &Arc<Storage>) -> Result<Tensor> {
+        let dtype = desc.dtype.validate()?;
+        check_shape(&desc.shape, desc.strides.as_ref())?;
+        desc.layout.check_rank(desc.shape.len())?;
+        let item_size = dtype.item_size();
+        let strides = match desc.strides {
+            Some(strides) => strides,
+            None => contiguous_strides(&desc.shape, item_size)?,
+        };
+        let count = element_count(&desc.shape)?;
+        let (low, high) = byte_extent(&desc.shape, &strides, item_size)?;
+        if count > 0 && desc.data == 0 {
+            return Err(Error::invalid_argument(format!(
+                "data is NULL but the tensor has {count} elements"
+            )));
+        }
+        if count > 0 {
+            let first = i128::from(desc.data) + i128::from(low);
+            let end = i128::from(desc.data) + i128::from(high);
+            if first < 0 || end > i128::from(u64::MAX) {
+                return Err(Error::overflow(format!(
+                    "elements span bytes [{low}, {high}) around data {:#x}, \
+                     outside the address space",
+                    desc.data
+                )));
+            }
+            check_alignment(desc.data, dtype, &desc.shape, &strides)?;
+            if !desc.readonly {
+                check_no_overlap(&desc.shape, &strides, item_size)?;
+            }
+        }
+        Ok(Tensor {
+            data: desc.data,
+            device: desc.device,
+            dtype,
+            shape: desc.shape,
+            strides,
+            layout: desc.layout,
+            readonly: desc.readonly,
+            storage: storage.clone(),
+        })
+    }
+
+    /// Address of the element at index (0, …, 0).
+    pub fn data(&self) -> u64 {
+        self.data
+    }
+    /// Where the memory lives.
+    pub fn device(&self) -> Device {
+        self.device
+    }
+    /// Element type.
+    pub fn dtype(&self) -> DataType {
+        self.dtype
+    }
+    /// Extents, outermost first.
+    pub fn shape(&self) -> &[i64] {
+        &self.shape
+    }
+    /// Byte strides, outermost first.
+    pub fn strides(&self) -> &[i64] {
+        &self.strides
+    }
+    /// Number of dimensions.
+    pub fn rank(&self) -> usize {
+        self.shape.len()
+    }
+    /// Dimension labels (possibly none).
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+    /// Whether writes through this tensor are forbidden.
+    pub fn is_readonly(&self) -> bool {
+        self.readonly
+    }
+    /// The storage shared by this tensor and its views.
+    pub fn storage(&self) -> &Arc<Storage> {
+        &self.storage
+    }
+    /// Number of elements.
+    pub fn element_count(&self) -> i64 {
+        self.shape.iter().product()
+    }
+    /// Bytes the elements themselves occupy (element count × item size).
+    pub fn nbytes(&self) -> i64 {
+        self.element_count() * self.dtype.item_size()
+    }
+    /// Whether the elements are packed in row-major order (ignoring strides of extent-1 dims).
+    pub fn is_contiguous(&self) -> bool {
+        if self.element_count() == 0 {
+            return true;
+        }
+        let mut expected = self.dtype.item_size();
+        for (&extent, &stride) in self.shape.iter().zip(&self.strides).rev() {
+            if extent != 1 && stride != expected {
+                return false;
+            }
+            expected *= extent;
+        }
+        true
+    }
+
+    /// Fails with `TB_ERROR_READ_ONLY` when the tensor may not be written.
+    pub fn require_writable(&self, role: &str) -> Result<()> {
+        if self.readonly {
+            return Err(Error::read_only(format!("{role} tensor is read-only")));
+        }
+        Ok(())
+    }
+
+    fn view(&self, data: u64, shape: Vec<i64>, strides: Vec<i64>, layout: Layout) -> Tensor {
+        Tensor { data, shape, strides, layout, ..self.clone() }
+    }
+
+    fn check_dim(&self, dim: i64) -> Result<usize> {
+        let rank = self.rank() as i64;
+        let resolved = if dim < 0 { dim + rank } else { dim };
+        if !(0..rank).contains(&resolved) {
+            return Err(Error::invalid_argument(format!(
+                "dimension {dim} is out of range for a tensor of rank {rank}"
+            )));
+        }
+        Ok(resolved as usize)
+    }
+
+    /// A view with dimensions reordered: view dimension `i` is this tensor's dimension `order[i]`.
+    pub fn permute(&self, order: &[usize]) -> Result<Tensor> {
+        let mut seen = vec![false; self.rank()];
+        if order.len() != self.rank() {
+            return Err(Error::invalid_argument(format!(
+                "permutation has {} axes but the tensor has rank {}",
+                order.len(),
+                self.rank()
+            )));
+        }
+        for (i, &axis) in order.iter().enumerate() {
+            if axis >= self.rank() || std::mem::replace(&mut seen[axis], true) {
+                return Err(Error::invalid_argument(format!(
+                    "axes[{i}] = {axis} is out of range or repeated: {order:?} is not a \
+                     permutation of 0..{}",
+                    self.rank()
+                )));
+            }
+        }
+        let shape = order.iter().map(|&a| self.shape[a]).collect();
+        let strides = order.iter().map(|&a| self.strides[a]).collect();
+        Ok(self.view(self.data, shape, strides, self.layout.permuted(order)))
+    }
+
+    /// A view in `target` layout, which must hold the same labels as this tensor's layout.
+    pub fn permute_to_layout(&self, target: &Layout) -> Result<Tensor> {
+        let order = self.layout.permutation_to(target)?;
+        self.permute(&order)
+    }
+
+    /// A view of `start..stop` with `step` along `dim`, with Python's slice semantics: negative
+    /// `start`/`stop` count from the end, out-of-range bounds are clamped, `step` may be negative
+    /// (giving a negative stride) but not 0. The rank and layout are kept.
+    pub fn slice(&self, dim: i64, start: i64, stop: i64, step: i64) -> Result<Tensor> {
+        let dim = self.check_dim(dim)?;
+        if step == 0 {
+            return Err(Error::invalid_argument("slice step is 0"));
+        }
+        let extent = self.shape[dim];
+        let clamp = |index: i64| -> i64 {
+            let index = if index < 0 { index.saturating_add(extent) } else { index };
+            match step > 0 {
+                true => index.clamp(0, extent),
+                false => index.clamp(-1, extent - 1),
+            }
+        };
+        let (start, stop) = (clamp(start), clamp(stop));
+        let count = match step > 0 {
+            true if start < stop => (stop - start - 1) / step + 1,
+            false if stop < start => (start - stop - 1) / -step + 1,
+            _ => 0,
+        };
+        let stride = self.strides[dim];
+        let mut data = self.data;
+        let mut strides = self.strides.clone();
+        if count > 0 {
+            let offset = checked_mul(start, stride, "slice offset")?;
+            data = data.wrapping_add_signed(offset);
+            if count > 1 {
+                strides[dim] = checked_mul(stride, step, "slice stride")?;
+            }
+        }
+        let mut shape = self.shape.clone();
+        shape[dim] = count;
+        Ok(self.view(data, shape, strides, self.layout))
+    }
+
+    /// The sub-tensor at `index` along `dim` (negative counts from the end), one rank lower; its
+    /// layout drops `dim`'s label (an `"NHWC"` batch's element is an `"HWC"` image).
+    pub fn select(&self, dim: i64, index: i64) -> Result<Tensor> {
+        let dim = self.check_dim(dim)?;
+        let extent = self.shape[dim];
+        let resolved = if index < 0 { index + extent } else { index };
+        if !(0..extent).contains(&resolved) {
+            return Err(Error::invalid_argument(format!(
+                "index {index} is out of range for dimension {dim} of extent {extent}"
+            )));
+        }
+        let offset = checked_mul(resolved, self.strides[dim], "select offset")?;
+        let mut shape = self.shape.clone();
+        let mut strides = self.strides.clone();
+        shape.remove(dim);
+        strides.remove(dim);
+        Ok(self.view(
+            self.data.wrapping_add_signed(offset),
+            shape,
+            strides,
+            self.layout.without(dim),
+        ))
+    }
+
+    /// A view with `layout` attached (or removed with `Layout::NONE`); memory is unchanged.
+    pub fn with_layout(&self, layout: Layout) -> Result<Tensor> {
+        layout.check_rank(self.rank())?;
+        Ok(Tensor { layout, ..self.clone() })
+    }
+
+    /// Whether the host can dereference this tensor's data.
+    pub fn is_host_accessible(&self) -> bool {
+        self.device.kind.is_host_accessible()
+    }
+
+    /// Whether this tensor lives in CUDA device memory proper.
+    pub fn is_device_memory(&self) -> bool {
+        self.device.kind == DeviceType::TB_DEVICE_CUDA
+    }
+}
+
+impl std::fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tensor")
+            .field("data", &format_args!("{:#x}", self.data))
+            .field("device", &format_args!("{}", self.device))
+            .field("dtype", &format_args!("{}", self.dtype))
+            .field("shape", &self.shape)
+            .field("strides", &self.strides)
+            .field("layout", &self.layout)
+            .field("readonly", &self.readonly)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn desc(shape: &[i64], strides: Option<&[i64]>, layout: &str) -> TensorDesc {
+        TensorDesc {
+            data: 0x1000,
+            device: Device::CPU,
+            dtype: DataType::F32,
+            shape: shape.to_vec(),
+            strides: strides.map(<[i64]>::to_vec),
+            layout: Layout::parse(layout).unwrap(),
+            readonly: false,
+        }
+    }
+
+    fn unowned() -> Arc<Storage> {
+        Storage::with_release(None)
+    }
+
+    #[test]
+    fn contiguous_by_default() {
+        let t = Tensor::new(desc(&[2, 3, 4], None, "HWC"), &unowned()).unwrap();
+        assert_eq!(t.strides(), &[48, 16, 4]);
+        assert!(t.is_contiguous());
+        assert_eq!(t.nbytes(), 96);
+    }
+
+    #[test]
+    fn release_runs_once_after_the_last_view() {
+        let count = Arc::new(AtomicUsize::new(0));
+        let counter = count.clone();
+        let storage = Storage::with_release(Some(Box::new(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+        })));
+        let t = Tensor::new(desc(&[4, 5, 6, 3], None, "NHWC"), &storage).unwrap();
+        drop(storage);
+        let view = t.permute_to_layout(&Layout::parse("NCHW").unwrap()).unwrap();
+        drop(t);
+        assert_eq!(count.load(Ordering::SeqCst), 0);
+        let image = view.select(0, 1).unwrap();
+        drop(view);
+        assert_eq!(count.load(Ordering::SeqCst), 0);
+        drop(image);
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn permute_by_layout_moves_strides() {
+        let t = Tensor::new(desc(&[2, 8, 16, 3], None, "NHWC"), &unowned()).unwrap();
+        let v = t.permute_to_layout(&Layout::parse("NCHW").unwrap()).unwrap();
+        assert_eq!(v.shape(), &[2, 3, 8, 16]);
+        assert_eq!(v.strides(), &[1536, 4, 192, 12]);
+        assert_eq!(v.layout().as_string(), "NCHW");
+        assert!(!v.is_contiguous());
+    }
+
+    #[test]
+    fn slicing_follows_python() {
+        let t = Tensor::new(desc(&[10], None, ""), &unowned()).unwrap();
+        let cases: [(i64, i64, i64, i64, i64, u64); 7] = [
+            (2, 8, 1, 6, 4, 0x1008),
+            (2, 8, 3, 2, 12, 0x1008),
+            (-3, i64::MAX, 1, 3, 4, 0x101c),
+            (9, -11, -1, 10, -4, 0x1024),
+            (8, 2, -2, 3, -8, 0x1020),
+            (5, 5, 1, 0, 4, 0x1000),
+            (i64::MIN, i64::MAX, 4, 3, 16, 0x1000),
+        ];
+        for (start, stop, step, count, stride, data) in cases {
+            let s = t.slice(0, start, stop, step).unwrap();
+            assert_eq!(s.shape(), &[count], "{start}:{stop}:{step}");
+            assert_eq!(s.strides(), &[stride], "{start}:{stop}:{step}");
+            assert_eq!(s.data(), data, "{start}:{stop}:{step}");
+        }
+        assert!(t.slice(0, 0, 1, 0).unwrap_err().message.contains("step is 0"));
+        assert!(t.slice(1, 0, 1, 1).unwrap_err().message.contains("dimension 1"));
+    }
+
+    #[test]
+    fn select_drops_the_label() {
+        let t = Tensor::new(desc(&[4, 2, 2, 3], None, "NHWC"), &unowned()).unwrap();
+        let image = t.select(0, -1).unwrap();
+        assert_eq!(image.shape(), &[2, 2, 3]);
+        assert_eq!(image.layout().as_string(), "HWC");
+        assert_eq!(image.data(), 0x1000 + 3 * 48);
+        assert!(t.select(0, 4).unwrap_err().message.contains("index 4"));
+    }
+
+    #[test]
+    fn overlap_is_only_allowed_read_only() {
+        let broadcast = desc(&[4, 3], Some(&[0, 4]), "");
+        let err = Tensor::new(broadcast.clone(), &unowned()).unwrap_err();
+        assert!(err.message.contains("overlap"), "{}", err.message);
+        let readonly = TensorDesc { readonly: true, ..broadcast };
+        Tensor::new(readonly, &unowned()).unwrap();
+        // Padded rows and negative strides do not overlap.
+        Tensor::new(desc(&[4, 3], Some(&[64, 4]), ""), &unowned()).unwrap();
+        Tensor::new(desc(&[4, 3], Some(&[-12, 4]), ""), &unowned()).unwrap();
+    }
+
+    #[test]
+    fn zero_size_tensors_may_have_null_data() {
+        let d = TensorDesc { data: 0, ..desc(&[0, 3], None, "") };
+        let t = Tensor::new(d, &unowned()).unwrap();
+        assert_eq!(t.element_count(), 0);
+        assert!(t.is_contiguous());
+    }
+
+    #[test]
+    fn row_alignment_pads_the_pitch_of_the_w_row() {
+        let nhwc = Layout::parse("NHWC").unwrap();
+        let (strides, total) = allocation_strides(&[2, 3, 5, 3], &nhwc, 1, 64).unwrap();
+        assert_eq!(strides, vec![192, 64, 3, 1]);
+        assert_eq!(total, 384);
+        let nchw = Layout::parse("NCHW").unwrap();
+        let (strides, _) = allocation_strides(&[1, 3, 2, 5], &nchw, 4, 32).unwrap();
+        assert_eq!(strides, vec![192, 64, 32, 4]);
+        let (strides, total) = allocation_strides(&[7], &Layout::NONE, 4, 256).unwrap();
+        assert_eq!((strides, total), (vec![4], 28));
+        let err = allocation_strides(&[7], &Layout::NONE, 4, 48).unwrap_err();
+        assert!(err.message.contains("row_alignment = 48"));
+    }
+
+    #[test]
+    fn host_allocation_is_aligned_and_zeroed() {
+        let (address, release) = allocate_host(100).unwrap();
+        assert_eq!(address % TB_HOST_ALIGNMENT as u64, 0);
+        release();
+    }
+}
