@@ -1,0 +1,46 @@
+// Helpers shared by the C++ tests: status assertions and a cleanup counter.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <tensorbridge.h>
+
+#include <atomic>
+#include <string>
+
+// Asserts that `call` returned `expected`; on mismatch prints the library's last message.
+#define TB_EXPECT_STATUS(expected, call)                                                   \
+  do {                                                                                     \
+    TbStatus tb_status_ = (call);                                                          \
+    EXPECT_EQ(tb_status_, (expected))                                                      \
+        << tb_status_name(tb_status_) << ": " << tb_last_error_message();                  \
+  } while (0)
+
+#define TB_ASSERT_OK(call) ASSERT_EQ(TB_SUCCESS, (call)) << tb_last_error_message()
+
+namespace tbtest {
+
+// Counts cleanup calls; pass `&counter` as the cleanup context of tb_tensor_wrap.
+struct CleanupCounter {
+  std::atomic<int> calls{0};
+  void* last_data = nullptr;
+
+  static void callback(void* context, void* data) {
+    auto* self = static_cast<CleanupCounter*>(context);
+    self->last_data = data;
+    self->calls.fetch_add(1);
+  }
+};
+
+inline std::string last_error() { return tb_last_error_message(); }
+
+inline TbDevice cpu() { return TbDevice{TB_DEVICE_CPU, 0}; }
+inline TbDevice cuda(int32_t ordinal) { return TbDevice{TB_DEVICE_CUDA, ordinal}; }
+
+// Number of live tensor handles, for leak checks.
+inline int64_t live_tensors() {
+  int64_t count = -1;
+  EXPECT_EQ(TB_SUCCESS, tb_tensor_live_count(&count));
+  return count;
+}
+
+}  // namespace tbtest

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Everything the GPU machine runs, in one call (it has nvcc, CMake, GoogleTest, Python but no
+# Rust): configure against the prebuilt library, build, run CTest, then run the CUDA test binary
+# under compute-sanitizer. Prints a short summary last; full logs go to $OUT (or ./gpu-logs).
+#
+# Prepare here (machine with Rust):  scripts/stage-prebuilt.sh   (fills .prebuilt/)
+# Run there:                          scripts/gpu-check.sh        (carry .prebuilt)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${OUT:-gpu-logs}
+mkdir -p "$out"
+summary=()
+log() { summary+=("$1"); }
+
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt"
+log "device: $(head -1 "$out/gpu.txt")"
+
+generator=()
+command -v ninja >/dev/null && generator=(-G Ninja)
+if cmake -S . -B build-gpu "${generator[@]}" -DCMAKE_BUILD_TYPE=Release \
+     -DTENSORBRIDGE_PREBUILT_DIR="$PWD/.prebuilt" >"$out/configure.log" 2>&1 &&
+   cmake --build build-gpu -j "$(nproc)" >"$out/build.log" 2>&1; then
+  log "build: ok"
+else
+  tail -30 "$out/configure.log" "$out/build.log"
+  log "build: FAILED (see configure.log/build.log)"
+fi
+
+ctest --test-dir build-gpu --output-on-failure -j 4 >"$out/ctest.log" 2>&1
+log "ctest: $(grep -E 'tests passed|tests failed' "$out/ctest.log" | tail -1)"
+grep -E "Skipped|\*\*\*Failed|Failed " "$out/ctest.log" | head -20
+
+if command -v compute-sanitizer >/dev/null && [ -x build-gpu/cpp_tests/tb_cuda_runtime_tests ]; then
+  for tool in memcheck racecheck; do
+    compute-sanitizer --tool "$tool" --error-exitcode 99 \
+      build-gpu/cpp_tests/tb_cuda_runtime_tests >"$out/sanitizer-$tool.log" 2>&1
+    log "compute-sanitizer $tool: exit $? ($(grep -m1 'ERROR SUMMARY' "$out/sanitizer-$tool.log"))"
+  done
+fi
+
+./build-gpu/examples/tb_demo >"$out/demo.log" 2>&1
+log "demo: exit $? ($(grep '^path:' "$out/demo.log"))"
+
+echo
+echo "==== summary"
+printf '%s\n' "${summary[@]}"

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what building and testing tensorbridge needs on a fresh Debian machine with Rust:
+# cmake, a C/C++ compiler, GoogleTest, pkg-config (Debian), and the CUDA runtime headers and
+# libcudart from PyPI (no CUDA toolkit needed) into .deps/cuda. Idempotent and quiet when done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v cmake >/dev/null || need_apt+=(cmake)
+command -v c++ >/dev/null || need_apt+=(g++)
+command -v pkg-config >/dev/null || need_apt+=(pkg-config)
+[ -f /usr/include/gtest/gtest.h ] || need_apt+=(libgtest-dev)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "setup: installing ${need_apt[*]} (apt-get)"
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+# CUDA 13.0 runtime headers + libcudart.so.13, pinned to the GPU machine's CUDA version.
+cuda_root=.deps/cuda/nvidia/cu13
+if [ ! -f "$cuda_root/include/cuda_runtime_api.h" ] || [ ! -f "$cuda_root/include/crt/host_config.h" ]; then
+  echo "setup: installing CUDA runtime headers from PyPI into .deps/cuda"
+  PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check --no-deps --target .deps/cuda \
+    "nvidia-cuda-runtime==13.0.*" "nvidia-cuda-crt==13.0.*"
+fi
+echo "setup: ready (cmake $(cmake --version | head -1 | awk '{print $3}'), CUDA headers in $cuda_root)"

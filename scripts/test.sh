@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs every test of tensorbridge on this machine: Rust unit tests, the header freshness check,
+# and the C/C++ suites under CTest (the cargo-driven CMake build). GPU tests skip, printing why,
+# where no GPU is usable.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+
+echo "== cargo test"
+cargo test --release --quiet
+
+echo "== header: cargo build regenerates include/tensorbridge.h; it must match the committed one"
+cargo build --release --quiet
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1 && ! git diff --quiet -- include/; then
+  git --no-pager diff --stat -- include/
+  if [ -n "${CI:-}" ]; then
+    echo "FAIL: include/tensorbridge.h is stale; run cargo build and commit it" >&2
+    exit 1
+  fi
+  echo "warning: include/tensorbridge.h changed; commit the regenerated header" >&2
+fi
+
+echo "== CMake + CTest (C/C++)"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release \
+  -DTENSORBRIDGE_CUDA_ROOT="$PWD/.deps/cuda/nvidia/cu13" >/dev/null
+cmake --build build -j "$(nproc)"
+ctest --test-dir build --output-on-failure -j "$(nproc)"
+
+# CTest does not show a skipped test's output: print the GPU tests' skip reason here.
+if [ -x build/cpp_tests/tb_cuda_runtime_tests ]; then
+  reason=$(build/cpp_tests/tb_cuda_runtime_tests 2>&1 | grep -m1 'no CUDA GPU' || true)
+  [ -z "$reason" ] || echo "== GPU tests skipped: $reason"
+fi
