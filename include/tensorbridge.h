@@ -51,6 +51,9 @@
 #define TB_LAYOUT_NC "NC"
 
 
+// Capacity of `TbArrayInterface::typestr`, including the terminating NUL.
+#define TB_TYPESTR_CAPACITY 16
+
 // Major version of this library (semantic versioning: the ABI changes only with it).
 #define TB_VERSION_MAJOR 0
 
@@ -59,6 +62,21 @@
 
 // Patch version.
 #define TB_VERSION_PATCH 0
+
+// The DLPack major version this library implements; a larger major version is refused.
+#define TB_DLPACK_MAJOR_VERSION 1
+
+// The DLPack minor version this library writes into the versioned tensors it exports.
+#define TB_DLPACK_MINOR_VERSION 1
+
+// `flags` bit: the tensor is read-only (DLPack's `DLPACK_FLAG_BITMASK_READ_ONLY`).
+#define TB_DLPACK_FLAG_READ_ONLY (1 << 0)
+
+// `flags` bit: the producer made a copy, which the consumer owns alone.
+#define TB_DLPACK_FLAG_IS_COPIED (1 << 1)
+
+// `flags` bit: sub-byte types are padded (never set by tensorbridge; refused on import).
+#define TB_DLPACK_FLAG_IS_SUBBYTE_TYPE_PADDED (1 << 2)
 
 // The largest rank a tensor or layout can have (as NVCV's `NVCV_TENSOR_MAX_RANK`).
 #define TB_MAX_RANK 15
@@ -146,10 +164,62 @@ typedef uint8_t TbDataTypeCode;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// A CUDA stream in the driver's encoding: a `CUstream`/`cudaStream_t` address, or
+// `STREAM_LEGACY` (1) / `STREAM_PER_THREAD` (2). The C API's NULL stream is normalised to
+// `STREAM_LEGACY`, so two spellings of one stream compare equal.
+typedef struct Stream Stream;
+
 // An opaque, reference-counted tensor handle. Create one with `tb_tensor_wrap`,
 // `tb_tensor_alloc` or a view function; add references with `tb_tensor_retain`; drop each with
 // `tb_tensor_release`. All functions taking a `TbTensor` are thread-safe.
 typedef struct TbTensor TbTensor;
+
+// The contents of a `__cuda_array_interface__` (v2/v3) or `__array_interface__` (v3) dictionary.
+// One struct serves both; the NumPy interface has no stream.
+typedef struct TbArrayInterface {
+  // `version`: at least 2 on import; tensorbridge exports 3.
+  int32_t version;
+  // `data[0]`: address of the first element; may be NULL (0) only for zero-size arrays.
+  void *data;
+  // `data[1]`: true when the consumer must not write.
+  bool readonly;
+  // `typestr`, NUL-terminated: `"<f4"`, `"|u1"`, `"|b1"`, `"<c8"`, `"<f2"`, `"<V2"` (bfloat16).
+  char typestr[TB_TYPESTR_CAPACITY];
+  // Number of entries of `shape` (and `strides`) in use, 0 to `TB_MAX_RANK`.
+  int32_t rank;
+  // `shape`.
+  int64_t shape[TB_MAX_RANK];
+  // `strides` in **bytes**; meaningful only when `has_strides`.
+  int64_t strides[TB_MAX_RANK];
+  // false when `strides` is absent/None, which means C-contiguous.
+  bool has_strides;
+  // `stream` (CUDA Array Interface v3): 1 = legacy default stream, 2 = per-thread default
+  // stream, any other value a `cudaStream_t`; 0 is forbidden by the specification. Meaningful
+  // only when `has_stream`.
+  uint64_t stream;
+  // false when `stream` is absent/None (no synchronization needed).
+  bool has_stream;
+  // true when the dictionary had a `mask` entry (masked arrays are refused).
+  bool has_mask;
+} TbArrayInterface;
+
+// A cleanup callback: called exactly once, with the context pointer given at wrap time and the
+// wrapped data pointer, when the last reference to the memory (the tensor and every view of it)
+// is released. It may run on any thread that releases the last reference, and may call
+// tensorbridge functions. NULL means tensorbridge never frees or notifies.
+typedef void (*TbCleanupFn)(void *context, void *data);
+
+// A device: a `TbDeviceType` value and an ordinal (the CUDA device index; 0 for the CPU).
+// Layout-compatible with DLPack's `DLDevice`.
+typedef struct TbDevice {
+  // A `TbDeviceType` value.
+  int32_t device_type;
+  // Device ordinal: the CUDA device index for CUDA kinds, 0 for `TB_DEVICE_CPU`.
+  int32_t device_id;
+} TbDevice;
+
+// `DLDevice`: identical to `TbDevice` (DLPack device type codes + ordinal).
+typedef struct TbDevice TbDLDevice;
 
 // An element type, ABI-identical to DLPack's `DLDataType`: `code` is a `TbDataTypeCode` value,
 // `bits` the size of one lane in bits, `lanes` the vector width. tensorbridge supports `lanes == 1`
@@ -164,6 +234,61 @@ typedef struct TbDataType {
   uint16_t lanes;
 } TbDataType;
 
+// `DLDataType`: identical to `TbDataType` (code, bits, lanes).
+typedef struct TbDataType TbDLDataType;
+
+// `DLTensor`: a borrowed view of memory. `strides` count **elements** (not bytes) and may be
+// NULL for a compact row-major tensor on import; tensorbridge always fills them on export.
+typedef struct TbDLTensor {
+  // Opaque data pointer; the first element is at `data + byte_offset`.
+  void *data;
+  // Where the memory lives.
+  TbDLDevice device;
+  // Number of dimensions.
+  int32_t ndim;
+  // Element type.
+  TbDLDataType dtype;
+  // `ndim` extents.
+  int64_t *shape;
+  // `ndim` strides in elements, or NULL for compact row-major.
+  int64_t *strides;
+  // Offset in bytes from `data` to the first element.
+  uint64_t byte_offset;
+} TbDLTensor;
+
+// `DLManagedTensor` (legacy, unversioned): a `DLTensor` plus its owner's deleter.
+typedef struct TbDLManagedTensor {
+  // The tensor.
+  struct TbDLTensor dl_tensor;
+  // The producer's context for `deleter`.
+  void *manager_ctx;
+  // Frees the tensor and its memory; called exactly once by the consumer. May be NULL.
+  void (*deleter)(struct TbDLManagedTensor *managed);
+} TbDLManagedTensor;
+
+// `DLPackVersion`.
+typedef struct TbDLPackVersion {
+  // Major version; a consumer refuses a major version newer than its own.
+  uint32_t major;
+  // Minor version.
+  uint32_t minor;
+} TbDLPackVersion;
+
+// `DLManagedTensorVersioned` (DLPack ≥ 1.0). `version` comes first and is read before anything
+// else, so a consumer can refuse a newer major version without reading past it.
+typedef struct TbDLManagedTensorVersioned {
+  // The DLPack version of this struct.
+  struct TbDLPackVersion version;
+  // The producer's context for `deleter`.
+  void *manager_ctx;
+  // Frees the tensor and its memory; called exactly once by the consumer. May be NULL.
+  void (*deleter)(struct TbDLManagedTensorVersioned *managed);
+  // `TB_DLPACK_FLAG_*` bits.
+  uint64_t flags;
+  // The tensor.
+  struct TbDLTensor dl_tensor;
+} TbDLManagedTensorVersioned;
+
 // A layout: the dimension labels as a NUL-terminated ASCII string (`"NHWC"`), outermost first.
 // Labels are ASCII letters, case-sensitive, none repeated. An all-NUL value is the empty layout
 // ("no layout"), which is what tensors wrapped without a layout report.
@@ -171,21 +296,6 @@ typedef struct TbLayout {
   // The labels, outermost dimension first, NUL-terminated; unused bytes are NUL.
   char labels[TB_LAYOUT_CAPACITY];
 } TbLayout;
-
-// A device: a `TbDeviceType` value and an ordinal (the CUDA device index; 0 for the CPU).
-// Layout-compatible with DLPack's `DLDevice`.
-typedef struct TbDevice {
-  // A `TbDeviceType` value.
-  int32_t device_type;
-  // Device ordinal: the CUDA device index for CUDA kinds, 0 for `TB_DEVICE_CPU`.
-  int32_t device_id;
-} TbDevice;
-
-// A cleanup callback: called exactly once, with the context pointer given at wrap time and the
-// wrapped data pointer, when the last reference to the memory (the tensor and every view of it)
-// is released. It may run on any thread that releases the last reference, and may call
-// tensorbridge functions. NULL means tensorbridge never frees or notifies.
-typedef void (*TbCleanupFn)(void *context, void *data);
 
 // Everything about a tensor in one struct, filled by `tb_tensor_info`. Entries of `shape` and
 // `strides` past `rank` are 0.
@@ -216,9 +326,88 @@ typedef struct TbTensorInfo {
 
 
 
+
+
+
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+// Imports a CUDA Array Interface (v2 or v3) descriptor as a tensor, without copying.
+//
+// The device ordinal and memory kind (device, pinned host or managed memory) come from the
+// driver's pointer attributes, never from an assumption; a pointer the driver does not know
+// (ordinary host memory) is refused. Requires a CUDA driver (`TB_ERROR_CUDA_UNAVAILABLE`
+// otherwise), except for a zero-size array with NULL data. Absent strides mean C-contiguous; a
+// mask is refused (`TB_ERROR_NOT_SUPPORTED`); stream 0 is refused. When `desc->has_stream`,
+// the producer's stream is remembered: the first tensorbridge operation on another stream, or
+// `tb_tensor_sync`, makes that stream wait for it (no host synchronization).
+//
+// `layout` (NULL for none) names the dimensions. `keep_alive(keep_alive_context, data)` runs
+// exactly once when the last reference goes — how a binding keeps the producer object alive;
+// may be NULL. On failure nothing is retained, `keep_alive` is not called and `*out` is NULL.
+enum TbStatus tb_tensor_from_cuda_array_interface(const struct TbArrayInterface *desc,
+                                                  const char *layout,
+                                                  TbCleanupFn keep_alive,
+                                                  void *keep_alive_context,
+                                                  struct TbTensor **out);
+
+// Imports a NumPy `__array_interface__` (v2 or v3) descriptor of host memory as a
+// `TB_DEVICE_CPU` tensor, without copying. Same rules and ownership as
+// `tb_tensor_from_cuda_array_interface`, except that there is no stream (`has_stream` must be
+// false) and no driver is needed.
+enum TbStatus tb_tensor_from_array_interface(const struct TbArrayInterface *desc,
+                                             const char *layout,
+                                             TbCleanupFn keep_alive,
+                                             void *keep_alive_context,
+                                             struct TbTensor **out);
+
+// Describes a GPU-accessible tensor (CUDA, pinned or managed memory) as a CUDA Array Interface
+// v3 descriptor: `has_strides` is false exactly when the tensor is C-contiguous, and
+// `has_stream`/`stream` name the stream on which its pending work was last enqueued (absent
+// when none). The descriptor borrows the tensor's memory: keep a reference while it is used.
+// Host tensors fail with `TB_ERROR_DEVICE_MISMATCH`.
+enum TbStatus tb_tensor_to_cuda_array_interface(const struct TbTensor *tensor,
+                                                struct TbArrayInterface *out);
+
+// Describes a host-accessible tensor (CPU, pinned or managed memory) as a NumPy array
+// interface v3 descriptor (no stream). GPU-only memory fails with `TB_ERROR_DEVICE_MISMATCH`.
+enum TbStatus tb_tensor_to_array_interface(const struct TbTensor *tensor,
+                                           struct TbArrayInterface *out);
+
+// Imports a legacy `DLManagedTensor` without copying. On success the tensor owns `managed`:
+// its `deleter` (if not NULL) runs exactly once, when the last reference to the memory goes. On
+// failure ownership stays with the caller (the deleter is not called) and `*out` is NULL.
+// NULL strides mean compact; `byte_offset` is honoured; CPU, CUDA, CUDA host and CUDA managed
+// devices are accepted; lanes ≠ 1 and unknown dtype codes are refused. `layout` may be NULL.
+enum TbStatus tb_tensor_from_dlpack(struct TbDLManagedTensor *managed,
+                                    const char *layout,
+                                    struct TbTensor **out);
+
+// Imports a `DLManagedTensorVersioned` without copying, with the ownership rules of
+// `tb_tensor_from_dlpack`. A major version above `TB_DLPACK_MAJOR_VERSION` is refused
+// (`TB_ERROR_NOT_SUPPORTED`) after reading only `version`. The `TB_DLPACK_FLAG_READ_ONLY` flag
+// makes a read-only tensor; `TB_DLPACK_FLAG_IS_SUBBYTE_TYPE_PADDED` is refused.
+enum TbStatus tb_tensor_from_dlpack_versioned(struct TbDLManagedTensorVersioned *managed,
+                                              const char *layout,
+                                              struct TbTensor **out);
+
+// Exports `tensor` as a legacy `DLManagedTensor` sharing its memory. The managed tensor holds
+// a reference that keeps the memory alive until its `deleter` runs; the consumer calls
+// `deleter` exactly once (a repeated call is ignored). Strides are always present, in elements;
+// a byte stride that is not a multiple of the item size fails with `TB_ERROR_NOT_SUPPORTED`.
+// The legacy struct has no read-only flag: prefer the versioned export for read-only tensors.
+// Stream order: call `tb_tensor_sync(tensor, consumer_stream)` first when the consumer works
+// on a stream of its own.
+enum TbStatus tb_tensor_to_dlpack(const struct TbTensor *tensor, struct TbDLManagedTensor **out);
+
+// Exports `tensor` as a `DLManagedTensorVersioned` (version `TB_DLPACK_MAJOR_VERSION`.
+// `TB_DLPACK_MINOR_VERSION`) sharing its memory, with `TB_DLPACK_FLAG_READ_ONLY` set for
+// read-only tensors. Ownership, strides and streams as for `tb_tensor_to_dlpack`.
+// `TB_DLPACK_FLAG_IS_COPIED` is never set: this export never copies.
+enum TbStatus tb_tensor_to_dlpack_versioned(const struct TbTensor *tensor,
+                                            struct TbDLManagedTensorVersioned **out);
 
 // Parses a NumPy array-interface typestr (`"|u1"`, `"<f4"`, `"|b1"`, `"<c8"`, `"<f2"`, `"<V2"`
 // for bfloat16) into `*out`. Big-endian (`">f4"`), object, string and datetime typestrs fail
@@ -278,6 +467,13 @@ enum TbStatus tb_cuda_device_count(int32_t *count);
 // Number of `TbTensor` handles alive in this process, in `*count`: a diagnostic for leak
 // checks in tests (a program that released everything sees 0).
 enum TbStatus tb_tensor_live_count(int64_t *count);
+
+// Makes `stream` wait, on the GPU, for the work pending on `tensor`'s memory (the producer's
+// stream from a CUDA Array Interface import, or tensorbridge's last operation on it) — no host
+// synchronization. Call it before consuming the data yourself on `stream` (a `cudaStream_t`;
+// NULL = the legacy default stream). Afterwards `stream` is the tensor's pending stream, which
+// exports name. Host (`TB_DEVICE_CPU`) tensors have nothing to wait for.
+enum TbStatus tb_tensor_sync(const struct TbTensor *tensor, void *stream);
 
 // Wraps memory the caller owns as a tensor, without copying.
 //

@@ -34,7 +34,7 @@ if command -v compute-sanitizer >/dev/null && [ -x build-gpu/cpp_tests/tb_cuda_r
   for tool in memcheck racecheck; do
     compute-sanitizer --tool "$tool" --error-exitcode 99 \
       build-gpu/cpp_tests/tb_cuda_runtime_tests >"$out/sanitizer-$tool.log" 2>&1
-    log "compute-sanitizer $tool: exit $? ($(grep -m1 'ERROR SUMMARY' "$out/sanitizer-$tool.log"))"
+    log "compute-sanitizer $tool: exit $? ($(grep -m1 -E "(ERROR|RACECHECK) SUMMARY" "$out/sanitizer-$tool.log"))"
   done
 fi
 

@@ -41,7 +41,7 @@ pub struct TbDataType {
 /// The data type as the safe core uses it: only supported types can be constructed.
 pub type DataType = TbDataType;
 
-const SUPPORTED: [(TbDataTypeCode, u8, &CStr, &CStr); 16] = [
+const SUPPORTED: [(TbDataTypeCode, u8, &CStr, &CStr); 15] = [
     (TbDataTypeCode::TB_DTYPE_CODE_BOOL, 8, c"bool", c"|b1"),
     (TbDataTypeCode::TB_DTYPE_CODE_INT, 8, c"int8", c"|i1"),
     (TbDataTypeCode::TB_DTYPE_CODE_INT, 16, c"int16", c"<i2"),
@@ -57,8 +57,6 @@ const SUPPORTED: [(TbDataTypeCode, u8, &CStr, &CStr); 16] = [
     (TbDataTypeCode::TB_DTYPE_CODE_BFLOAT, 16, c"bfloat16", c"<V2"),
     (TbDataTypeCode::TB_DTYPE_CODE_COMPLEX, 64, c"complex64", c"<c8"),
     (TbDataTypeCode::TB_DTYPE_CODE_COMPLEX, 128, c"complex128", c"<c16"),
-    // DLPack producers (PyTorch, JAX) spell bool as code 6 with 8 bits; some old ones use uint1.
-    (TbDataTypeCode::TB_DTYPE_CODE_UINT, 1, c"bool", c"|b1"),
 ];
 
 impl TbDataType {
@@ -111,9 +109,9 @@ impl TbDataType {
         Ok(self)
     }
 
-    /// Bytes per element (a 1-bit bool is stored in a byte).
+    /// Bytes per element.
     pub fn item_size(self) -> i64 {
-        (i64::from(self.bits).max(8) / 8) * i64::from(self.lanes)
+        (i64::from(self.bits) / 8) * i64::from(self.lanes)
     }
 
     /// Required alignment of an element's address in bytes: the size of one scalar component
@@ -211,7 +209,7 @@ mod tests {
 
     #[test]
     fn every_supported_type_round_trips_through_its_typestr_and_name() {
-        for (code, bits, name, typestr) in SUPPORTED.iter().take(15) {
+        for (code, bits, name, typestr) in SUPPORTED.iter() {
             let dt = TbDataType::new(*code, *bits);
             let (name, typestr) = (name.to_str().unwrap(), typestr.to_str().unwrap());
             assert_eq!(TbDataType::from_typestr(typestr).unwrap(), dt, "{typestr}");

@@ -11,5 +11,6 @@ pub mod device;
 pub mod dtype;
 pub mod error;
 pub mod ffi;
+pub mod interop;
 pub mod layout;
 pub mod tensor;

@@ -14,16 +14,48 @@ use std::sync::{Arc, Mutex};
 /// The action that gives memory back: a caller's cleanup callback or a deallocation.
 pub type ReleaseFn = Box<dyn FnOnce() + Send>;
 
+/// A CUDA stream in the driver's encoding: a `CUstream`/`cudaStream_t` address, or
+/// `STREAM_LEGACY` (1) / `STREAM_PER_THREAD` (2). The C API's NULL stream is normalised to
+/// `STREAM_LEGACY`, so two spellings of one stream compare equal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Stream(pub u64);
+
+impl Stream {
+    /// The legacy default stream (`cudaStreamLegacy`, and what NULL means in the C API).
+    pub const LEGACY: Stream = Stream(1);
+    /// The per-thread default stream (`cudaStreamPerThread`).
+    pub const PER_THREAD: Stream = Stream(2);
+
+    /// A stream from a C API handle, where NULL (0) means the legacy default stream.
+    pub fn from_handle(handle: u64) -> Stream {
+        if handle == 0 { Stream::LEGACY } else { Stream(handle) }
+    }
+}
+
 /// Owner of a tensor's memory. Its release action runs exactly once, when the last tensor that
 /// shares it is dropped. Memory the caller wrapped without a cleanup has no release action.
+/// It also remembers the stream on which work writing the memory was last enqueued (the
+/// producer's stream from a CUDA Array Interface, or the stream of tensorbridge's last
+/// operation), so consumers on other streams can be ordered after it.
 pub struct Storage {
     release: Mutex<Option<ReleaseFn>>,
+    pending: Mutex<Option<Stream>>,
 }
 
 impl Storage {
     /// A storage that runs `release` when the last tensor over it goes.
     pub fn with_release(release: Option<ReleaseFn>) -> Arc<Storage> {
-        Arc::new(Storage { release: Mutex::new(release) })
+        Arc::new(Storage { release: Mutex::new(release), pending: Mutex::new(None) })
+    }
+
+    /// The stream on which the memory's pending work was last enqueued, if any.
+    pub fn pending_stream(&self) -> Option<Stream> {
+        *self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Records the stream on which work on the memory was last enqueued (`None`: no pending work).
+    pub fn set_pending_stream(&self, stream: Option<Stream>) {
+        *self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = stream;
     }
 }
 

@@ -7,3 +7,5 @@
 pub mod context;
 pub mod driver;
 pub mod memory;
+pub mod pointer;
+pub mod stream;

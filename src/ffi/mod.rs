@@ -2,7 +2,13 @@
 //! catches panics, turns errors into a `TbStatus` and records the message for
 //! `tb_last_error_message()`. Argument helpers here check NULL pointers and convert C arrays and
 //! strings once, so the functions in the submodules only validate, convert and forward.
+//!
+//! Exported functions take raw pointers yet are not `unsafe fn`: C callers cannot see Rust's
+//! `unsafe`, and each function's doc comment (the header) states what its pointers must be.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
 
+pub mod cai;
+pub mod dlpack;
 pub mod dtype;
 pub mod handle;
 pub mod layout;
@@ -13,6 +19,14 @@ use crate::error::{Error, Result, TbStatus};
 use std::cell::RefCell;
 use std::ffi::{CStr, CString, c_char};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+
+/// A raw pointer that may be moved to another thread: for C-owned objects whose release the C
+/// side allowed to run on any thread (cleanup contexts, DLPack managed tensors).
+#[derive(Clone, Copy)]
+pub(crate) struct SendPtr<T>(pub *mut T);
+
+// SAFETY: used only for pointers the C contract lets any thread hand back to their owner.
+unsafe impl<T> Send for SendPtr<T> {}
 
 thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());

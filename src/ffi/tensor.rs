@@ -1,12 +1,14 @@
 //! Tensor functions of the C ABI: wrap, allocate, reference counting, queries and views.
 
 use super::handle::{self, TbTensor};
-use super::{boundary, read_array, read_rank, read_str, require_out, write_out};
+use super::{SendPtr, boundary, read_array, read_rank, read_str, require_out, write_out};
 use crate::device::{Device, TbDevice};
 use crate::dtype::TbDataType;
 use crate::error::{Error, Result, TbStatus};
 use crate::layout::{Layout, TB_MAX_RANK, TbLayout};
-use crate::tensor::{Storage, Tensor, TensorDesc, allocate_host, allocation_strides};
+use crate::tensor::{
+    ReleaseFn, Storage, Stream, Tensor, TensorDesc, allocate_host, allocation_strides,
+};
 use std::ffi::{c_char, c_void};
 
 /// A cleanup callback: called exactly once, with the context pointer given at wrap time and the
@@ -14,6 +16,19 @@ use std::ffi::{c_char, c_void};
 /// is released. It may run on any thread that releases the last reference, and may call
 /// tensorbridge functions. NULL means tensorbridge never frees or notifies.
 pub type TbCleanupFn = Option<unsafe extern "C" fn(context: *mut c_void, data: *mut c_void)>;
+
+/// Makes `stream` wait, on the GPU, for the work pending on `tensor`'s memory (the producer's
+/// stream from a CUDA Array Interface import, or tensorbridge's last operation on it) — no host
+/// synchronization. Call it before consuming the data yourself on `stream` (a `cudaStream_t`;
+/// NULL = the legacy default stream). Afterwards `stream` is the tensor's pending stream, which
+/// exports name. Host (`TB_DEVICE_CPU`) tensors have nothing to wait for.
+#[unsafe(no_mangle)]
+pub extern "C" fn tb_tensor_sync(tensor: *const TbTensor, stream: *mut c_void) -> TbStatus {
+    boundary("tb_tensor_sync", || {
+        let held = handle::borrow(tensor, "tensor")?;
+        crate::cuda::stream::hand_off(tensor_of(&held), Stream::from_handle(stream as u64))
+    })
+}
 
 /// Everything about a tensor in one struct, filled by `tb_tensor_info`. Entries of `shape` and
 /// `strides` past `rank` are 0.
@@ -44,32 +59,38 @@ pub struct TbTensorInfo {
     pub nbytes: i64,
 }
 
-/// A `*mut c_void` that may travel to whichever thread runs the cleanup.
-struct CleanupCall {
-    function: unsafe extern "C" fn(*mut c_void, *mut c_void),
+/// Turns a C cleanup callback into the storage's release action.
+pub(crate) fn cleanup_release(
+    cleanup: TbCleanupFn,
     context: *mut c_void,
     data: *mut c_void,
+) -> Option<ReleaseFn> {
+    let (context, data) = (SendPtr(context), SendPtr(data));
+    cleanup.map(|function| {
+        Box::new(move || {
+            let (context, data) = (context, data);
+            // SAFETY: the C caller supplied this function and its arguments for exactly one call.
+            unsafe { function(context.0, data.0) }
+        }) as ReleaseFn
+    })
 }
 
-// SAFETY: the caller promised, by passing a cleanup, that it may run on any thread.
-unsafe impl Send for CleanupCall {}
-
-impl CleanupCall {
-    fn run(self) {
-        // SAFETY: the C caller supplied this function and its arguments for exactly this call.
-        unsafe { (self.function)(self.context, self.data) }
-    }
+/// Makes a tensor of `desc` that runs `release` when its memory is no longer used. If `desc` is
+/// invalid, `release` is dropped without running: the memory stays the caller's.
+pub(crate) fn adopt(desc: TensorDesc, release: Option<ReleaseFn>) -> Result<Tensor> {
+    let storage = Storage::with_release(release);
+    Tensor::new(desc, &storage).inspect_err(|_| drop(storage.disarm()))
 }
 
-fn read_layout_arg(layout: *const c_char) -> Result<Layout> {
+pub(crate) fn read_layout_arg(layout: *const c_char) -> Result<Layout> {
     read_str(layout, "layout")?.map_or(Ok(Layout::NONE), Layout::parse)
 }
 
-fn read_shape(rank: i32, shape: *const i64) -> Result<Vec<i64>> {
+pub(crate) fn read_shape(rank: i32, shape: *const i64) -> Result<Vec<i64>> {
     read_array(shape, read_rank(rank)?, "shape")
 }
 
-fn tensor_of(t: &std::sync::Arc<TbTensor>) -> &Tensor {
+pub(crate) fn tensor_of(t: &std::sync::Arc<TbTensor>) -> &Tensor {
     &t.tensor
 }
 
@@ -124,12 +145,7 @@ pub extern "C" fn tb_tensor_wrap(
             layout: read_layout_arg(layout)?,
             readonly,
         };
-        let release = cleanup.map(|function| {
-            let call = CleanupCall { function, context: cleanup_context, data };
-            Box::new(move || call.run()) as crate::tensor::ReleaseFn
-        });
-        let storage = Storage::with_release(release);
-        let tensor = Tensor::new(desc, &storage).inspect_err(|_| drop(storage.disarm()))?;
+        let tensor = adopt(desc, cleanup_release(cleanup, cleanup_context, data))?;
         write_out(out, handle::export(tensor), "out")
     })
 }

@@ -1,0 +1,366 @@
+// Descriptor standards on host memory (runs on every machine): NumPy array interface and DLPack
+// (legacy + versioned) round trips, ownership counters, and a table of malformed descriptors.
+
+#include "test_support.hpp"
+
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <numeric>
+#include <string>
+#include <vector>
+
+namespace {
+
+using tbtest::CleanupCounter;
+
+TbArrayInterface numpy_desc(void* data, const char* typestr, std::vector<int64_t> shape,
+                            std::vector<int64_t> strides = {}) {
+  TbArrayInterface d{};
+  d.version = 3;
+  d.data = data;
+  std::strncpy(d.typestr, typestr, sizeof d.typestr - 1);
+  d.rank = static_cast<int32_t>(shape.size());
+  for (size_t i = 0; i < shape.size(); ++i) d.shape[i] = shape[i];
+  d.has_strides = !strides.empty();
+  for (size_t i = 0; i < strides.size(); ++i) d.strides[i] = strides[i];
+  return d;
+}
+
+// A producer's DLPack tensor over a host buffer, whose deleter counts its calls.
+struct Producer {
+  std::vector<float> values = std::vector<float>(3 * 4 + 2);
+  std::vector<int64_t> shape{3, 4};
+  std::vector<int64_t> strides{4, 1};  // elements
+  int deletes = 0;
+  TbDLManagedTensor legacy{};
+  TbDLManagedTensorVersioned versioned{};
+
+  Producer() {
+    std::iota(values.begin(), values.end(), 0.0f);
+    TbDLTensor t{};
+    t.data = values.data();
+    t.device = TbDevice{TB_DEVICE_CPU, 0};
+    t.ndim = 2;
+    t.dtype = TB_DTYPE_FLOAT32;
+    t.shape = shape.data();
+    t.strides = strides.data();
+    t.byte_offset = 2 * sizeof(float);  // the first element is values[2]
+    legacy.dl_tensor = t;
+    legacy.manager_ctx = this;
+    legacy.deleter = [](TbDLManagedTensor* self) {
+      ++static_cast<Producer*>(self->manager_ctx)->deletes;
+    };
+    versioned.version = TbDLPackVersion{1, 0};
+    versioned.dl_tensor = t;
+    versioned.manager_ctx = this;
+    versioned.deleter = [](TbDLManagedTensorVersioned* self) {
+      ++static_cast<Producer*>(self->manager_ctx)->deletes;
+    };
+  }
+};
+
+TbTensorInfo info_of(const TbTensor* t) {
+  TbTensorInfo info{};
+  EXPECT_EQ(TB_SUCCESS, tb_tensor_info(t, &info)) << tb_last_error_message();
+  return info;
+}
+
+TEST(NumPyInterface, ImportIsZeroCopyAndExportMatches) {
+  std::vector<int16_t> pixels(4 * 6 * 3);
+  CleanupCounter keep_alive;
+  TbArrayInterface in = numpy_desc(pixels.data(), "<i2", {4, 6, 3});
+  in.readonly = true;
+  TbTensor* t = nullptr;
+  TB_ASSERT_OK(tb_tensor_from_array_interface(&in, "HWC", &CleanupCounter::callback, &keep_alive, &t));
+  TbTensorInfo info = info_of(t);
+  EXPECT_EQ(info.data, pixels.data());
+  EXPECT_EQ(info.device.device_type, TB_DEVICE_CPU);
+  EXPECT_TRUE(info.readonly);
+  EXPECT_STREQ(info.layout.labels, "HWC");
+  EXPECT_EQ(info.strides[0], 6 * 3 * 2);
+
+  TbArrayInterface out{};
+  TB_ASSERT_OK(tb_tensor_to_array_interface(t, &out));
+  EXPECT_EQ(out.version, 3);
+  EXPECT_EQ(out.data, pixels.data());
+  EXPECT_STREQ(out.typestr, "<i2");
+  EXPECT_TRUE(out.readonly);
+  EXPECT_FALSE(out.has_strides) << "strides are None exactly when C-contiguous";
+  EXPECT_FALSE(out.has_stream);
+
+  TbTensor* chw = nullptr;
+  TB_ASSERT_OK(tb_tensor_permute(t, "CHW", &chw));
+  TB_ASSERT_OK(tb_tensor_to_array_interface(chw, &out));
+  EXPECT_TRUE(out.has_strides);
+  EXPECT_EQ(out.strides[0], 2);
+  EXPECT_EQ(out.strides[1], 36);
+
+  TbArrayInterface cai{};
+  TB_EXPECT_STATUS(TB_ERROR_DEVICE_MISMATCH, tb_tensor_to_cuda_array_interface(t, &cai));
+  EXPECT_NE(tbtest::last_error().find("host memory"), std::string::npos);
+
+  TB_ASSERT_OK(tb_tensor_release(t));
+  TB_ASSERT_OK(tb_tensor_release(chw));
+  EXPECT_EQ(keep_alive.calls.load(), 1);
+}
+
+TEST(NumPyInterface, ZeroSizeNegativeStridesAndPaddedRows) {
+  std::vector<uint8_t> buffer(64 * 5);
+  struct Case {
+    void* data;
+    std::vector<int64_t> shape, strides;
+  } cases[] = {
+      {nullptr, {0, 3}, {}},
+      {buffer.data() + 4, {5}, {-1}},
+      {buffer.data(), {5, 3}, {64, 1}},
+  };
+  for (const Case& c : cases) {
+    TbArrayInterface in = numpy_desc(c.data, "|u1", c.shape, c.strides);
+    TbTensor* t = nullptr;
+    TB_ASSERT_OK(tb_tensor_from_array_interface(&in, nullptr, nullptr, nullptr, &t));
+    TbArrayInterface out{};
+    TB_ASSERT_OK(tb_tensor_to_array_interface(t, &out));
+    EXPECT_EQ(out.data, c.data);
+    EXPECT_EQ(out.rank, in.rank);
+    for (int i = 0; i < in.rank; ++i) {
+      EXPECT_EQ(out.shape[i], in.shape[i]);
+      if (in.has_strides) {
+        EXPECT_EQ(out.strides[i], in.strides[i]);
+      }
+    }
+    TB_ASSERT_OK(tb_tensor_release(t));
+  }
+}
+
+TEST(DLPack, LegacyImportHonoursByteOffsetAndRunsTheDeleterOnce) {
+  Producer p;
+  TbTensor* t = nullptr;
+  TB_ASSERT_OK(tb_tensor_from_dlpack(&p.legacy, "HW", &t));
+  TbTensorInfo info = info_of(t);
+  EXPECT_EQ(info.data, p.values.data() + 2);
+  EXPECT_EQ(info.strides[0], 16);
+  EXPECT_EQ(info.strides[1], 4);
+  EXPECT_FALSE(info.readonly);
+  TbTensor* view = nullptr;
+  TB_ASSERT_OK(tb_tensor_select(t, 0, 2, &view));
+  TB_ASSERT_OK(tb_tensor_release(t));
+  EXPECT_EQ(p.deletes, 0);
+  TB_ASSERT_OK(tb_tensor_release(view));
+  EXPECT_EQ(p.deletes, 1);
+}
+
+TEST(DLPack, VersionedImportWithNullStridesAndReadOnlyFlag) {
+  Producer p;
+  p.versioned.dl_tensor.strides = nullptr;
+  p.versioned.flags = TB_DLPACK_FLAG_READ_ONLY;
+  TbTensor* t = nullptr;
+  TB_ASSERT_OK(tb_tensor_from_dlpack_versioned(&p.versioned, nullptr, &t));
+  TbTensorInfo info = info_of(t);
+  EXPECT_TRUE(info.readonly);
+  EXPECT_TRUE(info.contiguous);
+  EXPECT_EQ(info.strides[0], 16);
+  TB_ASSERT_OK(tb_tensor_release(t));
+  EXPECT_EQ(p.deletes, 1);
+}
+
+TEST(DLPack, ExportBothFormsShareMemoryAndKeepTheSourceAlive) {
+  std::vector<double> values(2 * 3 * 4);
+  CleanupCounter cleanup;
+  const int64_t shape[] = {2, 3, 4};
+  TbTensor* t = nullptr;
+  TB_ASSERT_OK(tb_tensor_wrap(values.data(), TbDevice{TB_DEVICE_CPU, 0}, TB_DTYPE_FLOAT64, 3,
+                              shape, nullptr, "NHW", true, &CleanupCounter::callback, &cleanup, &t));
+  TbTensor* permuted = nullptr;
+  TB_ASSERT_OK(tb_tensor_permute(t, "WNH", &permuted));
+  TbDLManagedTensorVersioned* versioned = nullptr;
+  TbDLManagedTensor* legacy = nullptr;
+  TB_ASSERT_OK(tb_tensor_to_dlpack_versioned(permuted, &versioned));
+  TB_ASSERT_OK(tb_tensor_to_dlpack(t, &legacy));
+  TB_ASSERT_OK(tb_tensor_release(permuted));
+  TB_ASSERT_OK(tb_tensor_release(t));
+  EXPECT_EQ(cleanup.calls.load(), 0) << "exports keep the memory alive";
+
+  EXPECT_EQ(versioned->version.major, TB_DLPACK_MAJOR_VERSION);
+  EXPECT_EQ(versioned->flags & TB_DLPACK_FLAG_READ_ONLY, static_cast<uint64_t>(TB_DLPACK_FLAG_READ_ONLY));
+  EXPECT_EQ(versioned->flags & TB_DLPACK_FLAG_IS_COPIED, 0u);
+  const TbDLTensor& v = versioned->dl_tensor;
+  EXPECT_EQ(v.data, values.data());
+  EXPECT_EQ(v.ndim, 3);
+  ASSERT_NE(v.strides, nullptr) << "strides are always present";
+  EXPECT_EQ(std::vector<int64_t>(v.shape, v.shape + 3), (std::vector<int64_t>{4, 2, 3}));
+  EXPECT_EQ(std::vector<int64_t>(v.strides, v.strides + 3), (std::vector<int64_t>{1, 12, 4}));
+  EXPECT_EQ(v.byte_offset, 0u);
+  EXPECT_EQ(legacy->dl_tensor.strides[0], 12);
+
+  // Re-import the versioned export: the same memory, read-only, and its deleter runs once.
+  TbTensor* back = nullptr;
+  TB_ASSERT_OK(tb_tensor_from_dlpack_versioned(versioned, nullptr, &back));
+  TbTensorInfo info = info_of(back);
+  EXPECT_EQ(info.data, values.data());
+  EXPECT_TRUE(info.readonly);
+  EXPECT_EQ(info.strides[0], 8);
+  TB_ASSERT_OK(tb_tensor_release(back));
+  EXPECT_EQ(cleanup.calls.load(), 0) << "the legacy export still holds the memory";
+  auto deleter = legacy->deleter;  // read before the struct is freed by the call
+  deleter(legacy);
+  EXPECT_EQ(cleanup.calls.load(), 1);
+  deleter(legacy);  // a consumer bug: calling the deleter twice is ignored, not a double free
+  EXPECT_EQ(cleanup.calls.load(), 1);
+}
+
+TEST(DLPack, ExportRefusesStridesThatSplitElements) {
+  std::vector<uint8_t> bytes(64);
+  const int64_t shape[] = {3};
+  const int64_t strides[] = {12};
+  TbTensor* t = nullptr;
+  TB_ASSERT_OK(tb_tensor_wrap(bytes.data(), TbDevice{TB_DEVICE_CPU, 0}, TB_DTYPE_COMPLEX64, 1, shape,
+                              strides, nullptr, false, nullptr, nullptr, &t));
+  TbDLManagedTensorVersioned* out = reinterpret_cast<TbDLManagedTensorVersioned*>(0x1);
+  TB_EXPECT_STATUS(TB_ERROR_NOT_SUPPORTED, tb_tensor_to_dlpack_versioned(t, &out));
+  EXPECT_NE(tbtest::last_error().find("not a multiple of the item size 8"), std::string::npos);
+  TB_ASSERT_OK(tb_tensor_release(t));
+}
+
+TEST(CudaArrayInterface, ImportNeedsTheDriverUnlessEmpty) {
+  int32_t devices = 0;
+  if (tb_cuda_device_count(&devices) == TB_SUCCESS) {
+    GTEST_SKIP() << "a CUDA device is present; cuda_interop_test covers CUDA imports";
+  }
+  float value = 0;
+  TbArrayInterface in = numpy_desc(&value, "<f4", {1});
+  TbTensor* t = nullptr;
+  TB_EXPECT_STATUS(TB_ERROR_CUDA_UNAVAILABLE,
+                   tb_tensor_from_cuda_array_interface(&in, nullptr, nullptr, nullptr, &t));
+  TbArrayInterface empty = numpy_desc(nullptr, "<f4", {0, 3});
+  TB_ASSERT_OK(tb_tensor_from_cuda_array_interface(&empty, nullptr, nullptr, nullptr, &t));
+  EXPECT_EQ(info_of(t).device.device_type, TB_DEVICE_CUDA);
+  TB_ASSERT_OK(tb_tensor_release(t));
+}
+
+// ---- Malformed descriptors -------------------------------------------------------------------
+
+enum class Kind { Cuda, NumPy, Legacy, Versioned };
+
+struct BadDescriptor {
+  const char* name;
+  Kind kind;
+  std::function<void(TbArrayInterface&, Producer&)> spoil;
+  TbStatus expected;
+  const char* fragment;
+};
+
+float g_host_values[16];
+
+std::string case_name(const ::testing::TestParamInfo<BadDescriptor>& info) {
+  return info.param.name;
+}
+
+class MalformedDescriptor : public ::testing::TestWithParam<BadDescriptor> {};
+
+TEST_P(MalformedDescriptor, IsRefusedWithoutTakingOwnership) {
+  const BadDescriptor& c = GetParam();
+  Producer p;
+  TbArrayInterface d = numpy_desc(g_host_values, "<f4", {2, 4});
+  c.spoil(d, p);
+  CleanupCounter keep_alive;
+  TbTensor* out = reinterpret_cast<TbTensor*>(0x1);
+  TbStatus status = TB_SUCCESS;
+  switch (c.kind) {
+    case Kind::Cuda:
+      status = tb_tensor_from_cuda_array_interface(&d, nullptr, &CleanupCounter::callback,
+                                                   &keep_alive, &out);
+      break;
+    case Kind::NumPy:
+      status = tb_tensor_from_array_interface(&d, nullptr, &CleanupCounter::callback, &keep_alive,
+                                              &out);
+      break;
+    case Kind::Legacy:
+      status = tb_tensor_from_dlpack(&p.legacy, nullptr, &out);
+      break;
+    case Kind::Versioned:
+      status = tb_tensor_from_dlpack_versioned(&p.versioned, nullptr, &out);
+      break;
+  }
+  EXPECT_EQ(status, c.expected) << tb_status_name(status) << ": " << tbtest::last_error();
+  EXPECT_NE(tbtest::last_error().find(c.fragment), std::string::npos) << tbtest::last_error();
+  EXPECT_EQ(out, nullptr);
+  EXPECT_EQ(keep_alive.calls.load(), 0);
+  EXPECT_EQ(p.deletes, 0) << "a failed import must not call the producer's deleter";
+}
+
+using A = TbArrayInterface;
+using P = Producer;
+
+// clang-format off
+const BadDescriptor kMalformed[] = {
+  {"cai_version_0", Kind::Cuda, [](A& d, P&) { d.version = 0; }, TB_ERROR_INVALID_ARGUMENT, "version 0 is not supported"},
+  {"cai_version_1", Kind::Cuda, [](A& d, P&) { d.version = 1; }, TB_ERROR_INVALID_ARGUMENT, "need version 2 or later"},
+  {"cai_version_negative", Kind::Cuda, [](A& d, P&) { d.version = -3; }, TB_ERROR_INVALID_ARGUMENT, "version -3"},
+  {"cai_stream_zero", Kind::Cuda, [](A& d, P&) { d.has_stream = true; d.stream = 0; }, TB_ERROR_INVALID_ARGUMENT, "stream 0 is disallowed"},
+  {"cai_mask", Kind::Cuda, [](A& d, P&) { d.has_mask = true; }, TB_ERROR_NOT_SUPPORTED, "masked arrays"},
+  {"cai_big_endian", Kind::Cuda, [](A& d, P&) { std::strcpy(d.typestr, ">f4"); }, TB_ERROR_NOT_SUPPORTED, "big-endian"},
+  {"cai_object_dtype", Kind::Cuda, [](A& d, P&) { std::strcpy(d.typestr, "|O8"); }, TB_ERROR_NOT_SUPPORTED, "Python objects"},
+  {"cai_rank_16", Kind::Cuda, [](A& d, P&) { d.rank = 16; }, TB_ERROR_INVALID_ARGUMENT, "rank 16 is out of range"},
+  {"cai_rank_negative", Kind::Cuda, [](A& d, P&) { d.rank = -1; }, TB_ERROR_INVALID_ARGUMENT, "rank -1"},
+  {"cai_typestr_unterminated", Kind::Cuda, [](A& d, P&) { std::memset(d.typestr, 'f', sizeof d.typestr); }, TB_ERROR_INVALID_ARGUMENT, "not NUL-terminated"},
+  {"cai_typestr_empty", Kind::Cuda, [](A& d, P&) { d.typestr[0] = 0; }, TB_ERROR_INVALID_ARGUMENT, "typestr is empty"},
+  {"cai_typestr_not_utf8", Kind::Cuda, [](A& d, P&) { d.typestr[1] = '\xff'; }, TB_ERROR_INVALID_ARGUMENT, "typestr is not valid UTF-8"},
+  {"numpy_version_1", Kind::NumPy, [](A& d, P&) { d.version = 1; }, TB_ERROR_INVALID_ARGUMENT, "NumPy array interface version 1"},
+  {"numpy_with_stream", Kind::NumPy, [](A& d, P&) { d.has_stream = true; d.stream = 7; }, TB_ERROR_INVALID_ARGUMENT, "no 'stream' entry"},
+  {"numpy_mask", Kind::NumPy, [](A& d, P&) { d.has_mask = true; }, TB_ERROR_NOT_SUPPORTED, "mask"},
+  {"numpy_unicode", Kind::NumPy, [](A& d, P&) { std::strcpy(d.typestr, "<U4"); }, TB_ERROR_NOT_SUPPORTED, "strings"},
+  {"numpy_datetime", Kind::NumPy, [](A& d, P&) { std::strcpy(d.typestr, "<M8[ns]"); }, TB_ERROR_NOT_SUPPORTED, "datetimes"},
+  {"numpy_bad_size", Kind::NumPy, [](A& d, P&) { std::strcpy(d.typestr, "<f3"); }, TB_ERROR_NOT_SUPPORTED, "unsupported element size"},
+  {"numpy_size_text", Kind::NumPy, [](A& d, P&) { std::strcpy(d.typestr, "<fx"); }, TB_ERROR_INVALID_ARGUMENT, "is not a byte count"},
+  {"numpy_negative_extent", Kind::NumPy, [](A& d, P&) { d.shape[1] = -4; }, TB_ERROR_INVALID_ARGUMENT, "shape[1] = -4"},
+  {"numpy_null_data", Kind::NumPy, [](A& d, P&) { d.data = nullptr; }, TB_ERROR_INVALID_ARGUMENT, "data is NULL but the tensor has 8 elements"},
+  {"numpy_misaligned", Kind::NumPy, [](A& d, P&) { d.data = reinterpret_cast<char*>(g_host_values) + 2; }, TB_ERROR_INVALID_ARGUMENT, "misaligned for float32"},
+  {"numpy_overlap_writable", Kind::NumPy, [](A& d, P&) { d.has_strides = true; d.strides[0] = 0; d.strides[1] = 4; }, TB_ERROR_INVALID_ARGUMENT, "overlap"},
+  {"numpy_stride_overflow", Kind::NumPy, [](A& d, P&) { d.has_strides = true; d.strides[0] = INT64_MAX; d.strides[1] = 4; d.readonly = true; }, TB_ERROR_OVERFLOW, "overflows int64"},
+  {"numpy_misaligned_stride", Kind::NumPy, [](A& d, P&) { d.has_strides = true; d.strides[0] = 18; d.strides[1] = 4; }, TB_ERROR_INVALID_ARGUMENT, "strides[0] = 18 bytes is misaligned"},
+  {"legacy_null_shape", Kind::Legacy, [](A&, P& p) { p.legacy.dl_tensor.shape = nullptr; }, TB_ERROR_INVALID_ARGUMENT, "shape is NULL but 2 entries are needed"},
+  {"legacy_ndim_negative", Kind::Legacy, [](A&, P& p) { p.legacy.dl_tensor.ndim = -2; }, TB_ERROR_INVALID_ARGUMENT, "rank -2"},
+  {"legacy_ndim_too_large", Kind::Legacy, [](A&, P& p) { p.legacy.dl_tensor.ndim = 40; }, TB_ERROR_INVALID_ARGUMENT, "rank 40"},
+  {"legacy_lanes", Kind::Legacy, [](A&, P& p) { p.legacy.dl_tensor.dtype.lanes = 4; }, TB_ERROR_NOT_SUPPORTED, "lanes = 4"},
+  {"legacy_dtype_code", Kind::Legacy, [](A&, P& p) { p.legacy.dl_tensor.dtype.code = 17; }, TB_ERROR_NOT_SUPPORTED, "code 17"},
+  {"legacy_opaque_handle", Kind::Legacy, [](A&, P& p) { p.legacy.dl_tensor.dtype = TbDataType{TB_DTYPE_CODE_OPAQUE_HANDLE, 64, 1}; }, TB_ERROR_NOT_SUPPORTED, "code 3"},
+  {"legacy_float8", Kind::Legacy, [](A&, P& p) { p.legacy.dl_tensor.dtype = TbDataType{TB_DTYPE_CODE_FLOAT, 8, 1}; }, TB_ERROR_NOT_SUPPORTED, "bits 8"},
+  {"legacy_vulkan_device", Kind::Legacy, [](A&, P& p) { p.legacy.dl_tensor.device = TbDevice{7, 0}; }, TB_ERROR_NOT_SUPPORTED, "Vulkan"},
+  {"legacy_unknown_device", Kind::Legacy, [](A&, P& p) { p.legacy.dl_tensor.device = TbDevice{1000, 0}; }, TB_ERROR_INVALID_ARGUMENT, "device type 1000"},
+  {"legacy_negative_ordinal", Kind::Legacy, [](A&, P& p) { p.legacy.dl_tensor.device = TbDevice{TB_DEVICE_CUDA, -1}; }, TB_ERROR_INVALID_ARGUMENT, "ordinal -1"},
+  {"legacy_stride_overflow", Kind::Legacy, [](A&, P& p) { p.strides[0] = INT64_MAX / 2; }, TB_ERROR_OVERFLOW, "strides[0] in bytes"},
+  {"legacy_byte_offset_huge", Kind::Legacy, [](A&, P& p) { p.legacy.dl_tensor.byte_offset = UINT64_MAX; }, TB_ERROR_OVERFLOW, "does not fit int64"},
+  {"legacy_null_data", Kind::Legacy, [](A&, P& p) { p.legacy.dl_tensor.data = nullptr; p.legacy.dl_tensor.byte_offset = 0; }, TB_ERROR_INVALID_ARGUMENT, "data is NULL"},
+  {"legacy_misaligned_offset", Kind::Legacy, [](A&, P& p) { p.legacy.dl_tensor.byte_offset = 3; }, TB_ERROR_INVALID_ARGUMENT, "misaligned for float32"},
+  {"legacy_overlapping", Kind::Legacy, [](A&, P& p) { p.strides[0] = 1; }, TB_ERROR_INVALID_ARGUMENT, "overlap"},
+  {"versioned_major_2", Kind::Versioned, [](A&, P& p) { p.versioned.version = TbDLPackVersion{2, 0}; p.versioned.dl_tensor.ndim = -99; }, TB_ERROR_NOT_SUPPORTED, "DLPack version 2.0 is newer"},
+  {"versioned_major_0", Kind::Versioned, [](A&, P& p) { p.versioned.version = TbDLPackVersion{0, 8}; }, TB_ERROR_INVALID_ARGUMENT, "version 0.x"},
+  {"versioned_subbyte_padded", Kind::Versioned, [](A&, P& p) { p.versioned.flags = TB_DLPACK_FLAG_IS_SUBBYTE_TYPE_PADDED; }, TB_ERROR_NOT_SUPPORTED, "sub-byte"},
+  {"versioned_bool_vector", Kind::Versioned, [](A&, P& p) { p.versioned.flags = TB_DLPACK_FLAG_READ_ONLY; p.versioned.dl_tensor.dtype = TbDataType{TB_DTYPE_CODE_BOOL, 8, 2}; }, TB_ERROR_NOT_SUPPORTED, "lanes = 2"},
+  {"versioned_null_shape", Kind::Versioned, [](A&, P& p) { p.versioned.dl_tensor.shape = nullptr; }, TB_ERROR_INVALID_ARGUMENT, "shape is NULL"},
+  {"versioned_negative_extent", Kind::Versioned, [](A&, P& p) { p.shape[0] = -1; }, TB_ERROR_INVALID_ARGUMENT, "shape[0] = -1"},
+  {"versioned_writable_overlap", Kind::Versioned, [](A&, P& p) { p.strides[0] = 0; }, TB_ERROR_INVALID_ARGUMENT, "overlap"},
+};
+// clang-format on
+
+INSTANTIATE_TEST_SUITE_P(Table, MalformedDescriptor, ::testing::ValuesIn(kMalformed), case_name);
+
+TEST(MalformedDescriptorTable, HasAtLeastFortyCases) {
+  EXPECT_GE(sizeof kMalformed / sizeof kMalformed[0], 40u);
+}
+
+TEST(Descriptors, NullArgumentsAreRejected) {
+  TbTensor* out = nullptr;
+  TB_EXPECT_STATUS(TB_ERROR_INVALID_ARGUMENT,
+                   tb_tensor_from_cuda_array_interface(nullptr, nullptr, nullptr, nullptr, &out));
+  EXPECT_NE(tbtest::last_error().find("desc is NULL"), std::string::npos);
+  TB_EXPECT_STATUS(TB_ERROR_INVALID_ARGUMENT, tb_tensor_from_dlpack(nullptr, nullptr, &out));
+  TB_EXPECT_STATUS(TB_ERROR_INVALID_ARGUMENT, tb_tensor_from_dlpack_versioned(nullptr, nullptr, &out));
+  Producer p;
+  TB_EXPECT_STATUS(TB_ERROR_INVALID_ARGUMENT, tb_tensor_from_dlpack(&p.legacy, nullptr, nullptr));
+  EXPECT_EQ(p.deletes, 0);
+  TB_EXPECT_STATUS(TB_ERROR_INVALID_ARGUMENT, tb_tensor_to_dlpack(nullptr, nullptr));
+}
+
+}  // namespace

@@ -1,0 +1,199 @@
+//! CUDA Array Interface and NumPy array interface functions of the C ABI.
+
+use super::handle::{self, TbTensor};
+use super::tensor::{TbCleanupFn, adopt, cleanup_release, read_layout_arg, tensor_of};
+use super::{boundary, read_rank, require_out, write_out};
+use crate::device::Device;
+use crate::error::{Error, Result, TbStatus};
+use crate::interop::cai::{ArrayInterface, Interface};
+use crate::layout::TB_MAX_RANK;
+use crate::tensor::element_count;
+use std::ffi::{c_char, c_void};
+
+/// Capacity of `TbArrayInterface::typestr`, including the terminating NUL.
+pub const TB_TYPESTR_CAPACITY: usize = 16;
+
+/// The contents of a `__cuda_array_interface__` (v2/v3) or `__array_interface__` (v3) dictionary.
+/// One struct serves both; the NumPy interface has no stream.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct TbArrayInterface {
+    /// `version`: at least 2 on import; tensorbridge exports 3.
+    pub version: i32,
+    /// `data[0]`: address of the first element; may be NULL (0) only for zero-size arrays.
+    pub data: *mut c_void,
+    /// `data[1]`: true when the consumer must not write.
+    pub readonly: bool,
+    /// `typestr`, NUL-terminated: `"<f4"`, `"|u1"`, `"|b1"`, `"<c8"`, `"<f2"`, `"<V2"` (bfloat16).
+    pub typestr: [c_char; TB_TYPESTR_CAPACITY],
+    /// Number of entries of `shape` (and `strides`) in use, 0 to `TB_MAX_RANK`.
+    pub rank: i32,
+    /// `shape`.
+    pub shape: [i64; TB_MAX_RANK],
+    /// `strides` in **bytes**; meaningful only when `has_strides`.
+    pub strides: [i64; TB_MAX_RANK],
+    /// false when `strides` is absent/None, which means C-contiguous.
+    pub has_strides: bool,
+    /// `stream` (CUDA Array Interface v3): 1 = legacy default stream, 2 = per-thread default
+    /// stream, any other value a `cudaStream_t`; 0 is forbidden by the specification. Meaningful
+    /// only when `has_stream`.
+    pub stream: u64,
+    /// false when `stream` is absent/None (no synchronization needed).
+    pub has_stream: bool,
+    /// true when the dictionary had a `mask` entry (masked arrays are refused).
+    pub has_mask: bool,
+}
+
+fn read_descriptor(desc: *const TbArrayInterface) -> Result<ArrayInterface> {
+    if desc.is_null() {
+        return Err(Error::invalid_argument("desc is NULL"));
+    }
+    // SAFETY: non-null; the C contract says it points to a TbArrayInterface.
+    let raw = unsafe { desc.read() };
+    let rank = read_rank(raw.rank)?;
+    let typestr_len = raw.typestr.iter().position(|&c| c == 0).ok_or_else(|| {
+        Error::invalid_argument("desc->typestr is not NUL-terminated within 16 bytes")
+    })?;
+    let typestr_bytes: Vec<u8> = raw.typestr[..typestr_len].iter().map(|&c| c as u8).collect();
+    let typestr = String::from_utf8(typestr_bytes)
+        .map_err(|_| Error::invalid_argument("desc->typestr is not valid UTF-8"))?;
+    Ok(ArrayInterface {
+        version: raw.version,
+        data: raw.data as u64,
+        readonly: raw.readonly,
+        typestr,
+        shape: raw.shape[..rank].to_vec(),
+        strides: raw.has_strides.then(|| raw.strides[..rank].to_vec()),
+        stream: raw.has_stream.then_some(raw.stream),
+        has_mask: raw.has_mask,
+    })
+}
+
+fn write_descriptor(contents: &ArrayInterface, out: *mut TbArrayInterface) -> Result<()> {
+    let mut raw = TbArrayInterface {
+        version: contents.version,
+        data: contents.data as *mut c_void,
+        readonly: contents.readonly,
+        typestr: [0; TB_TYPESTR_CAPACITY],
+        rank: contents.shape.len() as i32,
+        shape: [0; TB_MAX_RANK],
+        strides: [0; TB_MAX_RANK],
+        has_strides: contents.strides.is_some(),
+        stream: contents.stream.unwrap_or(0),
+        has_stream: contents.stream.is_some(),
+        has_mask: false,
+    };
+    for (slot, byte) in raw.typestr.iter_mut().zip(contents.typestr.bytes()) {
+        *slot = byte as c_char;
+    }
+    raw.shape[..contents.shape.len()].copy_from_slice(&contents.shape);
+    if let Some(strides) = &contents.strides {
+        raw.strides[..strides.len()].copy_from_slice(strides);
+    }
+    write_out(out, raw, "out")
+}
+
+/// Where the memory of a CUDA Array Interface descriptor lives, asked of the driver. A
+/// zero-size array with no pointer is placed on the current device.
+fn locate_cuda_memory(contents: &ArrayInterface) -> Result<Device> {
+    if contents.data == 0 && element_count(&contents.shape)? == 0 {
+        let ordinal = crate::cuda::pointer::current_ordinal().unwrap_or(0);
+        return Ok(Device::cuda(ordinal));
+    }
+    crate::cuda::pointer::classify(contents.data)
+}
+
+fn import(
+    interface: Interface,
+    desc: *const TbArrayInterface,
+    layout: *const c_char,
+    keep_alive: TbCleanupFn,
+    keep_alive_context: *mut c_void,
+    out: *mut *mut TbTensor,
+) -> Result<()> {
+    write_out(out, std::ptr::null_mut(), "out")?;
+    let contents = read_descriptor(desc)?;
+    let layout = read_layout_arg(layout)?;
+    contents.validate(interface)?;
+    let device = match interface {
+        Interface::Cuda => locate_cuda_memory(&contents)?,
+        Interface::NumPy => Device::CPU,
+    };
+    let tensor_desc = contents.to_desc(interface, device, layout)?;
+    let release = cleanup_release(keep_alive, keep_alive_context, contents.data as *mut c_void);
+    let tensor = adopt(tensor_desc, release)?;
+    tensor.storage().set_pending_stream(contents.producer_stream());
+    write_out(out, handle::export(tensor), "out")
+}
+
+/// Imports a CUDA Array Interface (v2 or v3) descriptor as a tensor, without copying.
+///
+/// The device ordinal and memory kind (device, pinned host or managed memory) come from the
+/// driver's pointer attributes, never from an assumption; a pointer the driver does not know
+/// (ordinary host memory) is refused. Requires a CUDA driver (`TB_ERROR_CUDA_UNAVAILABLE`
+/// otherwise), except for a zero-size array with NULL data. Absent strides mean C-contiguous; a
+/// mask is refused (`TB_ERROR_NOT_SUPPORTED`); stream 0 is refused. When `desc->has_stream`,
+/// the producer's stream is remembered: the first tensorbridge operation on another stream, or
+/// `tb_tensor_sync`, makes that stream wait for it (no host synchronization).
+///
+/// `layout` (NULL for none) names the dimensions. `keep_alive(keep_alive_context, data)` runs
+/// exactly once when the last reference goes — how a binding keeps the producer object alive;
+/// may be NULL. On failure nothing is retained, `keep_alive` is not called and `*out` is NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn tb_tensor_from_cuda_array_interface(
+    desc: *const TbArrayInterface,
+    layout: *const c_char,
+    keep_alive: TbCleanupFn,
+    keep_alive_context: *mut c_void,
+    out: *mut *mut TbTensor,
+) -> TbStatus {
+    boundary("tb_tensor_from_cuda_array_interface", || {
+        import(Interface::Cuda, desc, layout, keep_alive, keep_alive_context, out)
+    })
+}
+
+/// Imports a NumPy `__array_interface__` (v2 or v3) descriptor of host memory as a
+/// `TB_DEVICE_CPU` tensor, without copying. Same rules and ownership as
+/// `tb_tensor_from_cuda_array_interface`, except that there is no stream (`has_stream` must be
+/// false) and no driver is needed.
+#[unsafe(no_mangle)]
+pub extern "C" fn tb_tensor_from_array_interface(
+    desc: *const TbArrayInterface,
+    layout: *const c_char,
+    keep_alive: TbCleanupFn,
+    keep_alive_context: *mut c_void,
+    out: *mut *mut TbTensor,
+) -> TbStatus {
+    boundary("tb_tensor_from_array_interface", || {
+        import(Interface::NumPy, desc, layout, keep_alive, keep_alive_context, out)
+    })
+}
+
+fn export(interface: Interface, tensor: *const TbTensor, out: *mut TbArrayInterface) -> Result<()> {
+    require_out(out, "out")?;
+    let held = handle::borrow(tensor, "tensor")?;
+    write_descriptor(&ArrayInterface::describe(tensor_of(&held), interface)?, out)
+}
+
+/// Describes a GPU-accessible tensor (CUDA, pinned or managed memory) as a CUDA Array Interface
+/// v3 descriptor: `has_strides` is false exactly when the tensor is C-contiguous, and
+/// `has_stream`/`stream` name the stream on which its pending work was last enqueued (absent
+/// when none). The descriptor borrows the tensor's memory: keep a reference while it is used.
+/// Host tensors fail with `TB_ERROR_DEVICE_MISMATCH`.
+#[unsafe(no_mangle)]
+pub extern "C" fn tb_tensor_to_cuda_array_interface(
+    tensor: *const TbTensor,
+    out: *mut TbArrayInterface,
+) -> TbStatus {
+    boundary("tb_tensor_to_cuda_array_interface", || export(Interface::Cuda, tensor, out))
+}
+
+/// Describes a host-accessible tensor (CPU, pinned or managed memory) as a NumPy array
+/// interface v3 descriptor (no stream). GPU-only memory fails with `TB_ERROR_DEVICE_MISMATCH`.
+#[unsafe(no_mangle)]
+pub extern "C" fn tb_tensor_to_array_interface(
+    tensor: *const TbTensor,
+    out: *mut TbArrayInterface,
+) -> TbStatus {
+    boundary("tb_tensor_to_array_interface", || export(Interface::NumPy, tensor, out))
+}

@@ -1,0 +1,305 @@
+//! DLPack structs (ABI-identical to dlpack.h 1.x, under tb-prefixed names so this header never
+//! clashes with a user's dlpack.h) and the import/export functions of the C ABI.
+
+use super::handle::{self, TbTensor};
+use super::tensor::{adopt, read_layout_arg, read_shape, tensor_of};
+use super::{SendPtr, boundary, read_array, require_out, write_out};
+use crate::device::TbDevice;
+use crate::dtype::TbDataType;
+use crate::error::{Error, Result, TbStatus};
+use crate::interop::dlpack::{
+    DlTensorFields, TB_DLPACK_FLAG_IS_SUBBYTE_TYPE_PADDED, TB_DLPACK_FLAG_READ_ONLY,
+    TB_DLPACK_MAJOR_VERSION, TB_DLPACK_MINOR_VERSION,
+};
+use crate::tensor::{ReleaseFn, Tensor};
+use std::collections::HashSet;
+use std::ffi::{c_char, c_void};
+use std::sync::{Mutex, OnceLock};
+
+/// `DLDevice`: identical to `TbDevice` (DLPack device type codes + ordinal).
+pub type TbDLDevice = TbDevice;
+/// `DLDataType`: identical to `TbDataType` (code, bits, lanes).
+pub type TbDLDataType = TbDataType;
+
+/// `DLTensor`: a borrowed view of memory. `strides` count **elements** (not bytes) and may be
+/// NULL for a compact row-major tensor on import; tensorbridge always fills them on export.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct TbDLTensor {
+    /// Opaque data pointer; the first element is at `data + byte_offset`.
+    pub data: *mut c_void,
+    /// Where the memory lives.
+    pub device: TbDLDevice,
+    /// Number of dimensions.
+    pub ndim: i32,
+    /// Element type.
+    pub dtype: TbDLDataType,
+    /// `ndim` extents.
+    pub shape: *mut i64,
+    /// `ndim` strides in elements, or NULL for compact row-major.
+    pub strides: *mut i64,
+    /// Offset in bytes from `data` to the first element.
+    pub byte_offset: u64,
+}
+
+/// `DLManagedTensor` (legacy, unversioned): a `DLTensor` plus its owner's deleter.
+#[repr(C)]
+#[derive(Debug)]
+pub struct TbDLManagedTensor {
+    /// The tensor.
+    pub dl_tensor: TbDLTensor,
+    /// The producer's context for `deleter`.
+    pub manager_ctx: *mut c_void,
+    /// Frees the tensor and its memory; called exactly once by the consumer. May be NULL.
+    pub deleter: Option<unsafe extern "C" fn(managed: *mut TbDLManagedTensor)>,
+}
+
+/// `DLPackVersion`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct TbDLPackVersion {
+    /// Major version; a consumer refuses a major version newer than its own.
+    pub major: u32,
+    /// Minor version.
+    pub minor: u32,
+}
+
+/// `DLManagedTensorVersioned` (DLPack ≥ 1.0). `version` comes first and is read before anything
+/// else, so a consumer can refuse a newer major version without reading past it.
+#[repr(C)]
+#[derive(Debug)]
+pub struct TbDLManagedTensorVersioned {
+    /// The DLPack version of this struct.
+    pub version: TbDLPackVersion,
+    /// The producer's context for `deleter`.
+    pub manager_ctx: *mut c_void,
+    /// Frees the tensor and its memory; called exactly once by the consumer. May be NULL.
+    pub deleter: Option<unsafe extern "C" fn(managed: *mut TbDLManagedTensorVersioned)>,
+    /// `TB_DLPACK_FLAG_*` bits.
+    pub flags: u64,
+    /// The tensor.
+    pub dl_tensor: TbDLTensor,
+}
+
+fn read_dl_tensor(raw: &TbDLTensor, readonly: bool) -> Result<DlTensorFields> {
+    let shape = read_shape(raw.ndim, raw.shape)?;
+    let strides = match raw.strides.is_null() {
+        true => None,
+        false => Some(read_array(raw.strides, shape.len(), "dl_tensor.strides")?),
+    };
+    Ok(DlTensorFields {
+        data: raw.data as u64,
+        device: raw.device,
+        dtype: raw.dtype,
+        shape,
+        strides,
+        byte_offset: raw.byte_offset,
+        readonly,
+    })
+}
+
+fn import(
+    fields: DlTensorFields,
+    layout: *const c_char,
+    release: ReleaseFn,
+    out: *mut *mut TbTensor,
+) -> Result<()> {
+    let desc = fields.to_desc(read_layout_arg(layout)?)?;
+    write_out(out, handle::export(adopt(desc, Some(release))?), "out")
+}
+
+/// Imports a legacy `DLManagedTensor` without copying. On success the tensor owns `managed`:
+/// its `deleter` (if not NULL) runs exactly once, when the last reference to the memory goes. On
+/// failure ownership stays with the caller (the deleter is not called) and `*out` is NULL.
+/// NULL strides mean compact; `byte_offset` is honoured; CPU, CUDA, CUDA host and CUDA managed
+/// devices are accepted; lanes ≠ 1 and unknown dtype codes are refused. `layout` may be NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn tb_tensor_from_dlpack(
+    managed: *mut TbDLManagedTensor,
+    layout: *const c_char,
+    out: *mut *mut TbTensor,
+) -> TbStatus {
+    boundary("tb_tensor_from_dlpack", || {
+        write_out(out, std::ptr::null_mut(), "out")?;
+        if managed.is_null() {
+            return Err(Error::invalid_argument("managed is NULL"));
+        }
+        // SAFETY: non-null; the C contract says it points to a DLManagedTensor.
+        let (dl_tensor, deleter) = unsafe { ((*managed).dl_tensor, (*managed).deleter) };
+        let fields = read_dl_tensor(&dl_tensor, false)?;
+        let owned = SendPtr(managed);
+        let release: ReleaseFn = Box::new(move || {
+            let owned = owned;
+            if let Some(deleter) = deleter {
+                // SAFETY: the producer's deleter, called once for the tensor it was given with.
+                unsafe { deleter(owned.0) }
+            }
+        });
+        import(fields, layout, release, out)
+    })
+}
+
+/// Imports a `DLManagedTensorVersioned` without copying, with the ownership rules of
+/// `tb_tensor_from_dlpack`. A major version above `TB_DLPACK_MAJOR_VERSION` is refused
+/// (`TB_ERROR_NOT_SUPPORTED`) after reading only `version`. The `TB_DLPACK_FLAG_READ_ONLY` flag
+/// makes a read-only tensor; `TB_DLPACK_FLAG_IS_SUBBYTE_TYPE_PADDED` is refused.
+#[unsafe(no_mangle)]
+pub extern "C" fn tb_tensor_from_dlpack_versioned(
+    managed: *mut TbDLManagedTensorVersioned,
+    layout: *const c_char,
+    out: *mut *mut TbTensor,
+) -> TbStatus {
+    boundary("tb_tensor_from_dlpack_versioned", || {
+        write_out(out, std::ptr::null_mut(), "out")?;
+        if managed.is_null() {
+            return Err(Error::invalid_argument("managed is NULL"));
+        }
+        // SAFETY: non-null; every DLPack version starts with DLPackVersion, so reading it is
+        // valid whatever the producer's version.
+        let version = unsafe { (*managed).version };
+        if version.major > TB_DLPACK_MAJOR_VERSION {
+            return Err(Error::not_supported(format!(
+                "DLPack version {}.{} is newer than the supported major version \
+                 {TB_DLPACK_MAJOR_VERSION}",
+                version.major, version.minor
+            )));
+        }
+        if version.major == 0 {
+            return Err(Error::invalid_argument(
+                "DLPack version 0.x has no versioned managed tensor; use tb_tensor_from_dlpack",
+            ));
+        }
+        // SAFETY: a 1.x struct, whose layout TbDLManagedTensorVersioned matches.
+        let (flags, dl_tensor, deleter) =
+            unsafe { ((*managed).flags, (*managed).dl_tensor, (*managed).deleter) };
+        if flags & TB_DLPACK_FLAG_IS_SUBBYTE_TYPE_PADDED != 0 {
+            return Err(Error::not_supported("padded sub-byte DLPack types are not supported"));
+        }
+        let fields = read_dl_tensor(&dl_tensor, flags & TB_DLPACK_FLAG_READ_ONLY != 0)?;
+        let owned = SendPtr(managed);
+        let release: ReleaseFn = Box::new(move || {
+            let owned = owned;
+            if let Some(deleter) = deleter {
+                // SAFETY: the producer's deleter, called once for the tensor it was given with.
+                unsafe { deleter(owned.0) }
+            }
+        });
+        import(fields, layout, release, out)
+    })
+}
+
+/// What an exported managed tensor owns: a reference to the source tensor (keeping its memory
+/// alive) and the shape/strides arrays its `DLTensor` points into.
+struct ExportContext {
+    _tensor: Tensor,
+    shape: Vec<i64>,
+    strides: Vec<i64>,
+}
+
+/// Addresses of exported managed tensors whose deleter has not run yet: a second call of a
+/// deleter (a consumer bug) is then ignored instead of freeing twice.
+fn exported() -> std::sync::MutexGuard<'static, HashSet<usize>> {
+    static LIVE: OnceLock<Mutex<HashSet<usize>>> = OnceLock::new();
+    LIVE.get_or_init(Default::default).lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn export_context(tensor: &Tensor) -> Result<(Box<ExportContext>, TbDLTensor)> {
+    let fields = DlTensorFields::describe(tensor)?;
+    let mut context = Box::new(ExportContext {
+        _tensor: tensor.clone(),
+        shape: fields.shape,
+        strides: fields.strides.unwrap_or_default(),
+    });
+    let dl_tensor = TbDLTensor {
+        data: fields.data as *mut c_void,
+        device: fields.device,
+        ndim: context.shape.len() as i32,
+        dtype: fields.dtype,
+        shape: context.shape.as_mut_ptr(),
+        strides: context.strides.as_mut_ptr(),
+        byte_offset: fields.byte_offset,
+    };
+    Ok((context, dl_tensor))
+}
+
+/// Runs a deleter body once per exported address, never unwinding into C.
+fn delete_once(address: usize, body: impl FnOnce()) {
+    if !exported().remove(&address) {
+        return;
+    }
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body));
+}
+
+unsafe extern "C" fn delete_legacy(managed: *mut TbDLManagedTensor) {
+    delete_once(managed as usize, || {
+        // SAFETY: managed came from Box::into_raw in tb_tensor_to_dlpack and is freed once.
+        let managed = unsafe { Box::from_raw(managed) };
+        // SAFETY: manager_ctx came from Box::into_raw of an ExportContext.
+        drop(unsafe { Box::from_raw(managed.manager_ctx as *mut ExportContext) });
+    });
+}
+
+unsafe extern "C" fn delete_versioned(managed: *mut TbDLManagedTensorVersioned) {
+    delete_once(managed as usize, || {
+        // SAFETY: managed came from Box::into_raw in tb_tensor_to_dlpack_versioned.
+        let managed = unsafe { Box::from_raw(managed) };
+        // SAFETY: manager_ctx came from Box::into_raw of an ExportContext.
+        drop(unsafe { Box::from_raw(managed.manager_ctx as *mut ExportContext) });
+    });
+}
+
+/// Exports `tensor` as a legacy `DLManagedTensor` sharing its memory. The managed tensor holds
+/// a reference that keeps the memory alive until its `deleter` runs; the consumer calls
+/// `deleter` exactly once (a repeated call is ignored). Strides are always present, in elements;
+/// a byte stride that is not a multiple of the item size fails with `TB_ERROR_NOT_SUPPORTED`.
+/// The legacy struct has no read-only flag: prefer the versioned export for read-only tensors.
+/// Stream order: call `tb_tensor_sync(tensor, consumer_stream)` first when the consumer works
+/// on a stream of its own.
+#[unsafe(no_mangle)]
+pub extern "C" fn tb_tensor_to_dlpack(
+    tensor: *const TbTensor,
+    out: *mut *mut TbDLManagedTensor,
+) -> TbStatus {
+    boundary("tb_tensor_to_dlpack", || {
+        require_out(out, "out")?;
+        let held = handle::borrow(tensor, "tensor")?;
+        let (context, dl_tensor) = export_context(tensor_of(&held))?;
+        let managed = Box::into_raw(Box::new(TbDLManagedTensor {
+            dl_tensor,
+            manager_ctx: Box::into_raw(context) as *mut c_void,
+            deleter: Some(delete_legacy),
+        }));
+        exported().insert(managed as usize);
+        write_out(out, managed, "out")
+    })
+}
+
+/// Exports `tensor` as a `DLManagedTensorVersioned` (version `TB_DLPACK_MAJOR_VERSION`.
+/// `TB_DLPACK_MINOR_VERSION`) sharing its memory, with `TB_DLPACK_FLAG_READ_ONLY` set for
+/// read-only tensors. Ownership, strides and streams as for `tb_tensor_to_dlpack`.
+/// `TB_DLPACK_FLAG_IS_COPIED` is never set: this export never copies.
+#[unsafe(no_mangle)]
+pub extern "C" fn tb_tensor_to_dlpack_versioned(
+    tensor: *const TbTensor,
+    out: *mut *mut TbDLManagedTensorVersioned,
+) -> TbStatus {
+    boundary("tb_tensor_to_dlpack_versioned", || {
+        require_out(out, "out")?;
+        let held = handle::borrow(tensor, "tensor")?;
+        let source = tensor_of(&held);
+        let (context, dl_tensor) = export_context(source)?;
+        let flags = if source.is_readonly() { TB_DLPACK_FLAG_READ_ONLY } else { 0 };
+        let managed = Box::into_raw(Box::new(TbDLManagedTensorVersioned {
+            version: TbDLPackVersion {
+                major: TB_DLPACK_MAJOR_VERSION,
+                minor: TB_DLPACK_MINOR_VERSION,
+            },
+            manager_ctx: Box::into_raw(context) as *mut c_void,
+            deleter: Some(delete_versioned),
+            flags,
+            dl_tensor,
+        }));
+        exported().insert(managed as usize);
+        write_out(out, managed, "out")
+    })
+}

@@ -1,0 +1,166 @@
+//! DLPack in safe Rust terms: a `DLTensor`'s fields to a `TensorDesc` (strides in elements →
+//! bytes, `byte_offset` applied), and a `Tensor` back to element strides.
+
+use crate::device::{Device, TbDevice};
+use crate::dtype::DataType;
+use crate::error::{Error, Result, checked_mul};
+use crate::layout::Layout;
+use crate::tensor::{Tensor, TensorDesc};
+
+/// The DLPack major version this library implements; a larger major version is refused.
+pub const TB_DLPACK_MAJOR_VERSION: u32 = 1;
+/// The DLPack minor version this library writes into the versioned tensors it exports.
+pub const TB_DLPACK_MINOR_VERSION: u32 = 1;
+
+/// `flags` bit: the tensor is read-only (DLPack's `DLPACK_FLAG_BITMASK_READ_ONLY`).
+pub const TB_DLPACK_FLAG_READ_ONLY: u64 = 1 << 0;
+/// `flags` bit: the producer made a copy, which the consumer owns alone.
+pub const TB_DLPACK_FLAG_IS_COPIED: u64 = 1 << 1;
+/// `flags` bit: sub-byte types are padded (never set by tensorbridge; refused on import).
+pub const TB_DLPACK_FLAG_IS_SUBBYTE_TYPE_PADDED: u64 = 1 << 2;
+
+/// The fields of a `DLTensor`, copied out of the C struct.
+#[derive(Clone, Debug)]
+pub struct DlTensorFields {
+    /// `data`.
+    pub data: u64,
+    /// `device`.
+    pub device: TbDevice,
+    /// `dtype`.
+    pub dtype: DataType,
+    /// `shape[0..ndim)`.
+    pub shape: Vec<i64>,
+    /// `strides[0..ndim)` in elements, or `None` for compact row-major.
+    pub strides: Option<Vec<i64>>,
+    /// `byte_offset`.
+    pub byte_offset: u64,
+    /// From the versioned flags' read-only bit (legacy tensors are writable).
+    pub readonly: bool,
+}
+
+impl DlTensorFields {
+    /// The tensor these fields describe.
+    pub fn to_desc(&self, layout: Layout) -> Result<TensorDesc> {
+        let device = Device::from_raw(self.device)?;
+        let dtype = self.dtype.validate()?;
+        let item_size = dtype.item_size();
+        let offset = i64::try_from(self.byte_offset).map_err(|_| {
+            Error::overflow(format!("byte_offset {} does not fit int64", self.byte_offset))
+        })?;
+        let data = self.data.checked_add(offset as u64).ok_or_else(|| {
+            Error::overflow(format!(
+                "data {:#x} + byte_offset {} overflows the address space",
+                self.data, self.byte_offset
+            ))
+        })?;
+        let strides = match &self.strides {
+            None => None,
+            Some(elements) => Some(
+                elements
+                    .iter()
+                    .enumerate()
+                    .map(|(dim, &s)| checked_mul(s, item_size, &format!("strides[{dim}] in bytes")))
+                    .collect::<Result<Vec<_>>>()?,
+            ),
+        };
+        let data = if self.shape.contains(&0) && self.data == 0 { 0 } else { data };
+        Ok(TensorDesc {
+            data,
+            device,
+            dtype,
+            shape: self.shape.clone(),
+            strides,
+            layout,
+            readonly: self.readonly,
+        })
+    }
+
+    /// Describes `tensor` for DLPack: `byte_offset` 0 and strides always present, in elements.
+    /// A byte stride that is not a multiple of the item size cannot be expressed and is refused.
+    pub fn describe(tensor: &Tensor) -> Result<DlTensorFields> {
+        let item_size = tensor.dtype().item_size();
+        let strides = tensor
+            .strides()
+            .iter()
+            .zip(tensor.shape())
+            .enumerate()
+            .map(|(dim, (&stride, &extent))| {
+                if stride % item_size == 0 {
+                    Ok(stride / item_size)
+                } else if extent <= 1 {
+                    Ok(0)
+                } else {
+                    Err(Error::not_supported(format!(
+                        "strides[{dim}] = {stride} bytes is not a multiple of the item size \
+                         {item_size} of {}; DLPack strides count elements",
+                        tensor.dtype()
+                    )))
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(DlTensorFields {
+            data: tensor.data(),
+            device: tensor.device().to_raw(),
+            dtype: tensor.dtype(),
+            shape: tensor.shape().to_vec(),
+            strides: Some(strides),
+            byte_offset: 0,
+            readonly: tensor.is_readonly(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tensor::Storage;
+
+    fn fields() -> DlTensorFields {
+        DlTensorFields {
+            data: 0x10000,
+            device: Device::CPU.to_raw(),
+            dtype: DataType::F32,
+            shape: vec![3, 4],
+            strides: Some(vec![1, 3]),
+            byte_offset: 16,
+            readonly: true,
+        }
+    }
+
+    #[test]
+    fn element_strides_and_byte_offset_are_applied() {
+        let desc = fields().to_desc(Layout::NONE).unwrap();
+        assert_eq!(desc.data, 0x10010);
+        assert_eq!(desc.strides, Some(vec![4, 12]));
+        let t = Tensor::new(desc, &Storage::with_release(None)).unwrap();
+        let back = DlTensorFields::describe(&t).unwrap();
+        assert_eq!(back.strides, Some(vec![1, 3]));
+        assert_eq!(back.data, 0x10010);
+        assert!(back.readonly);
+    }
+
+    #[test]
+    fn byte_strides_that_split_an_element_cannot_be_exported() {
+        let desc = TensorDesc {
+            data: 0x10000,
+            device: Device::CPU,
+            dtype: DataType::C64,
+            shape: vec![2],
+            strides: Some(vec![12]),
+            layout: Layout::NONE,
+            readonly: false,
+        };
+        let t = Tensor::new(desc, &Storage::with_release(None)).unwrap();
+        let err = DlTensorFields::describe(&t).unwrap_err();
+        assert!(err.message.contains("strides[0] = 12 bytes is not a multiple"), "{}", err.message);
+    }
+
+    #[test]
+    fn stride_overflow_is_reported() {
+        let f = DlTensorFields { strides: Some(vec![i64::MAX / 2, 1]), ..fields() };
+        assert_eq!(
+            f.to_desc(Layout::NONE).unwrap_err().status,
+            crate::error::TbStatus::TB_ERROR_OVERFLOW
+        );
+    }
+}

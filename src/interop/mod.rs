@@ -1,0 +1,6 @@
+//! Descriptor standards, in safe Rust terms: the CUDA Array Interface and NumPy array interface
+//! (`cai`), and DLPack (`dlpack`). Each converts a descriptor's contents to a `TensorDesc` and a
+//! `Tensor` back to a descriptor; the C structs and their ownership live in `crate::ffi`.
+
+pub mod cai;
+pub mod dlpack;
