@@ -84,6 +84,9 @@
 // Capacity of `TbLayout::labels`: `TB_MAX_RANK` labels plus the terminating NUL.
 #define TB_LAYOUT_CAPACITY 16
 
+// Most channels a per-channel affine may have (the GPU kernels carry the coefficients inline).
+#define MAX_CHANNELS 64
+
 // Alignment of host memory allocated by tensorbridge (a cache line; enough for any dtype and SIMD).
 #define TB_HOST_ALIGNMENT 64
 
@@ -330,6 +333,10 @@ typedef struct TbTensorInfo {
 
 
 
+
+
+
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -441,6 +448,44 @@ enum TbStatus tb_layout_rank(const struct TbLayout *layout, int32_t *rank);
 // Stores in `*index` the dimension that carries `label` in `*layout` (`'C'` in `"NHWC"` → 3),
 // or -1 when the layout has no such label.
 enum TbStatus tb_layout_find(const struct TbLayout *layout, char label, int32_t *index);
+
+// Writes `src` into `dst` in `dst`'s layout — any permutation of `src`'s labels (NHWC ↔ NCHW,
+// HWC ↔ CHW, NCDHW ↔ NDHWC, arbitrary letters) — or, when the layouts are equal (or both
+// absent), as a strided copy. Same dtype (any of them); any strides on either side; shapes must
+// agree once permuted. `src` and `dst` must not overlap. `dst` must be writable.
+//
+// Runs on the GPU, enqueued on `stream` (a `cudaStream_t`; NULL = legacy default stream) of the
+// device holding the device memory, without blocking the host; pinned and managed operands are
+// read or written in place. Both tensors in host memory run on the CPU, synchronously.
+// Operands on two different GPUs need peer access (`TB_ERROR_NOT_SUPPORTED` otherwise); between
+// pageable host memory and a GPU the pageable side is staged, which blocks the host.
+enum TbStatus tb_reformat(const struct TbTensor *src, const struct TbTensor *dst, void *stream);
+
+// Copies `src` into `dst` (same shape and dtype; layouts equal or absent), between any two
+// devices: host → device, device → host, device → device on one GPU or across two (peer
+// access), host → host, with any strides on both sides. Enqueued on `stream` (of the device
+// that holds device memory). Pinned host memory is read or written asynchronously by the GPU;
+// pageable host memory is staged through a packed buffer, which blocks the host until the
+// pageable side is done.
+enum TbStatus tb_copy(const struct TbTensor *src, const struct TbTensor *dst, void *stream);
+
+// One pass that converts `src` into `dst`'s dtype and layout, applying a per-channel affine
+// y = x · scale[c] + offset[c] (one fused multiply-add in float32; c is the index along `dst`'s
+// `C` label). `count` values in `scale` and `offset`: 1 (broadcast) or the number of channels
+// (at most 64); `count` = 0 with NULL arrays means scale 1, offset 0. Inputs: uint8, int8,
+// uint16, int16, float16, bfloat16, float32; outputs: float16, bfloat16, float32 (round to
+// nearest even) or uint8 (rounded half to even, saturated to [0, 255], NaN → 0). The classic
+// uint8 NHWC → float32 NCHW normalisation is one kernel. Devices and streams as `tb_reformat`.
+enum TbStatus tb_convert(const struct TbTensor *src,
+                         const struct TbTensor *dst,
+                         const float *scale,
+                         const float *offset,
+                         int32_t count,
+                         void *stream);
+
+// A packed (C-contiguous, same layout) copy of `tensor` in new memory of the same kind on the
+// same device, owned by the new tensor; writable. Enqueued on `stream` for GPU memory.
+enum TbStatus tb_tensor_clone(const struct TbTensor *tensor, void *stream, struct TbTensor **out);
 
 // The library's version as `major * 10000 + minor * 100 + patch` (0.1.0 → 100). Compare with
 // `TB_VERSION_MAJOR` & co. from the header to detect a header/library mismatch.

@@ -13,4 +13,5 @@ pub mod error;
 pub mod ffi;
 pub mod interop;
 pub mod layout;
+pub mod ops;
 pub mod tensor;

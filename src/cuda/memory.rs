@@ -55,3 +55,41 @@ fn release(ordinal: i32, free: impl FnOnce() -> sys::CUresult + Send + 'static) 
         }
     })
 }
+
+/// Allocates `bytes` of device memory on `ordinal`, ordered on `stream` (stream-ordered
+/// allocator): for staging buffers freed with [`free_async`] on the same stream.
+pub fn allocate_async(ordinal: i32, bytes: i64, stream: crate::tensor::Stream) -> Result<u64> {
+    let _scope = ContextScope::enter(ordinal)?;
+    let mut ptr = 0;
+    let size =
+        usize::try_from(bytes.max(1)).map_err(|_| Error::internal("negative staging size"))?;
+    // SAFETY: the context is current; ptr is a valid out-pointer; the stream is the caller's.
+    check(
+        unsafe { sys::cuMemAllocAsync(&mut ptr, size, stream.0 as sys::CUstream) },
+        "cuMemAllocAsync",
+    )?;
+    Ok(ptr)
+}
+
+/// Frees memory from [`allocate_async`] once the work queued on `stream` before it is done.
+pub fn free_async(ordinal: i32, ptr: u64, stream: crate::tensor::Stream) -> Result<()> {
+    let _scope = ContextScope::enter(ordinal)?;
+    // SAFETY: ptr came from allocate_async and is freed once.
+    check(unsafe { sys::cuMemFreeAsync(ptr, stream.0 as sys::CUstream) }, "cuMemFreeAsync")
+}
+
+/// Copies `bytes` between any two addresses the driver knows or host memory (unified
+/// addressing infers the direction), ordered on `stream`. From or to pageable host memory the
+/// call returns only when the host buffer may be reused.
+pub fn copy_bytes(
+    ordinal: i32,
+    dst: u64,
+    src: u64,
+    bytes: i64,
+    stream: crate::tensor::Stream,
+) -> Result<()> {
+    let _scope = ContextScope::enter(ordinal)?;
+    let size = usize::try_from(bytes).map_err(|_| Error::internal("negative copy size"))?;
+    // SAFETY: both ranges are valid for `size` bytes (staging buffers or validated tensors).
+    check(unsafe { sys::cuMemcpyAsync(dst, src, size, stream.0 as sys::CUstream) }, "cuMemcpyAsync")
+}

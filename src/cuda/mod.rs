@@ -6,6 +6,9 @@
 
 pub mod context;
 pub mod driver;
+pub mod exec;
+pub mod kernel;
 pub mod memory;
+pub mod peer;
 pub mod pointer;
 pub mod stream;

@@ -47,3 +47,22 @@ pub fn hand_off(tensor: &Tensor, stream: Stream) -> Result<()> {
     storage.set_pending_stream(Some(stream));
     Ok(())
 }
+
+/// Blocks the host until the work queued on `stream` is done.
+pub fn synchronize(ordinal: i32, stream: Stream) -> Result<()> {
+    let _scope = ContextScope::enter(ordinal)?;
+    // SAFETY: the caller's stream, valid per the contract.
+    check(unsafe { sys::cuStreamSynchronize(raw(stream)) }, "cuStreamSynchronize")
+}
+
+/// Before the CPU touches `tensor` (pinned or managed memory): blocks until GPU work pending on
+/// its memory is done, then clears the pending stream. Host memory without pending work returns
+/// at once.
+pub fn host_sync(tensor: &Tensor) -> Result<()> {
+    let storage = tensor.storage();
+    if let Some(pending) = storage.pending_stream() {
+        synchronize(tensor.device().ordinal, pending)?;
+        storage.set_pending_stream(None);
+    }
+    Ok(())
+}

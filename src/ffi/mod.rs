@@ -12,6 +12,7 @@ pub mod dlpack;
 pub mod dtype;
 pub mod handle;
 pub mod layout;
+pub mod ops;
 pub mod status;
 pub mod tensor;
 

@@ -1,0 +1,253 @@
+//! Running a plan on a GPU: a driver memcpy for contiguous copies, the interleave /
+//! deinterleave / tiled transpose kernels for batched transposes whose alignment allows 16-byte
+//! accesses, and the general kernel for everything else.
+
+use super::driver::check;
+use super::kernel::{KernelSpec, launch, load};
+use crate::dtype::DataType;
+use crate::error::{Error, Result};
+use crate::ops::element::{ElementOp, MAX_CHANNELS};
+use crate::ops::plan::{Dim, Plan, Shape};
+use crate::tensor::Stream;
+use cudarc::driver::sys;
+
+/// Mirrors `Affine` in layout.cu.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Affine {
+    scale: [f32; MAX_CHANNELS],
+    offset: [f32; MAX_CHANNELS],
+    channels: i32,
+}
+
+/// Mirrors `TransposeParams` in layout.cu.
+#[repr(C)]
+struct TransposeParams {
+    src: u64,
+    dst: u64,
+    batch: i64,
+    r_extent: i64,
+    s_extent: i64,
+    src_b: i64,
+    src_s: i64,
+    dst_b: i64,
+    dst_r: i64,
+    channel_is_r: i32,
+    affine: Affine,
+}
+
+/// Mirrors `GeneralParams` in layout.cu.
+#[repr(C)]
+struct GeneralParams {
+    src: u64,
+    dst: u64,
+    count: i64,
+    extent: [i64; 15],
+    src_stride: [i64; 15],
+    dst_stride: [i64; 15],
+    channel_dim: i32,
+    affine: Affine,
+}
+
+const THREADS: u32 = 256;
+/// Largest channel count of the register (interleave / deinterleave) kernels.
+const SMALL_MAX: i64 = 8;
+
+fn affine_of(op: &ElementOp) -> Affine {
+    let mut affine =
+        Affine { scale: [1.0; MAX_CHANNELS], offset: [0.0; MAX_CHANNELS], channels: 1 };
+    if let ElementOp::Convert(c) = op {
+        affine.scale[..c.scale.len()].copy_from_slice(&c.scale);
+        affine.offset[..c.offset.len()].copy_from_slice(&c.offset);
+        affine.channels = c.scale.len() as i32;
+    }
+    affine
+}
+
+fn type_name(dtype: DataType) -> &'static str {
+    match dtype {
+        DataType::U8 => "tb_u8",
+        DataType::I8 => "tb_i8",
+        DataType::U16 => "tb_u16",
+        DataType::I16 => "tb_i16",
+        DataType::F16 => "tb_f16",
+        DataType::BF16 => "tb_bf16",
+        _ => "tb_f32",
+    }
+}
+
+fn raw_type(item_size: i64) -> &'static str {
+    match item_size {
+        1 => "tb_raw1",
+        2 => "tb_raw2",
+        4 => "tb_raw4",
+        8 => "tb_raw8",
+        _ => "tb_raw16",
+    }
+}
+
+/// The `-D` defines naming the element types and whether the affine applies.
+fn type_defines(plan: &Plan, op: &ElementOp) -> Vec<String> {
+    match op {
+        ElementOp::Copy => vec![
+            format!("TB_TIN={}", raw_type(plan.src_item)),
+            format!("TB_TOUT={}", raw_type(plan.dst_item)),
+            "TB_AFFINE=0".to_string(),
+        ],
+        ElementOp::Convert(c) => vec![
+            format!("TB_TIN={}", type_name(c.from)),
+            format!("TB_TOUT={}", type_name(c.to)),
+            "TB_AFFINE=1".to_string(),
+        ],
+    }
+}
+
+/// ⌈a / b⌉ for positive b (i64::div_ceil is not stable).
+fn ceil_div(a: i64, b: i64) -> i64 {
+    (a + b - 1) / b
+}
+
+/// The largest power of two ≤ 16 dividing `bytes`: the access width a run of `bytes` allows.
+fn unit_of(bytes: i64) -> i64 {
+    [16, 8, 4, 2].into_iter().find(|u| bytes % u == 0).unwrap_or(1)
+}
+
+fn all_multiple_of(values: &[i64], unit: i64) -> bool {
+    values.iter().all(|v| v % unit == 0)
+}
+
+/// Where a plan's two tensors are, and the stream and device it runs on.
+pub struct Target {
+    /// Source address of element (0, …, 0).
+    pub src: u64,
+    /// Destination address.
+    pub dst: u64,
+    /// Device whose context and stream run the work.
+    pub ordinal: i32,
+    /// The caller's stream.
+    pub stream: Stream,
+}
+
+/// Runs `plan` with `op` on the GPU, asynchronously on `target.stream`.
+pub fn run(plan: &Plan, op: &ElementOp, target: &Target) -> Result<()> {
+    match plan.shape() {
+        Shape::Empty => Ok(()),
+        Shape::Contiguous if *op == ElementOp::Copy => memcpy(plan, target),
+        Shape::Transpose => transpose(plan, op, target),
+        _ => general(plan, op, target),
+    }
+}
+
+fn memcpy(plan: &Plan, target: &Target) -> Result<()> {
+    let _scope = super::context::ContextScope::enter(target.ordinal)?;
+    let bytes = (plan.count * plan.src_item) as usize;
+    let stream = target.stream.0 as sys::CUstream;
+    // SAFETY: both spans are valid for `bytes` (validated tensors); unified addressing lets the
+    // driver pick the direction.
+    check(unsafe { sys::cuMemcpyAsync(target.dst, target.src, bytes, stream) }, "cuMemcpyAsync")
+}
+
+fn transpose(plan: &Plan, op: &ElementOp, target: &Target) -> Result<()> {
+    let (batch, r, s) = plan.transpose_dims();
+    let n = plan.dims.len();
+    let channel_is_r = match plan.channel {
+        None => -1,
+        Some(c) if c == n - 2 => 1,
+        Some(c) if c == n - 1 => 0,
+        Some(_) => return general(plan, op, target),
+    };
+    let (e_in, e_out) = (plan.src_item, plan.dst_item);
+    let vector = (16 / e_in).max(1);
+    let params = TransposeParams {
+        src: target.src,
+        dst: target.dst,
+        batch: batch.extent,
+        r_extent: r.extent,
+        s_extent: s.extent,
+        src_b: batch.src,
+        src_s: s.src,
+        dst_b: batch.dst,
+        dst_r: r.dst,
+        channel_is_r,
+        affine: affine_of(op),
+    };
+    let base = [target.src as i64, batch.src];
+    let mut defines = type_defines(plan, op);
+    let (entry, chunks) = if r.extent <= SMALL_MAX
+        && s.src == r.extent * e_in
+        && all_multiple_of(&base, 16)
+        && all_multiple_of(&[target.dst as i64, batch.dst, r.dst], unit_of(vector * e_out))
+    {
+        defines.push(format!("TB_SMALL={}", r.extent));
+        ("tb_deinterleave", batch.extent * ceil_div(s.extent, vector))
+    } else if s.extent <= SMALL_MAX
+        && r.dst == s.extent * e_out
+        && all_multiple_of(&[target.src as i64, batch.src, s.src], 16)
+        && all_multiple_of(&[target.dst as i64, batch.dst], unit_of(vector * s.extent * e_out))
+    {
+        defines.push(format!("TB_SMALL={}", s.extent));
+        ("tb_interleave", batch.extent * ceil_div(r.extent, vector))
+    } else if *op == ElementOp::Copy
+        && all_multiple_of(
+            &[target.src as i64, target.dst as i64, batch.src, batch.dst, s.src, r.dst],
+            16,
+        )
+    {
+        let tile = if e_in <= 2 {
+            64
+        } else if e_in <= 8 {
+            32
+        } else {
+            16
+        };
+        defines.push(format!("TB_TILE={tile}"));
+        let tiles = batch.extent * ceil_div(r.extent, tile) * ceil_div(s.extent, tile);
+        let spec = KernelSpec { entry: "tb_transpose_tiled", defines };
+        let function = load(target.ordinal, &spec)?;
+        return launch(target.ordinal, function, tiles as u64, THREADS, target.stream, &params);
+    } else {
+        return general(plan, op, target);
+    };
+    let spec = KernelSpec { entry, defines };
+    let function = load(target.ordinal, &spec)?;
+    launch(
+        target.ordinal,
+        function,
+        ceil_div(chunks, THREADS as i64) as u64,
+        THREADS,
+        target.stream,
+        &params,
+    )
+}
+
+fn general(plan: &Plan, op: &ElementOp, target: &Target) -> Result<()> {
+    let dims: Vec<Dim> = if plan.dims.is_empty() {
+        vec![Dim { extent: 1, src: plan.src_item, dst: plan.dst_item }]
+    } else {
+        plan.dims.clone()
+    };
+    if dims.len() > 15 {
+        return Err(Error::internal("plan rank above 15"));
+    }
+    let mut params = GeneralParams {
+        src: target.src,
+        dst: target.dst,
+        count: plan.count,
+        extent: [1; 15],
+        src_stride: [0; 15],
+        dst_stride: [0; 15],
+        channel_dim: plan.channel.map_or(-1, |c| c as i32),
+        affine: affine_of(op),
+    };
+    for (i, dim) in dims.iter().enumerate() {
+        params.extent[i] = dim.extent;
+        params.src_stride[i] = dim.src;
+        params.dst_stride[i] = dim.dst;
+    }
+    let mut defines = type_defines(plan, op);
+    defines.push(format!("TB_RANK={}", dims.len()));
+    let spec = KernelSpec { entry: "tb_general", defines };
+    let function = load(target.ordinal, &spec)?;
+    let blocks = (plan.count as u64).div_ceil(THREADS as u64).min(1 << 20);
+    launch(target.ordinal, function, blocks, THREADS, target.stream, &params)
+}

@@ -1,0 +1,274 @@
+//! Run-time kernels: NVRTC compiles `kernels/layout.cu` with a set of `-D` defines to a cubin
+//! for the device's exact architecture (PTX from a newer NVRTC could fail to load on an older
+//! driver). Each (defines, device) pair is compiled and loaded once per process; cubins are also
+//! kept on disk, keyed by a hash of the source, options, architecture and NVRTC version, so a new
+//! process skips the compile. `TENSORBRIDGE_CACHE_DIR` chooses the directory (empty: no disk
+//! cache); the default is `$XDG_CACHE_HOME/tensorbridge` or `~/.cache/tensorbridge`.
+
+use super::context::ContextScope;
+use super::driver::check;
+use crate::error::{Error, Result};
+use crate::tensor::Stream;
+use cudarc::driver::sys::{self, CUdevice_attribute, CUfunction, CUmodule};
+use cudarc::nvrtc::sys as nvrtc;
+use std::collections::HashMap;
+use std::ffi::{CString, c_void};
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
+
+const SOURCE: &str = include_str!("kernels/layout.cu");
+
+/// A kernel to run: its entry point and the compile-time defines that specialise the source.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct KernelSpec {
+    /// The `extern "C" __global__` function name.
+    pub entry: &'static str,
+    /// `-D` definitions, as `NAME=VALUE`.
+    pub defines: Vec<String>,
+}
+
+/// A loaded kernel function (valid for the life of the process).
+#[derive(Clone, Copy, Debug)]
+pub struct Function(usize);
+
+/// Loaded modules per (device, defines) and functions per (device, defines, entry); stored as
+/// addresses so the maps are `Send`. Modules stay loaded for the life of the process.
+struct Loaded {
+    modules: HashMap<(i32, Vec<String>), usize>,
+    functions: HashMap<(i32, KernelSpec), usize>,
+}
+
+fn loaded() -> std::sync::MutexGuard<'static, Loaded> {
+    static LOADED: OnceLock<Mutex<Loaded>> = OnceLock::new();
+    LOADED
+        .get_or_init(|| Mutex::new(Loaded { modules: HashMap::new(), functions: HashMap::new() }))
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn nvrtc_available() -> Result<()> {
+    // SAFETY: only tries to dlopen candidate library names.
+    if unsafe { nvrtc::is_culib_present() } {
+        return Ok(());
+    }
+    Err(Error::cuda_unavailable(
+        "CUDA unavailable: NVRTC (libnvrtc.so.13) could not be loaded; GPU kernels need the \
+         CUDA runtime compiler (a CUDA toolkit, or the nvidia-cuda-nvrtc package on the loader \
+         path)",
+    ))
+}
+
+fn nvrtc_check(status: nvrtc::nvrtcResult, what: &str) -> Result<()> {
+    if status == nvrtc::nvrtcResult::NVRTC_SUCCESS {
+        return Ok(());
+    }
+    // SAFETY: nvrtcGetErrorString returns a static string for any status.
+    let text = unsafe { std::ffi::CStr::from_ptr(nvrtc::nvrtcGetErrorString(status)) };
+    Err(Error::cuda(format!("{what} failed: {}", text.to_string_lossy())))
+}
+
+fn nvrtc_version() -> Result<(i32, i32)> {
+    let (mut major, mut minor) = (0, 0);
+    // SAFETY: NVRTC is loaded; valid out-pointers.
+    nvrtc_check(unsafe { nvrtc::nvrtcVersion(&mut major, &mut minor) }, "nvrtcVersion")?;
+    Ok((major, minor))
+}
+
+/// Compute capability of a device, e.g. (9, 0).
+pub fn compute_capability(ordinal: i32) -> Result<(i32, i32)> {
+    let major =
+        attribute(ordinal, CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)?;
+    let minor =
+        attribute(ordinal, CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR)?;
+    Ok((major, minor))
+}
+
+/// A device attribute.
+pub fn attribute(ordinal: i32, attribute: CUdevice_attribute) -> Result<i32> {
+    super::driver::check_ordinal(ordinal)?;
+    let (mut device, mut value) = (0, 0);
+    // SAFETY: the driver is initialised and the ordinal exists.
+    check(unsafe { sys::cuDeviceGet(&mut device, ordinal) }, "cuDeviceGet")?;
+    // SAFETY: valid device and out-pointer.
+    check(
+        unsafe { sys::cuDeviceGetAttribute(&mut value, attribute, device) },
+        "cuDeviceGetAttribute",
+    )?;
+    Ok(value)
+}
+
+/// 64-bit FNV-1a: a stable hash for cache file names (std's hasher may change between releases).
+fn fnv1a(parts: &[&[u8]]) -> u64 {
+    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    for part in parts {
+        for &byte in part.iter().chain(&[0xff]) {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    hash
+}
+
+fn cache_dir() -> Option<PathBuf> {
+    match std::env::var_os("TENSORBRIDGE_CACHE_DIR") {
+        Some(dir) if dir.is_empty() => None,
+        Some(dir) => Some(PathBuf::from(dir)),
+        None => std::env::var_os("XDG_CACHE_HOME")
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .map(|base| base.join("tensorbridge")),
+    }
+}
+
+fn compile(options: &[String]) -> Result<Vec<u8>> {
+    let source = CString::new(SOURCE).map_err(|_| Error::internal("kernel source has a NUL"))?;
+    let name = c"tensorbridge_layout.cu";
+    let mut program: nvrtc::nvrtcProgram = std::ptr::null_mut();
+    // SAFETY: NVRTC is loaded; source and name are NUL-terminated; no headers.
+    let created = unsafe {
+        nvrtc::nvrtcCreateProgram(
+            &mut program,
+            source.as_ptr(),
+            name.as_ptr(),
+            0,
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    nvrtc_check(created, "nvrtcCreateProgram")?;
+    let result = compile_program(program, options);
+    // SAFETY: the program was created above and is destroyed once.
+    unsafe { nvrtc::nvrtcDestroyProgram(&mut program) };
+    result
+}
+
+fn compile_program(program: nvrtc::nvrtcProgram, options: &[String]) -> Result<Vec<u8>> {
+    let owned: Vec<CString> =
+        options.iter().map(|o| CString::new(o.as_str()).unwrap_or_default()).collect();
+    let pointers: Vec<*const std::ffi::c_char> = owned.iter().map(|o| o.as_ptr()).collect();
+    // SAFETY: program is valid; pointers holds options.len() NUL-terminated strings.
+    let status =
+        unsafe { nvrtc::nvrtcCompileProgram(program, pointers.len() as i32, pointers.as_ptr()) };
+    if status != nvrtc::nvrtcResult::NVRTC_SUCCESS {
+        let mut size = 0usize;
+        // SAFETY: valid program and out-pointer.
+        unsafe { nvrtc::nvrtcGetProgramLogSize(program, &mut size) };
+        let mut log = vec![0u8; size.max(1)];
+        // SAFETY: log has room for size bytes.
+        unsafe { nvrtc::nvrtcGetProgramLog(program, log.as_mut_ptr() as *mut std::ffi::c_char) };
+        let text = String::from_utf8_lossy(&log).trim_end_matches('\0').to_string();
+        return Err(Error::cuda(format!("NVRTC could not compile {options:?}: {text}")));
+    }
+    let mut size = 0usize;
+    // SAFETY: compiled program; valid out-pointer.
+    nvrtc_check(unsafe { nvrtc::nvrtcGetCUBINSize(program, &mut size) }, "nvrtcGetCUBINSize")?;
+    let mut cubin = vec![0u8; size];
+    // SAFETY: cubin has room for size bytes.
+    let got = unsafe { nvrtc::nvrtcGetCUBIN(program, cubin.as_mut_ptr() as *mut std::ffi::c_char) };
+    nvrtc_check(got, "nvrtcGetCUBIN")?;
+    Ok(cubin)
+}
+
+/// The cubin for `defines` on an sm_`arch` device: from the disk cache, or compiled (and cached).
+fn cubin(defines: &[String], arch: (i32, i32)) -> Result<Vec<u8>> {
+    nvrtc_available()?;
+    let mut options: Vec<String> = vec![
+        format!("--gpu-architecture=sm_{}{}", arch.0, arch.1),
+        "--std=c++17".to_string(),
+        "-default-device".to_string(),
+    ];
+    options.extend(defines.iter().map(|d| format!("-D{d}")));
+    let version = nvrtc_version()?;
+    let key = fnv1a(&[
+        SOURCE.as_bytes(),
+        options.join(" ").as_bytes(),
+        format!("nvrtc {}.{}", version.0, version.1).as_bytes(),
+    ]);
+    let path = cache_dir().map(|dir| dir.join(format!("{key:016x}.cubin")));
+    if let Some(cached) = path.as_ref().and_then(|p| std::fs::read(p).ok()) {
+        return Ok(cached);
+    }
+    let cubin = compile(&options)?;
+    if let Some(path) = path {
+        // Best effort, atomic: a failure to cache costs only a recompile next time.
+        let temporary = path.with_extension(format!("tmp{}", std::process::id()));
+        let stored = path.parent().map(std::fs::create_dir_all).transpose().is_ok()
+            && std::fs::write(&temporary, &cubin).is_ok();
+        if stored {
+            let _ = std::fs::rename(&temporary, &path);
+        }
+    }
+    Ok(cubin)
+}
+
+/// The loaded function for `spec` on device `ordinal`, compiling and loading it on first use.
+/// The caller has entered the device's context.
+fn function(ordinal: i32, spec: &KernelSpec) -> Result<CUfunction> {
+    if let Some(&function) = loaded().functions.get(&(ordinal, spec.clone())) {
+        return Ok(function as CUfunction);
+    }
+    let module_key = (ordinal, spec.defines.clone());
+    let existing = loaded().modules.get(&module_key).copied();
+    let module = match existing {
+        Some(module) => module as CUmodule,
+        None => {
+            let image = cubin(&spec.defines, compute_capability(ordinal)?)?;
+            let mut module: CUmodule = std::ptr::null_mut();
+            // SAFETY: a context is current; image is a complete cubin.
+            check(
+                unsafe { sys::cuModuleLoadData(&mut module, image.as_ptr() as *const c_void) },
+                "cuModuleLoadData",
+            )?;
+            *loaded().modules.entry(module_key).or_insert(module as usize) as CUmodule
+        }
+    };
+    let entry = CString::new(spec.entry).map_err(|_| Error::internal("kernel name"))?;
+    let mut function: CUfunction = std::ptr::null_mut();
+    // SAFETY: module is loaded; entry is NUL-terminated.
+    check(
+        unsafe { sys::cuModuleGetFunction(&mut function, module, entry.as_ptr()) },
+        "cuModuleGetFunction",
+    )?;
+    loaded().functions.insert((ordinal, spec.clone()), function as usize);
+    Ok(function)
+}
+
+/// Launches `function` with one by-value parameter struct `params` (the kernels' only
+/// argument), on `stream`, inside device `ordinal`'s context.
+pub fn launch<P>(
+    ordinal: i32,
+    function: Function,
+    blocks: u64,
+    threads: u32,
+    stream: Stream,
+    params: &P,
+) -> Result<()> {
+    let _scope = ContextScope::enter(ordinal)?;
+    let blocks = u32::try_from(blocks.clamp(1, i32::MAX as u64)).unwrap_or(i32::MAX as u32);
+    let mut arguments = [params as *const P as *mut c_void];
+    // SAFETY: function is loaded in this context; the kernel takes exactly one parameter whose
+    // C layout P mirrors; params outlives the call (the driver copies parameters at launch).
+    let status = unsafe {
+        sys::cuLaunchKernel(
+            function.0 as CUfunction,
+            blocks,
+            1,
+            1,
+            threads,
+            1,
+            1,
+            0,
+            stream.0 as sys::CUstream,
+            arguments.as_mut_ptr(),
+            std::ptr::null_mut(),
+        )
+    };
+    check(status, "cuLaunchKernel")
+}
+
+/// Ensures the context of `ordinal` is current while compiling and loading: used by callers
+/// that only need the function (for tests and warm-up).
+pub fn load(ordinal: i32, spec: &KernelSpec) -> Result<Function> {
+    let _scope = ContextScope::enter(ordinal)?;
+    function(ordinal, spec).map(|f| Function(f as usize))
+}

@@ -1,0 +1,307 @@
+// tensorbridge layout kernels, compiled at run time by NVRTC (no headers needed).
+//
+// Every kernel moves elements from a strided source to a strided destination and converts each
+// one with `convert(x, channel)`: a raw copy for reformat/copy (TIN and TOUT are the same
+// storage type), or dtype change + per-channel affine y = fma(x, scale[c], offset[c]) for
+// tb_convert. Compile-time parameters (-D):
+//   TB_TIN, TB_TOUT     element storage types (tb_u8 … tb_f32, tb_raw8, tb_raw16 …)
+//   TB_AFFINE           1 when the per-channel affine is applied
+//   TB_SMALL            channel count of the interleave/deinterleave kernels (1..8)
+//   TB_RANK             rank of the general kernel
+
+typedef unsigned char tb_u8;
+typedef signed char tb_i8;
+typedef unsigned short tb_u16;
+typedef short tb_i16;
+typedef float tb_f32;
+typedef unsigned char tb_raw1;
+typedef unsigned short tb_raw2;
+typedef unsigned int tb_raw4;
+typedef unsigned long long tb_raw8;
+struct tb_raw16 { unsigned long long lo, hi; };
+struct tb_f16 { unsigned short bits; };
+struct tb_bf16 { unsigned short bits; };
+
+typedef long long i64;
+
+#define TB_MAX_RANK 15
+#define TB_MAX_CHANNELS 64
+
+struct Affine {
+  float scale[TB_MAX_CHANNELS];
+  float offset[TB_MAX_CHANNELS];
+  int channels;  // 1 = broadcast one value
+};
+
+// ---- element conversion -------------------------------------------------------------------
+
+__device__ __forceinline__ float to_float(tb_u8 x) { return (float)x; }
+__device__ __forceinline__ float to_float(tb_i8 x) { return (float)x; }
+__device__ __forceinline__ float to_float(tb_u16 x) { return (float)x; }
+__device__ __forceinline__ float to_float(tb_i16 x) { return (float)x; }
+__device__ __forceinline__ float to_float(tb_f32 x) { return x; }
+__device__ __forceinline__ float to_float(tb_f16 x) {
+  float y;
+  asm("cvt.f32.f16 %0, %1;" : "=f"(y) : "h"(x.bits));
+  return y;
+}
+__device__ __forceinline__ float to_float(tb_bf16 x) {
+  return __uint_as_float(((unsigned int)x.bits) << 16);
+}
+
+template <typename T> __device__ __forceinline__ T from_float(float y);
+template <> __device__ __forceinline__ tb_f32 from_float<tb_f32>(float y) { return y; }
+template <> __device__ __forceinline__ tb_f16 from_float<tb_f16>(float y) {
+  tb_f16 h;
+  asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h.bits) : "f"(y));
+  return h;
+}
+template <> __device__ __forceinline__ tb_bf16 from_float<tb_bf16>(float y) {
+  tb_bf16 h;
+  asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(h.bits) : "f"(y));
+  return h;
+}
+template <> __device__ __forceinline__ tb_u8 from_float<tb_u8>(float y) {
+  // Round half to even, saturate to [0, 255]; NaN becomes 0.
+  float r = rintf(y);
+  r = fminf(fmaxf(r, 0.0f), 255.0f);
+  return (tb_u8)(r == r ? r : 0.0f);
+}
+
+#if TB_AFFINE
+__device__ __forceinline__ TB_TOUT convert(TB_TIN x, int channel, const Affine& a) {
+  int c = a.channels == 1 ? 0 : channel;
+  return from_float<TB_TOUT>(fmaf(to_float(x), a.scale[c], a.offset[c]));
+}
+#else
+__device__ __forceinline__ TB_TOUT convert(TB_TIN x, int, const Affine&) { return x; }
+#endif
+
+// ---- vector memory access -------------------------------------------------------------------
+
+// Loads / stores N bytes (a multiple of UNIT, the largest power of two ≤ 16 dividing N, which
+// the caller guarantees as the alignment) through the widest accesses that alignment allows.
+template <int N> struct Bytes { unsigned char b[N]; };
+
+template <int N> __device__ __forceinline__ constexpr int unit_of() {
+  return (N % 16 == 0) ? 16 : (N % 8 == 0) ? 8 : (N % 4 == 0) ? 4 : (N % 2 == 0) ? 2 : 1;
+}
+
+template <int N> __device__ __forceinline__ void load_bytes(Bytes<N>& out, const unsigned char* p) {
+  constexpr int U = unit_of<N>();
+#pragma unroll
+  for (int i = 0; i < N; i += U) {
+    if (U == 16) *(uint4*)(out.b + i) = __ldg((const uint4*)(p + i));
+    else if (U == 8) *(uint2*)(out.b + i) = __ldg((const uint2*)(p + i));
+    else if (U == 4) *(unsigned int*)(out.b + i) = __ldg((const unsigned int*)(p + i));
+    else if (U == 2) *(unsigned short*)(out.b + i) = *(const unsigned short*)(p + i);
+    else out.b[i] = p[i];
+  }
+}
+
+template <int N> __device__ __forceinline__ void store_bytes(unsigned char* p, const Bytes<N>& in) {
+  constexpr int U = unit_of<N>();
+#pragma unroll
+  for (int i = 0; i < N; i += U) {
+    if (U == 16) *(uint4*)(p + i) = *(const uint4*)(in.b + i);
+    else if (U == 8) *(uint2*)(p + i) = *(const uint2*)(in.b + i);
+    else if (U == 4) *(unsigned int*)(p + i) = *(const unsigned int*)(in.b + i);
+    else if (U == 2) *(unsigned short*)(p + i) = *(const unsigned short*)(in.b + i);
+    else p[i] = in.b[i];
+  }
+}
+
+template <typename T> __device__ __forceinline__ T get(const unsigned char* bytes) {
+  T v;
+  __builtin_memcpy(&v, bytes, sizeof(T));
+  return v;
+}
+template <typename T> __device__ __forceinline__ void put(unsigned char* bytes, T v) {
+  __builtin_memcpy(bytes, &v, sizeof(T));
+}
+
+// ---- batched transpose: source [B][S][R] (R innermost) -> destination [B][R][S] -------------
+
+struct TransposeParams {
+  const unsigned char* src;
+  unsigned char* dst;
+  i64 batch, r_extent, s_extent;
+  i64 src_b, src_s;  // source byte strides of b and s (r's is sizeof(TIN))
+  i64 dst_b, dst_r;  // destination byte strides of b and r (s's is sizeof(TOUT))
+  int channel_is_r;  // which transposed dimension is the affine channel: 1 = r, 0 = s, -1 none
+  Affine affine;
+};
+
+#ifdef TB_SMALL
+// Deinterleave, R = TB_SMALL small (e.g. NHWC -> NCHW with C = 3): each thread takes V
+// consecutive s (V * R contiguous source elements, loaded as 16-byte vectors) and writes R runs
+// of V elements, one per destination row. Vector access needs the host-checked alignment; the
+// last partial chunk of each batch goes element by element.
+extern "C" __global__ void tb_deinterleave(const TransposeParams p) {
+  constexpr int R = TB_SMALL;
+  constexpr int V = 16 / sizeof(TB_TIN) > 0 ? 16 / sizeof(TB_TIN) : 1;
+  const i64 chunks = (p.s_extent + V - 1) / V;
+  const i64 total = chunks * p.batch;
+  for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < total; i += (i64)gridDim.x * blockDim.x) {
+    const i64 b = i / chunks;
+    const i64 s0 = (i - b * chunks) * V;
+    const unsigned char* src = p.src + b * p.src_b + s0 * p.src_s;
+    unsigned char* dst = p.dst + b * p.dst_b + s0 * (i64)sizeof(TB_TOUT);
+    if (s0 + V <= p.s_extent) {
+      Bytes<V * R * sizeof(TB_TIN)> in;
+      load_bytes(in, src);
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        Bytes<V * sizeof(TB_TOUT)> out;
+#pragma unroll
+        for (int v = 0; v < V; ++v) {
+          TB_TIN x = get<TB_TIN>(in.b + (v * R + r) * sizeof(TB_TIN));
+          put<TB_TOUT>(out.b + v * sizeof(TB_TOUT), convert(x, p.channel_is_r == 1 ? r : (int)(s0 + v), p.affine));
+        }
+        store_bytes(dst + r * p.dst_r, out);
+      }
+    } else {
+      for (i64 s = s0; s < p.s_extent; ++s) {
+        for (int r = 0; r < R; ++r) {
+          TB_TIN x = get<TB_TIN>(p.src + b * p.src_b + s * p.src_s + r * (i64)sizeof(TB_TIN));
+          put<TB_TOUT>(p.dst + b * p.dst_b + r * p.dst_r + s * (i64)sizeof(TB_TOUT),
+                       convert(x, p.channel_is_r == 1 ? r : (int)s, p.affine));
+        }
+      }
+    }
+  }
+}
+
+// Interleave, S = TB_SMALL small (e.g. NCHW -> NHWC with C = 3): each thread takes V
+// consecutive r, loads one 16-byte vector from each of the S source rows and writes V * S
+// contiguous destination elements.
+extern "C" __global__ void tb_interleave(const TransposeParams p) {
+  constexpr int S = TB_SMALL;
+  constexpr int V = 16 / sizeof(TB_TIN) > 0 ? 16 / sizeof(TB_TIN) : 1;
+  const i64 chunks = (p.r_extent + V - 1) / V;
+  const i64 total = chunks * p.batch;
+  for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < total; i += (i64)gridDim.x * blockDim.x) {
+    const i64 b = i / chunks;
+    const i64 r0 = (i - b * chunks) * V;
+    const unsigned char* src = p.src + b * p.src_b + r0 * (i64)sizeof(TB_TIN);
+    unsigned char* dst = p.dst + b * p.dst_b + r0 * p.dst_r;
+    if (r0 + V <= p.r_extent) {
+      Bytes<V * S * sizeof(TB_TOUT)> out;
+#pragma unroll
+      for (int s = 0; s < S; ++s) {
+        Bytes<V * sizeof(TB_TIN)> in;
+        load_bytes(in, src + s * p.src_s);
+#pragma unroll
+        for (int v = 0; v < V; ++v) {
+          TB_TIN x = get<TB_TIN>(in.b + v * sizeof(TB_TIN));
+          put<TB_TOUT>(out.b + (v * S + s) * sizeof(TB_TOUT), convert(x, p.channel_is_r == 1 ? (int)(r0 + v) : s, p.affine));
+        }
+      }
+      store_bytes(dst, out);
+    } else {
+      for (i64 r = r0; r < p.r_extent; ++r) {
+        for (int s = 0; s < S; ++s) {
+          TB_TIN x = get<TB_TIN>(p.src + b * p.src_b + s * p.src_s + r * (i64)sizeof(TB_TIN));
+          put<TB_TOUT>(p.dst + b * p.dst_b + r * p.dst_r + s * (i64)sizeof(TB_TOUT),
+                       convert(x, p.channel_is_r == 1 ? (int)r : s, p.affine));
+        }
+      }
+    }
+  }
+}
+#endif
+
+#ifdef TB_TILE
+// Tiled transpose for large R and S (e.g. C = 64): a TB_TILE x TB_TILE tile of elements goes
+// through shared memory; each thread loads and stores 16-byte vectors where the tile is whole
+// and aligned, element by element at the edges. Raw copies only (TIN == TOUT).
+extern "C" __global__ void __launch_bounds__(256) tb_transpose_tiled(const TransposeParams p) {
+  constexpr int T = TB_TILE;
+  constexpr int E = sizeof(TB_TIN);
+  constexpr int VEC = 16 / E;           // elements per 16-byte vector
+  constexpr int ROW = T * E + 4;  // one padding word per row keeps the column reads off one bank
+  __shared__ __align__(16) unsigned char tile[T * ROW];
+  const i64 tiles_r = (p.r_extent + T - 1) / T;
+  const i64 tiles_s = (p.s_extent + T - 1) / T;
+  const i64 tiles = tiles_r * tiles_s * p.batch;
+  for (i64 t = blockIdx.x; t < tiles; t += gridDim.x) {
+    const i64 b = t / (tiles_r * tiles_s);
+    const i64 rest = t - b * tiles_r * tiles_s;
+    const i64 r0 = (rest % tiles_r) * T;
+    const i64 s0 = (rest / tiles_r) * T;
+    const bool whole = r0 + T <= p.r_extent && s0 + T <= p.s_extent;
+    // Load: tile row j = source row s0 + j, elements r0 .. r0 + T.
+    if (whole) {
+      for (int k = threadIdx.x; k < T * T / VEC; k += blockDim.x) {
+        const int j = k / (T / VEC), v = k % (T / VEC);
+        const uint4 x =
+            __ldg((const uint4*)(p.src + b * p.src_b + (s0 + j) * p.src_s + (r0 + v * VEC) * E));
+        unsigned int* row = (unsigned int*)(tile + j * ROW + v * 16);  // 4-byte aligned only
+        row[0] = x.x;
+        row[1] = x.y;
+        row[2] = x.z;
+        row[3] = x.w;
+      }
+    } else {
+      for (int k = threadIdx.x; k < T * T; k += blockDim.x) {
+        const int j = k / T, e = k % T;
+        if (s0 + j < p.s_extent && r0 + e < p.r_extent) {
+          __builtin_memcpy(tile + j * ROW + e * E, p.src + b * p.src_b + (s0 + j) * p.src_s + (r0 + e) * E, E);
+        }
+      }
+    }
+    __syncthreads();
+    // Store: destination row r0 + e gathers tile column e.
+    if (whole) {
+      for (int k = threadIdx.x; k < T * T / VEC; k += blockDim.x) {
+        const int e = k / (T / VEC), v = k % (T / VEC);
+        Bytes<16> out;
+#pragma unroll
+        for (int q = 0; q < VEC; ++q) {
+          __builtin_memcpy(out.b + q * E, tile + (v * VEC + q) * ROW + e * E, E);
+        }
+        *(uint4*)(p.dst + b * p.dst_b + (r0 + e) * p.dst_r + (s0 + v * VEC) * E) = *(const uint4*)out.b;
+      }
+    } else {
+      for (int k = threadIdx.x; k < T * T; k += blockDim.x) {
+        const int e = k / T, j = k % T;
+        if (s0 + j < p.s_extent && r0 + e < p.r_extent) {
+          __builtin_memcpy(p.dst + b * p.dst_b + (r0 + e) * p.dst_r + (s0 + j) * E, tile + j * ROW + e * E, E);
+        }
+      }
+    }
+    __syncthreads();
+  }
+}
+#endif
+
+#ifdef TB_RANK
+// General kernel: any rank, any (also negative) strides, 64-bit indexing. Each thread walks
+// destination elements in order; the index is decomposed over the plan's dimensions.
+struct GeneralParams {
+  const unsigned char* src;
+  unsigned char* dst;
+  i64 count;
+  i64 extent[TB_MAX_RANK];
+  i64 src_stride[TB_MAX_RANK];
+  i64 dst_stride[TB_MAX_RANK];
+  int channel_dim;  // -1: none
+  Affine affine;
+};
+
+extern "C" __global__ void tb_general(const GeneralParams p) {
+  for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < p.count; i += (i64)gridDim.x * blockDim.x) {
+    i64 rest = i, src_off = 0, dst_off = 0;
+    int channel = 0;
+#pragma unroll
+    for (int d = TB_RANK - 1; d >= 0; --d) {
+      const i64 index = rest % p.extent[d];
+      rest /= p.extent[d];
+      src_off += index * p.src_stride[d];
+      dst_off += index * p.dst_stride[d];
+      if (d == p.channel_dim) channel = (int)index;
+    }
+    put<TB_TOUT>(p.dst + dst_off, convert(get<TB_TIN>(p.src + src_off), channel, p.affine));
+  }
+}
+#endif

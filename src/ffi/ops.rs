@@ -1,0 +1,93 @@
+//! Operations of the C ABI: reformat, copy, convert, clone.
+
+use super::handle::{self, TbTensor};
+use super::tensor::tensor_of;
+use super::{boundary, read_array, write_out};
+use crate::error::{Error, TbStatus};
+use crate::tensor::Stream;
+use std::ffi::c_void;
+
+/// Writes `src` into `dst` in `dst`'s layout — any permutation of `src`'s labels (NHWC ↔ NCHW,
+/// HWC ↔ CHW, NCDHW ↔ NDHWC, arbitrary letters) — or, when the layouts are equal (or both
+/// absent), as a strided copy. Same dtype (any of them); any strides on either side; shapes must
+/// agree once permuted. `src` and `dst` must not overlap. `dst` must be writable.
+///
+/// Runs on the GPU, enqueued on `stream` (a `cudaStream_t`; NULL = legacy default stream) of the
+/// device holding the device memory, without blocking the host; pinned and managed operands are
+/// read or written in place. Both tensors in host memory run on the CPU, synchronously.
+/// Operands on two different GPUs need peer access (`TB_ERROR_NOT_SUPPORTED` otherwise); between
+/// pageable host memory and a GPU the pageable side is staged, which blocks the host.
+#[unsafe(no_mangle)]
+pub extern "C" fn tb_reformat(
+    src: *const TbTensor,
+    dst: *const TbTensor,
+    stream: *mut c_void,
+) -> TbStatus {
+    boundary("tb_reformat", || {
+        let (src, dst) = (handle::borrow(src, "src")?, handle::borrow(dst, "dst")?);
+        crate::ops::reformat(tensor_of(&src), tensor_of(&dst), Stream::from_handle(stream as u64))
+    })
+}
+
+/// Copies `src` into `dst` (same shape and dtype; layouts equal or absent), between any two
+/// devices: host → device, device → host, device → device on one GPU or across two (peer
+/// access), host → host, with any strides on both sides. Enqueued on `stream` (of the device
+/// that holds device memory). Pinned host memory is read or written asynchronously by the GPU;
+/// pageable host memory is staged through a packed buffer, which blocks the host until the
+/// pageable side is done.
+#[unsafe(no_mangle)]
+pub extern "C" fn tb_copy(
+    src: *const TbTensor,
+    dst: *const TbTensor,
+    stream: *mut c_void,
+) -> TbStatus {
+    boundary("tb_copy", || {
+        let (src, dst) = (handle::borrow(src, "src")?, handle::borrow(dst, "dst")?);
+        crate::ops::copy(tensor_of(&src), tensor_of(&dst), Stream::from_handle(stream as u64))
+    })
+}
+
+/// One pass that converts `src` into `dst`'s dtype and layout, applying a per-channel affine
+/// y = x · scale[c] + offset[c] (one fused multiply-add in float32; c is the index along `dst`'s
+/// `C` label). `count` values in `scale` and `offset`: 1 (broadcast) or the number of channels
+/// (at most 64); `count` = 0 with NULL arrays means scale 1, offset 0. Inputs: uint8, int8,
+/// uint16, int16, float16, bfloat16, float32; outputs: float16, bfloat16, float32 (round to
+/// nearest even) or uint8 (rounded half to even, saturated to [0, 255], NaN → 0). The classic
+/// uint8 NHWC → float32 NCHW normalisation is one kernel. Devices and streams as `tb_reformat`.
+#[unsafe(no_mangle)]
+pub extern "C" fn tb_convert(
+    src: *const TbTensor,
+    dst: *const TbTensor,
+    scale: *const f32,
+    offset: *const f32,
+    count: i32,
+    stream: *mut c_void,
+) -> TbStatus {
+    boundary("tb_convert", || {
+        let count = usize::try_from(count)
+            .map_err(|_| Error::invalid_argument(format!("count = {count} is negative")))?;
+        let (scale, offset) = match count {
+            0 => (vec![1.0], vec![0.0]),
+            n => (read_array(scale, n, "scale")?, read_array(offset, n, "offset")?),
+        };
+        let (src, dst) = (handle::borrow(src, "src")?, handle::borrow(dst, "dst")?);
+        let stream = Stream::from_handle(stream as u64);
+        crate::ops::convert(tensor_of(&src), tensor_of(&dst), &scale, &offset, stream)
+    })
+}
+
+/// A packed (C-contiguous, same layout) copy of `tensor` in new memory of the same kind on the
+/// same device, owned by the new tensor; writable. Enqueued on `stream` for GPU memory.
+#[unsafe(no_mangle)]
+pub extern "C" fn tb_tensor_clone(
+    tensor: *const TbTensor,
+    stream: *mut c_void,
+    out: *mut *mut TbTensor,
+) -> TbStatus {
+    boundary("tb_tensor_clone", || {
+        write_out(out, std::ptr::null_mut(), "out")?;
+        let held = handle::borrow(tensor, "tensor")?;
+        let copy = crate::ops::clone(tensor_of(&held), Stream::from_handle(stream as u64))?;
+        write_out(out, handle::export(copy), "out")
+    })
+}

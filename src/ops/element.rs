@@ -1,0 +1,165 @@
+//! What happens to each element on its way from source to destination: a plain copy, or a
+//! conversion y = x · scale[c] + offset[c] (one fused multiply-add in float32) into another
+//! dtype with round-to-nearest-even and, for uint8, saturation.
+
+use crate::dtype::DataType;
+use crate::error::{Error, Result};
+
+/// Most channels a per-channel affine may have (the GPU kernels carry the coefficients inline).
+pub const MAX_CHANNELS: usize = 64;
+
+/// Element types `tb_convert` reads.
+pub const CONVERT_INPUTS: [DataType; 7] = [
+    DataType::U8,
+    DataType::I8,
+    DataType::U16,
+    DataType::I16,
+    DataType::F16,
+    DataType::BF16,
+    DataType::F32,
+];
+/// Element types `tb_convert` writes.
+pub const CONVERT_OUTPUTS: [DataType; 4] =
+    [DataType::F16, DataType::BF16, DataType::F32, DataType::U8];
+
+/// A dtype conversion with a per-channel affine (one coefficient pair broadcasts).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Conversion {
+    /// Source element type.
+    pub from: DataType,
+    /// Destination element type.
+    pub to: DataType,
+    /// Multipliers, one per channel or one for all.
+    pub scale: Vec<f32>,
+    /// Offsets, as many as `scale`.
+    pub offset: Vec<f32>,
+}
+
+/// The operation applied to every element.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ElementOp {
+    /// Bytes are copied unchanged.
+    Copy,
+    /// Each element is converted.
+    Convert(Conversion),
+}
+
+impl Conversion {
+    /// Checks the dtypes and the coefficient counts against the number of channels.
+    pub fn new(
+        from: DataType,
+        to: DataType,
+        scale: Vec<f32>,
+        offset: Vec<f32>,
+        channels: Option<i64>,
+    ) -> Result<Self> {
+        if !CONVERT_INPUTS.contains(&from) {
+            return Err(Error::not_supported(format!(
+                "tb_convert reads uint8, int8, uint16, int16, float16, bfloat16 or float32, not {from}"
+            )));
+        }
+        if !CONVERT_OUTPUTS.contains(&to) {
+            return Err(Error::not_supported(format!(
+                "tb_convert writes float16, bfloat16, float32 or uint8, not {to}"
+            )));
+        }
+        if scale.len() != offset.len() || scale.is_empty() {
+            return Err(Error::invalid_argument(format!(
+                "{} scale and {} offset values given; give the same number, at least one",
+                scale.len(),
+                offset.len()
+            )));
+        }
+        if scale.len() > 1 {
+            let channels = channels.ok_or_else(|| {
+                Error::invalid_argument(format!(
+                    "{} per-channel values given but the destination layout has no 'C' label",
+                    scale.len()
+                ))
+            })?;
+            if scale.len() as i64 != channels {
+                return Err(Error::invalid_argument(format!(
+                    "{} scale/offset values given for {channels} channels (give 1 or {channels})",
+                    scale.len()
+                )));
+            }
+            if scale.len() > MAX_CHANNELS {
+                return Err(Error::not_supported(format!(
+                    "{} channels: per-channel coefficients are limited to {MAX_CHANNELS}",
+                    scale.len()
+                )));
+            }
+        }
+        Ok(Conversion { from, to, scale, offset })
+    }
+
+    /// y = fma(x, scale[c], offset[c]) in float32, as the GPU computes it.
+    pub fn affine(&self, x: f32, channel: usize) -> f32 {
+        let c = if self.scale.len() == 1 { 0 } else { channel };
+        x.mul_add(self.scale[c], self.offset[c])
+    }
+}
+
+/// Reads one element of a `convert` input type from its little-endian bytes as float32.
+pub fn read_as_f32(dtype: DataType, bytes: &[u8]) -> f32 {
+    let two = || [bytes[0], bytes[1]];
+    match dtype {
+        DataType::U8 => f32::from(bytes[0]),
+        DataType::I8 => f32::from(bytes[0] as i8),
+        DataType::U16 => f32::from(u16::from_le_bytes(two())),
+        DataType::I16 => f32::from(i16::from_le_bytes(two())),
+        DataType::F16 => half::f16::from_le_bytes(two()).to_f32(),
+        DataType::BF16 => half::bf16::from_le_bytes(two()).to_f32(),
+        _ => f32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]),
+    }
+}
+
+/// Writes float32 `y` as a `convert` output type: round to nearest even; uint8 saturates to
+/// [0, 255] and turns NaN into 0.
+pub fn write_from_f32(dtype: DataType, y: f32, bytes: &mut [u8]) {
+    match dtype {
+        DataType::U8 => {
+            bytes[0] = if y.is_nan() { 0 } else { y.round_ties_even().clamp(0.0, 255.0) as u8 }
+        }
+        DataType::F16 => bytes[..2].copy_from_slice(&half::f16::from_f32(y).to_le_bytes()),
+        DataType::BF16 => bytes[..2].copy_from_slice(&half::bf16::from_f32(y).to_le_bytes()),
+        _ => bytes[..4].copy_from_slice(&y.to_le_bytes()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uint8_output_rounds_half_to_even_and_saturates() {
+        let mut out = [0u8];
+        for (y, expected) in
+            [(2.5, 2), (3.5, 4), (-7.0, 0), (300.0, 255), (f32::NAN, 0), (254.5, 254)]
+        {
+            write_from_f32(DataType::U8, y, &mut out);
+            assert_eq!(out[0], expected, "{y}");
+        }
+    }
+
+    #[test]
+    fn coefficient_counts_are_checked() {
+        let ok = Conversion::new(DataType::U8, DataType::F32, vec![1.0; 3], vec![0.0; 3], Some(3));
+        assert!(ok.is_ok());
+        let bad = Conversion::new(DataType::U8, DataType::F32, vec![1.0; 2], vec![0.0; 2], Some(3));
+        assert!(bad.unwrap_err().message.contains("2 scale/offset values given for 3 channels"));
+        let no_c = Conversion::new(DataType::U8, DataType::F32, vec![1.0; 2], vec![0.0; 2], None);
+        assert!(no_c.unwrap_err().message.contains("no 'C' label"));
+        let out = Conversion::new(DataType::U8, DataType::I32, vec![1.0], vec![0.0], None);
+        assert!(out.unwrap_err().message.contains("not int32"));
+    }
+
+    #[test]
+    fn half_types_round_trip_exactly_representable_values() {
+        let mut bytes = [0u8; 2];
+        for dtype in [DataType::F16, DataType::BF16] {
+            write_from_f32(dtype, -1.5, &mut bytes);
+            assert_eq!(read_as_f32(dtype, &bytes), -1.5);
+        }
+    }
+}

@@ -1,0 +1,438 @@
+//! Operations that move elements: `copy` (any devices), `reformat` (change the memory order to
+//! the destination's layout), `convert` (dtype + per-channel affine + layout, in one pass) and
+//! `clone`. Each validates, builds a [`plan::Plan`], and runs it on the CPU when both tensors are
+//! host-accessible, otherwise on the GPU on the caller's stream.
+
+pub mod element;
+pub mod host;
+pub mod plan;
+
+use crate::cuda::exec::Target;
+use crate::device::{Device, DeviceType};
+use crate::error::{Error, Result};
+use crate::layout::Layout;
+use crate::tensor::{
+    Storage, Stream, Tensor, TensorDesc, allocate_host, byte_extent, contiguous_strides,
+};
+use element::{Conversion, ElementOp};
+use plan::{Plan, Shape};
+
+/// Fails when the byte spans of `src` and `dst` intersect (the result would depend on order).
+fn check_no_overlap(src: &Tensor, dst: &Tensor) -> Result<()> {
+    let span = |t: &Tensor| -> Result<(i128, i128)> {
+        let (low, high) = byte_extent(t.shape(), t.strides(), t.dtype().item_size())?;
+        Ok((i128::from(t.data()) + i128::from(low), i128::from(t.data()) + i128::from(high)))
+    };
+    let host_side = |t: &Tensor| t.device().kind != DeviceType::TB_DEVICE_CUDA;
+    if src.element_count() == 0 || host_side(src) != host_side(dst) {
+        return Ok(());
+    }
+    let ((a0, a1), (b0, b1)) = (span(src)?, span(dst)?);
+    if a0 < b1 && b0 < a1 {
+        return Err(Error::invalid_argument(format!(
+            "source bytes [{a0:#x}, {a1:#x}) and destination bytes [{b0:#x}, {b1:#x}) overlap; \
+             in-place operations are not supported"
+        )));
+    }
+    Ok(())
+}
+
+/// The source viewed in the destination's memory order: permuted by layout when both have one.
+fn aligned_source(src: &Tensor, dst: &Tensor, operation: &str) -> Result<Tensor> {
+    let (from, to) = (src.layout(), dst.layout());
+    let view = match (from.is_none(), to.is_none()) {
+        (false, false) => src.permute_to_layout(&to)?,
+        (true, true) => src.clone(),
+        _ => {
+            return Err(Error::invalid_argument(format!(
+                "{operation} needs both tensors to have a layout or neither (source \"{}\", \
+                 destination \"{}\")",
+                from.as_string(),
+                to.as_string()
+            )));
+        }
+    };
+    if view.shape() != dst.shape() {
+        return Err(Error::invalid_argument(format!(
+            "{operation}: source shape {:?} in layout \"{}\" does not match destination shape {:?}",
+            view.shape(),
+            to.as_string(),
+            dst.shape()
+        )));
+    }
+    Ok(view)
+}
+
+fn same_dtype(src: &Tensor, dst: &Tensor, operation: &str) -> Result<()> {
+    if src.dtype() != dst.dtype() {
+        return Err(Error::invalid_argument(format!(
+            "{operation}: source dtype {} differs from destination dtype {}; use tb_convert to \
+             change the element type",
+            src.dtype(),
+            dst.dtype()
+        )));
+    }
+    Ok(())
+}
+
+/// Copies `src` into `dst` element by element (same shape and dtype, any strides), between any
+/// two devices. Layouts, when both tensors have one, must be equal: use `reformat` to reorder.
+pub fn copy(src: &Tensor, dst: &Tensor, stream: Stream) -> Result<()> {
+    dst.require_writable("destination")?;
+    same_dtype(src, dst, "copy")?;
+    if !src.layout().is_none() && !dst.layout().is_none() && src.layout() != dst.layout() {
+        return Err(Error::invalid_argument(format!(
+            "copy: layouts \"{}\" and \"{}\" differ; use tb_reformat to change the memory order",
+            src.layout().as_string(),
+            dst.layout().as_string()
+        )));
+    }
+    if src.shape() != dst.shape() {
+        return Err(Error::invalid_argument(format!(
+            "copy: source shape {:?} differs from destination shape {:?}",
+            src.shape(),
+            dst.shape()
+        )));
+    }
+    check_no_overlap(src, dst)?;
+    execute(src, dst, &ElementOp::Copy, None, stream)
+}
+
+/// Writes `src` into `dst` in the destination's layout, which must hold the same labels
+/// (NHWC → NCHW, HWC → CHW, any permutation). Same dtype; equal layouts make a strided copy.
+pub fn reformat(src: &Tensor, dst: &Tensor, stream: Stream) -> Result<()> {
+    dst.require_writable("destination")?;
+    same_dtype(src, dst, "reformat")?;
+    let view = aligned_source(src, dst, "reformat")?;
+    check_no_overlap(&view, dst)?;
+    execute(&view, dst, &ElementOp::Copy, None, stream)
+}
+
+/// One pass that reads `src`, computes y = x · scale[c] + offset[c] in float32 (c the index
+/// along the destination layout's `C` label; one value broadcasts), converts to `dst`'s dtype
+/// and writes it in `dst`'s layout.
+pub fn convert(
+    src: &Tensor,
+    dst: &Tensor,
+    scale: &[f32],
+    offset: &[f32],
+    stream: Stream,
+) -> Result<()> {
+    dst.require_writable("destination")?;
+    let view = aligned_source(src, dst, "convert")?;
+    let channel = dst.layout().find(b'C');
+    let channels = channel.map(|c| dst.shape()[c]);
+    let conversion =
+        Conversion::new(src.dtype(), dst.dtype(), scale.to_vec(), offset.to_vec(), channels)?;
+    check_no_overlap(&view, dst)?;
+    execute(&view, dst, &ElementOp::Convert(conversion), channel, stream)
+}
+
+/// A packed (C-contiguous) copy of `src` in new memory of the same kind on the same device,
+/// with the same layout; writable.
+pub fn clone(src: &Tensor, stream: Stream) -> Result<Tensor> {
+    let dtype = src.dtype();
+    let bytes = src.nbytes();
+    let (data, release) = match src.device().is_cuda() {
+        false => allocate_host(bytes)?,
+        true => crate::cuda::memory::allocate(src.device(), bytes)?,
+    };
+    let desc = TensorDesc {
+        data,
+        device: src.device(),
+        dtype,
+        shape: src.shape().to_vec(),
+        strides: None,
+        layout: src.layout(),
+        readonly: false,
+    };
+    let copy_into = Tensor::new(desc, &Storage::with_release(Some(release)))?;
+    self::copy(src, &copy_into, stream)?;
+    Ok(copy_into)
+}
+
+/// Where the GPU work of an operation runs: the device owning device memory among the operands.
+fn gpu_ordinal(src: &Tensor, dst: &Tensor) -> Option<i32> {
+    [dst, src].into_iter().find(|t| t.is_device_memory()).map(|t| t.device().ordinal)
+}
+
+/// Whether a kernel on a GPU can dereference the tensor (not pageable host memory).
+fn gpu_accessible(t: &Tensor) -> bool {
+    t.device().kind != DeviceType::TB_DEVICE_CPU
+}
+
+fn execute(
+    src: &Tensor,
+    dst: &Tensor,
+    op: &ElementOp,
+    channel: Option<usize>,
+    stream: Stream,
+) -> Result<()> {
+    let plan = Plan::new(src, dst, channel)?;
+    if plan.shape() == Shape::Empty {
+        return Ok(());
+    }
+    let Some(ordinal) = gpu_ordinal(src, dst) else {
+        // Both host-accessible: wait for GPU work still writing pinned or managed memory.
+        crate::cuda::stream::host_sync(src)?;
+        crate::cuda::stream::host_sync(dst)?;
+        host::run(&plan, src.data(), dst.data(), op);
+        return Ok(());
+    };
+    for t in [src, dst] {
+        if t.is_device_memory() && t.device().ordinal != ordinal {
+            crate::cuda::peer::enable_access(ordinal, t.device().ordinal)?;
+        }
+    }
+    crate::cuda::stream::hand_off(src, stream)?;
+    crate::cuda::stream::hand_off(dst, stream)?;
+    let target =
+        |src_data: u64, dst_data: u64| Target { src: src_data, dst: dst_data, ordinal, stream };
+    match (gpu_accessible(src), gpu_accessible(dst)) {
+        (true, true) => crate::cuda::exec::run(&plan, op, &target(src.data(), dst.data())),
+        (false, _) => upload(src, dst, op, channel, ordinal, stream),
+        (_, false) => download(src, dst, op, channel, ordinal, stream),
+    }
+}
+
+/// A packed tensor of `like`'s shape over memory at `data` on `device` (a staging buffer).
+fn packed_like(like: &Tensor, data: u64, device: Device) -> Result<Tensor> {
+    let desc = TensorDesc {
+        data,
+        device,
+        dtype: like.dtype(),
+        shape: like.shape().to_vec(),
+        strides: Some(contiguous_strides(like.shape(), like.dtype().item_size())?),
+        layout: Layout::NONE,
+        readonly: false,
+    };
+    Tensor::new(desc, &Storage::with_release(None))
+}
+
+/// Pageable host → GPU: pack the source on the CPU (unless already packed), copy the bytes to the
+/// device (the driver stages pageable memory), then run the plan from the packed device copy.
+fn upload(
+    src: &Tensor,
+    dst: &Tensor,
+    op: &ElementOp,
+    channel: Option<usize>,
+    ordinal: i32,
+    stream: Stream,
+) -> Result<()> {
+    let bytes = src.nbytes();
+    let (host_data, release_host) = allocate_host(bytes)?;
+    let host_packed = packed_like(src, host_data, Device::CPU)?;
+    host::run(&Plan::new(src, &host_packed, None)?, src.data(), host_data, &ElementOp::Copy);
+    let device_data = crate::cuda::memory::allocate_async(ordinal, bytes, stream)?;
+    let result = (|| {
+        crate::cuda::memory::copy_bytes(ordinal, device_data, host_data, bytes, stream)?;
+        let device_packed = packed_like(src, device_data, Device::cuda(ordinal))?;
+        let plan = Plan::new(&device_packed, dst, channel)?;
+        crate::cuda::exec::run(
+            &plan,
+            op,
+            &Target { src: device_data, dst: dst.data(), ordinal, stream },
+        )
+    })();
+    crate::cuda::memory::free_async(ordinal, device_data, stream)?;
+    release_host();
+    result
+}
+
+/// GPU → pageable host: run the plan into a packed device buffer, copy it to host memory (the
+/// driver returns once a pageable copy is complete), then scatter it into the destination.
+fn download(
+    src: &Tensor,
+    dst: &Tensor,
+    op: &ElementOp,
+    channel: Option<usize>,
+    ordinal: i32,
+    stream: Stream,
+) -> Result<()> {
+    let bytes = dst.nbytes();
+    let device_data = crate::cuda::memory::allocate_async(ordinal, bytes, stream)?;
+    let (host_data, release_host) = allocate_host(bytes)?;
+    let result = (|| {
+        let device_packed = packed_like(dst, device_data, Device::cuda(ordinal))?;
+        let plan = Plan::new(src, &device_packed, channel)?;
+        crate::cuda::exec::run(
+            &plan,
+            op,
+            &Target { src: src.data(), dst: device_data, ordinal, stream },
+        )?;
+        crate::cuda::memory::copy_bytes(ordinal, host_data, device_data, bytes, stream)?;
+        crate::cuda::stream::synchronize(ordinal, stream)?;
+        let host_packed = packed_like(dst, host_data, Device::CPU)?;
+        host::run(&Plan::new(&host_packed, dst, None)?, host_data, dst.data(), &ElementOp::Copy);
+        Ok(())
+    })();
+    crate::cuda::memory::free_async(ordinal, device_data, stream)?;
+    release_host();
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dtype::DataType;
+
+    /// A host tensor that owns zeroed memory.
+    fn host(dtype: DataType, shape: &[i64], layout: &str) -> Tensor {
+        let bytes = shape.iter().product::<i64>() * dtype.item_size();
+        let (data, release) = allocate_host(bytes).unwrap();
+        let desc = TensorDesc {
+            data,
+            device: Device::CPU,
+            dtype,
+            shape: shape.to_vec(),
+            strides: None,
+            layout: Layout::parse(layout).unwrap(),
+            readonly: false,
+        };
+        Tensor::new(desc, &Storage::with_release(Some(release))).unwrap()
+    }
+
+    /// Deterministic pseudo-random bytes (xorshift), never all zero.
+    fn fill(t: &Tensor, seed: u64) {
+        let mut state = seed | 1;
+        let bytes = t.nbytes() as usize;
+        for i in 0..bytes {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            // SAFETY: the tensor owns `bytes` bytes of host memory.
+            unsafe { *(t.data() as *mut u8).add(i) = state as u8 };
+        }
+    }
+
+    fn byte_at(t: &Tensor, index: &[i64], k: i64) -> u8 {
+        let offset: i64 = index.iter().zip(t.strides()).map(|(i, s)| i * s).sum::<i64>() + k;
+        // SAFETY: an in-bounds element of a host tensor.
+        unsafe { *((t.data() as i64 + offset) as *const u8) }
+    }
+
+    /// Every index of `shape`, row-major.
+    fn indices(shape: &[i64]) -> Vec<Vec<i64>> {
+        let mut all = vec![vec![]];
+        for &extent in shape {
+            all = all
+                .into_iter()
+                .flat_map(|p| (0..extent).map(move |i| [p.clone(), vec![i]].concat()))
+                .collect();
+        }
+        all
+    }
+
+    #[test]
+    fn reformat_matches_naive_permutation_for_odd_extents_and_dtypes() {
+        let cases: [(&str, &str, &[i64], DataType); 5] = [
+            ("NHWC", "NCHW", &[2, 3, 7, 3], DataType::U8),
+            ("NCHW", "NHWC", &[1, 3, 5, 7], DataType::F32),
+            ("HWC", "CHW", &[1, 1023, 4], DataType::U16),
+            ("NCDHW", "NDHWC", &[2, 3, 2, 3, 5], DataType::C64),
+            ("ABCD", "DBCA", &[3, 1, 4, 7], DataType::F64),
+        ];
+        for (seed, (from, to, shape, dtype)) in cases.into_iter().enumerate() {
+            let src = host(dtype, shape, from);
+            fill(&src, seed as u64 + 1);
+            let order = src.layout().permutation_to(&Layout::parse(to).unwrap()).unwrap();
+            let dst_shape: Vec<i64> = order.iter().map(|&d| shape[d]).collect();
+            let dst = host(dtype, &dst_shape, to);
+            reformat(&src, &dst, Stream::LEGACY).unwrap();
+            for index in indices(&dst_shape) {
+                let mut src_index = vec![0; shape.len()];
+                for (i, &d) in order.iter().enumerate() {
+                    src_index[d] = index[i];
+                }
+                for k in 0..dtype.item_size() {
+                    assert_eq!(
+                        byte_at(&dst, &index, k),
+                        byte_at(&src, &src_index, k),
+                        "{from}->{to} {index:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn copy_handles_negative_and_padded_strides() {
+        let src = host(DataType::I16, &[6, 9], "HW");
+        fill(&src, 7);
+        let flipped = src.slice(1, i64::MAX, i64::MIN, -2).unwrap().slice(0, 1, 6, 2).unwrap();
+        let dst = host(DataType::I16, flipped.shape(), "HW");
+        copy(&flipped, &dst, Stream::LEGACY).unwrap();
+        for index in indices(dst.shape()) {
+            for k in 0..2 {
+                assert_eq!(byte_at(&dst, &index, k), byte_at(&flipped, &index, k));
+            }
+        }
+    }
+
+    #[test]
+    fn convert_normalizes_nhwc_u8_into_nchw_f32() {
+        let src = host(DataType::U8, &[2, 3, 5, 3], "NHWC");
+        fill(&src, 3);
+        let dst = host(DataType::F32, &[2, 3, 3, 5], "NCHW");
+        let (scale, offset) = ([0.5, 0.25, 2.0], [-1.0, 3.0, 0.125]);
+        convert(&src, &dst, &scale, &offset, Stream::LEGACY).unwrap();
+        for index in indices(dst.shape()) {
+            let (n, c, h, w) = (index[0], index[1], index[2], index[3]);
+            let x = f32::from(byte_at(&src, &[n, h, w, c], 0));
+            let got = f32::from_le_bytes(std::array::from_fn(|k| byte_at(&dst, &index, k as i64)));
+            assert_eq!(got, x.mul_add(scale[c as usize], offset[c as usize]), "{index:?}");
+        }
+    }
+
+    #[test]
+    fn operations_reject_bad_operands() {
+        let a = host(DataType::U8, &[2, 3], "HW");
+        let b = host(DataType::F32, &[2, 3], "HW");
+        let c = host(DataType::U8, &[3, 2], "WH");
+        assert!(reformat(&a, &b, Stream::LEGACY).unwrap_err().message.contains("use tb_convert"));
+        assert!(copy(&a, &c, Stream::LEGACY).unwrap_err().message.contains("use tb_reformat"));
+        assert!(reformat(&a, &a, Stream::LEGACY).unwrap_err().message.contains("overlap"));
+        let frozen = a.with_layout(Layout::NONE).unwrap();
+        let readonly = Tensor::new(
+            TensorDesc {
+                data: frozen.data(),
+                device: Device::CPU,
+                dtype: DataType::U8,
+                shape: vec![2, 3],
+                strides: None,
+                layout: Layout::NONE,
+                readonly: true,
+            },
+            &Storage::with_release(None),
+        )
+        .unwrap();
+        let other = host(DataType::U8, &[2, 3], "");
+        assert_eq!(
+            copy(&other, &readonly, Stream::LEGACY).unwrap_err().status,
+            crate::error::TbStatus::TB_ERROR_READ_ONLY
+        );
+        let mismatch = host(DataType::U8, &[2, 4], "HW");
+        assert!(
+            reformat(&a, &mismatch, Stream::LEGACY).unwrap_err().message.contains("does not match")
+        );
+        let unlabeled = host(DataType::U8, &[2, 3], "");
+        assert!(
+            reformat(&a, &unlabeled, Stream::LEGACY).unwrap_err().message.contains("or neither")
+        );
+    }
+
+    #[test]
+    fn clone_packs_a_strided_view() {
+        let src = host(DataType::F32, &[4, 6, 3], "HWC");
+        fill(&src, 11);
+        let planar = src.permute_to_layout(&Layout::parse("CHW").unwrap()).unwrap();
+        let packed = clone(&planar, Stream::LEGACY).unwrap();
+        assert!(packed.is_contiguous());
+        assert_eq!(packed.layout().as_string(), "CHW");
+        for index in indices(packed.shape()) {
+            for k in 0..4 {
+                assert_eq!(byte_at(&packed, &index, k), byte_at(&planar, &index, k));
+            }
+        }
+    }
+}

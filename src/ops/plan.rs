@@ -1,0 +1,198 @@
+//! Planning an element-wise copy between two strided views of the same logical shape: drop
+//! extent-1 dimensions, order by the destination's strides, merge dimensions that are contiguous
+//! in both, and recognise the shapes the fast kernels handle. The same plan runs on the CPU or
+//! the GPU.
+
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+/// One dimension of a plan: its extent and its byte strides in the source and destination.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dim {
+    /// Number of indices.
+    pub extent: i64,
+    /// Source byte stride.
+    pub src: i64,
+    /// Destination byte stride.
+    pub dst: i64,
+}
+
+/// What a plan looks like, for choosing how to run it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// Nothing to move (an extent is 0).
+    Empty,
+    /// One dense run of bytes in both tensors: a memcpy.
+    Contiguous,
+    /// A batched transpose: destination `[B][R][S]` with `S` innermost (stride = item size),
+    /// source `[B][S][R]` with `R` innermost — NHWC ↔ NCHW, HWC ↔ CHW, NDHWC ↔ NCDHW …
+    Transpose,
+    /// Any other arrangement: element-wise with full index arithmetic.
+    General,
+}
+
+/// A canonical copy plan: dimensions outermost first (by destination stride), merged where both
+/// sides are contiguous, plus the channel dimension when a per-channel affine needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// The merged dimensions, outermost first.
+    pub dims: Vec<Dim>,
+    /// Index into `dims` of the channel dimension (never merged), if the operation needs one.
+    pub channel: Option<usize>,
+    /// Source element size in bytes.
+    pub src_item: i64,
+    /// Destination element size in bytes.
+    pub dst_item: i64,
+    /// Number of elements moved.
+    pub count: i64,
+}
+
+impl Plan {
+    /// Plans copying `src` into `dst` element by element (same shape; the dtypes may differ for
+    /// a conversion). `channel` is the logical dimension whose index selects the affine
+    /// coefficients, kept unmerged.
+    pub fn new(src: &Tensor, dst: &Tensor, channel: Option<usize>) -> Result<Plan> {
+        if src.shape() != dst.shape() {
+            return Err(Error::invalid_argument(format!(
+                "source shape {:?} differs from destination shape {:?}",
+                src.shape(),
+                dst.shape()
+            )));
+        }
+        let (src_item, dst_item) = (src.dtype().item_size(), dst.dtype().item_size());
+        let count = src.element_count();
+        if count == 0 {
+            return Ok(Plan { dims: Vec::new(), channel: None, src_item, dst_item, count });
+        }
+        let mut dims: Vec<(Dim, bool)> = (0..src.rank())
+            .filter(|&d| src.shape()[d] != 1)
+            .map(|d| {
+                let dim =
+                    Dim { extent: src.shape()[d], src: src.strides()[d], dst: dst.strides()[d] };
+                (dim, Some(d) == channel)
+            })
+            .collect();
+        // Outermost first by destination stride; ties keep the logical order.
+        dims.sort_by_key(|(dim, _)| std::cmp::Reverse(dim.dst.unsigned_abs()));
+        let mut merged: Vec<(Dim, bool)> = Vec::with_capacity(dims.len());
+        for (dim, is_channel) in dims {
+            if let Some((outer, outer_is_channel)) = merged.last_mut()
+                && !*outer_is_channel
+                && !is_channel
+                && outer.src == dim.src * dim.extent
+                && outer.dst == dim.dst * dim.extent
+            {
+                *outer = Dim { extent: outer.extent * dim.extent, ..dim };
+                continue;
+            }
+            merged.push((dim, is_channel));
+        }
+        let channel = merged.iter().position(|(_, is_channel)| *is_channel);
+        let dims = merged.into_iter().map(|(dim, _)| dim).collect();
+        Ok(Plan { dims, channel, src_item, dst_item, count })
+    }
+
+    /// Which kind of plan this is.
+    pub fn shape(&self) -> Shape {
+        if self.count == 0 {
+            return Shape::Empty;
+        }
+        let same_item = self.src_item == self.dst_item;
+        match self.dims.as_slice() {
+            [] if same_item => Shape::Contiguous,
+            [d] if same_item && d.src == self.src_item && d.dst == self.dst_item => {
+                Shape::Contiguous
+            }
+            [.., r, s] if self.is_transpose(r, s) => Shape::Transpose,
+            _ => Shape::General,
+        }
+    }
+
+    fn is_transpose(&self, r: &Dim, s: &Dim) -> bool {
+        let batch_ok = self.dims.len() <= 3 && self.dims.iter().all(|d| d.src > 0 && d.dst > 0);
+        batch_ok && s.dst == self.dst_item && r.src == self.src_item
+    }
+
+    /// The transpose's `(batch, r, s)` dimensions (batch has extent 1 when absent).
+    pub fn transpose_dims(&self) -> (Dim, Dim, Dim) {
+        let n = self.dims.len();
+        let batch = if n == 3 { self.dims[0] } else { Dim { extent: 1, src: 0, dst: 0 } };
+        (batch, self.dims[n - 2], self.dims[n - 1])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::Device;
+    use crate::dtype::DataType;
+    use crate::layout::Layout;
+    use crate::tensor::{Storage, TensorDesc};
+
+    fn tensor(dtype: DataType, shape: &[i64], layout: &str) -> Tensor {
+        let desc = TensorDesc {
+            data: 0x100000,
+            device: Device::CPU,
+            dtype,
+            shape: shape.to_vec(),
+            strides: None,
+            layout: Layout::parse(layout).unwrap(),
+            readonly: false,
+        };
+        Tensor::new(desc, &Storage::with_release(None)).unwrap()
+    }
+
+    #[test]
+    fn nhwc_to_nchw_is_a_batched_transpose() {
+        let src = tensor(DataType::U8, &[8, 4, 5, 3], "NHWC");
+        let dst = tensor(DataType::U8, &[8, 3, 4, 5], "NCHW");
+        let view = src.permute_to_layout(&dst.layout()).unwrap();
+        let plan = Plan::new(&view, &dst, None).unwrap();
+        assert_eq!(
+            plan.dims,
+            vec![
+                Dim { extent: 8, src: 60, dst: 60 },
+                Dim { extent: 3, src: 1, dst: 20 },
+                Dim { extent: 20, src: 3, dst: 1 },
+            ]
+        );
+        assert_eq!(plan.shape(), Shape::Transpose);
+    }
+
+    #[test]
+    fn nchw_to_nhwc_is_the_other_transpose_and_single_images_drop_the_batch() {
+        let src = tensor(DataType::F32, &[3, 4, 5], "CHW");
+        let dst = tensor(DataType::F32, &[4, 5, 3], "HWC");
+        let plan = Plan::new(&src.permute_to_layout(&dst.layout()).unwrap(), &dst, None).unwrap();
+        assert_eq!(
+            plan.dims,
+            vec![Dim { extent: 20, src: 4, dst: 12 }, Dim { extent: 3, src: 80, dst: 4 }]
+        );
+        assert_eq!(plan.shape(), Shape::Transpose);
+        assert_eq!(plan.transpose_dims().0.extent, 1);
+    }
+
+    #[test]
+    fn same_layout_copies_merge_to_one_run_unless_the_channel_is_kept() {
+        let a = tensor(DataType::F32, &[2, 3, 4], "HWC");
+        let b = tensor(DataType::F32, &[2, 3, 4], "HWC");
+        let plan = Plan::new(&a, &b, None).unwrap();
+        assert_eq!(plan.shape(), Shape::Contiguous);
+        assert_eq!(plan.count, 24);
+        let kept = Plan::new(&a, &b, Some(2)).unwrap();
+        assert_eq!(kept.dims.len(), 2);
+        assert_eq!(kept.channel, Some(1));
+    }
+
+    #[test]
+    fn conversions_and_odd_strides_are_general() {
+        let a = tensor(DataType::U8, &[4, 6], "HW");
+        let b = tensor(DataType::F32, &[4, 6], "HW");
+        assert_eq!(Plan::new(&a, &b, None).unwrap().shape(), Shape::General);
+        let flipped = a.slice(1, i64::MAX, i64::MIN, -1).unwrap();
+        let plan = Plan::new(&flipped, &a, None).unwrap();
+        assert_eq!(plan.shape(), Shape::General);
+        let empty = tensor(DataType::U8, &[0, 6], "HW");
+        assert_eq!(Plan::new(&empty, &empty, None).unwrap().shape(), Shape::Empty);
+    }
+}
