@@ -41,6 +41,23 @@ fi
 ./build-gpu/examples/tb_demo >"$out/demo.log" 2>&1
 log "demo: exit $? ($(grep '^path:' "$out/demo.log"))"
 
+if [ "${TB_SKIP_BENCH:-0}" != 1 ]; then
+  # Kernel build on the first call: a fresh cache directory (compile), then the same one (disk).
+  cache=$(mktemp -d)
+  cold=$(TENSORBRIDGE_CACHE_DIR="$cache" ./build-gpu/bench/tb_layout_bench --first-call 2>&1)
+  warm=$(TENSORBRIDGE_CACHE_DIR="$cache" ./build-gpu/bench/tb_layout_bench --first-call 2>&1)
+  { ./build-gpu/bench/tb_layout_bench
+    echo
+    echo "| first-call case | ms | target |"
+    echo "| --- | ---: | ---: |"
+    echo "| cold (NVRTC compile + load) | ${cold##*: } | 250 |"
+    echo "| disk cache (load cubin) | ${warm##*: } | 20 |"
+    echo
+    python3 bench/compare_torch.py
+  } >"$out/bench.md" 2>&1
+  log "bench: written to bench.md"
+fi
+
 echo
 echo "==== summary"
 printf '%s\n' "${summary[@]}"

@@ -1,0 +1,371 @@
+// GPU operations against the CPU reference: every reformat / copy must equal the CPU result
+// bit for bit, every convert within 1 ulp, on fresh random data with odd extents and strided
+// views; destinations are poisoned first so an unwritten element cannot pass. Skips, printing
+// why, where no GPU is usable; the two-GPU tests skip on one GPU.
+
+#include "test_support.hpp"
+
+#include <cuda_runtime_api.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace {
+
+#define CUDA_OK(call) ASSERT_EQ(cudaSuccess, (call)) << #call
+
+int gpu_count() {
+  int devices = 0;
+  return cudaGetDeviceCount(&devices) == cudaSuccess ? devices : 0;
+}
+
+#define SKIP_UNLESS_GPUS(n)                                                                  \
+  do {                                                                                       \
+    if (gpu_count() < (n)) {                                                                 \
+      GTEST_SKIP() << "needs " << (n) << " CUDA GPU(s), found " << gpu_count();              \
+    }                                                                                        \
+  } while (0)
+
+// An owning tensor handle.
+struct Owned {
+  TbTensor* t = nullptr;
+  Owned() = default;
+  explicit Owned(TbTensor* tensor) : t(tensor) {}
+  Owned(const Owned&) = delete;
+  Owned& operator=(const Owned&) = delete;
+  ~Owned() { tb_tensor_release(t); }
+};
+
+TbTensorInfo info_of(const TbTensor* t) {
+  TbTensorInfo info{};
+  EXPECT_EQ(TB_SUCCESS, tb_tensor_info(t, &info)) << tb_last_error_message();
+  return info;
+}
+
+TbTensor* alloc(int32_t kind, TbDataType dtype, const std::vector<int64_t>& shape,
+                const char* layout, int64_t row_alignment = 0) {
+  TbTensor* t = nullptr;
+  EXPECT_EQ(TB_SUCCESS, tb_tensor_alloc(TbDevice{kind, 0}, dtype, static_cast<int32_t>(shape.size()),
+                                        shape.data(), layout, row_alignment, &t))
+      << tb_last_error_message();
+  return t;
+}
+
+// Bytes of the whole allocation behind a packed-or-padded host tensor (span from data).
+int64_t span_bytes(const TbTensorInfo& info) {
+  int64_t item = info.dtype.bits / 8, end = item;
+  for (int d = 0; d < info.rank; ++d) {
+    if (info.shape[d] == 0) return 0;
+    end += (info.shape[d] - 1) * info.strides[d];
+  }
+  return end;
+}
+
+void fill_random(TbTensor* host, std::mt19937_64& rng, bool finite_floats) {
+  TbTensorInfo info = info_of(host);
+  auto* bytes = static_cast<uint8_t*>(info.data);
+  int64_t n = span_bytes(info);
+  for (int64_t i = 0; i < n; ++i) bytes[i] = static_cast<uint8_t>(rng());
+  const bool half = info.dtype.bits == 16 && (info.dtype.code == TB_DTYPE_CODE_FLOAT ||
+                                               info.dtype.code == TB_DTYPE_CODE_BFLOAT);
+  if (finite_floats && half) {  // keep the exponent below all-ones: no Inf or NaN
+    const uint16_t exponent = info.dtype.code == TB_DTYPE_CODE_FLOAT ? 0x7C00 : 0x7F80;
+    for (int64_t i = 0; i + 2 <= n; i += 2) {
+      uint16_t v;
+      std::memcpy(&v, bytes + i, 2);
+      if ((v & exponent) == exponent) v = static_cast<uint16_t>(v ^ (exponent & (exponent >> 1)));
+      std::memcpy(bytes + i, &v, 2);
+    }
+  }
+  if (finite_floats && info.dtype.code == TB_DTYPE_CODE_FLOAT && info.dtype.bits == 32) {
+    std::uniform_real_distribution<float> value(-300.0f, 300.0f);
+    for (int64_t i = 0; i + 4 <= n; i += 4) {
+      float v = value(rng);
+      std::memcpy(bytes + i, &v, 4);
+    }
+  }
+}
+
+// Copies a host tensor's elements into a new device tensor of the same layout (packed or with
+// `row_alignment`), through tb_copy.
+TbTensor* to_device(TbTensor* host, int64_t row_alignment = 0) {
+  TbTensorInfo info = info_of(host);
+  std::vector<int64_t> shape(info.shape, info.shape + info.rank);
+  TbTensor* device = alloc(TB_DEVICE_CUDA, info.dtype, shape, info.layout.labels, row_alignment);
+  EXPECT_EQ(TB_SUCCESS, tb_copy(host, device, nullptr)) << tb_last_error_message();
+  return device;
+}
+
+// Poisons every byte of a device tensor's span.
+void poison(TbTensor* device) {
+  TbTensorInfo info = info_of(device);
+  ASSERT_EQ(cudaSuccess, cudaMemset(info.data, 0xCD, static_cast<size_t>(span_bytes(info))));
+}
+
+// Reads a device tensor back into a packed host tensor.
+TbTensor* to_host(TbTensor* device) {
+  TbTensorInfo info = info_of(device);
+  std::vector<int64_t> shape(info.shape, info.shape + info.rank);
+  TbTensor* host = alloc(TB_DEVICE_CPU, info.dtype, shape, info.layout.labels);
+  EXPECT_EQ(TB_SUCCESS, tb_copy(device, host, nullptr)) << tb_last_error_message();
+  EXPECT_EQ(cudaSuccess, cudaDeviceSynchronize());
+  return host;
+}
+
+// Element-wise comparison of two packed host tensors: exact, or within `ulps` for floats.
+void expect_equal(TbTensor* expected, TbTensor* actual, int ulps, const std::string& what) {
+  TbTensorInfo e = info_of(expected), a = info_of(actual);
+  ASSERT_EQ(e.nbytes, a.nbytes) << what;
+  const int item = e.dtype.bits / 8;
+  const auto* x = static_cast<const uint8_t*>(e.data);
+  const auto* y = static_cast<const uint8_t*>(a.data);
+  int64_t mismatches = 0;
+  for (int64_t i = 0; i < e.nbytes; i += item) {
+    int64_t diff = 0;
+    if (item == 4) {
+      int32_t p, q;
+      std::memcpy(&p, x + i, 4);
+      std::memcpy(&q, y + i, 4);
+      diff = std::llabs(static_cast<long long>(p) - q);
+    } else if (item == 2) {
+      int16_t p, q;
+      std::memcpy(&p, x + i, 2);
+      std::memcpy(&q, y + i, 2);
+      diff = std::llabs(static_cast<long long>(p) - q);
+    } else {
+      diff = std::memcmp(x + i, y + i, item) != 0 ? (item == 1 ? std::llabs(x[i] - y[i]) : 1 << 20) : 0;
+    }
+    if (diff > ulps && ++mismatches <= 3) {
+      ADD_FAILURE() << what << ": element " << i / item << " differs by " << diff;
+    }
+  }
+  EXPECT_EQ(mismatches, 0) << what;
+}
+
+struct ReformatCase {
+  const char* from;
+  const char* to;
+  std::vector<int64_t> shape;  // in `from` layout
+};
+
+const ReformatCase kReformats[] = {
+    {"NHWC", "NCHW", {2, 7, 1023, 3}}, {"NCHW", "NHWC", {2, 3, 7, 1023}},
+    {"NHWC", "NCHW", {3, 1, 7, 4}},    {"NCHW", "NHWC", {1, 4, 3, 7}},
+    {"NHWC", "NCHW", {2, 3, 65, 64}},  {"NCHW", "NHWC", {2, 64, 3, 65}},
+    {"HWC", "CHW", {7, 1023, 1}},      {"CHW", "HWC", {1, 1, 1}},
+    {"NCDHW", "NDHWC", {2, 3, 3, 5, 7}}, {"ABCDE", "EDCBA", {3, 1, 7, 3, 2}},
+    {"NHWC", "NHWC", {2, 3, 7, 5}},    {"HW", "WH", {1023, 33}},
+    // Aligned extents that take the register kernels (C = 3, 4) and the tiled one (C = 40, 64).
+    {"NHWC", "NCHW", {2, 4, 16, 3}},   {"NCHW", "NHWC", {2, 3, 4, 16}},
+    {"NHWC", "NCHW", {2, 8, 8, 4}},    {"NCHW", "NHWC", {2, 4, 8, 8}},
+    {"NHWC", "NCHW", {2, 4, 64, 64}},  {"NCHW", "NHWC", {2, 64, 4, 64}},
+    {"NHWC", "NCHW", {1, 3, 48, 40}},  {"NCHW", "NHWC", {1, 40, 3, 48}},
+};
+
+const TbDataType kDtypes[] = {TB_DTYPE_UINT8, TB_DTYPE_FLOAT16, TB_DTYPE_FLOAT32, TB_DTYPE_FLOAT64,
+                              TB_DTYPE_COMPLEX128};
+
+std::vector<int64_t> permuted_shape(const ReformatCase& c) {
+  std::vector<int64_t> shape;
+  std::string from = c.from;
+  for (const char* p = c.to; *p; ++p) shape.push_back(c.shape[from.find(*p)]);
+  return shape;
+}
+
+TEST(GpuOps, ReformatEqualsCpuBitForBit) {
+  SKIP_UNLESS_GPUS(1);
+  std::mt19937_64 rng(std::random_device{}());
+  for (const ReformatCase& c : kReformats) {
+    for (TbDataType dtype : kDtypes) {
+      for (int64_t padding : {0, 256}) {  // packed, and rows padded to 256 bytes on the GPU
+        std::string what = std::string(c.from) + "->" + c.to + " bits " + std::to_string(dtype.bits) +
+                           " pad " + std::to_string(padding);
+        Owned host_src(alloc(TB_DEVICE_CPU, dtype, c.shape, c.from));
+        fill_random(host_src.t, rng, false);
+        Owned host_ref(alloc(TB_DEVICE_CPU, dtype, permuted_shape(c), c.to));
+        ASSERT_EQ(TB_SUCCESS, tb_reformat(host_src.t, host_ref.t, nullptr)) << tb_last_error_message();
+        Owned device_src(to_device(host_src.t, padding));
+        Owned device_dst(alloc(TB_DEVICE_CUDA, dtype, permuted_shape(c), c.to, padding));
+        poison(device_dst.t);
+        ASSERT_EQ(TB_SUCCESS, tb_reformat(device_src.t, device_dst.t, nullptr)) << what << ": " << tb_last_error_message();
+        Owned back(to_host(device_dst.t));
+        expect_equal(host_ref.t, back.t, 0, what);
+      }
+    }
+  }
+}
+
+TEST(GpuOps, StridedViewsAsSourcesEqualCpu) {
+  SKIP_UNLESS_GPUS(1);
+  std::mt19937_64 rng(std::random_device{}());
+  for (TbDataType dtype : {TB_DTYPE_UINT8, TB_DTYPE_FLOAT32}) {
+    Owned host_full(alloc(TB_DEVICE_CPU, dtype, {3, 9, 1023, 3}, "NHWC"));
+    fill_random(host_full.t, rng, false);
+    Owned device_full(to_device(host_full.t));
+    // Every other column, reversed rows: a view with negative and doubled strides.
+    TbTensor *hv1 = nullptr, *hv2 = nullptr, *dv1 = nullptr, *dv2 = nullptr;
+    ASSERT_EQ(TB_SUCCESS, tb_tensor_slice(host_full.t, 2, 0, INT64_MAX, 2, &hv1));
+    ASSERT_EQ(TB_SUCCESS, tb_tensor_slice(hv1, 1, INT64_MAX, INT64_MIN, -1, &hv2));
+    ASSERT_EQ(TB_SUCCESS, tb_tensor_slice(device_full.t, 2, 0, INT64_MAX, 2, &dv1));
+    ASSERT_EQ(TB_SUCCESS, tb_tensor_slice(dv1, 1, INT64_MAX, INT64_MIN, -1, &dv2));
+    Owned a(hv1), b(hv2), c(dv1), d(dv2);
+    TbTensorInfo view = info_of(hv2);
+    std::vector<int64_t> nchw = {view.shape[0], view.shape[3], view.shape[1], view.shape[2]};
+    Owned host_ref(alloc(TB_DEVICE_CPU, dtype, nchw, "NCHW"));
+    ASSERT_EQ(TB_SUCCESS, tb_reformat(hv2, host_ref.t, nullptr)) << tb_last_error_message();
+    Owned device_dst(alloc(TB_DEVICE_CUDA, dtype, nchw, "NCHW"));
+    poison(device_dst.t);
+    ASSERT_EQ(TB_SUCCESS, tb_reformat(dv2, device_dst.t, nullptr)) << tb_last_error_message();
+    Owned back(to_host(device_dst.t));
+    expect_equal(host_ref.t, back.t, 0, "strided view, bits " + std::to_string(dtype.bits));
+  }
+}
+
+struct ConvertCase {
+  TbDataType from, to;
+  const char *src_layout, *dst_layout;
+  std::vector<int64_t> shape;  // in src layout
+  std::vector<float> scale, offset;
+};
+
+TEST(GpuOps, ConvertWithinOneUlpOfCpu) {
+  SKIP_UNLESS_GPUS(1);
+  std::mt19937_64 rng(std::random_device{}());
+  const ConvertCase cases[] = {
+      {TB_DTYPE_UINT8, TB_DTYPE_FLOAT32, "NHWC", "NCHW", {2, 7, 1023, 3}, {1 / 58.395f, 1 / 57.12f, 1 / 57.375f}, {-2.1179f, -2.0357f, -1.8044f}},
+      {TB_DTYPE_UINT8, TB_DTYPE_FLOAT16, "NHWC", "NCHW", {1, 3, 7, 4}, {0.5f}, {-3.0f}},
+      {TB_DTYPE_UINT8, TB_DTYPE_BFLOAT16, "HWC", "CHW", {7, 1023, 3}, {1 / 255.0f, 2 / 255.0f, 3 / 255.0f}, {0, 0.5f, 1}},
+      {TB_DTYPE_FLOAT32, TB_DTYPE_UINT8, "NCHW", "NHWC", {2, 3, 7, 1023}, {0.75f, 1.0f, 1.5f}, {0.5f, -0.5f, 100.0f}},
+      {TB_DTYPE_INT16, TB_DTYPE_UINT8, "HW", "HW", {33, 1023}, {0.01f}, {127.5f}},
+      {TB_DTYPE_UINT16, TB_DTYPE_FLOAT32, "NCHW", "NCHW", {1, 5, 3, 7}, {2, 3, 4, 5, 6}, {1, 1, 1, 1, 1}},
+      {TB_DTYPE_INT8, TB_DTYPE_FLOAT16, "NHWC", "NCHW", {2, 5, 5, 64}, {0.1f}, {0.0f}},
+      {TB_DTYPE_FLOAT16, TB_DTYPE_BFLOAT16, "CHW", "HWC", {3, 65, 7}, {1.0f}, {0.0f}},
+      {TB_DTYPE_BFLOAT16, TB_DTYPE_FLOAT32, "NHWC", "NCHW", {1, 2, 9, 8}, {3.0f}, {-1.0f}},
+      // Aligned shapes for the register kernels, with a partial last chunk (36 % 16 = 4).
+      {TB_DTYPE_UINT8, TB_DTYPE_FLOAT32, "NHWC", "NCHW", {2, 3, 12, 3}, {0.5f, 2.0f, -1.0f}, {1.0f, 0.0f, 3.0f}},
+      {TB_DTYPE_UINT8, TB_DTYPE_FLOAT32, "NHWC", "NCHW", {2, 4, 16, 3}, {1 / 58.395f, 1 / 57.12f, 1 / 57.375f}, {-2.1179f, -2.0357f, -1.8044f}},
+      {TB_DTYPE_FLOAT32, TB_DTYPE_UINT8, "NCHW", "NHWC", {2, 3, 4, 9}, {0.75f, 1.0f, 1.5f}, {0.5f, -0.5f, 100.0f}},
+      {TB_DTYPE_UINT8, TB_DTYPE_FLOAT16, "NCHW", "NHWC", {2, 4, 4, 16}, {0.5f, 1.0f, 2.0f, 4.0f}, {0, 1, 2, 3}},
+  };
+  for (const ConvertCase& c : cases) {
+    std::string what = std::string(c.src_layout) + "->" + c.dst_layout + " " +
+                       std::to_string(c.from.code) + "/" + std::to_string(c.from.bits) + " -> " +
+                       std::to_string(c.to.code) + "/" + std::to_string(c.to.bits);
+    std::vector<int64_t> dst_shape;
+    std::string from = c.src_layout;
+    for (const char* p = c.dst_layout; *p; ++p) dst_shape.push_back(c.shape[from.find(*p)]);
+    Owned host_src(alloc(TB_DEVICE_CPU, c.from, c.shape, c.src_layout));
+    fill_random(host_src.t, rng, true);
+    Owned host_ref(alloc(TB_DEVICE_CPU, c.to, dst_shape, c.dst_layout));
+    const int32_t n = static_cast<int32_t>(c.scale.size());
+    ASSERT_EQ(TB_SUCCESS, tb_convert(host_src.t, host_ref.t, c.scale.data(), c.offset.data(), n, nullptr))
+        << what << ": " << tb_last_error_message();
+    Owned device_src(to_device(host_src.t));
+    Owned device_dst(alloc(TB_DEVICE_CUDA, c.to, dst_shape, c.dst_layout));
+    poison(device_dst.t);
+    ASSERT_EQ(TB_SUCCESS, tb_convert(device_src.t, device_dst.t, c.scale.data(), c.offset.data(), n, nullptr))
+        << what << ": " << tb_last_error_message();
+    Owned back(to_host(device_dst.t));
+    expect_equal(host_ref.t, back.t, 1, what);
+  }
+}
+
+TEST(GpuOps, CopiesBetweenHostPinnedAndDeviceWithStridesOnBothSides) {
+  SKIP_UNLESS_GPUS(1);
+  std::mt19937_64 rng(std::random_device{}());
+  const std::vector<int64_t> shape = {5, 7, 1023, 3};
+  Owned host(alloc(TB_DEVICE_CPU, TB_DTYPE_UINT8, shape, "NHWC"));
+  fill_random(host.t, rng, false);
+  for (int32_t staging : {TB_DEVICE_CPU, TB_DEVICE_CUDA_HOST}) {
+    for (int64_t padding : {0, 512}) {
+      // host -> device (padded) -> staging (padded) -> device (packed) -> host
+      Owned device(alloc(TB_DEVICE_CUDA, TB_DTYPE_UINT8, shape, "NHWC", padding));
+      Owned middle(alloc(staging, TB_DTYPE_UINT8, shape, "NHWC", padding));
+      Owned device2(alloc(TB_DEVICE_CUDA, TB_DTYPE_UINT8, shape, "NHWC"));
+      Owned back(alloc(TB_DEVICE_CPU, TB_DTYPE_UINT8, shape, "NHWC"));
+      poison(device.t);
+      ASSERT_EQ(TB_SUCCESS, tb_copy(host.t, device.t, nullptr)) << tb_last_error_message();
+      ASSERT_EQ(TB_SUCCESS, tb_copy(device.t, middle.t, nullptr)) << tb_last_error_message();
+      ASSERT_EQ(TB_SUCCESS, tb_copy(middle.t, device2.t, nullptr)) << tb_last_error_message();
+      ASSERT_EQ(TB_SUCCESS, tb_copy(device2.t, back.t, nullptr)) << tb_last_error_message();
+      CUDA_OK(cudaDeviceSynchronize());
+      expect_equal(host.t, back.t, 0, "staging kind " + std::to_string(staging) + " pad " + std::to_string(padding));
+    }
+  }
+  TbTensor* cloned = nullptr;
+  Owned device(to_device(host.t, 256));
+  ASSERT_EQ(TB_SUCCESS, tb_tensor_clone(device.t, nullptr, &cloned)) << tb_last_error_message();
+  Owned owned_clone(cloned);
+  EXPECT_TRUE(info_of(cloned).contiguous);
+  EXPECT_EQ(info_of(cloned).device.device_type, TB_DEVICE_CUDA);
+  Owned back(to_host(cloned));
+  expect_equal(host.t, back.t, 0, "clone");
+}
+
+TEST(GpuOps, RunsOnTheCallersNonBlockingStreamAndLeavesTheCurrentDevice) {
+  SKIP_UNLESS_GPUS(1);
+  std::mt19937_64 rng(std::random_device{}());
+  cudaStream_t stream = nullptr;
+  CUDA_OK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  int before = -1;
+  CUDA_OK(cudaGetDevice(&before));
+  Owned host(alloc(TB_DEVICE_CPU, TB_DTYPE_FLOAT32, {4, 64, 64, 3}, "NHWC"));
+  fill_random(host.t, rng, false);
+  Owned ref(alloc(TB_DEVICE_CPU, TB_DTYPE_FLOAT32, {4, 3, 64, 64}, "NCHW"));
+  ASSERT_EQ(TB_SUCCESS, tb_reformat(host.t, ref.t, nullptr));
+  Owned src(alloc(TB_DEVICE_CUDA, TB_DTYPE_FLOAT32, {4, 64, 64, 3}, "NHWC"));
+  Owned dst(alloc(TB_DEVICE_CUDA, TB_DTYPE_FLOAT32, {4, 3, 64, 64}, "NCHW"));
+  ASSERT_EQ(TB_SUCCESS, tb_copy(host.t, src.t, stream));
+  ASSERT_EQ(TB_SUCCESS, tb_reformat(src.t, dst.t, stream));
+  TbArrayInterface cai{};
+  ASSERT_EQ(TB_SUCCESS, tb_tensor_to_cuda_array_interface(dst.t, &cai));
+  EXPECT_TRUE(cai.has_stream);
+  EXPECT_EQ(cai.stream, reinterpret_cast<uint64_t>(stream)) << "the export names the op's stream";
+  CUDA_OK(cudaStreamSynchronize(stream));
+  Owned back(to_host(dst.t));
+  expect_equal(ref.t, back.t, 0, "non-blocking stream");
+  int after = -2;
+  CUDA_OK(cudaGetDevice(&after));
+  EXPECT_EQ(before, after);
+  CUDA_OK(cudaStreamDestroy(stream));
+}
+
+TEST(GpuOps, OperandsOnDifferentGpusOrHostMismatchAreClearErrors) {
+  SKIP_UNLESS_GPUS(1);
+  Owned host(alloc(TB_DEVICE_CPU, TB_DTYPE_UINT8, {2, 3}, "HW"));
+  Owned device(alloc(TB_DEVICE_CUDA, TB_DTYPE_UINT8, {2, 3}, "HW"));
+  Owned wrong_dtype(alloc(TB_DEVICE_CUDA, TB_DTYPE_FLOAT32, {2, 3}, "HW"));
+  TB_EXPECT_STATUS(TB_ERROR_INVALID_ARGUMENT, tb_reformat(device.t, wrong_dtype.t, nullptr));
+  TB_EXPECT_STATUS(TB_ERROR_INVALID_ARGUMENT, tb_reformat(device.t, device.t, nullptr));
+  EXPECT_NE(tbtest::last_error().find("overlap"), std::string::npos);
+}
+
+TEST(MultiGpu, CopyAcrossDevicesAndOpOnDeviceOneWhileZeroIsCurrent) {
+  SKIP_UNLESS_GPUS(2);
+  std::mt19937_64 rng(std::random_device{}());
+  const std::vector<int64_t> shape = {2, 33, 65, 3};
+  Owned host(alloc(TB_DEVICE_CPU, TB_DTYPE_UINT8, shape, "NHWC"));
+  fill_random(host.t, rng, false);
+  Owned ref(alloc(TB_DEVICE_CPU, TB_DTYPE_UINT8, {2, 3, 33, 65}, "NCHW"));
+  ASSERT_EQ(TB_SUCCESS, tb_reformat(host.t, ref.t, nullptr));
+  CUDA_OK(cudaSetDevice(0));
+  TbTensor *on0 = nullptr, *on1 = nullptr, *out1 = nullptr;
+  ASSERT_EQ(TB_SUCCESS, tb_tensor_alloc(TbDevice{TB_DEVICE_CUDA, 0}, TB_DTYPE_UINT8, 4, shape.data(), "NHWC", 0, &on0));
+  ASSERT_EQ(TB_SUCCESS, tb_tensor_alloc(TbDevice{TB_DEVICE_CUDA, 1}, TB_DTYPE_UINT8, 4, shape.data(), "NHWC", 0, &on1));
+  const int64_t nchw[] = {2, 3, 33, 65};
+  ASSERT_EQ(TB_SUCCESS, tb_tensor_alloc(TbDevice{TB_DEVICE_CUDA, 1}, TB_DTYPE_UINT8, 4, nchw, "NCHW", 0, &out1));
+  Owned a(on0), b(on1), c(out1);
+  ASSERT_EQ(TB_SUCCESS, tb_copy(host.t, on0, nullptr)) << tb_last_error_message();
+  ASSERT_EQ(TB_SUCCESS, tb_copy(on0, on1, nullptr)) << tb_last_error_message();
+  ASSERT_EQ(TB_SUCCESS, tb_reformat(on1, out1, nullptr)) << tb_last_error_message();  // device 0 current
+  int current = -1;
+  CUDA_OK(cudaGetDevice(&current));
+  EXPECT_EQ(current, 0);
+  Owned back(to_host(out1));
+  expect_equal(ref.t, back.t, 0, "device 1 reformat");
+}
+
+}  // namespace
