@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing tensorbridge needs on a fresh Debian machine with Rust:
-# cmake, a C/C++ compiler, GoogleTest, pkg-config (Debian), and the CUDA runtime headers and
-# libcudart from PyPI (no CUDA toolkit needed) into .deps/cuda. Idempotent and quiet when done.
+# cmake, a C/C++ compiler, GoogleTest, pkg-config (Debian), the CUDA runtime headers and
+# libcudart (.deps/cuda) and NVRTC (.deps/nvrtc) from PyPI — no CUDA toolkit or GPU needed. Idempotent and quiet when done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,5 +24,11 @@ if [ ! -f "$cuda_root/include/cuda_runtime_api.h" ] || [ ! -f "$cuda_root/includ
   echo "setup: installing CUDA runtime headers from PyPI into .deps/cuda"
   PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check --no-deps --target .deps/cuda \
     "nvidia-cuda-runtime==13.0.*" "nvidia-cuda-crt==13.0.*"
+fi
+# NVRTC 13.0 (no GPU needed) so the tests can compile every kernel for sm_90.
+if [ ! -f .deps/nvrtc/nvidia/cu13/lib/libnvrtc.so.13 ]; then
+  echo "setup: installing NVRTC from PyPI into .deps/nvrtc"
+  PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check --no-deps \
+    --target .deps/nvrtc "nvidia-cuda-nvrtc==13.0.*"
 fi
 echo "setup: ready (cmake $(cmake --version | head -1 | awk '{print $3}'), CUDA headers in $cuda_root)"

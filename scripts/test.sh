@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 
-echo "== cargo test"
-cargo test --release --quiet
+echo "== cargo test (NVRTC from .deps compiles every kernel for sm_90)"
+LD_LIBRARY_PATH="$PWD/.deps/nvrtc/nvidia/cu13/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+  cargo test --release --quiet
 
 echo "== header: cargo build regenerates include/tensorbridge.h; it must match the committed one"
 cargo build --release --quiet

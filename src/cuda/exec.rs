@@ -89,16 +89,56 @@ fn raw_type(item_size: i64) -> &'static str {
 /// The `-D` defines naming the element types and whether the affine applies.
 fn type_defines(plan: &Plan, op: &ElementOp) -> Vec<String> {
     match op {
-        ElementOp::Copy => vec![
-            format!("TB_TIN={}", raw_type(plan.src_item)),
-            format!("TB_TOUT={}", raw_type(plan.dst_item)),
-            "TB_AFFINE=0".to_string(),
-        ],
-        ElementOp::Convert(c) => vec![
-            format!("TB_TIN={}", type_name(c.from)),
-            format!("TB_TOUT={}", type_name(c.to)),
-            "TB_AFFINE=1".to_string(),
-        ],
+        ElementOp::Copy => types(raw_type(plan.src_item), raw_type(plan.dst_item), false),
+        ElementOp::Convert(c) => types(type_name(c.from), type_name(c.to), true),
+    }
+}
+
+fn types(tin: &str, tout: &str, affine: bool) -> Vec<String> {
+    vec![format!("TB_TIN={tin}"), format!("TB_TOUT={tout}"), format!("TB_AFFINE={}", affine as i32)]
+}
+
+fn with(mut defines: Vec<String>, extra: String) -> Vec<String> {
+    defines.push(extra);
+    defines
+}
+
+/// The kernel specialisations worth compiling in a check without a GPU: every raw size with every
+/// small channel count, tile and rank, and every conversion pair with the kernels it uses.
+pub fn specialisations() -> Vec<KernelSpec> {
+    use crate::ops::element::{CONVERT_INPUTS, CONVERT_OUTPUTS};
+    let spec = |entry: &'static str, defines: Vec<String>| KernelSpec { entry, defines };
+    let mut all = Vec::new();
+    for size in [1, 2, 4, 8, 16] {
+        let raw = types(raw_type(size), raw_type(size), false);
+        for small in 1..=SMALL_MAX {
+            all.push(spec("tb_deinterleave", with(raw.clone(), format!("TB_SMALL={small}"))));
+        }
+        all.push(spec(
+            "tb_transpose_tiled",
+            with(raw.clone(), format!("TB_TILE={}", tile_for(size))),
+        ));
+        all.push(spec(
+            "tb_general",
+            with(raw, format!("TB_RANK={}", if size == 1 { 15 } else { 4 })),
+        ));
+    }
+    for from in CONVERT_INPUTS {
+        for to in CONVERT_OUTPUTS {
+            let typed = types(type_name(from), type_name(to), true);
+            all.push(spec("tb_deinterleave", with(typed.clone(), "TB_SMALL=3".to_string())));
+            all.push(spec("tb_general", with(typed, "TB_RANK=3".to_string())));
+        }
+    }
+    all
+}
+
+/// Tile edge of the tiled transpose for an element size: 64 × 64 bytes-or-more tiles.
+fn tile_for(item_size: i64) -> i64 {
+    match item_size {
+        1 | 2 => 64,
+        4 | 8 => 32,
+        _ => 16,
     }
 }
 
@@ -250,4 +290,40 @@ fn general(plan: &Plan, op: &ElementOp, target: &Target) -> Result<()> {
     let function = load(target.ordinal, &spec)?;
     let blocks = (plan.count as u64).div_ceil(THREADS as u64).min(1 << 20);
     launch(target.ordinal, function, blocks, THREADS, target.stream, &params)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Compiles every specialisation for the H100/H200 architecture (sm_90) with NVRTC, which
+    /// needs no GPU: a kernel that does not compile fails here, on any machine with NVRTC.
+    #[test]
+    fn every_kernel_specialisation_compiles_for_sm_90() {
+        let specs = specialisations();
+        let first = crate::cuda::kernel::compile_only(&specs[0], (9, 0));
+        if let Err(error) = &first {
+            if error.status == crate::error::TbStatus::TB_ERROR_CUDA_UNAVAILABLE {
+                println!(
+                    "SKIPPED every_kernel_specialisation_compiles_for_sm_90: {}",
+                    error.message
+                );
+                return;
+            }
+        }
+        first.unwrap();
+        let failures: Vec<String> = specs
+            .iter()
+            .filter_map(|spec| {
+                crate::cuda::kernel::compile_only(spec, (9, 0)).err().map(|e| e.message)
+            })
+            .collect();
+        assert!(
+            failures.is_empty(),
+            "{} of {} failed:\n{}",
+            failures.len(),
+            specs.len(),
+            failures.join("\n")
+        );
+    }
 }

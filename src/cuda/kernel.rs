@@ -169,15 +169,27 @@ fn compile_program(program: nvrtc::nvrtcProgram, options: &[String]) -> Result<V
     Ok(cubin)
 }
 
-/// The cubin for `defines` on an sm_`arch` device: from the disk cache, or compiled (and cached).
-fn cubin(defines: &[String], arch: (i32, i32)) -> Result<Vec<u8>> {
-    nvrtc_available()?;
+fn nvrtc_options(defines: &[String], arch: (i32, i32)) -> Vec<String> {
     let mut options: Vec<String> = vec![
         format!("--gpu-architecture=sm_{}{}", arch.0, arch.1),
         "--std=c++17".to_string(),
         "-default-device".to_string(),
     ];
     options.extend(defines.iter().map(|d| format!("-D{d}")));
+    options
+}
+
+/// Compiles `spec` for an sm_`arch` GPU without a GPU or the disk cache, returning the cubin's
+/// size: lets machines without a GPU check that every kernel specialisation compiles.
+pub fn compile_only(spec: &KernelSpec, arch: (i32, i32)) -> Result<usize> {
+    nvrtc_available()?;
+    Ok(compile(&nvrtc_options(&spec.defines, arch))?.len())
+}
+
+/// The cubin for `defines` on an sm_`arch` device: from the disk cache, or compiled (and cached).
+fn cubin(defines: &[String], arch: (i32, i32)) -> Result<Vec<u8>> {
+    nvrtc_available()?;
+    let options = nvrtc_options(defines, arch);
     let version = nvrtc_version()?;
     let key = fnv1a(&[
         SOURCE.as_bytes(),

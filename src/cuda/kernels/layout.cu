@@ -17,8 +17,9 @@ typedef float tb_f32;
 typedef unsigned char tb_raw1;
 typedef unsigned short tb_raw2;
 typedef unsigned int tb_raw4;
-typedef unsigned long long tb_raw8;
-struct tb_raw16 { unsigned long long lo, hi; };
+// 8- and 16-byte raw elements need only 4-byte alignment: complex64 is 4-byte aligned.
+struct tb_raw8 { unsigned int w[2]; };
+struct tb_raw16 { unsigned int w[4]; };
 struct tb_f16 { unsigned short bits; };
 struct tb_bf16 { unsigned short bits; };
 
@@ -81,7 +82,7 @@ __device__ __forceinline__ TB_TOUT convert(TB_TIN x, int, const Affine&) { retur
 
 // Loads / stores N bytes (a multiple of UNIT, the largest power of two ≤ 16 dividing N, which
 // the caller guarantees as the alignment) through the widest accesses that alignment allows.
-template <int N> struct Bytes { unsigned char b[N]; };
+template <int N> struct __align__(16) Bytes { unsigned char b[N]; };
 
 template <int N> __device__ __forceinline__ constexpr int unit_of() {
   return (N % 16 == 0) ? 16 : (N % 8 == 0) ? 8 : (N % 4 == 0) ? 4 : (N % 2 == 0) ? 2 : 1;
@@ -111,14 +112,23 @@ template <int N> __device__ __forceinline__ void store_bytes(unsigned char* p, c
   }
 }
 
+// Element access inside a register buffer (constant offsets: resolved to register moves).
 template <typename T> __device__ __forceinline__ T get(const unsigned char* bytes) {
   T v;
-  __builtin_memcpy(&v, bytes, sizeof(T));
+  unsigned char* out = (unsigned char*)&v;
+#pragma unroll
+  for (int i = 0; i < (int)sizeof(T); ++i) out[i] = bytes[i];
   return v;
 }
 template <typename T> __device__ __forceinline__ void put(unsigned char* bytes, T v) {
-  __builtin_memcpy(bytes, &v, sizeof(T));
+  const unsigned char* in = (const unsigned char*)&v;
+#pragma unroll
+  for (int i = 0; i < (int)sizeof(T); ++i) bytes[i] = in[i];
 }
+
+// Element access in global or shared memory (addresses aligned for T: checked at wrap time).
+template <typename T> __device__ __forceinline__ T load(const unsigned char* p) { return *(const T*)p; }
+template <typename T> __device__ __forceinline__ void store(unsigned char* p, T v) { *(T*)p = v; }
 
 // ---- batched transpose: source [B][S][R] (R innermost) -> destination [B][R][S] -------------
 
@@ -163,9 +173,9 @@ extern "C" __global__ void tb_deinterleave(const TransposeParams p) {
     } else {
       for (i64 s = s0; s < p.s_extent; ++s) {
         for (int r = 0; r < R; ++r) {
-          TB_TIN x = get<TB_TIN>(p.src + b * p.src_b + s * p.src_s + r * (i64)sizeof(TB_TIN));
-          put<TB_TOUT>(p.dst + b * p.dst_b + r * p.dst_r + s * (i64)sizeof(TB_TOUT),
-                       convert(x, p.channel_is_r == 1 ? r : (int)s, p.affine));
+          TB_TIN x = load<TB_TIN>(p.src + b * p.src_b + s * p.src_s + r * (i64)sizeof(TB_TIN));
+          store<TB_TOUT>(p.dst + b * p.dst_b + r * p.dst_r + s * (i64)sizeof(TB_TOUT),
+                         convert(x, p.channel_is_r == 1 ? r : (int)s, p.affine));
         }
       }
     }
@@ -201,9 +211,9 @@ extern "C" __global__ void tb_interleave(const TransposeParams p) {
     } else {
       for (i64 r = r0; r < p.r_extent; ++r) {
         for (int s = 0; s < S; ++s) {
-          TB_TIN x = get<TB_TIN>(p.src + b * p.src_b + s * p.src_s + r * (i64)sizeof(TB_TIN));
-          put<TB_TOUT>(p.dst + b * p.dst_b + r * p.dst_r + s * (i64)sizeof(TB_TOUT),
-                       convert(x, p.channel_is_r == 1 ? (int)r : s, p.affine));
+          TB_TIN x = load<TB_TIN>(p.src + b * p.src_b + s * p.src_s + r * (i64)sizeof(TB_TIN));
+          store<TB_TOUT>(p.dst + b * p.dst_b + r * p.dst_r + s * (i64)sizeof(TB_TOUT),
+                         convert(x, p.channel_is_r == 1 ? (int)r : s, p.affine));
         }
       }
     }
@@ -246,7 +256,7 @@ extern "C" __global__ void __launch_bounds__(256) tb_transpose_tiled(const Trans
       for (int k = threadIdx.x; k < T * T; k += blockDim.x) {
         const int j = k / T, e = k % T;
         if (s0 + j < p.s_extent && r0 + e < p.r_extent) {
-          __builtin_memcpy(tile + j * ROW + e * E, p.src + b * p.src_b + (s0 + j) * p.src_s + (r0 + e) * E, E);
+          store<TB_TIN>(tile + j * ROW + e * E, load<TB_TIN>(p.src + b * p.src_b + (s0 + j) * p.src_s + (r0 + e) * E));
         }
       }
     }
@@ -258,7 +268,7 @@ extern "C" __global__ void __launch_bounds__(256) tb_transpose_tiled(const Trans
         Bytes<16> out;
 #pragma unroll
         for (int q = 0; q < VEC; ++q) {
-          __builtin_memcpy(out.b + q * E, tile + (v * VEC + q) * ROW + e * E, E);
+          put<TB_TIN>(out.b + q * E, load<TB_TIN>(tile + (v * VEC + q) * ROW + e * E));
         }
         *(uint4*)(p.dst + b * p.dst_b + (r0 + e) * p.dst_r + (s0 + v * VEC) * E) = *(const uint4*)out.b;
       }
@@ -266,7 +276,7 @@ extern "C" __global__ void __launch_bounds__(256) tb_transpose_tiled(const Trans
       for (int k = threadIdx.x; k < T * T; k += blockDim.x) {
         const int e = k / T, j = k % T;
         if (s0 + j < p.s_extent && r0 + e < p.r_extent) {
-          __builtin_memcpy(p.dst + b * p.dst_b + (r0 + e) * p.dst_r + (s0 + j) * E, tile + j * ROW + e * E, E);
+          store<TB_TIN>(p.dst + b * p.dst_b + (r0 + e) * p.dst_r + (s0 + j) * E, load<TB_TIN>(tile + j * ROW + e * E));
         }
       }
     }
@@ -301,7 +311,7 @@ extern "C" __global__ void tb_general(const GeneralParams p) {
       dst_off += index * p.dst_stride[d];
       if (d == p.channel_dim) channel = (int)index;
     }
-    put<TB_TOUT>(p.dst + dst_off, convert(get<TB_TIN>(p.src + src_off), channel, p.affine));
+    store<TB_TOUT>(p.dst + dst_off, convert(load<TB_TIN>(p.src + src_off), channel, p.affine));
   }
 }
 #endif
