@@ -112,7 +112,13 @@ pub fn specialisations() -> Vec<KernelSpec> {
     for size in [1, 2, 4, 8, 16] {
         let raw = types(raw_type(size), raw_type(size), false);
         for small in 1..=SMALL_MAX {
-            all.push(spec("tb_deinterleave", with(raw.clone(), format!("TB_SMALL={small}"))));
+            let vec = format!("TB_VEC={}", (16 / size).max(1));
+            let small_defines = with(with(raw.clone(), format!("TB_SMALL={small}")), vec);
+            all.push(spec(
+                "tb_deinterleave",
+                with(small_defines.clone(), "TB_DEINTERLEAVE".into()),
+            ));
+            all.push(spec("tb_interleave", with(small_defines, "TB_INTERLEAVE".into())));
         }
         all.push(spec(
             "tb_transpose_tiled",
@@ -126,7 +132,13 @@ pub fn specialisations() -> Vec<KernelSpec> {
     for from in CONVERT_INPUTS {
         for to in CONVERT_OUTPUTS {
             let typed = types(type_name(from), type_name(to), true);
-            all.push(spec("tb_deinterleave", with(typed.clone(), "TB_SMALL=3".to_string())));
+            let vec = format!("TB_VEC={}", (16 / to.item_size()).max(1));
+            let small_defines = with(with(typed.clone(), "TB_SMALL=3".to_string()), vec);
+            all.push(spec(
+                "tb_deinterleave",
+                with(small_defines.clone(), "TB_DEINTERLEAVE".into()),
+            ));
+            all.push(spec("tb_interleave", with(small_defines, "TB_INTERLEAVE".into())));
             all.push(spec("tb_general", with(typed, "TB_RANK=3".to_string())));
         }
     }
@@ -197,7 +209,6 @@ fn transpose(plan: &Plan, op: &ElementOp, target: &Target) -> Result<()> {
         Some(_) => return general(plan, op, target),
     };
     let (e_in, e_out) = (plan.src_item, plan.dst_item);
-    let vector = (16 / e_in).max(1);
     let params = TransposeParams {
         src: target.src,
         dst: target.dst,
@@ -211,53 +222,73 @@ fn transpose(plan: &Plan, op: &ElementOp, target: &Target) -> Result<()> {
         channel_is_r,
         affine: affine_of(op),
     };
-    let base = [target.src as i64, batch.src];
+    let (src, dst) = (target.src as i64, target.dst as i64);
     let mut defines = type_defines(plan, op);
-    let (entry, chunks) = if r.extent <= SMALL_MAX
+    let widest = e_in.max(e_out);
+    // Deinterleave: each thread stores one 16-byte run per destination row.
+    let vector = (16 / e_out).max(1);
+    if r.extent <= SMALL_MAX
         && s.src == r.extent * e_in
-        && all_multiple_of(&base, 16)
-        && all_multiple_of(&[target.dst as i64, batch.dst, r.dst], unit_of(vector * e_out))
+        && all_multiple_of(&[src, batch.src], unit_of(vector * r.extent * e_in))
+        && all_multiple_of(&[dst, batch.dst, r.dst], unit_of(vector * e_out))
     {
-        defines.push(format!("TB_SMALL={}", r.extent));
-        ("tb_deinterleave", batch.extent * ceil_div(s.extent, vector))
-    } else if s.extent <= SMALL_MAX
+        defines.extend([
+            format!("TB_SMALL={}", r.extent),
+            format!("TB_VEC={vector}"),
+            "TB_DEINTERLEAVE".into(),
+        ]);
+        let chunks = batch.extent * ceil_div(s.extent, vector);
+        return launch_spec(
+            target,
+            "tb_deinterleave",
+            defines,
+            ceil_div(chunks, THREADS as i64),
+            &params,
+        );
+    }
+    // Interleave: each thread stores V·S elements, one 16-byte access where 16 is a multiple of
+    // S·item (else runs of 16 elements of the widest type).
+    let vector =
+        if 16 % (s.extent * e_out) == 0 { 16 / (s.extent * e_out) } else { (16 / widest).max(1) };
+    if s.extent <= SMALL_MAX
         && r.dst == s.extent * e_out
-        && all_multiple_of(&[target.src as i64, batch.src, s.src], 16)
-        && all_multiple_of(&[target.dst as i64, batch.dst], unit_of(vector * s.extent * e_out))
+        && all_multiple_of(&[src, batch.src, s.src], unit_of(vector * e_in))
+        && all_multiple_of(&[dst, batch.dst], unit_of(vector * s.extent * e_out))
     {
-        defines.push(format!("TB_SMALL={}", s.extent));
-        ("tb_interleave", batch.extent * ceil_div(r.extent, vector))
-    } else if *op == ElementOp::Copy
-        && all_multiple_of(
-            &[target.src as i64, target.dst as i64, batch.src, batch.dst, s.src, r.dst],
-            16,
-        )
+        defines.extend([
+            format!("TB_SMALL={}", s.extent),
+            format!("TB_VEC={vector}"),
+            "TB_INTERLEAVE".into(),
+        ]);
+        let chunks = batch.extent * ceil_div(r.extent, vector);
+        return launch_spec(
+            target,
+            "tb_interleave",
+            defines,
+            ceil_div(chunks, THREADS as i64),
+            &params,
+        );
+    }
+    if *op == ElementOp::Copy
+        && all_multiple_of(&[src, dst, batch.src, batch.dst, s.src, r.dst], 16)
     {
-        let tile = if e_in <= 2 {
-            64
-        } else if e_in <= 8 {
-            32
-        } else {
-            16
-        };
+        let tile = tile_for(e_in);
         defines.push(format!("TB_TILE={tile}"));
-        let tiles = batch.extent * ceil_div(r.extent, tile) * ceil_div(s.extent, tile);
-        let spec = KernelSpec { entry: "tb_transpose_tiled", defines };
-        let function = load(target.ordinal, &spec)?;
-        return launch(target.ordinal, function, tiles as u64, THREADS, target.stream, &params);
-    } else {
-        return general(plan, op, target);
-    };
-    let spec = KernelSpec { entry, defines };
-    let function = load(target.ordinal, &spec)?;
-    launch(
-        target.ordinal,
-        function,
-        ceil_div(chunks, THREADS as i64) as u64,
-        THREADS,
-        target.stream,
-        &params,
-    )
+        let tiles = batch.extent * ceil_div(r.extent, tile) * ceil_div(s.extent, 4 * tile);
+        return launch_spec(target, "tb_transpose_tiled", defines, tiles, &params);
+    }
+    general(plan, op, target)
+}
+
+fn launch_spec<P>(
+    target: &Target,
+    entry: &'static str,
+    defines: Vec<String>,
+    blocks: i64,
+    params: &P,
+) -> Result<()> {
+    let function = load(target.ordinal, &KernelSpec { entry, defines })?;
+    launch(target.ordinal, function, blocks as u64, THREADS, target.stream, params)
 }
 
 fn general(plan: &Plan, op: &ElementOp, target: &Target) -> Result<()> {

@@ -35,7 +35,7 @@ pub struct Function(usize);
 /// addresses so the maps are `Send`. Modules stay loaded for the life of the process.
 struct Loaded {
     modules: HashMap<(i32, Vec<String>), usize>,
-    functions: HashMap<(i32, KernelSpec), usize>,
+    functions: HashMap<KernelSpec, HashMap<i32, usize>>,
 }
 
 fn loaded() -> std::sync::MutexGuard<'static, Loaded> {
@@ -216,7 +216,9 @@ fn cubin(defines: &[String], arch: (i32, i32)) -> Result<Vec<u8>> {
 /// The loaded function for `spec` on device `ordinal`, compiling and loading it on first use.
 /// The caller has entered the device's context.
 fn function(ordinal: i32, spec: &KernelSpec) -> Result<CUfunction> {
-    if let Some(&function) = loaded().functions.get(&(ordinal, spec.clone())) {
+    if let Some(&function) =
+        loaded().functions.get(spec).and_then(|per_device| per_device.get(&ordinal))
+    {
         return Ok(function as CUfunction);
     }
     let module_key = (ordinal, spec.defines.clone());
@@ -241,7 +243,7 @@ fn function(ordinal: i32, spec: &KernelSpec) -> Result<CUfunction> {
         unsafe { sys::cuModuleGetFunction(&mut function, module, entry.as_ptr()) },
         "cuModuleGetFunction",
     )?;
-    loaded().functions.insert((ordinal, spec.clone()), function as usize);
+    loaded().functions.entry(spec.clone()).or_default().insert(ordinal, function as usize);
     Ok(function)
 }
 
@@ -278,8 +280,8 @@ pub fn launch<P>(
     check(status, "cuLaunchKernel")
 }
 
-/// Ensures the context of `ordinal` is current while compiling and loading: used by callers
-/// that only need the function (for tests and warm-up).
+/// The function for `spec` on device `ordinal`: compiled (or read from the disk cache) and
+/// loaded into the device's primary context on first use, then looked up.
 pub fn load(ordinal: i32, spec: &KernelSpec) -> Result<Function> {
     let _scope = ContextScope::enter(ordinal)?;
     function(ordinal, spec).map(|f| Function(f as usize))

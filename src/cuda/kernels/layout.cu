@@ -6,7 +6,11 @@
 // tb_convert. Compile-time parameters (-D):
 //   TB_TIN, TB_TOUT     element storage types (tb_u8 … tb_f32, tb_raw8, tb_raw16 …)
 //   TB_AFFINE           1 when the per-channel affine is applied
+//   TB_DEINTERLEAVE, TB_INTERLEAVE   which register kernel to build (one per program, so a cold
+//                       first call compiles only what it runs)
 //   TB_SMALL            channel count of the interleave/deinterleave kernels (1..8)
+//   TB_VEC              elements per thread along the long dimension in those kernels, chosen on
+//                       the host so that each thread's stores are single 16-byte accesses
 //   TB_RANK             rank of the general kernel
 
 typedef unsigned char tb_u8;
@@ -142,14 +146,14 @@ struct TransposeParams {
   Affine affine;
 };
 
-#ifdef TB_SMALL
+#if defined(TB_SMALL) && defined(TB_DEINTERLEAVE)
 // Deinterleave, R = TB_SMALL small (e.g. NHWC -> NCHW with C = 3): each thread takes V
-// consecutive s (V * R contiguous source elements, loaded as 16-byte vectors) and writes R runs
-// of V elements, one per destination row. Vector access needs the host-checked alignment; the
+// consecutive s (V * R contiguous source elements, loaded with the widest aligned accesses) and
+// writes R runs of V elements, one per destination row. Vector access needs the host-checked alignment; the
 // last partial chunk of each batch goes element by element.
 extern "C" __global__ void tb_deinterleave(const TransposeParams p) {
   constexpr int R = TB_SMALL;
-  constexpr int V = 16 / sizeof(TB_TIN) > 0 ? 16 / sizeof(TB_TIN) : 1;
+  constexpr int V = TB_VEC;
   const i64 chunks = (p.s_extent + V - 1) / V;
   const i64 total = chunks * p.batch;
   for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < total; i += (i64)gridDim.x * blockDim.x) {
@@ -182,12 +186,15 @@ extern "C" __global__ void tb_deinterleave(const TransposeParams p) {
   }
 }
 
+#endif
+
+#if defined(TB_SMALL) && defined(TB_INTERLEAVE)
 // Interleave, S = TB_SMALL small (e.g. NCHW -> NHWC with C = 3): each thread takes V
-// consecutive r, loads one 16-byte vector from each of the S source rows and writes V * S
-// contiguous destination elements.
+// consecutive r, loads V elements from each of the S source rows and writes V * S contiguous
+// destination elements.
 extern "C" __global__ void tb_interleave(const TransposeParams p) {
   constexpr int S = TB_SMALL;
-  constexpr int V = 16 / sizeof(TB_TIN) > 0 ? 16 / sizeof(TB_TIN) : 1;
+  constexpr int V = TB_VEC;
   const i64 chunks = (p.r_extent + V - 1) / V;
   const i64 total = chunks * p.batch;
   for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < total; i += (i64)gridDim.x * blockDim.x) {
@@ -222,61 +229,95 @@ extern "C" __global__ void tb_interleave(const TransposeParams p) {
 #endif
 
 #ifdef TB_TILE
-// Tiled transpose for large R and S (e.g. C = 64): a TB_TILE x TB_TILE tile of elements goes
-// through shared memory; each thread loads and stores 16-byte vectors where the tile is whole
-// and aligned, element by element at the edges. Raw copies only (TIN == TOUT).
-extern "C" __global__ void __launch_bounds__(256) tb_transpose_tiled(const TransposeParams p) {
+// Tiled transpose for large R and S (e.g. C = 64), raw copies only (TIN == TOUT). A tile of
+// TS = 4 * T source rows (s) by T elements (r) goes through shared memory: each of the 256
+// threads loads 4+ 16-byte vectors before any is stored, and writes 16-byte vectors of
+// destination rows. Shared memory is addressed in 4-byte words whose column is XOR-swizzled by
+// the row's 16-byte group, so the column gathers of the store phase hit distinct banks. Partial
+// tiles at the edges go element by element through the same addressing.
+constexpr int TILE_THREADS = 256;
+
+template <int E, int T, int TS>
+struct Tile {
+  static constexpr int VEC = 16 / E;                // elements per 16-byte vector
+  static constexpr int WORDS = T * E / 4;           // words per tile row (a power of two)
+  static constexpr int M = E >= 4 ? E / 4 : 1;      // swizzle step: keeps an element's words together
+  // Byte address of element e of tile row j.
+  static __device__ __forceinline__ int element(int j, int e) {
+    const int word = (e * E) / 4;
+    const int swizzled = word ^ (((j / VEC) * M) & (WORDS - 1));
+    return (j * WORDS + swizzled) * 4 + (e * E) % 4;
+  }
+  static __device__ __forceinline__ int word(int j, int w) {
+    return j * WORDS + (w ^ (((j / VEC) * M) & (WORDS - 1)));
+  }
+};
+
+extern "C" __global__ void __launch_bounds__(TILE_THREADS) tb_transpose_tiled(const TransposeParams p) {
   constexpr int T = TB_TILE;
+  constexpr int TS = 4 * T;
   constexpr int E = sizeof(TB_TIN);
-  constexpr int VEC = 16 / E;           // elements per 16-byte vector
-  constexpr int ROW = T * E + 4;  // one padding word per row keeps the column reads off one bank
-  __shared__ __align__(16) unsigned char tile[T * ROW];
+  typedef Tile<E, T, TS> L;
+  constexpr int ROW_VECTORS = L::WORDS / 4;                     // 16-byte vectors per tile row
+  constexpr int LOADS = TS * ROW_VECTORS / TILE_THREADS;        // vectors each thread loads
+  constexpr int OUT_VECTORS = TS / L::VEC;                      // 16-byte vectors per dst row
+  constexpr int STORES = T * OUT_VECTORS / TILE_THREADS;        // vectors each thread stores
+  __shared__ __align__(16) unsigned int tile[TS * L::WORDS];
+  unsigned char* bytes = (unsigned char*)tile;
   const i64 tiles_r = (p.r_extent + T - 1) / T;
-  const i64 tiles_s = (p.s_extent + T - 1) / T;
+  const i64 tiles_s = (p.s_extent + TS - 1) / TS;
   const i64 tiles = tiles_r * tiles_s * p.batch;
   for (i64 t = blockIdx.x; t < tiles; t += gridDim.x) {
     const i64 b = t / (tiles_r * tiles_s);
     const i64 rest = t - b * tiles_r * tiles_s;
     const i64 r0 = (rest % tiles_r) * T;
-    const i64 s0 = (rest / tiles_r) * T;
-    const bool whole = r0 + T <= p.r_extent && s0 + T <= p.s_extent;
-    // Load: tile row j = source row s0 + j, elements r0 .. r0 + T.
+    const i64 s0 = (rest / tiles_r) * TS;
+    const unsigned char* src = p.src + b * p.src_b + s0 * p.src_s + r0 * E;
+    unsigned char* dst = p.dst + b * p.dst_b + r0 * p.dst_r + s0 * E;
+    const bool whole = r0 + T <= p.r_extent && s0 + TS <= p.s_extent;
     if (whole) {
-      for (int k = threadIdx.x; k < T * T / VEC; k += blockDim.x) {
-        const int j = k / (T / VEC), v = k % (T / VEC);
-        const uint4 x =
-            __ldg((const uint4*)(p.src + b * p.src_b + (s0 + j) * p.src_s + (r0 + v * VEC) * E));
-        unsigned int* row = (unsigned int*)(tile + j * ROW + v * 16);  // 4-byte aligned only
-        row[0] = x.x;
-        row[1] = x.y;
-        row[2] = x.z;
-        row[3] = x.w;
+      uint4 staged[LOADS];
+#pragma unroll
+      for (int i = 0; i < LOADS; ++i) {
+        const int k = threadIdx.x + i * TILE_THREADS;
+        const int j = k / ROW_VECTORS, v = k % ROW_VECTORS;
+        staged[i] = __ldg((const uint4*)(src + j * p.src_s + v * 16));
+      }
+#pragma unroll
+      for (int i = 0; i < LOADS; ++i) {
+        const int k = threadIdx.x + i * TILE_THREADS;
+        const int j = k / ROW_VECTORS, v = k % ROW_VECTORS;
+        tile[L::word(j, 4 * v + 0)] = staged[i].x;
+        tile[L::word(j, 4 * v + 1)] = staged[i].y;
+        tile[L::word(j, 4 * v + 2)] = staged[i].z;
+        tile[L::word(j, 4 * v + 3)] = staged[i].w;
       }
     } else {
-      for (int k = threadIdx.x; k < T * T; k += blockDim.x) {
+      for (int k = threadIdx.x; k < TS * T; k += TILE_THREADS) {
         const int j = k / T, e = k % T;
         if (s0 + j < p.s_extent && r0 + e < p.r_extent) {
-          store<TB_TIN>(tile + j * ROW + e * E, load<TB_TIN>(p.src + b * p.src_b + (s0 + j) * p.src_s + (r0 + e) * E));
+          store<TB_TIN>(bytes + L::element(j, e), load<TB_TIN>(src + j * p.src_s + e * E));
         }
       }
     }
     __syncthreads();
-    // Store: destination row r0 + e gathers tile column e.
     if (whole) {
-      for (int k = threadIdx.x; k < T * T / VEC; k += blockDim.x) {
-        const int e = k / (T / VEC), v = k % (T / VEC);
+#pragma unroll
+      for (int i = 0; i < STORES; ++i) {
+        const int k = threadIdx.x + i * TILE_THREADS;
+        const int e = k / OUT_VECTORS, v = k % OUT_VECTORS;
         Bytes<16> out;
 #pragma unroll
-        for (int q = 0; q < VEC; ++q) {
-          put<TB_TIN>(out.b + q * E, load<TB_TIN>(tile + (v * VEC + q) * ROW + e * E));
+        for (int q = 0; q < L::VEC; ++q) {
+          put<TB_TIN>(out.b + q * E, load<TB_TIN>(bytes + L::element(v * L::VEC + q, e)));
         }
-        *(uint4*)(p.dst + b * p.dst_b + (r0 + e) * p.dst_r + (s0 + v * VEC) * E) = *(const uint4*)out.b;
+        *(uint4*)(dst + e * p.dst_r + v * 16) = *(const uint4*)out.b;
       }
     } else {
-      for (int k = threadIdx.x; k < T * T; k += blockDim.x) {
-        const int e = k / T, j = k % T;
+      for (int k = threadIdx.x; k < TS * T; k += TILE_THREADS) {
+        const int e = k / TS, j = k % TS;
         if (s0 + j < p.s_extent && r0 + e < p.r_extent) {
-          store<TB_TIN>(p.dst + b * p.dst_b + (r0 + e) * p.dst_r + (s0 + j) * E, load<TB_TIN>(tile + j * ROW + e * E));
+          store<TB_TIN>(dst + e * p.dst_r + j * E, load<TB_TIN>(bytes + L::element(j, e)));
         }
       }
     }
