@@ -154,6 +154,19 @@ fn tile_for(item_size: i64) -> i64 {
     }
 }
 
+/// Tile extents (along r, along s): four times longer along whichever dimension has room, so
+/// every thread keeps several 16-byte loads in flight; square when neither has.
+fn tile_shape(item_size: i64, r_extent: i64, s_extent: i64) -> (i64, i64) {
+    let tile = tile_for(item_size);
+    if s_extent >= 4 * tile {
+        (tile, 4 * tile)
+    } else if r_extent >= 4 * tile {
+        (4 * tile, tile)
+    } else {
+        (tile, tile)
+    }
+}
+
 /// ⌈a / b⌉ for positive b (i64::div_ceil is not stable).
 fn ceil_div(a: i64, b: i64) -> i64 {
     (a + b - 1) / b
@@ -272,9 +285,9 @@ fn transpose(plan: &Plan, op: &ElementOp, target: &Target) -> Result<()> {
     if *op == ElementOp::Copy
         && all_multiple_of(&[src, dst, batch.src, batch.dst, s.src, r.dst], 16)
     {
-        let tile = tile_for(e_in);
-        defines.push(format!("TB_TILE={tile}"));
-        let tiles = batch.extent * ceil_div(r.extent, tile) * ceil_div(s.extent, 4 * tile);
+        let (tile_r, tile_s) = tile_shape(e_in, r.extent, s.extent);
+        defines.extend([format!("TB_TILE_R={tile_r}"), format!("TB_TILE_S={tile_s}")]);
+        let tiles = batch.extent * ceil_div(r.extent, tile_r) * ceil_div(s.extent, tile_s);
         return launch_spec(target, "tb_transpose_tiled", defines, tiles, &params);
     }
     general(plan, op, target)

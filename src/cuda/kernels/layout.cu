@@ -228,60 +228,59 @@ extern "C" __global__ void tb_interleave(const TransposeParams p) {
 }
 #endif
 
-#ifdef TB_TILE
+#ifdef TB_TILE_R
 // Tiled transpose for large R and S (e.g. C = 64), raw copies only (TIN == TOUT). A tile of
-// TS = 4 * T source rows (s) by T elements (r) goes through shared memory: each of the 256
-// threads loads 4+ 16-byte vectors before any is stored, and writes 16-byte vectors of
-// destination rows. Shared memory is addressed in 4-byte words whose column is XOR-swizzled by
-// the row's 16-byte group, so the column gathers of the store phase hit distinct banks. Partial
-// tiles at the edges go element by element through the same addressing.
+// TB_TILE_S source rows (s) by TB_TILE_R elements (r) goes through shared memory — the host makes
+// the tile 4x longer along whichever dimension is long, so each of the 256 threads has several
+// 16-byte loads in flight before any is stored. Destination rows are written as 16-byte vectors.
+// Shared memory is addressed in 4-byte words whose column is XOR-swizzled by the row's 16-byte
+// group, in steps large enough to keep the words one warp gathers on distinct banks. Partial tiles
+// at the edges go element by element through the same addressing.
 constexpr int TILE_THREADS = 256;
 
-template <int E, int T, int TS>
+template <int E, int TR, int TS>
 struct Tile {
-  static constexpr int VEC = 16 / E;                // elements per 16-byte vector
-  static constexpr int WORDS = T * E / 4;           // words per tile row (a power of two)
-  static constexpr int M = E >= 4 ? E / 4 : 1;      // swizzle step: keeps an element's words together
+  static constexpr int VEC = 16 / E;                    // elements per 16-byte vector
+  static constexpr int WORDS = TR * E / 4;              // words per tile row (a power of two)
+  static constexpr int OUT_VECTORS = TS / VEC;          // 16-byte vectors per destination row
+  static constexpr int ROWS_PER_WARP = OUT_VECTORS >= 32 ? 1 : 32 / OUT_VECTORS;
+  static constexpr int SPAN = ROWS_PER_WARP * E / 4;    // words those destination rows cover
+  static constexpr int M = SPAN > 1 ? SPAN : 1;         // swizzle step
+  static __device__ __forceinline__ int swizzle(int j) { return ((j / VEC) * M) & (WORDS - 1); }
   // Byte address of element e of tile row j.
   static __device__ __forceinline__ int element(int j, int e) {
-    const int word = (e * E) / 4;
-    const int swizzled = word ^ (((j / VEC) * M) & (WORDS - 1));
-    return (j * WORDS + swizzled) * 4 + (e * E) % 4;
+    return (j * WORDS + (((e * E) / 4) ^ swizzle(j))) * 4 + (e * E) % 4;
   }
-  static __device__ __forceinline__ int word(int j, int w) {
-    return j * WORDS + (w ^ (((j / VEC) * M) & (WORDS - 1)));
-  }
+  static __device__ __forceinline__ int word(int j, int w) { return j * WORDS + (w ^ swizzle(j)); }
 };
 
-extern "C" __global__ void __launch_bounds__(TILE_THREADS) tb_transpose_tiled(const TransposeParams p) {
-  constexpr int T = TB_TILE;
-  constexpr int TS = 4 * T;
+extern "C" __global__ void __launch_bounds__(TILE_THREADS, 4) tb_transpose_tiled(const TransposeParams p) {
+  constexpr int TR = TB_TILE_R;
+  constexpr int TS = TB_TILE_S;
   constexpr int E = sizeof(TB_TIN);
-  typedef Tile<E, T, TS> L;
+  typedef Tile<E, TR, TS> L;
   constexpr int ROW_VECTORS = L::WORDS / 4;                     // 16-byte vectors per tile row
   constexpr int LOADS = TS * ROW_VECTORS / TILE_THREADS;        // vectors each thread loads
-  constexpr int OUT_VECTORS = TS / L::VEC;                      // 16-byte vectors per dst row
-  constexpr int STORES = T * OUT_VECTORS / TILE_THREADS;        // vectors each thread stores
+  constexpr int STORES = TR * L::OUT_VECTORS / TILE_THREADS;    // vectors each thread stores
   __shared__ __align__(16) unsigned int tile[TS * L::WORDS];
   unsigned char* bytes = (unsigned char*)tile;
-  const i64 tiles_r = (p.r_extent + T - 1) / T;
+  const i64 tiles_r = (p.r_extent + TR - 1) / TR;
   const i64 tiles_s = (p.s_extent + TS - 1) / TS;
   const i64 tiles = tiles_r * tiles_s * p.batch;
   for (i64 t = blockIdx.x; t < tiles; t += gridDim.x) {
     const i64 b = t / (tiles_r * tiles_s);
     const i64 rest = t - b * tiles_r * tiles_s;
-    const i64 r0 = (rest % tiles_r) * T;
+    const i64 r0 = (rest % tiles_r) * TR;
     const i64 s0 = (rest / tiles_r) * TS;
     const unsigned char* src = p.src + b * p.src_b + s0 * p.src_s + r0 * E;
     unsigned char* dst = p.dst + b * p.dst_b + r0 * p.dst_r + s0 * E;
-    const bool whole = r0 + T <= p.r_extent && s0 + TS <= p.s_extent;
+    const bool whole = r0 + TR <= p.r_extent && s0 + TS <= p.s_extent;
     if (whole) {
       uint4 staged[LOADS];
 #pragma unroll
       for (int i = 0; i < LOADS; ++i) {
         const int k = threadIdx.x + i * TILE_THREADS;
-        const int j = k / ROW_VECTORS, v = k % ROW_VECTORS;
-        staged[i] = __ldg((const uint4*)(src + j * p.src_s + v * 16));
+        staged[i] = __ldg((const uint4*)(src + (k / ROW_VECTORS) * p.src_s + (k % ROW_VECTORS) * 16));
       }
 #pragma unroll
       for (int i = 0; i < LOADS; ++i) {
@@ -293,8 +292,8 @@ extern "C" __global__ void __launch_bounds__(TILE_THREADS) tb_transpose_tiled(co
         tile[L::word(j, 4 * v + 3)] = staged[i].w;
       }
     } else {
-      for (int k = threadIdx.x; k < TS * T; k += TILE_THREADS) {
-        const int j = k / T, e = k % T;
+      for (int k = threadIdx.x; k < TS * TR; k += TILE_THREADS) {
+        const int j = k / TR, e = k % TR;
         if (s0 + j < p.s_extent && r0 + e < p.r_extent) {
           store<TB_TIN>(bytes + L::element(j, e), load<TB_TIN>(src + j * p.src_s + e * E));
         }
@@ -302,10 +301,10 @@ extern "C" __global__ void __launch_bounds__(TILE_THREADS) tb_transpose_tiled(co
     }
     __syncthreads();
     if (whole) {
-#pragma unroll
+#pragma unroll 1
       for (int i = 0; i < STORES; ++i) {
         const int k = threadIdx.x + i * TILE_THREADS;
-        const int e = k / OUT_VECTORS, v = k % OUT_VECTORS;
+        const int e = k / L::OUT_VECTORS, v = k % L::OUT_VECTORS;
         Bytes<16> out;
 #pragma unroll
         for (int q = 0; q < L::VEC; ++q) {
@@ -314,7 +313,7 @@ extern "C" __global__ void __launch_bounds__(TILE_THREADS) tb_transpose_tiled(co
         *(uint4*)(dst + e * p.dst_r + v * 16) = *(const uint4*)out.b;
       }
     } else {
-      for (int k = threadIdx.x; k < TS * T; k += TILE_THREADS) {
+      for (int k = threadIdx.x; k < TS * TR; k += TILE_THREADS) {
         const int e = k / TS, j = k % TS;
         if (s0 + j < p.s_extent && r0 + e < p.r_extent) {
           store<TB_TIN>(dst + e * p.dst_r + j * E, load<TB_TIN>(bytes + L::element(j, e)));
