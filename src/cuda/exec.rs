@@ -50,6 +50,8 @@ struct GeneralParams {
 }
 
 const THREADS: u32 = 256;
+/// Chunks one block of the register kernels handles: THREADS threads × TB_ILP (2) chunks each.
+const CHUNKS_PER_BLOCK: i64 = THREADS as i64 * 2;
 /// Largest channel count of the register (interleave / deinterleave) kernels.
 const SMALL_MAX: i64 = 8;
 
@@ -255,7 +257,7 @@ fn transpose(plan: &Plan, op: &ElementOp, target: &Target) -> Result<()> {
             target,
             "tb_deinterleave",
             defines,
-            ceil_div(chunks, THREADS as i64),
+            ceil_div(chunks, CHUNKS_PER_BLOCK),
             &params,
         );
     }
@@ -278,7 +280,7 @@ fn transpose(plan: &Plan, op: &ElementOp, target: &Target) -> Result<()> {
             target,
             "tb_interleave",
             defines,
-            ceil_div(chunks, THREADS as i64),
+            ceil_div(chunks, CHUNKS_PER_BLOCK),
             &params,
         );
     }

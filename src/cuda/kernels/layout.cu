@@ -146,81 +146,112 @@ struct TransposeParams {
   Affine affine;
 };
 
+// Both register kernels give each thread TB_ILP chunks spaced by the grid's thread count (so
+// every access stays warp-coalesced) and load all of them before converting and storing any:
+// more bytes in flight per thread. A chunk cut short by the end of its row goes element by
+// element.
+#ifndef TB_ILP
+#define TB_ILP 2
+#endif
+
 #if defined(TB_SMALL) && defined(TB_DEINTERLEAVE)
-// Deinterleave, R = TB_SMALL small (e.g. NHWC -> NCHW with C = 3): each thread takes V
-// consecutive s (V * R contiguous source elements, loaded with the widest aligned accesses) and
-// writes R runs of V elements, one per destination row. Vector access needs the host-checked alignment; the
-// last partial chunk of each batch goes element by element.
+// Deinterleave, R = TB_SMALL small (e.g. NHWC -> NCHW with C = 3): a chunk is V consecutive s
+// (V * R contiguous source elements, loaded with the widest aligned accesses), written as R runs
+// of V elements, one per destination row.
 extern "C" __global__ void tb_deinterleave(const TransposeParams p) {
   constexpr int R = TB_SMALL;
   constexpr int V = TB_VEC;
   const i64 chunks = (p.s_extent + V - 1) / V;
   const i64 total = chunks * p.batch;
-  for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < total; i += (i64)gridDim.x * blockDim.x) {
-    const i64 b = i / chunks;
-    const i64 s0 = (i - b * chunks) * V;
-    const unsigned char* src = p.src + b * p.src_b + s0 * p.src_s;
-    unsigned char* dst = p.dst + b * p.dst_b + s0 * (i64)sizeof(TB_TOUT);
-    if (s0 + V <= p.s_extent) {
-      Bytes<V * R * sizeof(TB_TIN)> in;
-      load_bytes(in, src);
+  const i64 threads = (i64)gridDim.x * blockDim.x;
+  for (i64 first = blockIdx.x * (i64)blockDim.x + threadIdx.x; first < total; first += threads * TB_ILP) {
+    Bytes<V * R * sizeof(TB_TIN)> in[TB_ILP];
+    bool whole[TB_ILP];
 #pragma unroll
-      for (int r = 0; r < R; ++r) {
-        Bytes<V * sizeof(TB_TOUT)> out;
+    for (int u = 0; u < TB_ILP; ++u) {
+      const i64 i = first + u * threads;
+      const i64 b = i / chunks, s0 = (i - b * chunks) * V;
+      whole[u] = i < total && s0 + V <= p.s_extent;
+      if (whole[u]) load_bytes(in[u], p.src + b * p.src_b + s0 * p.src_s);
+    }
 #pragma unroll
-        for (int v = 0; v < V; ++v) {
-          TB_TIN x = get<TB_TIN>(in.b + (v * R + r) * sizeof(TB_TIN));
-          put<TB_TOUT>(out.b + v * sizeof(TB_TOUT), convert(x, p.channel_is_r == 1 ? r : (int)(s0 + v), p.affine));
-        }
-        store_bytes(dst + r * p.dst_r, out);
-      }
-    } else {
-      for (i64 s = s0; s < p.s_extent; ++s) {
+    for (int u = 0; u < TB_ILP; ++u) {
+      const i64 i = first + u * threads;
+      if (i >= total) break;
+      const i64 b = i / chunks, s0 = (i - b * chunks) * V;
+      unsigned char* dst = p.dst + b * p.dst_b + s0 * (i64)sizeof(TB_TOUT);
+      if (whole[u]) {
+#pragma unroll
         for (int r = 0; r < R; ++r) {
-          TB_TIN x = load<TB_TIN>(p.src + b * p.src_b + s * p.src_s + r * (i64)sizeof(TB_TIN));
-          store<TB_TOUT>(p.dst + b * p.dst_b + r * p.dst_r + s * (i64)sizeof(TB_TOUT),
-                         convert(x, p.channel_is_r == 1 ? r : (int)s, p.affine));
+          Bytes<V * sizeof(TB_TOUT)> out;
+#pragma unroll
+          for (int v = 0; v < V; ++v) {
+            TB_TIN x = get<TB_TIN>(in[u].b + (v * R + r) * sizeof(TB_TIN));
+            put<TB_TOUT>(out.b + v * sizeof(TB_TOUT), convert(x, p.channel_is_r == 1 ? r : (int)(s0 + v), p.affine));
+          }
+          store_bytes(dst + r * p.dst_r, out);
+        }
+      } else {
+        for (i64 s = s0; s < p.s_extent; ++s) {
+          for (int r = 0; r < R; ++r) {
+            TB_TIN x = load<TB_TIN>(p.src + b * p.src_b + s * p.src_s + r * (i64)sizeof(TB_TIN));
+            store<TB_TOUT>(p.dst + b * p.dst_b + r * p.dst_r + s * (i64)sizeof(TB_TOUT),
+                           convert(x, p.channel_is_r == 1 ? r : (int)s, p.affine));
+          }
         }
       }
     }
   }
 }
-
 #endif
 
 #if defined(TB_SMALL) && defined(TB_INTERLEAVE)
-// Interleave, S = TB_SMALL small (e.g. NCHW -> NHWC with C = 3): each thread takes V
-// consecutive r, loads V elements from each of the S source rows and writes V * S contiguous
+// Interleave, S = TB_SMALL small (e.g. NCHW -> NHWC with C = 3): a chunk is V consecutive r,
+// loaded as V elements from each of the S source rows and written as V * S contiguous
 // destination elements.
 extern "C" __global__ void tb_interleave(const TransposeParams p) {
   constexpr int S = TB_SMALL;
   constexpr int V = TB_VEC;
   const i64 chunks = (p.r_extent + V - 1) / V;
   const i64 total = chunks * p.batch;
-  for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < total; i += (i64)gridDim.x * blockDim.x) {
-    const i64 b = i / chunks;
-    const i64 r0 = (i - b * chunks) * V;
-    const unsigned char* src = p.src + b * p.src_b + r0 * (i64)sizeof(TB_TIN);
-    unsigned char* dst = p.dst + b * p.dst_b + r0 * p.dst_r;
-    if (r0 + V <= p.r_extent) {
-      Bytes<V * S * sizeof(TB_TOUT)> out;
+  const i64 threads = (i64)gridDim.x * blockDim.x;
+  for (i64 first = blockIdx.x * (i64)blockDim.x + threadIdx.x; first < total; first += threads * TB_ILP) {
+    Bytes<V * sizeof(TB_TIN)> in[TB_ILP][S];
+    bool whole[TB_ILP];
 #pragma unroll
-      for (int s = 0; s < S; ++s) {
-        Bytes<V * sizeof(TB_TIN)> in;
-        load_bytes(in, src + s * p.src_s);
+    for (int u = 0; u < TB_ILP; ++u) {
+      const i64 i = first + u * threads;
+      const i64 b = i / chunks, r0 = (i - b * chunks) * V;
+      whole[u] = i < total && r0 + V <= p.r_extent;
+      if (whole[u]) {
+        const unsigned char* src = p.src + b * p.src_b + r0 * (i64)sizeof(TB_TIN);
 #pragma unroll
-        for (int v = 0; v < V; ++v) {
-          TB_TIN x = get<TB_TIN>(in.b + v * sizeof(TB_TIN));
-          put<TB_TOUT>(out.b + (v * S + s) * sizeof(TB_TOUT), convert(x, p.channel_is_r == 1 ? (int)(r0 + v) : s, p.affine));
-        }
+        for (int s = 0; s < S; ++s) load_bytes(in[u][s], src + s * p.src_s);
       }
-      store_bytes(dst, out);
-    } else {
-      for (i64 r = r0; r < p.r_extent; ++r) {
+    }
+#pragma unroll
+    for (int u = 0; u < TB_ILP; ++u) {
+      const i64 i = first + u * threads;
+      if (i >= total) break;
+      const i64 b = i / chunks, r0 = (i - b * chunks) * V;
+      if (whole[u]) {
+        Bytes<V * S * sizeof(TB_TOUT)> out;
+#pragma unroll
         for (int s = 0; s < S; ++s) {
-          TB_TIN x = load<TB_TIN>(p.src + b * p.src_b + s * p.src_s + r * (i64)sizeof(TB_TIN));
-          store<TB_TOUT>(p.dst + b * p.dst_b + r * p.dst_r + s * (i64)sizeof(TB_TOUT),
-                         convert(x, p.channel_is_r == 1 ? (int)r : s, p.affine));
+#pragma unroll
+          for (int v = 0; v < V; ++v) {
+            TB_TIN x = get<TB_TIN>(in[u][s].b + v * sizeof(TB_TIN));
+            put<TB_TOUT>(out.b + (v * S + s) * sizeof(TB_TOUT), convert(x, p.channel_is_r == 1 ? (int)(r0 + v) : s, p.affine));
+          }
+        }
+        store_bytes(p.dst + b * p.dst_b + r0 * p.dst_r, out);
+      } else {
+        for (i64 r = r0; r < p.r_extent; ++r) {
+          for (int s = 0; s < S; ++s) {
+            TB_TIN x = load<TB_TIN>(p.src + b * p.src_b + s * p.src_s + r * (i64)sizeof(TB_TIN));
+            store<TB_TOUT>(p.dst + b * p.dst_b + r * p.dst_r + s * (i64)sizeof(TB_TOUT),
+                           convert(x, p.channel_is_r == 1 ? (int)r : s, p.affine));
+          }
         }
       }
     }
