@@ -1,0 +1,114 @@
+// Operations through the C ABI on host memory (every machine): results and argument errors.
+// GPU results are compared with these CPU ones in gpu_ops_test.cpp.
+
+#include "test_support.hpp"
+
+#include <cstring>
+#include <numeric>
+#include <string>
+#include <vector>
+
+namespace {
+
+using tbtest::cpu;
+
+struct Host {
+  TbTensor* t = nullptr;
+  Host(TbDataType dtype, std::vector<int64_t> shape, const char* layout) {
+    EXPECT_EQ(TB_SUCCESS, tb_tensor_alloc(cpu(), dtype, static_cast<int32_t>(shape.size()), shape.data(),
+                                          layout, 0, &t))
+        << tb_last_error_message();
+  }
+  ~Host() { tb_tensor_release(t); }
+  template <typename T>
+  T* data() const {
+    void* p = nullptr;
+    EXPECT_EQ(TB_SUCCESS, tb_tensor_data(t, &p));
+    return static_cast<T*>(p);
+  }
+};
+
+TEST(Ops, ReformatNhwcToNchwOnTheHost) {
+  Host src(TB_DTYPE_UINT8, {2, 3, 4, 3}, "NHWC"), dst(TB_DTYPE_UINT8, {2, 3, 3, 4}, "NCHW");
+  std::iota(src.data<uint8_t>(), src.data<uint8_t>() + 72, 1);
+  TB_ASSERT_OK(tb_reformat(src.t, dst.t, nullptr));
+  for (int n = 0; n < 2; ++n)
+    for (int c = 0; c < 3; ++c)
+      for (int h = 0; h < 3; ++h)
+        for (int w = 0; w < 4; ++w) {
+          ASSERT_EQ(dst.data<uint8_t>()[((n * 3 + c) * 3 + h) * 4 + w],
+                    src.data<uint8_t>()[((n * 3 + h) * 4 + w) * 3 + c]);
+        }
+}
+
+TEST(Ops, ConvertNormalizesAndSaturates) {
+  Host src(TB_DTYPE_FLOAT32, {1, 2}, "HC"), dst(TB_DTYPE_UINT8, {1, 2}, "HC");
+  src.data<float>()[0] = 100.4f;
+  src.data<float>()[1] = 100.0f;
+  const float scale[] = {1.0f, 3.0f}, offset[] = {0.0f, 0.0f};
+  TB_ASSERT_OK(tb_convert(src.t, dst.t, scale, offset, 2, nullptr));
+  EXPECT_EQ(dst.data<uint8_t>()[0], 100);
+  EXPECT_EQ(dst.data<uint8_t>()[1], 255) << "300 saturates";
+  TB_ASSERT_OK(tb_convert(src.t, dst.t, nullptr, nullptr, 0, nullptr));  // identity
+  EXPECT_EQ(dst.data<uint8_t>()[1], 100);
+}
+
+TEST(Ops, CloneIsPackedAndIndependent) {
+  Host src(TB_DTYPE_INT16, {3, 4}, "HW");
+  std::iota(src.data<int16_t>(), src.data<int16_t>() + 12, 0);
+  TbTensor* transposed = nullptr;
+  TbTensor* clone = nullptr;
+  TB_ASSERT_OK(tb_tensor_permute(src.t, "WH", &transposed));
+  TB_ASSERT_OK(tb_tensor_clone(transposed, nullptr, &clone));
+  TbTensorInfo info{};
+  TB_ASSERT_OK(tb_tensor_info(clone, &info));
+  EXPECT_TRUE(info.contiguous);
+  EXPECT_STREQ(info.layout.labels, "WH");
+  EXPECT_EQ(static_cast<int16_t*>(info.data)[1], 4) << "row 0 of the transpose is column 0";
+  tb_tensor_release(transposed);
+  tb_tensor_release(clone);
+}
+
+struct BadOp {
+  const char* name;
+  TbStatus expected;
+  const char* fragment;
+  TbStatus (*call)();
+};
+
+// clang-format off
+const BadOp kBadOps[] = {
+  {"reformat_dtype_mismatch", TB_ERROR_INVALID_ARGUMENT, "use tb_convert", [] { Host a(TB_DTYPE_UINT8, {2, 2}, "HW"), b(TB_DTYPE_FLOAT32, {2, 2}, "WH"); return tb_reformat(a.t, b.t, nullptr); }},
+  {"reformat_label_missing", TB_ERROR_INVALID_ARGUMENT, "label 'C' is missing", [] { Host a(TB_DTYPE_UINT8, {2, 2}, "HW"), b(TB_DTYPE_UINT8, {2, 2}, "HC"); return tb_reformat(a.t, b.t, nullptr); }},
+  {"reformat_shape_mismatch", TB_ERROR_INVALID_ARGUMENT, "does not match destination shape", [] { Host a(TB_DTYPE_UINT8, {2, 3}, "HW"), b(TB_DTYPE_UINT8, {2, 3}, "WH"); return tb_reformat(a.t, b.t, nullptr); }},
+  {"reformat_one_layout_missing", TB_ERROR_INVALID_ARGUMENT, "or neither", [] { Host a(TB_DTYPE_UINT8, {2, 3}, "HW"), b(TB_DTYPE_UINT8, {2, 3}, nullptr); return tb_reformat(a.t, b.t, nullptr); }},
+  {"reformat_in_place", TB_ERROR_INVALID_ARGUMENT, "overlap", [] { Host a(TB_DTYPE_UINT8, {2, 3}, "HW"); return tb_reformat(a.t, a.t, nullptr); }},
+  {"reformat_null_src", TB_ERROR_INVALID_ARGUMENT, "src is NULL", [] { Host a(TB_DTYPE_UINT8, {2, 3}, "HW"); return tb_reformat(nullptr, a.t, nullptr); }},
+  {"copy_layouts_differ", TB_ERROR_INVALID_ARGUMENT, "use tb_reformat", [] { Host a(TB_DTYPE_UINT8, {2, 2}, "HW"), b(TB_DTYPE_UINT8, {2, 2}, "WH"); return tb_copy(a.t, b.t, nullptr); }},
+  {"copy_shape_mismatch", TB_ERROR_INVALID_ARGUMENT, "differs from destination shape", [] { Host a(TB_DTYPE_UINT8, {2, 2}, nullptr), b(TB_DTYPE_UINT8, {4}, nullptr); return tb_copy(a.t, b.t, nullptr); }},
+  {"copy_into_read_only", TB_ERROR_READ_ONLY, "destination tensor is read-only", [] {
+     Host a(TB_DTYPE_UINT8, {4}, nullptr); uint8_t bytes[4]; int64_t shape[] = {4}; TbTensor* ro = nullptr;
+     tb_tensor_wrap(bytes, cpu(), TB_DTYPE_UINT8, 1, shape, nullptr, nullptr, true, nullptr, nullptr, &ro);
+     TbStatus s = tb_copy(a.t, ro, nullptr); tb_tensor_release(ro); return s; }},
+  {"convert_negative_count", TB_ERROR_INVALID_ARGUMENT, "count = -1 is negative", [] { Host a(TB_DTYPE_UINT8, {2, 3}, "HC"), b(TB_DTYPE_FLOAT32, {2, 3}, "HC"); return tb_convert(a.t, b.t, nullptr, nullptr, -1, nullptr); }},
+  {"convert_null_scale", TB_ERROR_INVALID_ARGUMENT, "scale is NULL", [] { Host a(TB_DTYPE_UINT8, {2, 3}, "HC"), b(TB_DTYPE_FLOAT32, {2, 3}, "HC"); float o[3] = {}; return tb_convert(a.t, b.t, nullptr, o, 3, nullptr); }},
+  {"convert_wrong_channel_count", TB_ERROR_INVALID_ARGUMENT, "2 scale/offset values given for 3 channels", [] { Host a(TB_DTYPE_UINT8, {2, 3}, "HC"), b(TB_DTYPE_FLOAT32, {2, 3}, "HC"); float v[2] = {1, 1}; return tb_convert(a.t, b.t, v, v, 2, nullptr); }},
+  {"convert_no_channel_label", TB_ERROR_INVALID_ARGUMENT, "no 'C' label", [] { Host a(TB_DTYPE_UINT8, {2, 3}, "HW"), b(TB_DTYPE_FLOAT32, {2, 3}, "HW"); float v[3] = {1, 1, 1}; return tb_convert(a.t, b.t, v, v, 3, nullptr); }},
+  {"convert_unsupported_input", TB_ERROR_NOT_SUPPORTED, "not float64", [] { Host a(TB_DTYPE_FLOAT64, {2}, nullptr), b(TB_DTYPE_FLOAT32, {2}, nullptr); return tb_convert(a.t, b.t, nullptr, nullptr, 0, nullptr); }},
+  {"convert_unsupported_output", TB_ERROR_NOT_SUPPORTED, "not int32", [] { Host a(TB_DTYPE_UINT8, {2}, nullptr), b(TB_DTYPE_INT32, {2}, nullptr); return tb_convert(a.t, b.t, nullptr, nullptr, 0, nullptr); }},
+  {"clone_null_out", TB_ERROR_INVALID_ARGUMENT, "out is NULL", [] { Host a(TB_DTYPE_UINT8, {2}, nullptr); return tb_tensor_clone(a.t, nullptr, nullptr); }},
+};
+// clang-format on
+
+class OpRejects : public ::testing::TestWithParam<BadOp> {};
+
+TEST_P(OpRejects, WithStatusAndMessage) {
+  const BadOp& c = GetParam();
+  TB_EXPECT_STATUS(c.expected, c.call());
+  EXPECT_NE(tbtest::last_error().find(c.fragment), std::string::npos) << tbtest::last_error();
+}
+
+INSTANTIATE_TEST_SUITE_P(Table, OpRejects, ::testing::ValuesIn(kBadOps),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+}  // namespace
