@@ -38,6 +38,15 @@ if command -v compute-sanitizer >/dev/null && [ -x build-gpu/cpp_tests/tb_cuda_r
   done
 fi
 
+TENSORBRIDGE_LIBRARY="$PWD/.prebuilt/libtensorbridge.so" python3 -m pytest python/tests -q -rs \
+  >"$out/pytest.log" 2>&1
+log "pytest: $(tail -1 "$out/pytest.log")"
+
+for example in examples/python/*.py; do
+  TENSORBRIDGE_LIBRARY="$PWD/.prebuilt/libtensorbridge.so" python3 "$example" >>"$out/examples.log" 2>&1
+  log "example $(basename "$example"): exit $?"
+done
+
 ./build-gpu/examples/tb_demo >"$out/demo.log" 2>&1
 log "demo: exit $? ($(grep '^path:' "$out/demo.log"))"
 
@@ -54,6 +63,8 @@ if [ "${TB_SKIP_BENCH:-0}" != 1 ]; then
     echo "| disk cache (load cubin) | ${warm##*: } | 20 |"
     echo
     python3 bench/compare_torch.py
+    echo
+    TENSORBRIDGE_LIBRARY="$PWD/.prebuilt/libtensorbridge.so" python3 bench/python_wrap.py
   } >"$out/bench.md" 2>&1
   log "bench: written to bench.md"
 fi

@@ -31,4 +31,9 @@ if [ ! -f .deps/nvrtc/nvidia/cu13/lib/libnvrtc.so.13 ]; then
   PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check --no-deps \
     --target .deps/nvrtc "nvidia-cuda-nvrtc==13.0.*"
 fi
+# NumPy and pytest for the Python package's tests.
+if ! python3 -c "import numpy, pytest" 2>/dev/null; then
+  echo "setup: installing numpy and pytest (pip)"
+  PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check numpy pytest
+fi
 echo "setup: ready (cmake $(cmake --version | head -1 | awk '{print $3}'), CUDA headers in $cuda_root)"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of tensorbridge on this machine: Rust unit tests, the header freshness check,
-# and the C/C++ suites under CTest (the cargo-driven CMake build). GPU tests skip, printing why,
+# the C/C++ suites under CTest (the cargo-driven CMake build) and the Python package's pytest. GPU tests skip, printing why,
 # where no GPU is usable.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +26,9 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=Release \
   -DTENSORBRIDGE_CUDA_ROOT="$PWD/.deps/cuda/nvidia/cu13" >/dev/null
 cmake --build build -j "$(nproc)"
 ctest --test-dir build --output-on-failure -j "$(nproc)"
+
+echo "== pytest (Python package over ctypes; GPU framework tests skip with their reason)"
+TENSORBRIDGE_LIBRARY="$PWD/target/release/libtensorbridge.so" python3 -m pytest python/tests -q -rs
 
 # CTest does not show a skipped test's output: print the GPU tests' skip reason here.
 if [ -x build/cpp_tests/tb_cuda_runtime_tests ]; then

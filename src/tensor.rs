@@ -196,13 +196,15 @@ pub fn byte_extent(shape: &[i64], strides: &[i64], item_size: i64) -> Result<(i6
     }
     let (mut low, mut high) = (0i64, 0i64);
     for (dim, (&extent, &stride)) in shape.iter().zip(strides).enumerate() {
-        let what = format!("byte extent of dimension {dim} (extent {extent}, stride {stride})");
-        let reach = checked_mul(extent - 1, stride, &what)?;
-        if reach < 0 {
-            low = checked_add(low, reach, &what)?;
-        } else {
-            high = checked_add(high, reach, &what)?;
-        }
+        // The message is built only on overflow: this runs on every wrap and import.
+        let overflow = || {
+            Error::overflow(format!(
+                "byte extent of dimension {dim} (extent {extent}, stride {stride}) overflows int64"
+            ))
+        };
+        let reach = (extent - 1).checked_mul(stride).ok_or_else(overflow)?;
+        let bound = if reach < 0 { &mut low } else { &mut high };
+        *bound = bound.checked_add(reach).ok_or_else(overflow)?;
     }
     Ok((low, checked_add(high, item_size, "byte extent")?))
 }

@@ -54,9 +54,10 @@ fn read_descriptor(desc: *const TbArrayInterface) -> Result<ArrayInterface> {
     let typestr_len = raw.typestr.iter().position(|&c| c == 0).ok_or_else(|| {
         Error::invalid_argument("desc->typestr is not NUL-terminated within 16 bytes")
     })?;
-    let typestr_bytes: Vec<u8> = raw.typestr[..typestr_len].iter().map(|&c| c as u8).collect();
-    let typestr = String::from_utf8(typestr_bytes)
-        .map_err(|_| Error::invalid_argument("desc->typestr is not valid UTF-8"))?;
+    let typestr_bytes: [u8; TB_TYPESTR_CAPACITY] = raw.typestr.map(|c| c as u8);
+    let typestr = std::str::from_utf8(&typestr_bytes[..typestr_len])
+        .map_err(|_| Error::invalid_argument("desc->typestr is not valid UTF-8"))?
+        .to_string();
     Ok(ArrayInterface {
         version: raw.version,
         data: raw.data as u64,

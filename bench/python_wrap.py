@@ -1,0 +1,90 @@
+"""Per-call cost of wrapping (issue 5): tensorbridge.as_tensor on a CUDA Array Interface object and
+on a DLPack producer, and torch.as_tensor(t.cuda(), device="cuda"), against torch.as_tensor and
+cupy.asarray on the same objects. Median over 25 repeats of 2000 calls (creation and release of
+the result included). Prints a markdown table.
+
+    python3 bench/python_wrap.py            # on a GPU machine with PyTorch (and CuPy)
+    python3 bench/python_wrap.py --numpy    # host only: as_tensor on NumPy arrays
+"""
+import gc
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "python"))
+import tensorbridge as tb  # noqa: E402
+
+
+def median_us(call, calls=2000, repeats=25):
+    for _ in range(200):
+        call()
+    samples = []
+    gc.disable()
+    try:
+        for _ in range(repeats):
+            start = time.perf_counter_ns()
+            for _ in range(calls):
+                call()
+            samples.append((time.perf_counter_ns() - start) / calls / 1000)
+    finally:
+        gc.enable()
+    return statistics.median(samples)
+
+
+class CudaArrayInterfaceObject:
+    """A bare producer: only a (precomputed) __cuda_array_interface__."""
+
+    def __init__(self, interface):
+        self.__cuda_array_interface__ = interface
+
+
+class DLPackProducer:
+    """A bare producer: only __dlpack__ / __dlpack_device__, forwarded to a torch tensor."""
+
+    def __init__(self, tensor):
+        self._tensor = tensor
+
+    def __dlpack__(self, **kwargs):
+        return self._tensor.__dlpack__(**kwargs)
+
+    def __dlpack_device__(self):
+        return self._tensor.__dlpack_device__()
+
+
+def main():
+    rows = []
+    if "--numpy" in sys.argv:
+        import numpy
+
+        array = numpy.zeros((1080, 1920, 3), numpy.uint8)
+        rows.append(("tensorbridge.as_tensor(numpy array, 'HWC')", median_us(lambda: tb.as_tensor(array, "HWC"))))
+        rows.append(("numpy.asarray(tensorbridge tensor)", median_us(lambda t=tb.as_tensor(array): numpy.asarray(t))))
+    else:
+        import torch
+
+        x = torch.zeros((1080, 1920, 3), dtype=torch.uint8, device="cuda")
+        cai = CudaArrayInterfaceObject(x.__cuda_array_interface__)
+        producer = DLPackProducer(x)
+        t = tb.as_tensor(x, "HWC")
+        rows.append(("tensorbridge.as_tensor(CAI object, 'HWC')", median_us(lambda: tb.as_tensor(cai, "HWC"))))
+        rows.append(("torch.as_tensor(CAI object, device='cuda')", median_us(lambda: torch.as_tensor(cai, device="cuda"))))
+        try:
+            import cupy
+
+            rows.append(("cupy.asarray(CAI object)", median_us(lambda: cupy.asarray(cai))))
+        except ImportError:
+            rows.append(("cupy.asarray(CAI object)", float("nan")))
+        rows.append(("tensorbridge.as_tensor(torch tensor, 'HWC')", median_us(lambda: tb.as_tensor(x, "HWC"))))
+        rows.append(("tensorbridge.as_tensor(DLPack producer, 'HWC')", median_us(lambda: tb.as_tensor(producer, "HWC"))))
+        rows.append(("torch.from_dlpack(DLPack producer)", median_us(lambda: torch.from_dlpack(producer))))
+        rows.append(("torch.as_tensor(t.cuda(), device='cuda')", median_us(lambda: torch.as_tensor(t.cuda(), device="cuda"))))
+        rows.append(("torch.from_dlpack(tensorbridge tensor)", median_us(lambda: torch.from_dlpack(t))))
+    print("| call | median µs per call |")
+    print("| --- | ---: |")
+    for name, us in rows:
+        print(f"| {name} | {us:.2f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""tensorbridge: zero-copy tensor exchange between NumPy, PyTorch, CuPy, Numba, JAX and C/C++,
+and layout conversion at memory speed on the GPU — over ctypes, no compiler needed.
+
+    t = tensorbridge.as_tensor(torch_tensor, "HWC")          # zero-copy
+    planar = tensorbridge.reformat(t, "CHW")                   # one kernel on the GPU
+    back = torch.as_tensor(planar.cuda(), device="cuda")       # zero-copy, via __cuda_array_interface__
+"""
+from ._lib import (
+    CudaError,
+    CudaUnavailableError,
+    DeviceMismatchError,
+    InternalError,
+    InvalidArgumentError,
+    NotSupportedError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    TensorBridgeError,
+    lib as _library,
+)
+from ._tensor import (
+    Device,
+    Tensor,
+    as_tensor,
+    convert,
+    copy_into,
+    cuda_device_count,
+    empty,
+    from_dlpack,
+    live_tensor_count,
+    reformat,
+    reformat_into,
+)
+
+__version__ = _library.tb_version_string().decode()
+
+__all__ = [
+    "CudaError", "CudaUnavailableError", "Device", "DeviceMismatchError", "InternalError",
+    "InvalidArgumentError", "NotSupportedError", "OutOfMemoryError", "ReadOnlyError", "Tensor",
+    "TensorBridgeError", "as_tensor", "convert", "copy_into", "cuda_device_count", "empty",
+    "from_dlpack", "live_tensor_count", "reformat", "reformat_into",
+]

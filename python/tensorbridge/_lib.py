@@ -1,0 +1,241 @@
+"""Loading libtensorbridge with ctypes: the C structs, the function prototypes, and the mapping
+from a failed call's status to a Python exception carrying the library's message.
+
+The library is looked up in this order: the path in ``TENSORBRIDGE_LIBRARY``; the copy installed
+beside this package; the repository's build tree (``target/release``, then ``target/debug``).
+"""
+import ctypes
+import os
+from pathlib import Path
+
+MAX_RANK = 15
+TYPESTR_CAPACITY = 16
+
+# Device types (DLPack codes).
+DEVICE_CPU, DEVICE_CUDA, DEVICE_CUDA_HOST, DEVICE_CUDA_MANAGED = 1, 2, 3, 13
+DLPACK_FLAG_READ_ONLY, DLPACK_FLAG_IS_COPIED = 1, 2
+
+
+class DataType(ctypes.Structure):
+    """TbDataType: DLPack's (code, bits, lanes)."""
+
+    _fields_ = [("code", ctypes.c_uint8), ("bits", ctypes.c_uint8), ("lanes", ctypes.c_uint16)]
+
+
+class Device(ctypes.Structure):
+    """TbDevice: DLPack device type code and ordinal."""
+
+    _fields_ = [("device_type", ctypes.c_int32), ("device_id", ctypes.c_int32)]
+
+
+class Layout(ctypes.Structure):
+    """TbLayout: NUL-terminated labels."""
+
+    _fields_ = [("labels", ctypes.c_char * 16)]
+
+
+class TensorInfo(ctypes.Structure):
+    """TbTensorInfo."""
+
+    _fields_ = [
+        ("data", ctypes.c_void_p),
+        ("device", Device),
+        ("dtype", DataType),
+        ("rank", ctypes.c_int32),
+        ("shape", ctypes.c_int64 * MAX_RANK),
+        ("strides", ctypes.c_int64 * MAX_RANK),
+        ("layout", Layout),
+        ("readonly", ctypes.c_bool),
+        ("contiguous", ctypes.c_bool),
+        ("element_count", ctypes.c_int64),
+        ("nbytes", ctypes.c_int64),
+    ]
+
+
+class ArrayInterface(ctypes.Structure):
+    """TbArrayInterface: CUDA Array Interface / NumPy array interface contents."""
+
+    _fields_ = [
+        ("version", ctypes.c_int32),
+        ("data", ctypes.c_void_p),
+        ("readonly", ctypes.c_bool),
+        ("typestr", ctypes.c_char * TYPESTR_CAPACITY),
+        ("rank", ctypes.c_int32),
+        ("shape", ctypes.c_int64 * MAX_RANK),
+        ("strides", ctypes.c_int64 * MAX_RANK),
+        ("has_strides", ctypes.c_bool),
+        ("stream", ctypes.c_uint64),
+        ("has_stream", ctypes.c_bool),
+        ("has_mask", ctypes.c_bool),
+    ]
+
+
+class DLTensor(ctypes.Structure):
+    _fields_ = [
+        ("data", ctypes.c_void_p),
+        ("device", Device),
+        ("ndim", ctypes.c_int32),
+        ("dtype", DataType),
+        ("shape", ctypes.POINTER(ctypes.c_int64)),
+        ("strides", ctypes.POINTER(ctypes.c_int64)),
+        ("byte_offset", ctypes.c_uint64),
+    ]
+
+
+class DLPackVersion(ctypes.Structure):
+    _fields_ = [("major", ctypes.c_uint32), ("minor", ctypes.c_uint32)]
+
+
+class DLManagedTensor(ctypes.Structure):
+    pass
+
+
+DLManagedTensor._fields_ = [
+    ("dl_tensor", DLTensor),
+    ("manager_ctx", ctypes.c_void_p),
+    ("deleter", ctypes.CFUNCTYPE(None, ctypes.POINTER(DLManagedTensor))),
+]
+
+
+class DLManagedTensorVersioned(ctypes.Structure):
+    pass
+
+
+DLManagedTensorVersioned._fields_ = [
+    ("version", DLPackVersion),
+    ("manager_ctx", ctypes.c_void_p),
+    ("deleter", ctypes.CFUNCTYPE(None, ctypes.POINTER(DLManagedTensorVersioned))),
+    ("flags", ctypes.c_uint64),
+    ("dl_tensor", DLTensor),
+]
+
+CLEANUP = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
+
+
+class TensorBridgeError(RuntimeError):
+    """Base class of the errors the library reports; ``status`` names the TbStatus."""
+
+    status = "TB_ERROR_INTERNAL"
+
+
+def _error(name, *bases, doc):
+    return type(name, (TensorBridgeError, *bases), {"__doc__": doc})
+
+
+InvalidArgumentError = _error("InvalidArgumentError", ValueError, doc="TB_ERROR_INVALID_ARGUMENT")
+NotSupportedError = _error("NotSupportedError", TypeError, BufferError, doc="TB_ERROR_NOT_SUPPORTED")
+OutOfMemoryError = _error("OutOfMemoryError", MemoryError, doc="TB_ERROR_OUT_OF_MEMORY")
+CudaUnavailableError = _error("CudaUnavailableError", doc="TB_ERROR_CUDA_UNAVAILABLE")
+CudaError = _error("CudaError", doc="TB_ERROR_CUDA")
+DeviceMismatchError = _error("DeviceMismatchError", ValueError, BufferError, doc="TB_ERROR_DEVICE_MISMATCH")
+ReadOnlyError = _error("ReadOnlyError", ValueError, BufferError, doc="TB_ERROR_READ_ONLY")
+OverflowError_ = _error("OverflowError", OverflowError, doc="TB_ERROR_OVERFLOW")
+InternalError = _error("InternalError", doc="TB_ERROR_INTERNAL")
+
+_ERRORS = {
+    1: InvalidArgumentError,
+    2: NotSupportedError,
+    3: OutOfMemoryError,
+    4: CudaUnavailableError,
+    5: CudaError,
+    6: DeviceMismatchError,
+    7: ReadOnlyError,
+    8: OverflowError_,
+    9: InternalError,
+}
+
+
+def _candidates():
+    explicit = os.environ.get("TENSORBRIDGE_LIBRARY")
+    if explicit:
+        yield Path(explicit)
+        return
+    here = Path(__file__).resolve().parent
+    yield here / "libtensorbridge.so"
+    root = here.parent.parent
+    for profile in ("release", "debug"):
+        yield root / "target" / profile / "libtensorbridge.so"
+
+
+def _load():
+    tried = []
+    for path in _candidates():
+        tried.append(str(path))
+        if path.exists():
+            return ctypes.CDLL(str(path))
+    raise ImportError(
+        "tensorbridge: libtensorbridge.so not found (set TENSORBRIDGE_LIBRARY, install the package "
+        "with `pip install ./python`, or run `cargo build --release`); tried: " + ", ".join(tried)
+    )
+
+
+lib = _load()
+
+
+def _check(status, function, arguments):
+    if status != 0:
+        message = lib.tb_last_error_message().decode("utf-8", "replace")
+        error = _ERRORS.get(status, InternalError)(message)
+        error.status = lib.tb_status_name(status).decode()
+        raise error
+    return status
+
+
+P = ctypes.c_void_p
+PP = ctypes.POINTER(ctypes.c_void_p)
+I32, I64 = ctypes.c_int32, ctypes.c_int64
+_PROTOTYPES = {
+    "tb_tensor_wrap": [P, Device, DataType, I32, P, P, ctypes.c_char_p, ctypes.c_bool, CLEANUP, P, PP],
+    "tb_tensor_alloc": [Device, DataType, I32, P, ctypes.c_char_p, I64, PP],
+    "tb_tensor_release": [P],
+    "tb_tensor_retain": [P],
+    "tb_tensor_info": [P, ctypes.POINTER(TensorInfo)],
+    "tb_tensor_permute": [P, ctypes.c_char_p, PP],
+    "tb_tensor_transpose": [P, I32, P, PP],
+    "tb_tensor_slice": [P, I32, I64, I64, I64, PP],
+    "tb_tensor_select": [P, I32, I64, PP],
+    "tb_tensor_with_layout": [P, ctypes.c_char_p, PP],
+    "tb_tensor_sync": [P, P],
+    "tb_tensor_clone": [P, P, PP],
+    "tb_tensor_from_cuda_array_interface": [ctypes.POINTER(ArrayInterface), ctypes.c_char_p, CLEANUP, P, PP],
+    "tb_tensor_from_array_interface": [ctypes.POINTER(ArrayInterface), ctypes.c_char_p, CLEANUP, P, PP],
+    "tb_tensor_to_cuda_array_interface": [P, ctypes.POINTER(ArrayInterface)],
+    "tb_tensor_to_array_interface": [P, ctypes.POINTER(ArrayInterface)],
+    "tb_tensor_from_dlpack": [P, ctypes.c_char_p, PP],
+    "tb_tensor_from_dlpack_versioned": [P, ctypes.c_char_p, PP],
+    "tb_tensor_to_dlpack": [P, PP],
+    "tb_tensor_to_dlpack_versioned": [P, PP],
+    "tb_reformat": [P, P, P],
+    "tb_copy": [P, P, P],
+    "tb_convert": [P, P, P, P, I32, P],
+    "tb_cuda_device_count": [ctypes.POINTER(I32)],
+    "tb_tensor_live_count": [ctypes.POINTER(I64)],
+    "tb_dtype_from_typestr": [ctypes.c_char_p, ctypes.POINTER(DataType)],
+    "tb_dtype_to_typestr": [DataType, ctypes.POINTER(ctypes.c_char_p)],
+}
+for _name, _arguments in _PROTOTYPES.items():
+    _function = getattr(lib, _name)
+    _function.argtypes = _arguments
+    _function.restype = ctypes.c_int
+    _function.errcheck = _check
+
+
+
+def raise_for(status):
+    """Raises the exception for a failed call's status (for the unchecked fast-path functions)."""
+    _check(status, None, None)
+
+
+def unchecked(name):
+    """A second function object for `name` without errcheck: the caller tests the status itself
+    (saves a Python call on the hot paths: import and release)."""
+    prototype = ctypes.CFUNCTYPE(ctypes.c_int, *_PROTOTYPES[name])
+    return prototype((name, lib))
+
+
+lib.tb_last_error_message.restype = ctypes.c_char_p
+lib.tb_last_error_message.argtypes = []
+lib.tb_status_name.restype = ctypes.c_char_p
+lib.tb_status_name.argtypes = [ctypes.c_int32]
+lib.tb_version_string.restype = ctypes.c_char_p
+lib.tb_version_string.argtypes = []
