@@ -1,6 +1,7 @@
 """The Python front door: ``as_tensor``, ``Tensor`` and the layout operations, over the C ABI."""
 import ctypes
 import itertools
+import threading
 from collections import namedtuple
 
 from . import _dlpack
@@ -408,14 +409,23 @@ def _parse_device(device):
 
 # ---- construction -----------------------------------------------------------------------------
 
-_interface = ArrayInterface()  # reused: as_tensor is on the hot path (guarded by the GIL)
+_scratch = threading.local()  # one reusable descriptor per thread: as_tensor is on the hot path
+
+
+def _thread_interface():
+    try:
+        return _scratch.interface
+    except AttributeError:
+        _scratch.interface = ArrayInterface()
+        return _scratch.interface
 
 
 def _import_interface(function, obj, interface, encoded, cuda):
     """Imports an interface dict; the tensor (and its views) hold ``obj``."""
-    _fill_interface(_interface, interface, cuda)
+    description = _thread_interface()
+    _fill_interface(description, interface, cuda)
     out = ctypes.c_void_p()
-    status = function(ctypes.byref(_interface), encoded, _NO_CLEANUP, None, ctypes.byref(out))
+    status = function(ctypes.byref(description), encoded, _NO_CLEANUP, None, ctypes.byref(out))
     if status:
         raise_for(status)
     return Tensor._adopt(out.value, obj)

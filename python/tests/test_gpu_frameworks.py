@@ -62,6 +62,15 @@ def test_reformat_and_convert_equal_torch(torch):
     assert torch.equal(got, strided.permute(0, 3, 1, 2))
 
 
+class CaiV3:
+    """A CUDA Array Interface v3 producer naming its stream, as CuPy exports (PyTorch exports v2
+    without a stream)."""
+
+    def __init__(self, tensor, stream):
+        self._tensor = tensor
+        self.__cuda_array_interface__ = dict(tensor.__cuda_array_interface__, version=3, stream=stream)
+
+
 def test_producer_side_stream_is_ordered_before_the_consumer(torch):
     side = torch.cuda.Stream()
     big = torch.empty(1 << 28, dtype=torch.uint8, device="cuda")
@@ -71,7 +80,7 @@ def test_producer_side_stream_is_ordered_before_the_consumer(torch):
         for _ in range(4):
             big.fill_(1)  # slow work ahead of the write the consumer must see
         x.fill_(9)
-        t = tb.as_tensor(x, "W")  # the CAI names the side stream
+    t = tb.as_tensor(CaiV3(x, side.cuda_stream), "W")  # no host synchronization anywhere
     assert t.__cuda_array_interface__.get("stream") == side.cuda_stream
     copy = tb.reformat(t, "W")  # runs on the legacy default stream: must wait for `side`
     result = torch.as_tensor(copy, device="cuda")
