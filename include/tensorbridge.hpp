@@ -1,0 +1,299 @@
+// tensorbridge C++17 API: a header-only wrapper over the C ABI in tensorbridge.h.
+//
+//   tb::Tensor image = tb::Tensor::wrap(ptr, tb::Device::cuda(0), tb::dtype<uint8_t>(), {H, W, 3},
+//                                       "HWC", [ptr] { cudaFree(ptr); });
+//   tb::Tensor planar = tb::Tensor::alloc(tb::Device::cuda(0), tb::dtype<uint8_t>(), {3, H, W}, "CHW");
+//   tb::reformat(image, planar, stream);             // NHWC/HWC -> CHW on the caller's stream
+//   auto capsule = planar.to_dlpack_versioned();      // owning DLPack export
+//
+// Ownership: a Tensor holds one library reference; copying retains, destruction releases, moving
+// transfers. Every failing call throws tb::Error carrying the TbStatus and the library's message.
+#ifndef TENSORBRIDGE_HPP
+#define TENSORBRIDGE_HPP
+
+#include <tensorbridge.h>
+
+#include <complex>
+#include <cstdint>
+#include <functional>
+#include <initializer_list>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace tb {
+
+/// A failed library call: the status and the library's message (function, argument, value).
+class Error : public std::runtime_error {
+ public:
+  Error(TbStatus status, const std::string& message) : std::runtime_error(message), status_(status) {}
+  /// The TbStatus of the failed call.
+  TbStatus status() const noexcept { return status_; }
+  /// Its name, e.g. "TB_ERROR_OVERFLOW".
+  const char* status_name() const noexcept { return tb_status_name(status_); }
+
+ private:
+  TbStatus status_;
+};
+
+/// Throws tb::Error for a failed status, with the calling thread's last message.
+inline void check(TbStatus status) {
+  if (status != TB_SUCCESS) throw Error(status, tb_last_error_message());
+}
+
+/// Where memory lives: DLPack device type code and ordinal.
+struct Device {
+  TbDevice raw;
+  static Device cpu() { return {TbDevice{TB_DEVICE_CPU, 0}}; }
+  static Device cuda(int32_t ordinal) { return {TbDevice{TB_DEVICE_CUDA, ordinal}}; }
+  static Device cuda_host() { return {TbDevice{TB_DEVICE_CUDA_HOST, 0}}; }
+  static Device cuda_managed(int32_t ordinal) { return {TbDevice{TB_DEVICE_CUDA_MANAGED, ordinal}}; }
+  int32_t type() const noexcept { return raw.device_type; }
+  int32_t ordinal() const noexcept { return raw.device_id; }
+  bool operator==(const Device& other) const noexcept {
+    return raw.device_type == other.raw.device_type && raw.device_id == other.raw.device_id;
+  }
+};
+
+/// The TbDataType of a C++ element type: dtype<float>(), dtype<uint8_t>(), dtype<bool>() …
+template <typename T>
+TbDataType dtype();
+#define TB_HPP_DTYPE(type, code, bits) \
+  template <>                          \
+  inline TbDataType dtype<type>() {    \
+    return TbDataType{static_cast<uint8_t>(code), bits, 1}; \
+  }
+TB_HPP_DTYPE(bool, TB_DTYPE_CODE_BOOL, 8)
+TB_HPP_DTYPE(int8_t, TB_DTYPE_CODE_INT, 8)
+TB_HPP_DTYPE(int16_t, TB_DTYPE_CODE_INT, 16)
+TB_HPP_DTYPE(int32_t, TB_DTYPE_CODE_INT, 32)
+TB_HPP_DTYPE(int64_t, TB_DTYPE_CODE_INT, 64)
+TB_HPP_DTYPE(uint8_t, TB_DTYPE_CODE_UINT, 8)
+TB_HPP_DTYPE(uint16_t, TB_DTYPE_CODE_UINT, 16)
+TB_HPP_DTYPE(uint32_t, TB_DTYPE_CODE_UINT, 32)
+TB_HPP_DTYPE(uint64_t, TB_DTYPE_CODE_UINT, 64)
+TB_HPP_DTYPE(float, TB_DTYPE_CODE_FLOAT, 32)
+TB_HPP_DTYPE(double, TB_DTYPE_CODE_FLOAT, 64)
+TB_HPP_DTYPE(std::complex<float>, TB_DTYPE_CODE_COMPLEX, 64)
+TB_HPP_DTYPE(std::complex<double>, TB_DTYPE_CODE_COMPLEX, 128)
+#undef TB_HPP_DTYPE
+
+/// A dtype by name ("float16", "bfloat16", "uint8" …).
+inline TbDataType dtype(const char* name) {
+  TbDataType out{};
+  check(tb_dtype_from_name(name, &out));
+  return out;
+}
+
+/// The canonical name of a dtype ("float32").
+inline std::string dtype_name(TbDataType type) {
+  const char* name = nullptr;
+  check(tb_dtype_name(type, &name));
+  return name;
+}
+
+/// A CUDA stream as the C API takes it (a cudaStream_t / CUstream); nullptr = legacy default.
+using Stream = void*;
+
+/// Owning DLPack exports: the deleter runs when the unique_ptr lets go (unless released to a
+/// consumer with .release(), which then owns it).
+struct DLPackDeleter {
+  void operator()(TbDLManagedTensorVersioned* m) const noexcept {
+    if (m && m->deleter) m->deleter(m);
+  }
+  void operator()(TbDLManagedTensor* m) const noexcept {
+    if (m && m->deleter) m->deleter(m);
+  }
+};
+using DLPackVersioned = std::unique_ptr<TbDLManagedTensorVersioned, DLPackDeleter>;
+using DLPackLegacy = std::unique_ptr<TbDLManagedTensor, DLPackDeleter>;
+
+/// A tensor: one reference to a library TbTensor. Copy retains, destruction releases.
+class Tensor {
+ public:
+  /// An empty tensor (no handle); most members throw on it.
+  Tensor() noexcept = default;
+
+  /// Takes ownership of one reference to `handle` (as returned by the C API).
+  static Tensor adopt(TbTensor* handle) noexcept { return Tensor(handle); }
+
+  /// Wraps memory the caller owns. `on_release` (may be empty) runs exactly once when the last
+  /// reference goes — e.g. `[p] { cudaFree(p); }`. If the wrap fails, it throws and `on_release`
+  /// is not called: the memory is still the caller's. `strides` are in bytes; empty = contiguous.
+  static Tensor wrap(void* data, Device device, TbDataType type, std::vector<int64_t> shape,
+                     const char* layout = nullptr, std::function<void()> on_release = {},
+                     std::vector<int64_t> strides = {}, bool readonly = false) {
+    auto context = on_release ? std::make_unique<std::function<void()>>(std::move(on_release)) : nullptr;
+    TbTensor* handle = nullptr;
+    check(tb_tensor_wrap(data, device.raw, type, static_cast<int32_t>(shape.size()), shape.data(),
+                         strides.empty() ? nullptr : strides.data(), layout, readonly,
+                         context ? &Tensor::run_release : nullptr, context.get(), &handle));
+    context.release();  // the library calls run_release exactly once, which deletes it
+    return Tensor(handle);
+  }
+
+  /// Allocates a tensor that owns its memory (host, device, pinned or managed).
+  static Tensor alloc(Device device, TbDataType type, std::vector<int64_t> shape,
+                      const char* layout = nullptr, int64_t row_alignment = 0) {
+    TbTensor* handle = nullptr;
+    check(tb_tensor_alloc(device.raw, type, static_cast<int32_t>(shape.size()), shape.data(), layout,
+                          row_alignment, &handle));
+    return Tensor(handle);
+  }
+
+  /// Imports a versioned DLPack tensor, taking ownership (on failure the unique_ptr keeps it).
+  static Tensor from_dlpack(DLPackVersioned managed, const char* layout = nullptr) {
+    TbTensor* handle = nullptr;
+    check(tb_tensor_from_dlpack_versioned(managed.get(), layout, &handle));
+    managed.release();
+    return Tensor(handle);
+  }
+
+  /// Imports a legacy DLPack tensor, taking ownership (on failure the unique_ptr keeps it).
+  static Tensor from_dlpack(DLPackLegacy managed, const char* layout = nullptr) {
+    TbTensor* handle = nullptr;
+    check(tb_tensor_from_dlpack(managed.get(), layout, &handle));
+    managed.release();
+    return Tensor(handle);
+  }
+
+  /// Imports a CUDA Array Interface descriptor (keep the producer alive while the tensor lives).
+  static Tensor from_cuda_array_interface(const TbArrayInterface& desc, const char* layout = nullptr) {
+    TbTensor* handle = nullptr;
+    check(tb_tensor_from_cuda_array_interface(&desc, layout, nullptr, nullptr, &handle));
+    return Tensor(handle);
+  }
+
+  Tensor(const Tensor& other) : handle_(other.handle_) {
+    if (handle_) check(tb_tensor_retain(handle_));
+  }
+  Tensor(Tensor&& other) noexcept : handle_(std::exchange(other.handle_, nullptr)) {}
+  Tensor& operator=(Tensor other) noexcept {
+    std::swap(handle_, other.handle_);
+    return *this;
+  }
+  ~Tensor() { tb_tensor_release(handle_); }
+
+  /// The C handle (still owned by this object).
+  TbTensor* get() const noexcept { return handle_; }
+  /// Gives up ownership of the handle's reference to the caller.
+  TbTensor* release() noexcept { return std::exchange(handle_, nullptr); }
+  explicit operator bool() const noexcept { return handle_ != nullptr; }
+
+  /// Everything about the tensor.
+  TbTensorInfo info() const {
+    TbTensorInfo out{};
+    check(tb_tensor_info(handle_, &out));
+    return out;
+  }
+  void* data() const { return info().data; }
+  int32_t rank() const { return info().rank; }
+  std::vector<int64_t> shape() const {
+    TbTensorInfo i = info();
+    return std::vector<int64_t>(i.shape, i.shape + i.rank);
+  }
+  /// Strides in bytes.
+  std::vector<int64_t> strides() const {
+    TbTensorInfo i = info();
+    return std::vector<int64_t>(i.strides, i.strides + i.rank);
+  }
+  TbDataType dtype() const { return info().dtype; }
+  Device device() const { return Device{info().device}; }
+  /// The layout's labels, "" when the tensor has none.
+  std::string layout() const { return info().layout.labels; }
+  bool readonly() const { return info().readonly; }
+  bool contiguous() const { return info().contiguous; }
+  int64_t nbytes() const { return info().nbytes; }
+
+  /// Zero-copy view in `layout`, a permutation of this tensor's labels.
+  Tensor permute(const char* layout) const { return view(tb_tensor_permute, layout); }
+  /// Zero-copy view of start:stop:step along `dim` (Python slice semantics).
+  Tensor slice(int32_t dim, int64_t start, int64_t stop = INT64_MAX, int64_t step = 1) const {
+    TbTensor* out = nullptr;
+    check(tb_tensor_slice(handle_, dim, start, stop, step, &out));
+    return Tensor(out);
+  }
+  /// Zero-copy view of element `index` along `dim`, one rank lower.
+  Tensor select(int32_t dim, int64_t index) const {
+    TbTensor* out = nullptr;
+    check(tb_tensor_select(handle_, dim, index, &out));
+    return Tensor(out);
+  }
+  /// Zero-copy view with the labels replaced (nullptr removes them).
+  Tensor with_layout(const char* layout) const { return view(tb_tensor_with_layout, layout); }
+  /// A packed copy in new memory of the same kind.
+  Tensor clone(Stream stream = nullptr) const {
+    TbTensor* out = nullptr;
+    check(tb_tensor_clone(handle_, stream, &out));
+    return Tensor(out);
+  }
+  /// Makes `stream` wait (on the GPU) for the work pending on this tensor's memory.
+  void sync(Stream stream) const { check(tb_tensor_sync(handle_, stream)); }
+
+  /// An owning versioned DLPack export sharing this tensor's memory.
+  DLPackVersioned to_dlpack_versioned() const {
+    TbDLManagedTensorVersioned* out = nullptr;
+    check(tb_tensor_to_dlpack_versioned(handle_, &out));
+    return DLPackVersioned(out);
+  }
+  /// An owning legacy DLPack export sharing this tensor's memory.
+  DLPackLegacy to_dlpack() const {
+    TbDLManagedTensor* out = nullptr;
+    check(tb_tensor_to_dlpack(handle_, &out));
+    return DLPackLegacy(out);
+  }
+  /// The CUDA Array Interface descriptor (borrows this tensor's memory).
+  TbArrayInterface cuda_array_interface() const {
+    TbArrayInterface out{};
+    check(tb_tensor_to_cuda_array_interface(handle_, &out));
+    return out;
+  }
+
+ private:
+  explicit Tensor(TbTensor* handle) noexcept : handle_(handle) {}
+
+  Tensor view(TbStatus (*make)(const TbTensor*, const char*, TbTensor**), const char* layout) const {
+    TbTensor* out = nullptr;
+    check(make(handle_, layout, &out));
+    return Tensor(out);
+  }
+
+  static void run_release(void* context, void*) {
+    std::unique_ptr<std::function<void()>> release(static_cast<std::function<void()>*>(context));
+    (*release)();
+  }
+
+  TbTensor* handle_ = nullptr;
+};
+
+/// Writes `src` into `dst` in `dst`'s layout (a permutation of `src`'s labels).
+inline void reformat(const Tensor& src, const Tensor& dst, Stream stream = nullptr) {
+  check(tb_reformat(src.get(), dst.get(), stream));
+}
+
+/// Copies `src` into `dst` (same shape and dtype) between any devices.
+inline void copy(const Tensor& src, const Tensor& dst, Stream stream = nullptr) {
+  check(tb_copy(src.get(), dst.get(), stream));
+}
+
+/// y = x * scale[c] + offset[c], converted to `dst`'s dtype and written in `dst`'s layout.
+inline void convert(const Tensor& src, const Tensor& dst, const std::vector<float>& scale = {1.0f},
+                    const std::vector<float>& offset = {0.0f}, Stream stream = nullptr) {
+  if (scale.size() != offset.size()) {
+    throw Error(TB_ERROR_INVALID_ARGUMENT, "tb::convert: scale and offset have different sizes");
+  }
+  check(tb_convert(src.get(), dst.get(), scale.data(), offset.data(), static_cast<int32_t>(scale.size()),
+                   stream));
+}
+
+/// Number of CUDA devices; 0 where CUDA is unavailable.
+inline int32_t cuda_device_count() noexcept {
+  int32_t count = 0;
+  return tb_cuda_device_count(&count) == TB_SUCCESS ? count : 0;
+}
+
+}  // namespace tb
+
+#endif  // TENSORBRIDGE_HPP
