@@ -1,9 +1,7 @@
 // Descriptors over real CUDA memory, driven by the raw CUDA runtime. Skips, printing why, where
 // no GPU is usable.
 
-#include "test_support.hpp"
-
-#include <cuda_runtime_api.h>
+#include "cuda_test_support.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -14,31 +12,6 @@
 namespace {
 
 using tbtest::CleanupCounter;
-
-#define SKIP_WITHOUT_GPU()                                                            \
-  do {                                                                                \
-    int devices_ = 0;                                                                 \
-    cudaError_t err_ = cudaGetDeviceCount(&devices_);                                 \
-    if (err_ != cudaSuccess || devices_ == 0) {                                       \
-      GTEST_SKIP() << "no CUDA GPU: cudaGetDeviceCount returned "                     \
-                   << cudaGetErrorName(err_) << " with " << devices_ << " device(s)"; \
-    }                                                                                 \
-  } while (0)
-
-#define CUDA_OK(call) ASSERT_EQ(cudaSuccess, (call)) << #call
-
-TbArrayInterface cai(void* data, const char* typestr, std::vector<int64_t> shape,
-                     std::vector<int64_t> strides = {}) {
-  TbArrayInterface d{};
-  d.version = 3;
-  d.data = data;
-  std::strncpy(d.typestr, typestr, sizeof d.typestr - 1);
-  d.rank = static_cast<int32_t>(shape.size());
-  for (size_t i = 0; i < shape.size(); ++i) d.shape[i] = shape[i];
-  d.has_strides = !strides.empty();
-  for (size_t i = 0; i < strides.size(); ++i) d.strides[i] = strides[i];
-  return d;
-}
 
 TbTensorInfo info_of(const TbTensor* t) {
   TbTensorInfo info{};
@@ -53,7 +26,7 @@ TEST(CudaInterop, CaiToTensorToVersionedDlpackToTensorToCai) {
   void* buffer = nullptr;
   CUDA_OK(cudaMalloc(&buffer, 64 * 48 * 3 * sizeof(float)));
   CleanupCounter keep_alive;
-  TbArrayInterface in = cai(buffer, "<f4", {64, 48, 3});
+  TbArrayInterface in = tbtest::array_interface(buffer, "<f4", {64, 48, 3});
   TbTensor* first = nullptr;
   TB_ASSERT_OK(tb_tensor_from_cuda_array_interface(&in, "HWC", &CleanupCounter::callback,
                                                    &keep_alive, &first));
@@ -98,7 +71,7 @@ TEST(CudaInterop, ProducerSideStreamIsOrderedBeforeTheConsumerWithoutHostSync) {
 
   for (int i = 0; i < 8; ++i) CUDA_OK(cudaMemsetAsync(slow, i, big, producer));
   CUDA_OK(cudaMemsetAsync(target, 0xAB, n, producer));
-  TbArrayInterface in = cai(target, "|u1", {static_cast<int64_t>(n)});
+  TbArrayInterface in = tbtest::array_interface(target, "|u1", {static_cast<int64_t>(n)});
   in.has_stream = true;
   in.stream = reinterpret_cast<uint64_t>(producer);
   TbTensor* t = nullptr;
@@ -139,7 +112,7 @@ TEST(CudaInterop, PinnedAndManagedMemoryReportTheirKinds) {
     int32_t kind;
   } rows[] = {{pinned, TB_DEVICE_CUDA_HOST}, {managed, TB_DEVICE_CUDA_MANAGED}};
   for (const Row& row : rows) {
-    TbArrayInterface in = cai(row.data, "<i4", {1024});
+    TbArrayInterface in = tbtest::array_interface(row.data, "<i4", {1024});
     TbTensor* t = nullptr;
     TB_ASSERT_OK(tb_tensor_from_cuda_array_interface(&in, nullptr, nullptr, nullptr, &t));
     TbTensorInfo info = info_of(t);
@@ -162,7 +135,7 @@ TEST(CudaInterop, PinnedAndManagedMemoryReportTheirKinds) {
 TEST(CudaInterop, HostPointerDescribedAsCudaMemoryIsRefused) {
   SKIP_WITHOUT_GPU();
   std::vector<float> host(16);
-  TbArrayInterface in = cai(host.data(), "<f4", {16});
+  TbArrayInterface in = tbtest::array_interface(host.data(), "<f4", {16});
   TbTensor* t = nullptr;
   TB_EXPECT_STATUS(TB_ERROR_INVALID_ARGUMENT,
                    tb_tensor_from_cuda_array_interface(&in, nullptr, nullptr, nullptr, &t));
@@ -174,7 +147,7 @@ TEST(CudaInterop, ReadOnlyRoundTrip) {
   SKIP_WITHOUT_GPU();
   void* buffer = nullptr;
   CUDA_OK(cudaMalloc(&buffer, 1024));
-  TbArrayInterface in = cai(buffer, "<f2", {512});
+  TbArrayInterface in = tbtest::array_interface(buffer, "<f2", {512});
   in.readonly = true;
   TbTensor* t = nullptr;
   TB_ASSERT_OK(tb_tensor_from_cuda_array_interface(&in, nullptr, nullptr, nullptr, &t));
@@ -210,7 +183,7 @@ TEST(CudaInterop, ZeroSizeNegativeStridesAndPaddedRows) {
        {static_cast<int64_t>(pitch), 3, 1}},
   };
   for (const Case& c : cases) {
-    TbArrayInterface in = cai(c.data, c.typestr, c.shape, c.strides);
+    TbArrayInterface in = tbtest::array_interface(c.data, c.typestr, c.shape, c.strides);
     TbTensor* t = nullptr;
     TB_ASSERT_OK(tb_tensor_from_cuda_array_interface(&in, nullptr, nullptr, nullptr, &t));
     TbDLManagedTensor* dl = nullptr;

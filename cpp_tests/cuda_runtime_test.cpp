@@ -2,9 +2,7 @@
 // it. Compiles against the CUDA runtime headers alone (a toolkit or the PyPI wheels); every test
 // skips, printing why, when no GPU is usable.
 
-#include "test_support.hpp"
-
-#include <cuda_runtime_api.h>
+#include "cuda_test_support.hpp"
 
 #include <numeric>
 #include <string>
@@ -13,19 +11,6 @@
 namespace {
 
 using tbtest::CleanupCounter;
-
-// Skips the current test, with the runtime's reason, when no CUDA device is usable.
-#define SKIP_WITHOUT_GPU()                                                            \
-  do {                                                                                \
-    int devices_ = 0;                                                                 \
-    cudaError_t err_ = cudaGetDeviceCount(&devices_);                                 \
-    if (err_ != cudaSuccess || devices_ == 0) {                                       \
-      GTEST_SKIP() << "no CUDA GPU: cudaGetDeviceCount returned "                     \
-                   << cudaGetErrorName(err_) << " with " << devices_ << " device(s)"; \
-    }                                                                                 \
-  } while (0)
-
-#define CUDA_OK(call) ASSERT_EQ(cudaSuccess, (call)) << #call
 
 // Cleanup that frees device memory with the runtime and counts its calls.
 struct CudaFreeCleanup {

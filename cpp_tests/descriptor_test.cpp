@@ -14,19 +14,6 @@ namespace {
 
 using tbtest::CleanupCounter;
 
-TbArrayInterface numpy_desc(void* data, const char* typestr, std::vector<int64_t> shape,
-                            std::vector<int64_t> strides = {}) {
-  TbArrayInterface d{};
-  d.version = 3;
-  d.data = data;
-  std::strncpy(d.typestr, typestr, sizeof d.typestr - 1);
-  d.rank = static_cast<int32_t>(shape.size());
-  for (size_t i = 0; i < shape.size(); ++i) d.shape[i] = shape[i];
-  d.has_strides = !strides.empty();
-  for (size_t i = 0; i < strides.size(); ++i) d.strides[i] = strides[i];
-  return d;
-}
-
 // A producer's DLPack tensor over a host buffer, whose deleter counts its calls.
 struct Producer {
   std::vector<float> values = std::vector<float>(3 * 4 + 2);
@@ -69,7 +56,7 @@ TbTensorInfo info_of(const TbTensor* t) {
 TEST(NumPyInterface, ImportIsZeroCopyAndExportMatches) {
   std::vector<int16_t> pixels(4 * 6 * 3);
   CleanupCounter keep_alive;
-  TbArrayInterface in = numpy_desc(pixels.data(), "<i2", {4, 6, 3});
+  TbArrayInterface in = tbtest::array_interface(pixels.data(), "<i2", {4, 6, 3});
   in.readonly = true;
   TbTensor* t = nullptr;
   TB_ASSERT_OK(tb_tensor_from_array_interface(&in, "HWC", &CleanupCounter::callback, &keep_alive, &t));
@@ -116,7 +103,7 @@ TEST(NumPyInterface, ZeroSizeNegativeStridesAndPaddedRows) {
       {buffer.data(), {5, 3}, {64, 1}},
   };
   for (const Case& c : cases) {
-    TbArrayInterface in = numpy_desc(c.data, "|u1", c.shape, c.strides);
+    TbArrayInterface in = tbtest::array_interface(c.data, "|u1", c.shape, c.strides);
     TbTensor* t = nullptr;
     TB_ASSERT_OK(tb_tensor_from_array_interface(&in, nullptr, nullptr, nullptr, &t));
     TbArrayInterface out{};
@@ -228,11 +215,11 @@ TEST(CudaArrayInterface, ImportNeedsTheDriverUnlessEmpty) {
     GTEST_SKIP() << "a CUDA device is present; cuda_interop_test covers CUDA imports";
   }
   float value = 0;
-  TbArrayInterface in = numpy_desc(&value, "<f4", {1});
+  TbArrayInterface in = tbtest::array_interface(&value, "<f4", {1});
   TbTensor* t = nullptr;
   TB_EXPECT_STATUS(TB_ERROR_CUDA_UNAVAILABLE,
                    tb_tensor_from_cuda_array_interface(&in, nullptr, nullptr, nullptr, &t));
-  TbArrayInterface empty = numpy_desc(nullptr, "<f4", {0, 3});
+  TbArrayInterface empty = tbtest::array_interface(nullptr, "<f4", {0, 3});
   TB_ASSERT_OK(tb_tensor_from_cuda_array_interface(&empty, nullptr, nullptr, nullptr, &t));
   EXPECT_EQ(info_of(t).device.device_type, TB_DEVICE_CUDA);
   TB_ASSERT_OK(tb_tensor_release(t));
@@ -261,7 +248,7 @@ class MalformedDescriptor : public ::testing::TestWithParam<BadDescriptor> {};
 TEST_P(MalformedDescriptor, IsRefusedWithoutTakingOwnership) {
   const BadDescriptor& c = GetParam();
   Producer p;
-  TbArrayInterface d = numpy_desc(g_host_values, "<f4", {2, 4});
+  TbArrayInterface d = tbtest::array_interface(g_host_values, "<f4", {2, 4});
   c.spoil(d, p);
   CleanupCounter keep_alive;
   TbTensor* out = reinterpret_cast<TbTensor*>(0x1);

@@ -3,9 +3,7 @@
 // views; destinations are poisoned first so an unwritten element cannot pass. Skips, printing
 // why, where no GPU is usable; the two-GPU tests skip on one GPU.
 
-#include "test_support.hpp"
-
-#include <cuda_runtime_api.h>
+#include "cuda_test_support.hpp"
 
 #include <cmath>
 #include <cstring>
@@ -14,20 +12,6 @@
 #include <vector>
 
 namespace {
-
-#define CUDA_OK(call) ASSERT_EQ(cudaSuccess, (call)) << #call
-
-int gpu_count() {
-  int devices = 0;
-  return cudaGetDeviceCount(&devices) == cudaSuccess ? devices : 0;
-}
-
-#define SKIP_UNLESS_GPUS(n)                                                                  \
-  do {                                                                                       \
-    if (gpu_count() < (n)) {                                                                 \
-      GTEST_SKIP() << "needs " << (n) << " CUDA GPU(s), found " << gpu_count();              \
-    }                                                                                        \
-  } while (0)
 
 // An owning tensor handle.
 struct Owned {

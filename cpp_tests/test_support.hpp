@@ -5,7 +5,9 @@
 #include <tensorbridge.h>
 
 #include <atomic>
+#include <cstring>
 #include <string>
+#include <vector>
 
 // Asserts that `call` returned `expected`; on mismatch prints the library's last message.
 #define TB_EXPECT_STATUS(expected, call)                                                   \
@@ -41,6 +43,21 @@ inline int64_t live_tensors() {
   int64_t count = -1;
   EXPECT_EQ(TB_SUCCESS, tb_tensor_live_count(&count));
   return count;
+}
+
+/// A version-3 array-interface descriptor (CUDA Array Interface or NumPy): `strides` empty means
+/// absent (C-contiguous).
+inline TbArrayInterface array_interface(void* data, const char* typestr, std::vector<int64_t> shape,
+                                        std::vector<int64_t> strides = {}) {
+  TbArrayInterface d{};
+  d.version = 3;
+  d.data = data;
+  std::strncpy(d.typestr, typestr, sizeof d.typestr - 1);
+  d.rank = static_cast<int32_t>(shape.size());
+  for (size_t i = 0; i < shape.size(); ++i) d.shape[i] = shape[i];
+  d.has_strides = !strides.empty();
+  for (size_t i = 0; i < strides.size(); ++i) d.strides[i] = strides[i];
+  return d;
 }
 
 }  // namespace tbtest

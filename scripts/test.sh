@@ -32,6 +32,6 @@ TENSORBRIDGE_LIBRARY="$PWD/target/release/libtensorbridge.so" python3 -m pytest 
 
 # CTest does not show a skipped test's output: print the GPU tests' skip reason here.
 if [ -x build/cpp_tests/tb_cuda_runtime_tests ]; then
-  reason=$(build/cpp_tests/tb_cuda_runtime_tests 2>&1 | grep -m1 'no CUDA GPU' || true)
+  reason=$(build/cpp_tests/tb_cuda_runtime_tests 2>&1 | grep -m1 'CUDA GPU(s):' || true)
   [ -z "$reason" ] || echo "== GPU tests skipped: $reason"
 fi
