@@ -268,6 +268,18 @@ extern "C" __global__ void tb_interleave(const TransposeParams p) {
 // group, in steps large enough to keep the words one warp gathers on distinct banks. Partial tiles
 // at the edges go element by element through the same addressing.
 constexpr int TILE_THREADS = 256;
+// Blocks per SM the register budget must allow: 3 (80 registers) measured faster than 4 (64
+// registers, 16 bytes spilled) on an H100 — u8 C=64 0.985/0.976 vs 0.958/0.899 of copy bandwidth.
+#ifndef TB_TILE_MIN_BLOCKS
+#define TB_TILE_MIN_BLOCKS 3
+#endif
+
+// Byte permute: result byte i is byte selector[4i..4i+3] of the 8 bytes {b, a} (a = bytes 0-3).
+__device__ __forceinline__ unsigned int prmt(unsigned int a, unsigned int b, unsigned int selector) {
+  unsigned int d;
+  asm("prmt.b32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(selector));
+  return d;
+}
 
 template <int E, int TR, int TS>
 struct Tile {
@@ -277,12 +289,16 @@ struct Tile {
   static constexpr int ROWS_PER_WARP = OUT_VECTORS >= 32 ? 1 : 32 / OUT_VECTORS;
   static constexpr int SPAN = ROWS_PER_WARP * E / 4;    // words those destination rows cover
   static constexpr int M = SPAN > 1 ? SPAN : 1;         // swizzle step
+  // 1-byte elements are gathered a word (4 destination rows) at a time, by threads covering
+  // CHUNKS 16-row chunks of each 4-row group: the step spreads one warp's groups over the banks.
+  static constexpr int CHUNKS = TS / 16;
+  static constexpr int M1 = CHUNKS >= 32 ? 1 : 32 / CHUNKS;
   // The column XOR: by the row's 16-byte group (the gather reads rows a group apart), and for
   // 1-byte elements (16-word rows) also by bits 1-2 of the row, so the 8 rows one warp stores in
   // the load phase land on distinct banks (measured: 12.6 M store conflicts without it).
   static __device__ __forceinline__ int swizzle(int j) {
     const int spread = E == 1 && WORDS == 16 ? (j >> 1) & 3 : 0;
-    return (((j / VEC) * M) ^ spread) & (WORDS - 1);
+    return (((j / VEC) * (E == 1 ? M1 : M)) ^ spread) & (WORDS - 1);
   }
   // Byte address of element e of tile row j.
   static __device__ __forceinline__ int element(int j, int e) {
@@ -291,7 +307,7 @@ struct Tile {
   static __device__ __forceinline__ int word(int j, int w) { return j * WORDS + (w ^ swizzle(j)); }
 };
 
-extern "C" __global__ void __launch_bounds__(TILE_THREADS, 4) tb_transpose_tiled(const TransposeParams p) {
+extern "C" __global__ void __launch_bounds__(TILE_THREADS, TB_TILE_MIN_BLOCKS) tb_transpose_tiled(const TransposeParams p) {
   constexpr int TR = TB_TILE_R;
   constexpr int TS = TB_TILE_S;
   constexpr int E = sizeof(TB_TIN);
@@ -338,16 +354,41 @@ extern "C" __global__ void __launch_bounds__(TILE_THREADS, 4) tb_transpose_tiled
     }
     __syncthreads();
     if (whole) {
-#pragma unroll 1
-      for (int i = 0; i < STORES; ++i) {
-        const int k = threadIdx.x + i * TILE_THREADS;
-        const int e = k / L::OUT_VECTORS, v = k % L::OUT_VECTORS;
-        Bytes<16> out;
-#pragma unroll
-        for (int q = 0; q < L::VEC; ++q) {
-          put<TB_TIN>(out.b + q * E, load<TB_TIN>(bytes + L::element(v * L::VEC + q, e)));
+      if constexpr (E == 1) {
+        // 16 rows x 4 columns per thread: read 16 words, transpose 4x4 byte blocks with prmt, and
+        // store four 16-byte vectors, one to each of 4 consecutive destination rows.
+        for (int k = threadIdx.x; k < L::CHUNKS * (TR / 4); k += TILE_THREADS) {
+          const int v = k % L::CHUNKS, g = k / L::CHUNKS;
+          unsigned int o[4][4];
+  #pragma unroll
+          for (int m = 0; m < 4; ++m) {
+            const int j = v * 16 + 4 * m;
+            const unsigned int a = tile[L::word(j, g)], b = tile[L::word(j + 1, g)];
+            const unsigned int c = tile[L::word(j + 2, g)], d = tile[L::word(j + 3, g)];
+            const unsigned int lo = prmt(a, b, 0x5140), hi = prmt(c, d, 0x5140);
+            const unsigned int lo2 = prmt(a, b, 0x7362), hi2 = prmt(c, d, 0x7362);
+            o[0][m] = prmt(lo, hi, 0x5410);
+            o[1][m] = prmt(lo, hi, 0x7632);
+            o[2][m] = prmt(lo2, hi2, 0x5410);
+            o[3][m] = prmt(lo2, hi2, 0x7632);
+          }
+  #pragma unroll
+          for (int r = 0; r < 4; ++r) {
+            *(uint4*)(dst + (4 * g + r) * p.dst_r + v * 16) = make_uint4(o[r][0], o[r][1], o[r][2], o[r][3]);
+          }
         }
-        *(uint4*)(dst + e * p.dst_r + v * 16) = *(const uint4*)out.b;
+      } else {
+  #pragma unroll 1
+        for (int i = 0; i < STORES; ++i) {
+          const int k = threadIdx.x + i * TILE_THREADS;
+          const int e = k / L::OUT_VECTORS, v = k % L::OUT_VECTORS;
+          Bytes<16> out;
+  #pragma unroll
+          for (int q = 0; q < L::VEC; ++q) {
+            put<TB_TIN>(out.b + q * E, load<TB_TIN>(bytes + L::element(v * L::VEC + q, e)));
+          }
+          *(uint4*)(dst + e * p.dst_r + v * 16) = *(const uint4*)out.b;
+        }
       }
     } else {
       for (int k = threadIdx.x; k < TS * TR; k += TILE_THREADS) {
