@@ -226,9 +226,15 @@ def raise_for(status):
     _check(status, None, None)
 
 
-def unchecked(name):
+def unchecked(name, convert_arguments=True):
     """A second function object for `name` without errcheck: the caller tests the status itself
-    (saves a Python call on the hot paths: import and release)."""
+    (saves a Python call on the hot paths: import and release). With ``convert_arguments=False``
+    it also skips ctypes' per-argument conversion: the caller must pass exactly-typed ctypes
+    objects (byref pointers, bytes or None, a CFUNCTYPE instance)."""
+    if not convert_arguments:
+        function = lib[name]  # a fresh function object, independent of lib.<name>'s settings
+        function.restype = ctypes.c_int
+        return function
     prototype = ctypes.CFUNCTYPE(ctypes.c_int, *_PROTOTYPES[name])
     return prototype((name, lib))
 

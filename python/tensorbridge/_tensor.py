@@ -22,8 +22,8 @@ from ._lib import (
 from ._lib import Device as _CDevice
 
 _release = unchecked("tb_tensor_release")
-_from_cai = unchecked("tb_tensor_from_cuda_array_interface")
-_from_numpy = unchecked("tb_tensor_from_array_interface")
+_from_cai = unchecked("tb_tensor_from_cuda_array_interface", convert_arguments=False)
+_from_numpy = unchecked("tb_tensor_from_array_interface", convert_arguments=False)
 _NO_CLEANUP = CLEANUP()
 
 INT64_MAX, INT64_MIN = 2**63 - 1, -(2**63)
@@ -112,8 +112,20 @@ def _numpy_dtype(code, bits):
     return numpy.dtype(name)
 
 
+_ENCODED = {}  # layout and typestr strings -> bytes (a handful of distinct values in practice)
+
+
+def _encode(text):
+    encoded = _ENCODED.get(text)
+    if encoded is None:
+        encoded = text.encode("ascii", "strict") if isinstance(text, str) else bytes(text)
+        if len(_ENCODED) < 256:
+            _ENCODED[text] = encoded
+    return encoded
+
+
 def _encode_layout(layout):
-    return None if layout is None else layout.encode("ascii", "strict") if isinstance(layout, str) else bytes(layout)
+    return None if layout is None else _encode(layout)
 
 
 def _fill_interface(description, interface, cuda):
@@ -124,7 +136,7 @@ def _fill_interface(description, interface, cuda):
     rank = len(shape)
     if rank > MAX_RANK:
         raise ValueError(f"rank {rank} exceeds the maximum rank {MAX_RANK}")
-    typestr = interface["typestr"].encode()
+    typestr = _encode(interface["typestr"])
     if len(typestr) >= 16:
         raise ValueError(f"typestr {interface['typestr']!r} is too long")
     description.version = interface.get("version", 0)
@@ -409,23 +421,22 @@ def _parse_device(device):
 
 # ---- construction -----------------------------------------------------------------------------
 
-_scratch = threading.local()  # one reusable descriptor per thread: as_tensor is on the hot path
+_scratch = threading.local()  # per thread: a reusable descriptor and output slot, with pointers
 
 
-def _thread_interface():
-    try:
-        return _scratch.interface
-    except AttributeError:
-        _scratch.interface = ArrayInterface()
-        return _scratch.interface
+def _thread_scratch():
+    slot = getattr(_scratch, "slot", None)
+    if slot is None:
+        description, out = ArrayInterface(), ctypes.c_void_p()
+        slot = _scratch.slot = (description, ctypes.byref(description), out, ctypes.byref(out))
+    return slot
 
 
 def _import_interface(function, obj, interface, encoded, cuda):
     """Imports an interface dict; the tensor (and its views) hold ``obj``."""
-    description = _thread_interface()
+    description, description_pointer, out, out_pointer = _thread_scratch()
     _fill_interface(description, interface, cuda)
-    out = ctypes.c_void_p()
-    status = function(ctypes.byref(description), encoded, _NO_CLEANUP, None, ctypes.byref(out))
+    status = function(description_pointer, encoded, _NO_CLEANUP, None, out_pointer)
     if status:
         raise_for(status)
     return Tensor._adopt(out.value, obj)
