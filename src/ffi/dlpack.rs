@@ -98,6 +98,21 @@ fn read_dl_tensor(raw: &TbDLTensor, readonly: bool) -> Result<DlTensorFields> {
     })
 }
 
+/// The release action of an imported managed tensor: its producer's deleter (if any), once.
+fn call_deleter<T: 'static>(
+    managed: *mut T,
+    deleter: Option<unsafe extern "C" fn(*mut T)>,
+) -> ReleaseFn {
+    let owned = SendPtr(managed);
+    Box::new(move || {
+        let owned = owned;
+        if let Some(deleter) = deleter {
+            // SAFETY: the producer's deleter, called once for the tensor it was given with.
+            unsafe { deleter(owned.0) }
+        }
+    })
+}
+
 fn import(
     fields: DlTensorFields,
     layout: *const c_char,
@@ -127,15 +142,7 @@ pub extern "C" fn tb_tensor_from_dlpack(
         // SAFETY: non-null; the C contract says it points to a DLManagedTensor.
         let (dl_tensor, deleter) = unsafe { ((*managed).dl_tensor, (*managed).deleter) };
         let fields = read_dl_tensor(&dl_tensor, false)?;
-        let owned = SendPtr(managed);
-        let release: ReleaseFn = Box::new(move || {
-            let owned = owned;
-            if let Some(deleter) = deleter {
-                // SAFETY: the producer's deleter, called once for the tensor it was given with.
-                unsafe { deleter(owned.0) }
-            }
-        });
-        import(fields, layout, release, out)
+        import(fields, layout, call_deleter(managed, deleter), out)
     })
 }
 
@@ -176,15 +183,7 @@ pub extern "C" fn tb_tensor_from_dlpack_versioned(
             return Err(Error::not_supported("padded sub-byte DLPack types are not supported"));
         }
         let fields = read_dl_tensor(&dl_tensor, flags & TB_DLPACK_FLAG_READ_ONLY != 0)?;
-        let owned = SendPtr(managed);
-        let release: ReleaseFn = Box::new(move || {
-            let owned = owned;
-            if let Some(deleter) = deleter {
-                // SAFETY: the producer's deleter, called once for the tensor it was given with.
-                unsafe { deleter(owned.0) }
-            }
-        });
-        import(fields, layout, release, out)
+        import(fields, layout, call_deleter(managed, deleter), out)
     })
 }
 

@@ -209,8 +209,26 @@ fn packed_like(like: &Tensor, data: u64, device: Device) -> Result<Tensor> {
     Tensor::new(desc, &Storage::with_release(None))
 }
 
-/// Pageable host → GPU: pack the source on the CPU (unless already packed), copy the bytes to the
-/// device (the driver stages pageable memory), then run the plan from the packed device copy.
+/// Runs `work` with a host buffer and a device buffer of `bytes` each (the staging pair for
+/// pageable memory), freeing both afterwards whether `work` succeeded or not; the device buffer
+/// is stream-ordered, so it is released only after the work queued on `stream`.
+fn with_staging(
+    ordinal: i32,
+    bytes: i64,
+    stream: Stream,
+    work: impl FnOnce(u64, u64) -> Result<()>,
+) -> Result<()> {
+    let (host_data, release_host) = allocate_host(bytes)?;
+    let device_data = crate::cuda::memory::allocate_async(ordinal, bytes, stream)?;
+    let result = work(host_data, device_data);
+    let freed = crate::cuda::memory::free_async(ordinal, device_data, stream);
+    release_host();
+    result.and(freed)
+}
+
+/// Pageable host → GPU: pack the source on the CPU, copy the bytes to the device (the driver
+/// stages pageable memory and returns once the host buffer may be reused), then run the plan
+/// from the packed device copy.
 fn upload(
     src: &Tensor,
     dst: &Tensor,
@@ -220,27 +238,19 @@ fn upload(
     stream: Stream,
 ) -> Result<()> {
     let bytes = src.nbytes();
-    let (host_data, release_host) = allocate_host(bytes)?;
-    let host_packed = packed_like(src, host_data, Device::CPU)?;
-    host::run(&Plan::new(src, &host_packed, None)?, src.data(), host_data, &ElementOp::Copy);
-    let device_data = crate::cuda::memory::allocate_async(ordinal, bytes, stream)?;
-    let result = (|| {
+    with_staging(ordinal, bytes, stream, |host_data, device_data| {
+        let host_packed = packed_like(src, host_data, Device::CPU)?;
+        host::run(&Plan::new(src, &host_packed, None)?, src.data(), host_data, &ElementOp::Copy);
         crate::cuda::memory::copy_bytes(ordinal, device_data, host_data, bytes, stream)?;
         let device_packed = packed_like(src, device_data, Device::cuda(ordinal))?;
         let plan = Plan::new(&device_packed, dst, channel)?;
-        crate::cuda::exec::run(
-            &plan,
-            op,
-            &Target { src: device_data, dst: dst.data(), ordinal, stream },
-        )
-    })();
-    crate::cuda::memory::free_async(ordinal, device_data, stream)?;
-    release_host();
-    result
+        let target = Target { src: device_data, dst: dst.data(), ordinal, stream };
+        crate::cuda::exec::run(&plan, op, &target)
+    })
 }
 
-/// GPU → pageable host: run the plan into a packed device buffer, copy it to host memory (the
-/// driver returns once a pageable copy is complete), then scatter it into the destination.
+/// GPU → pageable host: run the plan into a packed device buffer, copy it to host memory and
+/// wait for it, then scatter it into the destination on the CPU.
 fn download(
     src: &Tensor,
     dst: &Tensor,
@@ -250,25 +260,17 @@ fn download(
     stream: Stream,
 ) -> Result<()> {
     let bytes = dst.nbytes();
-    let device_data = crate::cuda::memory::allocate_async(ordinal, bytes, stream)?;
-    let (host_data, release_host) = allocate_host(bytes)?;
-    let result = (|| {
+    with_staging(ordinal, bytes, stream, |host_data, device_data| {
         let device_packed = packed_like(dst, device_data, Device::cuda(ordinal))?;
         let plan = Plan::new(src, &device_packed, channel)?;
-        crate::cuda::exec::run(
-            &plan,
-            op,
-            &Target { src: src.data(), dst: device_data, ordinal, stream },
-        )?;
+        let target = Target { src: src.data(), dst: device_data, ordinal, stream };
+        crate::cuda::exec::run(&plan, op, &target)?;
         crate::cuda::memory::copy_bytes(ordinal, host_data, device_data, bytes, stream)?;
         crate::cuda::stream::synchronize(ordinal, stream)?;
         let host_packed = packed_like(dst, host_data, Device::CPU)?;
         host::run(&Plan::new(&host_packed, dst, None)?, host_data, dst.data(), &ElementOp::Copy);
         Ok(())
-    })();
-    crate::cuda::memory::free_async(ordinal, device_data, stream)?;
-    release_host();
-    result
+    })
 }
 
 #[cfg(test)]
