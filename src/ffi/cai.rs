@@ -115,12 +115,12 @@ fn import(
     write_out(out, std::ptr::null_mut(), "out")?;
     let contents = read_descriptor(desc)?;
     let layout = read_layout_arg(layout)?;
-    contents.validate(interface)?;
+    let dtype = contents.validate(interface)?;
     let device = match interface {
         Interface::Cuda => locate_cuda_memory(&contents)?,
         Interface::NumPy => Device::CPU,
     };
-    let tensor_desc = contents.to_desc(interface, device, layout)?;
+    let tensor_desc = contents.to_desc(dtype, device, layout);
     let release = cleanup_release(keep_alive, keep_alive_context, contents.data as *mut c_void);
     let tensor = adopt(tensor_desc, release)?;
     tensor.storage().set_pending_stream(contents.producer_stream());

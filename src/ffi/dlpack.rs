@@ -229,21 +229,31 @@ fn delete_once(address: usize, body: impl FnOnce()) {
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body));
 }
 
-unsafe extern "C" fn delete_legacy(managed: *mut TbDLManagedTensor) {
-    delete_once(managed as usize, || {
-        // SAFETY: managed came from Box::into_raw in tb_tensor_to_dlpack and is freed once.
-        let managed = unsafe { Box::from_raw(managed) };
-        // SAFETY: manager_ctx came from Box::into_raw of an ExportContext.
-        drop(unsafe { Box::from_raw(managed.manager_ctx as *mut ExportContext) });
-    });
+/// The managed-tensor structs tensorbridge exports, both holding a boxed ExportContext.
+trait Exported {
+    fn manager_ctx(&self) -> *mut c_void;
 }
 
-unsafe extern "C" fn delete_versioned(managed: *mut TbDLManagedTensorVersioned) {
+impl Exported for TbDLManagedTensor {
+    fn manager_ctx(&self) -> *mut c_void {
+        self.manager_ctx
+    }
+}
+
+impl Exported for TbDLManagedTensorVersioned {
+    fn manager_ctx(&self) -> *mut c_void {
+        self.manager_ctx
+    }
+}
+
+/// The deleter of every export: frees the struct and its context, once.
+unsafe extern "C" fn delete_export<T: Exported>(managed: *mut T) {
     delete_once(managed as usize, || {
-        // SAFETY: managed came from Box::into_raw in tb_tensor_to_dlpack_versioned.
+        // SAFETY: managed came from Box::into_raw in tb_tensor_to_dlpack[_versioned] and is
+        // freed once (delete_once).
         let managed = unsafe { Box::from_raw(managed) };
         // SAFETY: manager_ctx came from Box::into_raw of an ExportContext.
-        drop(unsafe { Box::from_raw(managed.manager_ctx as *mut ExportContext) });
+        drop(unsafe { Box::from_raw(managed.manager_ctx() as *mut ExportContext) });
     });
 }
 
@@ -266,7 +276,7 @@ pub extern "C" fn tb_tensor_to_dlpack(
         let managed = Box::into_raw(Box::new(TbDLManagedTensor {
             dl_tensor,
             manager_ctx: Box::into_raw(context) as *mut c_void,
-            deleter: Some(delete_legacy),
+            deleter: Some(delete_export::<TbDLManagedTensor>),
         }));
         exported().insert(managed as usize);
         write_out(out, managed, "out")
@@ -294,7 +304,7 @@ pub extern "C" fn tb_tensor_to_dlpack_versioned(
                 minor: TB_DLPACK_MINOR_VERSION,
             },
             manager_ctx: Box::into_raw(context) as *mut c_void,
-            deleter: Some(delete_versioned),
+            deleter: Some(delete_export::<TbDLManagedTensorVersioned>),
             flags,
             dl_tensor,
         }));

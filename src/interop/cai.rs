@@ -79,16 +79,11 @@ impl ArrayInterface {
         DataType::from_typestr(&self.typestr)
     }
 
-    /// The tensor this descriptor describes, on `device` (which the caller has established:
-    /// from pointer attributes for CUDA memory, the CPU for the NumPy interface).
-    pub fn to_desc(
-        &self,
-        interface: Interface,
-        device: Device,
-        layout: Layout,
-    ) -> Result<TensorDesc> {
-        let dtype = self.validate(interface)?;
-        Ok(TensorDesc {
+    /// The tensor this descriptor describes, with the `dtype` that [`Self::validate`] returned,
+    /// on `device` (which the caller has established: from pointer attributes for CUDA memory,
+    /// the CPU for the NumPy interface).
+    pub fn to_desc(&self, dtype: DataType, device: Device, layout: Layout) -> TensorDesc {
+        TensorDesc {
             data: self.data,
             device,
             dtype,
@@ -96,7 +91,7 @@ impl ArrayInterface {
             strides: self.strides.clone(),
             layout,
             readonly: self.readonly,
-        })
+        }
     }
 
     /// The producer's stream, if it named one.
@@ -162,7 +157,7 @@ mod tests {
     #[test]
     fn numpy_descriptor_round_trips() {
         let d = cai("<f4");
-        let desc = d.to_desc(Interface::NumPy, Device::CPU, Layout::NONE).unwrap();
+        let desc = d.to_desc(d.validate(Interface::NumPy).unwrap(), Device::CPU, Layout::NONE);
         let t = Tensor::new(desc, &Storage::with_release(None)).unwrap();
         assert_eq!(ArrayInterface::describe(&t, Interface::NumPy).unwrap(), d);
         let err = ArrayInterface::describe(&t, Interface::Cuda).unwrap_err();
@@ -172,7 +167,7 @@ mod tests {
     #[test]
     fn strides_are_given_exactly_when_not_contiguous() {
         let d = ArrayInterface { strides: Some(vec![4, 8]), ..cai("<f4") };
-        let desc = d.to_desc(Interface::NumPy, Device::CPU, Layout::NONE).unwrap();
+        let desc = d.to_desc(d.validate(Interface::NumPy).unwrap(), Device::CPU, Layout::NONE);
         let t = Tensor::new(desc, &Storage::with_release(None)).unwrap();
         let back = ArrayInterface::describe(&t, Interface::NumPy).unwrap();
         assert_eq!(back.strides, Some(vec![4, 8]));
