@@ -341,6 +341,19 @@ typedef struct TbTensorInfo {
 extern "C" {
 #endif // __cplusplus
 
+// Describes the memory layout of one struct of this header as the library was compiled.
+//
+// \param[in] struct_name  the struct's name as in the header, such as `"TbTensorInfo"`.
+// \param[in] field        a field name, or NULL / `""` for the struct itself.
+// \param[out] offset      the field's byte offset (0 for the struct itself).
+// \param[out] size        the field's size in bytes, or the struct's `sizeof`.
+// \retval TB_SUCCESS                 both outputs written.
+// \retval TB_ERROR_INVALID_ARGUMENT  a NULL pointer, or an unknown struct or field.
+enum TbStatus tb_abi_layout(const char *struct_name,
+                            const char *field,
+                            size_t *offset,
+                            size_t *size);
+
 // Imports a CUDA Array Interface (v2 or v3) descriptor as a tensor, without copying.
 //
 // The device ordinal and memory kind (device, pinned host or managed memory) come from the
@@ -412,9 +425,24 @@ enum TbStatus tb_tensor_to_dlpack(const struct TbTensor *tensor, struct TbDLMana
 // Exports `tensor` as a `DLManagedTensorVersioned` (version `TB_DLPACK_MAJOR_VERSION`.
 // `TB_DLPACK_MINOR_VERSION`) sharing its memory, with `TB_DLPACK_FLAG_READ_ONLY` set for
 // read-only tensors. Ownership, strides and streams as for `tb_tensor_to_dlpack`.
-// `TB_DLPACK_FLAG_IS_COPIED` is never set: this export never copies.
+// `TB_DLPACK_FLAG_IS_COPIED` is not set: this export never copies (see
+// `tb_tensor_to_dlpack_versioned_with_flags`).
 enum TbStatus tb_tensor_to_dlpack_versioned(const struct TbTensor *tensor,
                                             struct TbDLManagedTensorVersioned **out);
+
+// As `tb_tensor_to_dlpack_versioned`, adding `flags` to the export's flags. Only
+// `TB_DLPACK_FLAG_IS_COPIED` may be given: a caller that copied the data for this export (as
+// `__dlpack__(copy=True)` does) tells the consumer that it owns the memory alone.
+//
+// \param[in] tensor  the tensor to export.
+// \param[in] flags   0 or `TB_DLPACK_FLAG_IS_COPIED`.
+// \param[out] out    receives the managed tensor; the consumer calls its deleter once.
+// \retval TB_SUCCESS                 `*out` written.
+// \retval TB_ERROR_INVALID_ARGUMENT  NULL or stale `tensor`, NULL `out`, or another flag.
+// \retval TB_ERROR_NOT_SUPPORTED     a byte stride DLPack cannot express (not whole elements).
+enum TbStatus tb_tensor_to_dlpack_versioned_with_flags(const struct TbTensor *tensor,
+                                                       uint64_t flags,
+                                                       struct TbDLManagedTensorVersioned **out);
 
 // Parses a NumPy array-interface typestr (`"|u1"`, `"<f4"`, `"|b1"`, `"<c8"`, `"<f2"`, `"<V2"`
 // for bfloat16) into `*out`. Big-endian (`">f4"`), object, string and datetime typestrs fail
@@ -438,6 +466,18 @@ enum TbStatus tb_dtype_name(struct TbDataType dtype, const char **out);
 // `TB_ERROR_NOT_SUPPORTED` for unsupported types.
 enum TbStatus tb_dtype_item_size(struct TbDataType dtype, int64_t *out);
 
+// The number of element types tensorbridge supports: `tb_dtype_at` takes indices below it.
+int32_t tb_dtype_count(void);
+
+// Stores the `index`-th supported element type in `*out`, so a binding can build its dtype
+// table from the library (with `tb_dtype_name` and `tb_dtype_to_typestr`) instead of copying it.
+//
+// \param[in] index  0 ≤ index < `tb_dtype_count()`.
+// \param[out] out   receives the type.
+// \retval TB_SUCCESS                 `*out` written.
+// \retval TB_ERROR_INVALID_ARGUMENT  `out` is NULL or `index` is out of range.
+enum TbStatus tb_dtype_at(int32_t index, struct TbDataType *out);
+
 // Parses a layout string such as `"NHWC"` into `*out`: ASCII letters, at most `TB_MAX_RANK`,
 // none repeated. `""` gives the empty layout. NULL `text` is an error.
 enum TbStatus tb_layout_parse(const char *text, struct TbLayout *out);
@@ -448,6 +488,20 @@ enum TbStatus tb_layout_rank(const struct TbLayout *layout, int32_t *rank);
 // Stores in `*index` the dimension that carries `label` in `*layout` (`'C'` in `"NHWC"` → 3),
 // or -1 when the layout has no such label.
 enum TbStatus tb_layout_find(const struct TbLayout *layout, char label, int32_t *index);
+
+// Stores in `axes[0..rank)` the permutation that views a tensor in layout `*from` as layout
+// `*to`: dimension `i` of the view is dimension `axes[i]` of the original (`"NHWC"` → `"NCHW"`
+// gives 0, 3, 1, 2), as `tb_tensor_permute` applies it.
+//
+// \param[in] from   the tensor's layout.
+// \param[in] to     the wanted layout: the same labels in another order.
+// \param[out] axes  at least `TB_MAX_RANK` entries; entries past the rank are set to -1.
+// \retval TB_SUCCESS                 `axes` written.
+// \retval TB_ERROR_INVALID_ARGUMENT  a NULL pointer, or layouts that are not permutations of
+//                                    each other.
+enum TbStatus tb_layout_permutation(const struct TbLayout *from,
+                                    const struct TbLayout *to,
+                                    int32_t *axes);
 
 // Writes `src` into `dst` in `dst`'s layout — any permutation of `src`'s labels (NHWC ↔ NCHW,
 // HWC ↔ CHW, NCDHW ↔ NDHWC, arbitrary letters) — or, when the layouts are equal (or both
@@ -498,6 +552,11 @@ const char *tb_version_string(void);
 // The name of a status code as a static string (`"TB_ERROR_OVERFLOW"`), or
 // `"TB_UNKNOWN_STATUS"` for a value that is not a `TbStatus`. Never NULL; do not free.
 const char *tb_status_name(int32_t status);
+
+// The short name of a device type code as a static string: `"cpu"`, `"cuda"`, `"cuda_host"`,
+// `"cuda_managed"`, or `"unknown"` for a code tensorbridge does not support. Never NULL; do not
+// free.
+const char *tb_device_type_name(int32_t device_type);
 
 // The message of the last failed tensorbridge call on the calling thread: the function, the
 // argument and the offending value (`"tb_tensor_wrap: shape[1] = -3 is negative; …"`). Empty

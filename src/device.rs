@@ -64,11 +64,16 @@ impl DeviceType {
 
     /// A short name: `"cpu"`, `"cuda"`, `"cuda_host"`, `"cuda_managed"`.
     pub fn name(self) -> &'static str {
+        self.c_name().to_str().unwrap_or_default()
+    }
+
+    /// `Self::name` as a static C string.
+    pub fn c_name(self) -> &'static std::ffi::CStr {
         match self {
-            TbDeviceType::TB_DEVICE_CPU => "cpu",
-            TbDeviceType::TB_DEVICE_CUDA => "cuda",
-            TbDeviceType::TB_DEVICE_CUDA_HOST => "cuda_host",
-            TbDeviceType::TB_DEVICE_CUDA_MANAGED => "cuda_managed",
+            TbDeviceType::TB_DEVICE_CPU => c"cpu",
+            TbDeviceType::TB_DEVICE_CUDA => c"cuda",
+            TbDeviceType::TB_DEVICE_CUDA_HOST => c"cuda_host",
+            TbDeviceType::TB_DEVICE_CUDA_MANAGED => c"cuda_managed",
         }
     }
 

@@ -88,6 +88,11 @@ impl TbDataType {
     /// `complex64`.
     pub const C64: Self = Self::new(TbDataTypeCode::TB_DTYPE_CODE_COMPLEX, 64);
 
+    /// Every supported type, in a fixed order (bool, signed, unsigned, floats, complex).
+    pub fn all() -> impl Iterator<Item = Self> {
+        SUPPORTED.iter().map(|e| Self::new(e.0, e.1))
+    }
+
     fn entry(self) -> Option<&'static (TbDataTypeCode, u8, &'static CStr, &'static CStr)> {
         SUPPORTED.iter().find(|(code, bits, _, _)| *code as u8 == self.code && *bits == self.bits)
     }

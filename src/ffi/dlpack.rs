@@ -8,8 +8,8 @@ use crate::device::TbDevice;
 use crate::dtype::TbDataType;
 use crate::error::{Error, Result, TbStatus};
 use crate::interop::dlpack::{
-    DlTensorFields, TB_DLPACK_FLAG_IS_SUBBYTE_TYPE_PADDED, TB_DLPACK_FLAG_READ_ONLY,
-    TB_DLPACK_MAJOR_VERSION, TB_DLPACK_MINOR_VERSION,
+    DlTensorFields, TB_DLPACK_MAJOR_VERSION, TB_DLPACK_MINOR_VERSION, check_import_version,
+    export_flags, import_readonly,
 };
 use crate::tensor::{ReleaseFn, Tensor};
 use std::collections::HashSet;
@@ -164,25 +164,11 @@ pub extern "C" fn tb_tensor_from_dlpack_versioned(
         // SAFETY: non-null; every DLPack version starts with DLPackVersion, so reading it is
         // valid whatever the producer's version.
         let version = unsafe { (*managed).version };
-        if version.major > TB_DLPACK_MAJOR_VERSION {
-            return Err(Error::not_supported(format!(
-                "DLPack version {}.{} is newer than the supported major version \
-                 {TB_DLPACK_MAJOR_VERSION}",
-                version.major, version.minor
-            )));
-        }
-        if version.major == 0 {
-            return Err(Error::invalid_argument(
-                "DLPack version 0.x has no versioned managed tensor; use tb_tensor_from_dlpack",
-            ));
-        }
+        check_import_version(version.major, version.minor)?;
         // SAFETY: a 1.x struct, whose layout TbDLManagedTensorVersioned matches.
         let (flags, dl_tensor, deleter) =
             unsafe { ((*managed).flags, (*managed).dl_tensor, (*managed).deleter) };
-        if flags & TB_DLPACK_FLAG_IS_SUBBYTE_TYPE_PADDED != 0 {
-            return Err(Error::not_supported("padded sub-byte DLPack types are not supported"));
-        }
-        let fields = read_dl_tensor(&dl_tensor, flags & TB_DLPACK_FLAG_READ_ONLY != 0)?;
+        let fields = read_dl_tensor(&dl_tensor, import_readonly(flags)?)?;
         import(fields, layout, call_deleter(managed, deleter), out)
     })
 }
@@ -286,29 +272,52 @@ pub extern "C" fn tb_tensor_to_dlpack(
 /// Exports `tensor` as a `DLManagedTensorVersioned` (version `TB_DLPACK_MAJOR_VERSION`.
 /// `TB_DLPACK_MINOR_VERSION`) sharing its memory, with `TB_DLPACK_FLAG_READ_ONLY` set for
 /// read-only tensors. Ownership, strides and streams as for `tb_tensor_to_dlpack`.
-/// `TB_DLPACK_FLAG_IS_COPIED` is never set: this export never copies.
+/// `TB_DLPACK_FLAG_IS_COPIED` is not set: this export never copies (see
+/// `tb_tensor_to_dlpack_versioned_with_flags`).
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_tensor_to_dlpack_versioned(
     tensor: *const TbTensor,
     out: *mut *mut TbDLManagedTensorVersioned,
 ) -> TbStatus {
-    boundary("tb_tensor_to_dlpack_versioned", || {
-        require_out(out, "out")?;
-        let held = handle::borrow(tensor, "tensor")?;
-        let source = tensor_of(&held);
-        let (context, dl_tensor) = export_context(source)?;
-        let flags = if source.is_readonly() { TB_DLPACK_FLAG_READ_ONLY } else { 0 };
-        let managed = Box::into_raw(Box::new(TbDLManagedTensorVersioned {
-            version: TbDLPackVersion {
-                major: TB_DLPACK_MAJOR_VERSION,
-                minor: TB_DLPACK_MINOR_VERSION,
-            },
-            manager_ctx: Box::into_raw(context) as *mut c_void,
-            deleter: Some(delete_export::<TbDLManagedTensorVersioned>),
-            flags,
-            dl_tensor,
-        }));
-        exported().insert(managed as usize);
-        write_out(out, managed, "out")
-    })
+    boundary("tb_tensor_to_dlpack_versioned", || export_versioned(tensor, 0, out))
+}
+
+/// As `tb_tensor_to_dlpack_versioned`, adding `flags` to the export's flags. Only
+/// `TB_DLPACK_FLAG_IS_COPIED` may be given: a caller that copied the data for this export (as
+/// `__dlpack__(copy=True)` does) tells the consumer that it owns the memory alone.
+///
+/// \param[in] tensor  the tensor to export.
+/// \param[in] flags   0 or `TB_DLPACK_FLAG_IS_COPIED`.
+/// \param[out] out    receives the managed tensor; the consumer calls its deleter once.
+/// \retval TB_SUCCESS                 `*out` written.
+/// \retval TB_ERROR_INVALID_ARGUMENT  NULL or stale `tensor`, NULL `out`, or another flag.
+/// \retval TB_ERROR_NOT_SUPPORTED     a byte stride DLPack cannot express (not whole elements).
+#[unsafe(no_mangle)]
+pub extern "C" fn tb_tensor_to_dlpack_versioned_with_flags(
+    tensor: *const TbTensor,
+    flags: u64,
+    out: *mut *mut TbDLManagedTensorVersioned,
+) -> TbStatus {
+    boundary("tb_tensor_to_dlpack_versioned_with_flags", || export_versioned(tensor, flags, out))
+}
+
+fn export_versioned(
+    tensor: *const TbTensor,
+    requested: u64,
+    out: *mut *mut TbDLManagedTensorVersioned,
+) -> Result<()> {
+    require_out(out, "out")?;
+    let held = handle::borrow(tensor, "tensor")?;
+    let source = tensor_of(&held);
+    let flags = export_flags(source, requested)?;
+    let (context, dl_tensor) = export_context(source)?;
+    let managed = Box::into_raw(Box::new(TbDLManagedTensorVersioned {
+        version: TbDLPackVersion { major: TB_DLPACK_MAJOR_VERSION, minor: TB_DLPACK_MINOR_VERSION },
+        manager_ctx: Box::into_raw(context) as *mut c_void,
+        deleter: Some(delete_export::<TbDLManagedTensorVersioned>),
+        flags,
+        dl_tensor,
+    }));
+    exported().insert(managed as usize);
+    write_out(out, managed, "out")
 }

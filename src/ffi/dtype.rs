@@ -60,6 +60,36 @@ pub extern "C" fn tb_dtype_item_size(dtype: TbDataType, out: *mut i64) -> TbStat
     boundary("tb_dtype_item_size", || write_out(out, dtype.validate()?.item_size(), "out"))
 }
 
+/// The number of element types tensorbridge supports: `tb_dtype_at` takes indices below it.
+#[unsafe(no_mangle)]
+pub extern "C" fn tb_dtype_count() -> i32 {
+    TbDataType::all().count() as i32
+}
+
+/// Stores the `index`-th supported element type in `*out`, so a binding can build its dtype
+/// table from the library (with `tb_dtype_name` and `tb_dtype_to_typestr`) instead of copying it.
+///
+/// \param[in] index  0 ≤ index < `tb_dtype_count()`.
+/// \param[out] out   receives the type.
+/// \retval TB_SUCCESS                 `*out` written.
+/// \retval TB_ERROR_INVALID_ARGUMENT  `out` is NULL or `index` is out of range.
+#[unsafe(no_mangle)]
+pub extern "C" fn tb_dtype_at(index: i32, out: *mut TbDataType) -> TbStatus {
+    boundary("tb_dtype_at", || {
+        require_out(out, "out")?;
+        let dtype = usize::try_from(index)
+            .ok()
+            .and_then(|i| TbDataType::all().nth(i))
+            .ok_or_else(|| {
+                Error::invalid_argument(format!(
+                    "index {index} is out of range 0..{}",
+                    TbDataType::all().count()
+                ))
+            })?;
+        write_out(out, dtype, "out")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,7 +2,7 @@
 
 use super::{boundary, read_str, require_out, write_out};
 use crate::error::{Error, TbStatus};
-use crate::layout::TbLayout;
+use crate::layout::{TB_MAX_RANK, TbLayout};
 use std::ffi::c_char;
 
 /// Parses a layout string such as `"NHWC"` into `*out`: ASCII letters, at most `TB_MAX_RANK`,
@@ -38,6 +38,36 @@ pub extern "C" fn tb_layout_find(
         let layout = read_layout(layout)?;
         let found = layout.find(label as u8).map_or(-1, |i| i as i32);
         write_out(index, found, "index")
+    })
+}
+
+/// Stores in `axes[0..rank)` the permutation that views a tensor in layout `*from` as layout
+/// `*to`: dimension `i` of the view is dimension `axes[i]` of the original (`"NHWC"` → `"NCHW"`
+/// gives 0, 3, 1, 2), as `tb_tensor_permute` applies it.
+///
+/// \param[in] from   the tensor's layout.
+/// \param[in] to     the wanted layout: the same labels in another order.
+/// \param[out] axes  at least `TB_MAX_RANK` entries; entries past the rank are set to -1.
+/// \retval TB_SUCCESS                 `axes` written.
+/// \retval TB_ERROR_INVALID_ARGUMENT  a NULL pointer, or layouts that are not permutations of
+///                                    each other.
+#[unsafe(no_mangle)]
+pub extern "C" fn tb_layout_permutation(
+    from: *const TbLayout,
+    to: *const TbLayout,
+    axes: *mut i32,
+) -> TbStatus {
+    boundary("tb_layout_permutation", || {
+        let (from, to) = (read_layout(from)?, read_layout(to)?);
+        let order = from.permutation_to(&to)?;
+        require_out(axes, "axes")?;
+        let mut filled = [-1i32; TB_MAX_RANK];
+        for (slot, axis) in filled.iter_mut().zip(order) {
+            *slot = axis as i32;
+        }
+        // SAFETY: non-null; the contract says axes holds TB_MAX_RANK entries.
+        unsafe { std::ptr::copy_nonoverlapping(filled.as_ptr(), axes, TB_MAX_RANK) };
+        Ok(())
     })
 }
 

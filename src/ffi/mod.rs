@@ -7,6 +7,7 @@
 //! `unsafe`, and each function's doc comment (the header) states what its pointers must be.
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
+pub mod abi;
 pub mod cai;
 pub mod dlpack;
 pub mod dtype;

@@ -35,6 +35,16 @@ pub extern "C" fn tb_status_name(status: i32) -> *const c_char {
     name.as_ptr()
 }
 
+/// The short name of a device type code as a static string: `"cpu"`, `"cuda"`, `"cuda_host"`,
+/// `"cuda_managed"`, or `"unknown"` for a code tensorbridge does not support. Never NULL; do not
+/// free.
+#[unsafe(no_mangle)]
+pub extern "C" fn tb_device_type_name(device_type: i32) -> *const c_char {
+    crate::device::DeviceType::from_code(device_type)
+        .map_or(c"unknown", crate::device::DeviceType::c_name)
+        .as_ptr()
+}
+
 /// The message of the last failed tensorbridge call on the calling thread: the function, the
 /// argument and the offending value (`"tb_tensor_wrap: shape[1] = -3 is negative; …"`). Empty
 /// when no call has failed on this thread. Successful calls leave it unchanged. Never NULL; the

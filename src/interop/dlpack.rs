@@ -19,6 +19,46 @@ pub const TB_DLPACK_FLAG_IS_COPIED: u64 = 1 << 1;
 /// `flags` bit: sub-byte types are padded (never set by tensorbridge; refused on import).
 pub const TB_DLPACK_FLAG_IS_SUBBYTE_TYPE_PADDED: u64 = 1 << 2;
 
+/// Checks a versioned managed tensor's version: a newer major version is refused
+/// (`TB_ERROR_NOT_SUPPORTED`), and 0.x has no versioned struct at all.
+pub fn check_import_version(major: u32, minor: u32) -> Result<()> {
+    if major > TB_DLPACK_MAJOR_VERSION {
+        return Err(Error::not_supported(format!(
+            "DLPack version {major}.{minor} is newer than the supported major version \
+             {TB_DLPACK_MAJOR_VERSION}"
+        )));
+    }
+    if major == 0 {
+        return Err(Error::invalid_argument(
+            "DLPack version 0.x has no versioned managed tensor; use tb_tensor_from_dlpack",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether an imported versioned tensor is read-only, from its flags; flags this library cannot
+/// honour are refused.
+pub fn import_readonly(flags: u64) -> Result<bool> {
+    if flags & TB_DLPACK_FLAG_IS_SUBBYTE_TYPE_PADDED != 0 {
+        return Err(Error::not_supported("padded sub-byte DLPack types are not supported"));
+    }
+    Ok(flags & TB_DLPACK_FLAG_READ_ONLY != 0)
+}
+
+/// The flags of a versioned export of `tensor`: read-only when the tensor is, plus the flags the
+/// caller asks for, of which only `TB_DLPACK_FLAG_IS_COPIED` may be (the caller made a copy that
+/// the consumer will own alone).
+pub fn export_flags(tensor: &Tensor, requested: u64) -> Result<u64> {
+    if requested & !TB_DLPACK_FLAG_IS_COPIED != 0 {
+        return Err(Error::invalid_argument(format!(
+            "flags = {requested:#x}: only TB_DLPACK_FLAG_IS_COPIED may be requested; read-only \
+             follows the tensor"
+        )));
+    }
+    let readonly = if tensor.is_readonly() { TB_DLPACK_FLAG_READ_ONLY } else { 0 };
+    Ok(requested | readonly)
+}
+
 /// The fields of a `DLTensor`, copied out of the C struct.
 #[derive(Clone, Debug)]
 pub struct DlTensorFields {
