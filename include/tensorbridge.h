@@ -84,8 +84,9 @@
 // Capacity of `TbLayout::labels`: `TB_MAX_RANK` labels plus the terminating NUL.
 #define TB_LAYOUT_CAPACITY 16
 
-// Most channels a per-channel affine may have (the GPU kernels carry the coefficients inline).
-#define MAX_CHANNELS 64
+// Most channels a per-channel affine of `tb_convert` may have: `count` is 1 or the number of
+// channels, at most this (the GPU kernels carry the coefficients inline).
+#define TB_MAX_CHANNELS 64
 
 // Alignment of host memory allocated by tensorbridge (a cache line; enough for any dtype and SIMD).
 #define TB_HOST_ALIGNMENT 64
@@ -114,29 +115,6 @@ typedef enum TbStatus {
   // A bug in tensorbridge (a caught panic, a broken invariant). Please report it.
   TB_ERROR_INTERNAL = 9,
 } TbStatus;
-
-// Memory kinds, with DLPack's `DLDeviceType` values.
-enum TbDeviceType
-#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
-  : int32_t
-#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
- {
-  // Ordinary (pageable) host memory. Ordinal must be 0.
-  TB_DEVICE_CPU = 1,
-  // Device memory of the CUDA GPU with the given ordinal.
-  TB_DEVICE_CUDA = 2,
-  // Page-locked host memory (`cudaMallocHost`), readable by the host and by every GPU.
-  TB_DEVICE_CUDA_HOST = 3,
-  // CUDA managed (unified) memory (`cudaMallocManaged`); the ordinal names its home GPU.
-  TB_DEVICE_CUDA_MANAGED = 13,
-};
-#ifndef __cplusplus
-#if __STDC_VERSION__ >= 202311L
-typedef enum TbDeviceType TbDeviceType;
-#else
-typedef int32_t TbDeviceType;
-#endif // __STDC_VERSION__ >= 202311L
-#endif // __cplusplus
 
 // DLPack type-code values (`DLDataTypeCode`), used in `TbDataType::code`.
 enum TbDataTypeCode
@@ -167,10 +145,28 @@ typedef uint8_t TbDataTypeCode;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
-// A CUDA stream in the driver's encoding: a `CUstream`/`cudaStream_t` address, or
-// `STREAM_LEGACY` (1) / `STREAM_PER_THREAD` (2). The C API's NULL stream is normalised to
-// `STREAM_LEGACY`, so two spellings of one stream compare equal.
-typedef struct Stream Stream;
+// Memory kinds, with DLPack's `DLDeviceType` values.
+enum TbDeviceType
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // Ordinary (pageable) host memory. Ordinal must be 0.
+  TB_DEVICE_CPU = 1,
+  // Device memory of the CUDA GPU with the given ordinal.
+  TB_DEVICE_CUDA = 2,
+  // Page-locked host memory (`cudaMallocHost`), readable by the host and by every GPU.
+  TB_DEVICE_CUDA_HOST = 3,
+  // CUDA managed (unified) memory (`cudaMallocManaged`); the ordinal names its home GPU.
+  TB_DEVICE_CUDA_MANAGED = 13,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum TbDeviceType TbDeviceType;
+#else
+typedef int32_t TbDeviceType;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
 
 // An opaque, reference-counted tensor handle. Create one with `tb_tensor_wrap`,
 // `tb_tensor_alloc` or a view function; add references with `tb_tensor_retain`; drop each with
@@ -224,10 +220,10 @@ typedef struct TbDevice {
 // `DLDevice`: identical to `TbDevice` (DLPack device type codes + ordinal).
 typedef struct TbDevice TbDLDevice;
 
-// An element type, ABI-identical to DLPack's `DLDataType`: `code` is a `TbDataTypeCode` value,
-// `bits` the size of one lane in bits, `lanes` the vector width. tensorbridge supports `lanes == 1`
-// and these combinations: bool8, int8/16/32/64, uint8/16/32/64,
-// float16/32/64, bfloat16, complex64/128.
+// An element type as C passes it, ABI-identical to DLPack's `DLDataType`: `code` is a
+// `TbDataTypeCode` value, `bits` the size of one lane in bits, `lanes` the vector width. Any bit
+// pattern can arrive here; tensorbridge supports `lanes == 1` and these combinations: bool8,
+// int8/16/32/64, uint8/16/32/64, float16/32/64, bfloat16, complex64/128.
 typedef struct TbDataType {
   // Type code: a `TbDataTypeCode` value.
   uint8_t code;
@@ -326,16 +322,6 @@ typedef struct TbTensorInfo {
   // `element_count` × item size, in bytes.
   int64_t nbytes;
 } TbTensorInfo;
-
-
-
-
-
-
-
-
-
-
 
 #ifdef __cplusplus
 extern "C" {

@@ -28,11 +28,11 @@ pub struct TbDevice {
 }
 
 /// The device type of the safe core (always a valid kind).
-pub type DeviceType = TbDeviceType;
+pub(crate) type DeviceType = TbDeviceType;
 
 /// A validated device: a known kind and a non-negative ordinal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Device {
+pub(crate) struct Device {
     /// The memory kind.
     pub kind: DeviceType,
     /// The ordinal (0 for the CPU).
@@ -41,7 +41,7 @@ pub struct Device {
 
 impl DeviceType {
     /// Converts a raw device-type code, rejecting unknown ones.
-    pub fn from_code(code: i32) -> Result<Self> {
+    pub(crate) fn from_code(code: i32) -> Result<Self> {
         Ok(match code {
             1 => TbDeviceType::TB_DEVICE_CPU,
             2 => TbDeviceType::TB_DEVICE_CUDA,
@@ -63,12 +63,12 @@ impl DeviceType {
     }
 
     /// A short name: `"cpu"`, `"cuda"`, `"cuda_host"`, `"cuda_managed"`.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         self.c_name().to_str().unwrap_or_default()
     }
 
     /// `Self::name` as a static C string.
-    pub fn c_name(self) -> &'static std::ffi::CStr {
+    pub(crate) fn c_name(self) -> &'static std::ffi::CStr {
         match self {
             TbDeviceType::TB_DEVICE_CPU => c"cpu",
             TbDeviceType::TB_DEVICE_CUDA => c"cuda",
@@ -78,7 +78,7 @@ impl DeviceType {
     }
 
     /// Whether the host can read and write this memory directly.
-    pub fn is_host_accessible(self) -> bool {
+    pub(crate) fn is_host_accessible(self) -> bool {
         !matches!(self, TbDeviceType::TB_DEVICE_CUDA)
     }
 }
@@ -101,15 +101,15 @@ fn dlpack_device_name(code: i32) -> &'static str {
 
 impl Device {
     /// The host (pageable memory).
-    pub const CPU: Device = Device { kind: TbDeviceType::TB_DEVICE_CPU, ordinal: 0 };
+    pub(crate) const CPU: Device = Device { kind: TbDeviceType::TB_DEVICE_CPU, ordinal: 0 };
 
     /// A CUDA device by ordinal.
-    pub fn cuda(ordinal: i32) -> Device {
+    pub(crate) fn cuda(ordinal: i32) -> Device {
         Device { kind: TbDeviceType::TB_DEVICE_CUDA, ordinal }
     }
 
     /// Validates a C-side device description.
-    pub fn from_raw(raw: TbDevice) -> Result<Device> {
+    pub(crate) fn from_raw(raw: TbDevice) -> Result<Device> {
         let kind = DeviceType::from_code(raw.device_type)?;
         if raw.device_id < 0 {
             return Err(Error::invalid_argument(format!(
@@ -127,12 +127,12 @@ impl Device {
     }
 
     /// The C-side description.
-    pub fn to_raw(self) -> TbDevice {
+    pub(crate) fn to_raw(self) -> TbDevice {
         TbDevice { device_type: self.kind as i32, device_id: self.ordinal }
     }
 
     /// Whether the memory is on (or managed by) a CUDA device rather than ordinary host memory.
-    pub fn is_cuda(self) -> bool {
+    pub(crate) fn is_cuda(self) -> bool {
         self.kind != TbDeviceType::TB_DEVICE_CPU
     }
 }

@@ -5,7 +5,7 @@ use std::ffi::CStr;
 
 /// DLPack type-code values (`DLDataTypeCode`), used in `TbDataType::code`.
 #[repr(u8)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TbDataTypeCode {
     /// Signed two's-complement integer.
     TB_DTYPE_CODE_INT = 0,
@@ -14,6 +14,7 @@ pub enum TbDataTypeCode {
     /// IEEE-754 binary floating point (16, 32, 64 bits).
     TB_DTYPE_CODE_FLOAT = 2,
     /// Opaque handle (DLPack `kDLOpaqueHandle`): never supported as a tensor element.
+    #[allow(dead_code)] // a value of the C enum; Rust never makes one
     TB_DTYPE_CODE_OPAQUE_HANDLE = 3,
     /// bfloat16 (16 bits).
     TB_DTYPE_CODE_BFLOAT = 4,
@@ -23,10 +24,10 @@ pub enum TbDataTypeCode {
     TB_DTYPE_CODE_BOOL = 6,
 }
 
-/// An element type, ABI-identical to DLPack's `DLDataType`: `code` is a `TbDataTypeCode` value,
-/// `bits` the size of one lane in bits, `lanes` the vector width. tensorbridge supports `lanes == 1`
-/// and these combinations: bool8, int8/16/32/64, uint8/16/32/64,
-/// float16/32/64, bfloat16, complex64/128.
+/// An element type as C passes it, ABI-identical to DLPack's `DLDataType`: `code` is a
+/// `TbDataTypeCode` value, `bits` the size of one lane in bits, `lanes` the vector width. Any bit
+/// pattern can arrive here; tensorbridge supports `lanes == 1` and these combinations: bool8,
+/// int8/16/32/64, uint8/16/32/64, float16/32/64, bfloat16, complex64/128.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct TbDataType {
@@ -38,10 +39,18 @@ pub struct TbDataType {
     pub lanes: u16,
 }
 
-/// The data type as the safe core uses it: only supported types can be constructed.
-pub type DataType = TbDataType;
+/// A supported element type: the core's validated form of `TbDataType`. Its fields are private,
+/// so every value names a row of the table above; `from_raw` checks a C value, `to_raw` gives it
+/// back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct DataType {
+    code: TbDataTypeCode,
+    bits: u8,
+}
 
-const SUPPORTED: [(TbDataTypeCode, u8, &CStr, &CStr); 15] = [
+type Entry = (TbDataTypeCode, u8, &'static CStr, &'static CStr);
+
+const SUPPORTED: [Entry; 15] = [
     (TbDataTypeCode::TB_DTYPE_CODE_BOOL, 8, c"bool", c"|b1"),
     (TbDataTypeCode::TB_DTYPE_CODE_INT, 8, c"int8", c"|i1"),
     (TbDataTypeCode::TB_DTYPE_CODE_INT, 16, c"int16", c"<i2"),
@@ -59,88 +68,119 @@ const SUPPORTED: [(TbDataTypeCode, u8, &CStr, &CStr); 15] = [
     (TbDataTypeCode::TB_DTYPE_CODE_COMPLEX, 128, c"complex128", c"<c16"),
 ];
 
-impl TbDataType {
-    /// A single-lane type from a code and a bit width (not yet validated).
-    pub const fn new(code: TbDataTypeCode, bits: u8) -> Self {
-        TbDataType { code: code as u8, bits, lanes: 1 }
+impl std::fmt::Display for TbDataType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let known = SUPPORTED.iter().find(|e| e.0 as u8 == self.code && e.1 == self.bits);
+        match (known, self.lanes) {
+            (Some(entry), 1) => f.write_str(entry.2.to_str().unwrap_or_default()),
+            _ => write!(f, "(code={}, bits={}, lanes={})", self.code, self.bits, self.lanes),
+        }
+    }
+}
+
+impl std::fmt::Display for DataType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl DataType {
+    /// A row of the table; only called with rows that exist.
+    const fn new(code: TbDataTypeCode, bits: u8) -> Self {
+        DataType { code, bits }
     }
 
-    /// `bool` (one byte).
-    pub const BOOL: Self = Self::new(TbDataTypeCode::TB_DTYPE_CODE_BOOL, 8);
     /// `uint8`.
-    pub const U8: Self = Self::new(TbDataTypeCode::TB_DTYPE_CODE_UINT, 8);
+    pub(crate) const U8: Self = Self::new(TbDataTypeCode::TB_DTYPE_CODE_UINT, 8);
     /// `uint16`.
-    pub const U16: Self = Self::new(TbDataTypeCode::TB_DTYPE_CODE_UINT, 16);
+    pub(crate) const U16: Self = Self::new(TbDataTypeCode::TB_DTYPE_CODE_UINT, 16);
     /// `int8`.
-    pub const I8: Self = Self::new(TbDataTypeCode::TB_DTYPE_CODE_INT, 8);
+    pub(crate) const I8: Self = Self::new(TbDataTypeCode::TB_DTYPE_CODE_INT, 8);
     /// `int16`.
-    pub const I16: Self = Self::new(TbDataTypeCode::TB_DTYPE_CODE_INT, 16);
-    /// `int32`.
-    pub const I32: Self = Self::new(TbDataTypeCode::TB_DTYPE_CODE_INT, 32);
+    pub(crate) const I16: Self = Self::new(TbDataTypeCode::TB_DTYPE_CODE_INT, 16);
     /// `float16`.
-    pub const F16: Self = Self::new(TbDataTypeCode::TB_DTYPE_CODE_FLOAT, 16);
+    pub(crate) const F16: Self = Self::new(TbDataTypeCode::TB_DTYPE_CODE_FLOAT, 16);
     /// `bfloat16`.
-    pub const BF16: Self = Self::new(TbDataTypeCode::TB_DTYPE_CODE_BFLOAT, 16);
+    pub(crate) const BF16: Self = Self::new(TbDataTypeCode::TB_DTYPE_CODE_BFLOAT, 16);
     /// `float32`.
-    pub const F32: Self = Self::new(TbDataTypeCode::TB_DTYPE_CODE_FLOAT, 32);
+    pub(crate) const F32: Self = Self::new(TbDataTypeCode::TB_DTYPE_CODE_FLOAT, 32);
+    /// `int32`.
+    #[cfg(test)]
+    pub(crate) const I32: Self = Self::new(TbDataTypeCode::TB_DTYPE_CODE_INT, 32);
     /// `float64`.
-    pub const F64: Self = Self::new(TbDataTypeCode::TB_DTYPE_CODE_FLOAT, 64);
+    #[cfg(test)]
+    pub(crate) const F64: Self = Self::new(TbDataTypeCode::TB_DTYPE_CODE_FLOAT, 64);
     /// `complex64`.
-    pub const C64: Self = Self::new(TbDataTypeCode::TB_DTYPE_CODE_COMPLEX, 64);
+    #[cfg(test)]
+    pub(crate) const C64: Self = Self::new(TbDataTypeCode::TB_DTYPE_CODE_COMPLEX, 64);
+    /// `bool` (one byte).
+    #[cfg(test)]
+    pub(crate) const BOOL: Self = Self::new(TbDataTypeCode::TB_DTYPE_CODE_BOOL, 8);
 
     /// Every supported type, in a fixed order (bool, signed, unsigned, floats, complex).
-    pub fn all() -> impl Iterator<Item = Self> {
+    pub(crate) fn all() -> impl Iterator<Item = Self> {
         SUPPORTED.iter().map(|e| Self::new(e.0, e.1))
     }
 
-    fn entry(self) -> Option<&'static (TbDataTypeCode, u8, &'static CStr, &'static CStr)> {
-        SUPPORTED.iter().find(|(code, bits, _, _)| *code as u8 == self.code && *bits == self.bits)
+    fn entry(self) -> &'static Entry {
+        SUPPORTED
+            .iter()
+            .find(|(code, bits, _, _)| *code == self.code && *bits == self.bits)
+            .expect("a DataType is always a row of SUPPORTED")
     }
 
-    /// Checks that tensorbridge can hold elements of this type, with a message naming the value.
-    pub fn validate(self) -> Result<Self> {
-        if self.lanes != 1 {
+    /// Checks a C value: tensorbridge must be able to hold elements of this type. The message
+    /// names the value.
+    pub(crate) fn from_raw(raw: TbDataType) -> Result<Self> {
+        if raw.lanes != 1 {
             return Err(Error::not_supported(format!(
-                "dtype {self}: lanes = {} (vector types are not supported; lanes must be 1)",
-                self.lanes
+                "dtype {raw}: lanes = {} (vector types are not supported; lanes must be 1)",
+                raw.lanes
             )));
         }
-        if self.entry().is_none() {
-            return Err(Error::not_supported(format!(
-                "dtype {self} (code {}, bits {}) is not a supported element type",
-                self.code, self.bits
-            )));
-        }
-        Ok(self)
+        SUPPORTED
+            .iter()
+            .find(|(code, bits, _, _)| *code as u8 == raw.code && *bits == raw.bits)
+            .map(|e| Self::new(e.0, e.1))
+            .ok_or_else(|| {
+                Error::not_supported(format!(
+                    "dtype {raw} (code {}, bits {}) is not a supported element type",
+                    raw.code, raw.bits
+                ))
+            })
+    }
+
+    /// The C value.
+    pub(crate) fn to_raw(self) -> TbDataType {
+        TbDataType { code: self.code as u8, bits: self.bits, lanes: 1 }
     }
 
     /// Bytes per element.
-    pub fn item_size(self) -> i64 {
-        (i64::from(self.bits) / 8) * i64::from(self.lanes)
+    pub(crate) fn item_size(self) -> i64 {
+        i64::from(self.bits) / 8
     }
 
     /// Required alignment of an element's address in bytes: the size of one scalar component
     /// (a complex number is aligned like its real part, as in C and NumPy).
-    pub fn alignment(self) -> i64 {
-        if self.code == TbDataTypeCode::TB_DTYPE_CODE_COMPLEX as u8 {
-            self.item_size() / 2
-        } else {
-            self.item_size()
+    pub(crate) fn alignment(self) -> i64 {
+        match self.code {
+            TbDataTypeCode::TB_DTYPE_CODE_COMPLEX => self.item_size() / 2,
+            _ => self.item_size(),
         }
     }
 
-    /// The canonical name (`"float32"`, `"bfloat16"` …), or `None` for an unsupported type.
-    pub fn name(self) -> Option<&'static str> {
-        self.c_name().and_then(|name| name.to_str().ok())
+    /// The canonical name (`"float32"`, `"bfloat16"` …).
+    pub(crate) fn name(self) -> &'static str {
+        self.c_name().to_str().unwrap_or_default()
     }
 
     /// `Self::name` as a static C string.
-    pub fn c_name(self) -> Option<&'static CStr> {
-        self.entry().map(|e| e.2)
+    pub(crate) fn c_name(self) -> &'static CStr {
+        self.entry().2
     }
 
     /// Looks a type up by its canonical name (`"uint8"`, `"float16"`, `"complex128"` …).
-    pub fn from_name(name: &str) -> Result<Self> {
+    pub(crate) fn from_name(name: &str) -> Result<Self> {
         SUPPORTED
             .iter()
             .find(|e| e.2.to_bytes() == name.as_bytes())
@@ -150,20 +190,20 @@ impl TbDataType {
 
     /// NumPy's little-endian typestr (`"|u1"`, `"<f4"`, `"<c8"`). bfloat16 has none in NumPy and
     /// is spelled `"<V2"` (two raw bytes) as ml_dtypes and JAX do in the array interfaces.
-    pub fn to_typestr(self) -> Result<&'static str> {
-        Ok(self.c_typestr()?.to_str().unwrap_or_default())
+    pub(crate) fn to_typestr(self) -> &'static str {
+        self.c_typestr().to_str().unwrap_or_default()
     }
 
     /// `Self::to_typestr` as a static C string.
-    pub fn c_typestr(self) -> Result<&'static CStr> {
-        self.validate()?.entry().map(|e| e.3).ok_or_else(|| Error::internal("dtype table"))
+    pub(crate) fn c_typestr(self) -> &'static CStr {
+        self.entry().3
     }
 
     /// Parses a NumPy array-interface typestr: a byte-order character (`<`, `|`, or `=` on this
     /// little-endian machine), a kind (`b i u f c`) and a size in bytes. Big-endian data and
     /// kinds with no tensor meaning (`O`, `U`, `S`, `M`, `m`) are rejected. `<V2` is read as
     /// bfloat16, the only two-byte raw type the interfaces exchange.
-    pub fn from_typestr(typestr: &str) -> Result<Self> {
+    pub(crate) fn from_typestr(typestr: &str) -> Result<Self> {
         let bad = |why: &str| Error::not_supported(format!("typestr \"{typestr}\": {why}"));
         let mut chars = typestr.chars();
         let order = chars.next().ok_or_else(|| Error::invalid_argument("typestr is empty"))?;
@@ -195,16 +235,8 @@ impl TbDataType {
             ))
         })?;
         let bits = u8::try_from(size * 8).map_err(|_| bad("element size too large"))?;
-        Self::new(code, bits).validate().map_err(|_| bad("unsupported element size"))
-    }
-}
-
-impl std::fmt::Display for TbDataType {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match (self.name(), self.lanes) {
-            (Some(name), 1) => f.write_str(name),
-            _ => write!(f, "(code={}, bits={}, lanes={})", self.code, self.bits, self.lanes),
-        }
+        Self::from_raw(TbDataType { code: code as u8, bits, lanes: 1 })
+            .map_err(|_| bad("unsupported element size"))
     }
 }
 
@@ -215,27 +247,27 @@ mod tests {
     #[test]
     fn every_supported_type_round_trips_through_its_typestr_and_name() {
         for (code, bits, name, typestr) in SUPPORTED.iter() {
-            let dt = TbDataType::new(*code, *bits);
+            let dt = DataType::new(*code, *bits);
             let (name, typestr) = (name.to_str().unwrap(), typestr.to_str().unwrap());
-            assert_eq!(TbDataType::from_typestr(typestr).unwrap(), dt, "{typestr}");
-            assert_eq!(dt.to_typestr().unwrap(), typestr);
-            assert_eq!(TbDataType::from_name(name).unwrap(), dt);
+            assert_eq!(DataType::from_typestr(typestr).unwrap(), dt, "{typestr}");
+            assert_eq!(dt.to_typestr(), typestr);
+            assert_eq!(DataType::from_name(name).unwrap(), dt);
         }
     }
 
     #[test]
     fn sizes_and_alignments() {
-        assert_eq!(TbDataType::C64.item_size(), 8);
-        assert_eq!(TbDataType::C64.alignment(), 4);
-        assert_eq!(TbDataType::BF16.item_size(), 2);
-        assert_eq!(TbDataType::BOOL.item_size(), 1);
+        assert_eq!(DataType::C64.item_size(), 8);
+        assert_eq!(DataType::C64.alignment(), 4);
+        assert_eq!(DataType::BF16.item_size(), 2);
+        assert_eq!(DataType::BOOL.item_size(), 1);
     }
 
     #[test]
     fn native_order_and_unaligned_spellings() {
-        assert_eq!(TbDataType::from_typestr("=f4").unwrap(), TbDataType::F32);
-        assert_eq!(TbDataType::from_typestr("|u1").unwrap(), TbDataType::U8);
-        assert_eq!(TbDataType::from_typestr("<u1").unwrap(), TbDataType::U8);
+        assert_eq!(DataType::from_typestr("=f4").unwrap(), DataType::F32);
+        assert_eq!(DataType::from_typestr("|u1").unwrap(), DataType::U8);
+        assert_eq!(DataType::from_typestr("<u1").unwrap(), DataType::U8);
     }
 
     #[test]
@@ -251,15 +283,15 @@ mod tests {
             ("", "empty"),
             ("xf4", "byte order"),
         ] {
-            let err = TbDataType::from_typestr(typestr).unwrap_err();
+            let err = DataType::from_typestr(typestr).unwrap_err();
             assert!(err.message.contains(fragment), "{typestr}: {}", err.message);
         }
     }
 
     #[test]
     fn vector_lanes_are_not_supported() {
-        let dt = TbDataType { lanes: 4, ..TbDataType::F32 };
-        let err = dt.validate().unwrap_err();
+        let dt = TbDataType { lanes: 4, ..DataType::F32.to_raw() };
+        let err = DataType::from_raw(dt).unwrap_err();
         assert!(err.message.contains("lanes = 4"));
     }
 }

@@ -48,7 +48,7 @@ impl TbStatus {
     ];
 
     /// The enumerator's name as written in the C header, e.g. `c"TB_ERROR_OVERFLOW"`.
-    pub const fn c_name(self) -> &'static CStr {
+    pub(crate) const fn c_name(self) -> &'static CStr {
         match self {
             TbStatus::TB_SUCCESS => c"TB_SUCCESS",
             TbStatus::TB_ERROR_INVALID_ARGUMENT => c"TB_ERROR_INVALID_ARGUMENT",
@@ -64,19 +64,19 @@ impl TbStatus {
     }
 
     /// The enumerator's name as a Rust string.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         self.c_name().to_str().unwrap_or("TB_UNKNOWN_STATUS")
     }
 
     /// The status with code `code`, if there is one.
-    pub fn from_code(code: i32) -> Option<TbStatus> {
+    pub(crate) fn from_code(code: i32) -> Option<TbStatus> {
         usize::try_from(code).ok().and_then(|index| Self::ALL.get(index).copied())
     }
 }
 
 /// A failure: its status and a human-readable message naming the argument and the bad value.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub struct Error {
+pub(crate) struct Error {
     /// What kind of failure (never `TB_SUCCESS`).
     pub status: TbStatus,
     /// What was wrong, with the offending value.
@@ -90,12 +90,12 @@ impl fmt::Display for Error {
 }
 
 /// Result type of the safe core.
-pub type Result<T> = std::result::Result<T, Error>;
+pub(crate) type Result<T> = std::result::Result<T, Error>;
 
 macro_rules! constructor {
     ($fn_name:ident, $status:ident) => {
         #[doc = concat!("An error with status `", stringify!($status), "`.")]
-        pub fn $fn_name(message: impl Into<String>) -> Error {
+        pub(crate) fn $fn_name(message: impl Into<String>) -> Error {
             Error { status: TbStatus::$status, message: message.into() }
         }
     };

@@ -14,26 +14,52 @@ pub const TB_LAYOUT_CAPACITY: usize = 16;
 /// Labels are ASCII letters, case-sensitive, none repeated. An all-NUL value is the empty layout
 /// ("no layout"), which is what tensors wrapped without a layout report.
 #[repr(C)]
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct TbLayout {
     /// The labels, outermost dimension first, NUL-terminated; unused bytes are NUL.
     pub labels: [c_char; TB_LAYOUT_CAPACITY],
 }
 
-/// The layout type of the safe core.
-pub type Layout = TbLayout;
+/// A layout in the safe core: validated labels (ASCII letters, none repeated, at most
+/// `TB_MAX_RANK`), NUL-padded. `from_raw` checks a C value; `to_raw` gives it back.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Layout {
+    labels: [u8; TB_LAYOUT_CAPACITY],
+}
+
+impl TbLayout {
+    /// The labels as text, up to the first NUL (lossy for bytes that are not UTF-8).
+    fn text(&self) -> Option<String> {
+        let bytes: Vec<u8> = self.labels.iter().map(|&c| c as u8).collect();
+        let end = bytes.iter().position(|&b| b == 0)?;
+        Some(String::from_utf8_lossy(&bytes[..end]).into_owned())
+    }
+}
 
 /// The well-known layouts; the header spells each as a `TB_LAYOUT_*` macro (`TB_LAYOUT_NHWC`).
 #[cfg(test)]
 const WELL_KNOWN: [&str; 11] =
     ["HWC", "CHW", "NHWC", "NCHW", "NCDHW", "NDHWC", "NFCHW", "NFHWC", "HW", "NW", "NC"];
 
-impl TbLayout {
+impl Layout {
     /// The empty layout ("no layout").
-    pub const NONE: TbLayout = TbLayout { labels: [0; TB_LAYOUT_CAPACITY] };
+    pub(crate) const NONE: Layout = Layout { labels: [0; TB_LAYOUT_CAPACITY] };
+
+    /// Checks a layout that C passed by value: NUL-terminated within `TB_LAYOUT_CAPACITY` bytes
+    /// and valid labels.
+    pub(crate) fn from_raw(raw: TbLayout) -> Result<Layout> {
+        let text =
+            raw.text().ok_or_else(|| Error::invalid_argument("layout is not NUL-terminated"))?;
+        Layout::parse(&text)
+    }
+
+    /// The C value.
+    pub(crate) fn to_raw(self) -> TbLayout {
+        TbLayout { labels: self.labels.map(|b| b as c_char) }
+    }
 
     /// Parses labels such as `"NHWC"`; the empty string gives `TbLayout::NONE`.
-    pub fn parse(text: &str) -> Result<Self> {
+    pub(crate) fn parse(text: &str) -> Result<Self> {
         let bytes = text.as_bytes();
         if bytes.len() > TB_MAX_RANK {
             return Err(Error::invalid_argument(format!(
@@ -56,38 +82,38 @@ impl TbLayout {
                     char::from(b)
                 )));
             }
-            layout.labels[i] = b as c_char;
+            layout.labels[i] = b;
         }
         Ok(layout)
     }
 
     /// Number of labels (0 for the empty layout).
-    pub fn rank(&self) -> usize {
+    pub(crate) fn rank(&self) -> usize {
         self.labels.iter().position(|&c| c == 0).unwrap_or(TB_LAYOUT_CAPACITY)
     }
 
     /// Whether this is the empty layout.
-    pub fn is_none(&self) -> bool {
+    pub(crate) fn is_none(&self) -> bool {
         self.rank() == 0
     }
 
     /// The labels as bytes, outermost first.
-    pub fn as_bytes(&self) -> Vec<u8> {
-        self.labels[..self.rank()].iter().map(|&c| c as u8).collect()
+    pub(crate) fn as_bytes(&self) -> Vec<u8> {
+        self.labels[..self.rank()].to_vec()
     }
 
     /// The labels as a string (`"NHWC"`, or `""` for none).
-    pub fn as_string(&self) -> String {
+    pub(crate) fn as_string(&self) -> String {
         String::from_utf8_lossy(&self.as_bytes()).into_owned()
     }
 
     /// The position of `label`, if present.
-    pub fn find(&self, label: u8) -> Option<usize> {
+    pub(crate) fn find(&self, label: u8) -> Option<usize> {
         self.as_bytes().iter().position(|&b| b == label)
     }
 
     /// Checks that this layout can describe a tensor of `rank` dimensions (none always can).
-    pub fn check_rank(&self, rank: usize) -> Result<()> {
+    pub(crate) fn check_rank(&self, rank: usize) -> Result<()> {
         if self.is_none() || self.rank() == rank {
             return Ok(());
         }
@@ -100,7 +126,7 @@ impl TbLayout {
 
     /// The axis order that turns a tensor in `self` into one in `target`: `target[i]` is source
     /// dimension `order[i]`. Both layouts must hold the same labels.
-    pub fn permutation_to(&self, target: &TbLayout) -> Result<Vec<usize>> {
+    pub(crate) fn permutation_to(&self, target: &Layout) -> Result<Vec<usize>> {
         let (from, to) = (self.as_string(), target.as_string());
         if self.is_none() {
             return Err(Error::invalid_argument(format!(
@@ -125,20 +151,20 @@ impl TbLayout {
     }
 
     /// This layout with the labels reordered by `order` (as returned by `Self::permutation_to`).
-    pub fn permuted(&self, order: &[usize]) -> TbLayout {
+    pub(crate) fn permuted(&self, order: &[usize]) -> Layout {
         if self.is_none() {
             return Self::NONE;
         }
         let bytes = self.as_bytes();
         let mut out = Self::NONE;
         for (i, &src) in order.iter().enumerate() {
-            out.labels[i] = bytes[src] as c_char;
+            out.labels[i] = bytes[src];
         }
         out
     }
 
     /// This layout without the label at `dim` (the layout of a selected sub-tensor).
-    pub fn without(&self, dim: usize) -> TbLayout {
+    pub(crate) fn without(&self, dim: usize) -> Layout {
         if self.is_none() {
             return Self::NONE;
         }
@@ -146,15 +172,15 @@ impl TbLayout {
         bytes.remove(dim);
         let mut out = Self::NONE;
         for (i, b) in bytes.into_iter().enumerate() {
-            out.labels[i] = b as c_char;
+            out.labels[i] = b;
         }
         out
     }
 }
 
-impl std::fmt::Debug for TbLayout {
+impl std::fmt::Debug for Layout {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "TbLayout(\"{}\")", self.as_string())
+        write!(f, "Layout(\"{}\")", self.as_string())
     }
 }
 
@@ -165,12 +191,12 @@ mod tests {
     #[test]
     fn parses_and_prints_well_known_layouts() {
         for text in WELL_KNOWN {
-            let layout = TbLayout::parse(text).unwrap();
+            let layout = Layout::parse(text).unwrap();
             assert_eq!(layout.as_string(), text);
             assert_eq!(layout.rank(), text.len());
         }
-        assert!(TbLayout::parse("").unwrap().is_none());
-        assert_eq!(TbLayout::parse("ABCDEFGHIJKLMNO").unwrap().rank(), 15);
+        assert!(Layout::parse("").unwrap().is_none());
+        assert_eq!(Layout::parse("ABCDEFGHIJKLMNO").unwrap().rank(), 15);
     }
 
     #[test]
@@ -189,29 +215,29 @@ mod tests {
             ("N1WC", "not an ASCII letter"),
             ("NH C", "not an ASCII letter"),
         ] {
-            let err = TbLayout::parse(text).unwrap_err();
+            let err = Layout::parse(text).unwrap_err();
             assert!(err.message.contains(fragment), "{text}: {}", err.message);
         }
     }
 
     #[test]
     fn finds_labels_and_permutes() {
-        let nhwc = TbLayout::parse("NHWC").unwrap();
-        let nchw = TbLayout::parse("NCHW").unwrap();
+        let nhwc = Layout::parse("NHWC").unwrap();
+        let nchw = Layout::parse("NCHW").unwrap();
         assert_eq!(nhwc.find(b'C'), Some(3));
         assert_eq!(nhwc.find(b'D'), None);
         let order = nhwc.permutation_to(&nchw).unwrap();
         assert_eq!(order, vec![0, 3, 1, 2]);
         assert_eq!(nhwc.permuted(&order), nchw);
         assert_eq!(nhwc.without(0).as_string(), "HWC");
-        let err = nhwc.permutation_to(&TbLayout::parse("NCHD").unwrap()).unwrap_err();
+        let err = nhwc.permutation_to(&Layout::parse("NCHD").unwrap()).unwrap_err();
         assert!(err.message.contains("'D' is missing"));
     }
 
     #[test]
     fn rank_check_names_both_sides() {
-        let err = TbLayout::parse("HWC").unwrap().check_rank(4).unwrap_err();
+        let err = Layout::parse("HWC").unwrap().check_rank(4).unwrap_err();
         assert!(err.message.contains("\"HWC\" has 3 labels but the tensor has rank 4"));
-        TbLayout::NONE.check_rank(7).unwrap();
+        Layout::NONE.check_rank(7).unwrap();
     }
 }

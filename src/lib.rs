@@ -6,12 +6,14 @@
 //! talks to the CUDA driver.
 #![allow(non_camel_case_types)]
 
-pub mod cuda;
-pub mod device;
-pub mod dtype;
-pub mod error;
-pub mod ffi;
-pub mod interop;
-pub mod layout;
-pub mod ops;
-pub mod tensor;
+pub(crate) mod cuda;
+pub(crate) mod device;
+pub(crate) mod dtype;
+pub(crate) mod error;
+pub(crate) mod ffi;
+pub(crate) mod interop;
+pub(crate) mod layout;
+pub(crate) mod ops;
+pub(crate) mod storage;
+pub(crate) mod stream;
+pub(crate) mod tensor;

@@ -9,102 +9,12 @@ use crate::device::{Device, DeviceType};
 use crate::dtype::DataType;
 use crate::error::{Error, Result, checked_add, checked_mul};
 use crate::layout::{Layout, TB_MAX_RANK};
-use std::sync::{Arc, Mutex};
-
-/// The action that gives memory back: a caller's cleanup callback or a deallocation.
-pub type ReleaseFn = Box<dyn FnOnce() + Send>;
-
-/// A CUDA stream in the driver's encoding: a `CUstream`/`cudaStream_t` address, or
-/// `STREAM_LEGACY` (1) / `STREAM_PER_THREAD` (2). The C API's NULL stream is normalised to
-/// `STREAM_LEGACY`, so two spellings of one stream compare equal.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Stream(pub u64);
-
-impl Stream {
-    /// The legacy default stream (`cudaStreamLegacy`, and what NULL means in the C API).
-    pub const LEGACY: Stream = Stream(1);
-    /// The per-thread default stream (`cudaStreamPerThread`).
-    pub const PER_THREAD: Stream = Stream(2);
-
-    /// A stream from a C API handle, where NULL (0) means the legacy default stream.
-    pub fn from_handle(handle: u64) -> Stream {
-        if handle == 0 { Stream::LEGACY } else { Stream(handle) }
-    }
-}
-
-/// Owner of a tensor's memory. Its release action runs exactly once, when the last tensor that
-/// shares it is dropped. Memory the caller wrapped without a cleanup has no release action.
-/// It also remembers the stream on which work writing the memory was last enqueued (the
-/// producer's stream from a CUDA Array Interface, or the stream of tensorbridge's last
-/// operation), so consumers on other streams can be ordered after it.
-pub struct Storage {
-    release: Mutex<Option<ReleaseFn>>,
-    pending: Mutex<Option<Stream>>,
-}
-
-impl Storage {
-    /// A storage that runs `release` when the last tensor over it goes.
-    pub fn with_release(release: Option<ReleaseFn>) -> Arc<Storage> {
-        Arc::new(Storage { release: Mutex::new(release), pending: Mutex::new(None) })
-    }
-
-    /// The stream on which the memory's pending work was last enqueued, if any.
-    pub fn pending_stream(&self) -> Option<Stream> {
-        *self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Records the stream on which work on the memory was last enqueued (`None`: no pending work).
-    pub fn set_pending_stream(&self, stream: Option<Stream>) {
-        *self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = stream;
-    }
-}
-
-impl Storage {
-    /// Takes the release action out without running it: for a wrap that failed validation, whose
-    /// memory still belongs to the caller.
-    pub fn disarm(&self) -> Option<ReleaseFn> {
-        self.release.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take()
-    }
-}
-
-impl Drop for Storage {
-    fn drop(&mut self) {
-        let release = match self.release.get_mut() {
-            Ok(slot) => slot.take(),
-            Err(poisoned) => poisoned.into_inner().take(),
-        };
-        if let Some(release) = release {
-            release();
-        }
-    }
-}
-
-/// A block of host memory aligned to `TB_HOST_ALIGNMENT` bytes.
-#[repr(C, align(64))]
-#[derive(Clone, Copy)]
-struct AlignedBlock([u8; 64]);
-
-/// Alignment of host memory allocated by tensorbridge (a cache line; enough for any dtype and SIMD).
-pub const TB_HOST_ALIGNMENT: usize = 64;
-
-/// Allocates zeroed, aligned host memory; returns its address and the action that frees it.
-pub fn allocate_host(bytes: i64) -> Result<(u64, ReleaseFn)> {
-    let blocks = usize::try_from(bytes)
-        .map_err(|_| Error::invalid_argument(format!("allocation size {bytes} is negative")))?
-        .div_ceil(TB_HOST_ALIGNMENT)
-        .max(1);
-    let mut memory: Vec<AlignedBlock> = Vec::new();
-    memory.try_reserve_exact(blocks).map_err(|_| {
-        Error::out_of_memory(format!("cannot allocate {bytes} bytes of host memory"))
-    })?;
-    memory.resize(blocks, AlignedBlock([0; 64]));
-    let address = memory.as_mut_ptr() as u64;
-    Ok((address, Box::new(move || drop(memory))))
-}
+use crate::storage::Storage;
+use std::sync::Arc;
 
 /// Everything needed to describe a tensor, before validation.
 #[derive(Clone, Debug)]
-pub struct TensorDesc {
+pub(crate) struct TensorDesc {
     /// Address of the element at index (0, …, 0). May be 0 only for zero-size tensors.
     pub data: u64,
     /// Where the memory lives.
@@ -127,7 +37,7 @@ pub struct TensorDesc {
 /// - a writable tensor's elements do not overlap;
 /// - the layout is none or has one label per dimension.
 #[derive(Clone)]
-pub struct Tensor {
+pub(crate) struct Tensor {
     data: u64,
     device: Device,
     dtype: DataType,
@@ -139,7 +49,7 @@ pub struct Tensor {
 }
 
 /// Byte strides of a C-contiguous tensor of `shape` and `item_size`.
-pub fn contiguous_strides(shape: &[i64], item_size: i64) -> Result<Vec<i64>> {
+pub(crate) fn contiguous_strides(shape: &[i64], item_size: i64) -> Result<Vec<i64>> {
     let mut strides = vec![0; shape.len()];
     let mut step = item_size;
     for (dim, &extent) in shape.iter().enumerate().rev() {
@@ -153,7 +63,7 @@ pub fn contiguous_strides(shape: &[i64], item_size: i64) -> Result<Vec<i64>> {
 /// `row_alignment` bytes (0 = packed). A row is the dimension labelled `W` and everything inside
 /// it (`W·C` for `"NHWC"`, `W` for `"NCHW"`), or the last dimension when the layout has no `W`;
 /// the dimension just outside the row gets the padded pitch, as `cudaMallocPitch` would give.
-pub fn allocation_strides(
+pub(crate) fn allocation_strides(
     shape: &[i64],
     layout: &Layout,
     item_size: i64,
@@ -184,13 +94,13 @@ pub fn allocation_strides(
 }
 
 /// Number of elements (product of the extents), checked.
-pub fn element_count(shape: &[i64]) -> Result<i64> {
+pub(crate) fn element_count(shape: &[i64]) -> Result<i64> {
     shape.iter().try_fold(1i64, |acc, &e| checked_mul(acc, e, "element count"))
 }
 
 /// The lowest and one-past-highest byte offsets, relative to the data pointer, that the
 /// elements occupy. `(0, 0)` for a zero-size tensor.
-pub fn byte_extent(shape: &[i64], strides: &[i64], item_size: i64) -> Result<(i64, i64)> {
+pub(crate) fn byte_extent(shape: &[i64], strides: &[i64], item_size: i64) -> Result<(i64, i64)> {
     if shape.contains(&0) {
         return Ok((0, 0));
     }
@@ -283,8 +193,8 @@ fn check_no_overlap(shape: &[i64], strides: &[i64], item_size: i64) -> Result<()
 
 impl Tensor {
     /// Validates `desc` and makes a tensor over `storage`.
-    pub fn new(desc: TensorDesc, storage: &Arc<Storage>) -> Result<Tensor> {
-        let dtype = desc.dtype.validate()?;
+    pub(crate) fn new(desc: TensorDesc, storage: &Arc<Storage>) -> Result<Tensor> {
+        let dtype = desc.dtype;
         check_shape(&desc.shape, desc.strides.as_ref())?;
         desc.layout.check_rank(desc.shape.len())?;
         let item_size = dtype.item_size();
@@ -327,51 +237,51 @@ impl Tensor {
     }
 
     /// Address of the element at index (0, …, 0).
-    pub fn data(&self) -> u64 {
+    pub(crate) fn data(&self) -> u64 {
         self.data
     }
     /// Where the memory lives.
-    pub fn device(&self) -> Device {
+    pub(crate) fn device(&self) -> Device {
         self.device
     }
     /// Element type.
-    pub fn dtype(&self) -> DataType {
+    pub(crate) fn dtype(&self) -> DataType {
         self.dtype
     }
     /// Extents, outermost first.
-    pub fn shape(&self) -> &[i64] {
+    pub(crate) fn shape(&self) -> &[i64] {
         &self.shape
     }
     /// Byte strides, outermost first.
-    pub fn strides(&self) -> &[i64] {
+    pub(crate) fn strides(&self) -> &[i64] {
         &self.strides
     }
     /// Number of dimensions.
-    pub fn rank(&self) -> usize {
+    pub(crate) fn rank(&self) -> usize {
         self.shape.len()
     }
     /// Dimension labels (possibly none).
-    pub fn layout(&self) -> Layout {
+    pub(crate) fn layout(&self) -> Layout {
         self.layout
     }
     /// Whether writes through this tensor are forbidden.
-    pub fn is_readonly(&self) -> bool {
+    pub(crate) fn is_readonly(&self) -> bool {
         self.readonly
     }
     /// The storage shared by this tensor and its views.
-    pub fn storage(&self) -> &Arc<Storage> {
+    pub(crate) fn storage(&self) -> &Arc<Storage> {
         &self.storage
     }
     /// Number of elements.
-    pub fn element_count(&self) -> i64 {
+    pub(crate) fn element_count(&self) -> i64 {
         self.shape.iter().product()
     }
     /// Bytes the elements themselves occupy (element count × item size).
-    pub fn nbytes(&self) -> i64 {
+    pub(crate) fn nbytes(&self) -> i64 {
         self.element_count() * self.dtype.item_size()
     }
     /// Whether the elements are packed in row-major order (ignoring strides of extent-1 dims).
-    pub fn is_contiguous(&self) -> bool {
+    pub(crate) fn is_contiguous(&self) -> bool {
         if self.element_count() == 0 {
             return true;
         }
@@ -386,7 +296,7 @@ impl Tensor {
     }
 
     /// Fails with `TB_ERROR_READ_ONLY` when the tensor may not be written.
-    pub fn require_writable(&self, role: &str) -> Result<()> {
+    pub(crate) fn require_writable(&self, role: &str) -> Result<()> {
         if self.readonly {
             return Err(Error::read_only(format!("{role} tensor is read-only")));
         }
@@ -409,7 +319,7 @@ impl Tensor {
     }
 
     /// A view with dimensions reordered: view dimension `i` is this tensor's dimension `order[i]`.
-    pub fn permute(&self, order: &[usize]) -> Result<Tensor> {
+    pub(crate) fn permute(&self, order: &[usize]) -> Result<Tensor> {
         let mut seen = vec![false; self.rank()];
         if order.len() != self.rank() {
             return Err(Error::invalid_argument(format!(
@@ -433,7 +343,7 @@ impl Tensor {
     }
 
     /// A view in `target` layout, which must hold the same labels as this tensor's layout.
-    pub fn permute_to_layout(&self, target: &Layout) -> Result<Tensor> {
+    pub(crate) fn permute_to_layout(&self, target: &Layout) -> Result<Tensor> {
         let order = self.layout.permutation_to(target)?;
         self.permute(&order)
     }
@@ -441,7 +351,7 @@ impl Tensor {
     /// A view of `start..stop` with `step` along `dim`, with Python's slice semantics: negative
     /// `start`/`stop` count from the end, out-of-range bounds are clamped, `step` may be negative
     /// (giving a negative stride) but not 0. The rank and layout are kept.
-    pub fn slice(&self, dim: i64, start: i64, stop: i64, step: i64) -> Result<Tensor> {
+    pub(crate) fn slice(&self, dim: i64, start: i64, stop: i64, step: i64) -> Result<Tensor> {
         let dim = self.check_dim(dim)?;
         if step == 0 {
             return Err(Error::invalid_argument("slice step is 0"));
@@ -477,7 +387,7 @@ impl Tensor {
 
     /// The sub-tensor at `index` along `dim` (negative counts from the end), one rank lower; its
     /// layout drops `dim`'s label (an `"NHWC"` batch's element is an `"HWC"` image).
-    pub fn select(&self, dim: i64, index: i64) -> Result<Tensor> {
+    pub(crate) fn select(&self, dim: i64, index: i64) -> Result<Tensor> {
         let dim = self.check_dim(dim)?;
         let extent = self.shape[dim];
         let resolved = if index < 0 { index + extent } else { index };
@@ -500,18 +410,18 @@ impl Tensor {
     }
 
     /// A view with `layout` attached (or removed with `Layout::NONE`); memory is unchanged.
-    pub fn with_layout(&self, layout: Layout) -> Result<Tensor> {
+    pub(crate) fn with_layout(&self, layout: Layout) -> Result<Tensor> {
         layout.check_rank(self.rank())?;
         Ok(Tensor { layout, ..self.clone() })
     }
 
     /// Whether the host can dereference this tensor's data.
-    pub fn is_host_accessible(&self) -> bool {
+    pub(crate) fn is_host_accessible(&self) -> bool {
         self.device.kind.is_host_accessible()
     }
 
     /// Whether this tensor lives in CUDA device memory proper.
-    pub fn is_device_memory(&self) -> bool {
+    pub(crate) fn is_device_memory(&self) -> bool {
         self.device.kind == DeviceType::TB_DEVICE_CUDA
     }
 }
@@ -653,12 +563,5 @@ mod tests {
         assert_eq!((strides, total), (vec![4], 28));
         let err = allocation_strides(&[7], &Layout::NONE, 4, 48).unwrap_err();
         assert!(err.message.contains("row_alignment = 48"));
-    }
-
-    #[test]
-    fn host_allocation_is_aligned_and_zeroed() {
-        let (address, release) = allocate_host(100).unwrap();
-        assert_eq!(address % TB_HOST_ALIGNMENT as u64, 0);
-        release();
     }
 }

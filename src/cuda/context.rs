@@ -33,13 +33,13 @@ fn primary_context(ordinal: i32) -> Result<CUcontext> {
 }
 
 /// The primary context of one device, current on this thread while the scope lives.
-pub struct ContextScope {
+pub(crate) struct ContextScope {
     _not_send: std::marker::PhantomData<*const ()>,
 }
 
 impl ContextScope {
     /// Makes device `ordinal`'s primary context current until the scope is dropped.
-    pub fn enter(ordinal: i32) -> Result<ContextScope> {
+    pub(crate) fn enter(ordinal: i32) -> Result<ContextScope> {
         let ctx = primary_context(ordinal)?;
         // SAFETY: ctx is a retained primary context, valid for the life of the process.
         check(unsafe { sys::cuCtxPushCurrent_v2(ctx) }, "cuCtxPushCurrent")?;

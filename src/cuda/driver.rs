@@ -27,12 +27,12 @@ fn probe() -> std::result::Result<(), String> {
 
 /// `Ok` when the driver is loaded and initialised; otherwise `TB_ERROR_CUDA_UNAVAILABLE` with
 /// a message that says what was missing. Cheap after the first call.
-pub fn available() -> Result<()> {
+pub(crate) fn available() -> Result<()> {
     AVAILABILITY.get_or_init(probe).clone().map_err(Error::cuda_unavailable)
 }
 
 /// The driver's name for a status, such as `"CUDA_ERROR_INVALID_VALUE"`.
-pub fn error_name(status: CUresult) -> String {
+pub(crate) fn error_name(status: CUresult) -> String {
     let mut name: *const std::os::raw::c_char = std::ptr::null();
     // SAFETY: only called once the driver is loaded; cuGetErrorName writes a static string.
     let found = unsafe { sys::cuGetErrorName(status, &mut name) };
@@ -44,7 +44,7 @@ pub fn error_name(status: CUresult) -> String {
 }
 
 /// Turns a driver status into a result; `what` names the operation for the message.
-pub fn check(status: CUresult, what: &str) -> Result<()> {
+pub(crate) fn check(status: CUresult, what: &str) -> Result<()> {
     match status {
         CUresult::CUDA_SUCCESS => Ok(()),
         CUresult::CUDA_ERROR_OUT_OF_MEMORY => {
@@ -55,7 +55,7 @@ pub fn check(status: CUresult, what: &str) -> Result<()> {
 }
 
 /// Number of CUDA devices (0 never: no device makes the driver unavailable).
-pub fn device_count() -> Result<i32> {
+pub(crate) fn device_count() -> Result<i32> {
     available()?;
     let mut count = 0;
     // SAFETY: the driver is loaded and initialised; count is a valid out-pointer.
@@ -64,7 +64,7 @@ pub fn device_count() -> Result<i32> {
 }
 
 /// Checks that `ordinal` names an existing CUDA device.
-pub fn check_ordinal(ordinal: i32) -> Result<()> {
+pub(crate) fn check_ordinal(ordinal: i32) -> Result<()> {
     let count = device_count()?;
     if !(0..count).contains(&ordinal) {
         return Err(Error::invalid_argument(format!(

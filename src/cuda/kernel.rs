@@ -8,7 +8,7 @@
 use super::context::ContextScope;
 use super::driver::check;
 use crate::error::{Error, Result};
-use crate::tensor::Stream;
+use crate::stream::Stream;
 use cudarc::driver::sys::{self, CUdevice_attribute, CUfunction, CUmodule};
 use cudarc::nvrtc::sys as nvrtc;
 use std::collections::HashMap;
@@ -20,7 +20,7 @@ const SOURCE: &str = include_str!("kernels/layout.cu");
 
 /// A kernel to run: its entry point and the compile-time defines that specialise the source.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct KernelSpec {
+pub(crate) struct KernelSpec {
     /// The `extern "C" __global__` function name.
     pub entry: &'static str,
     /// `-D` definitions, as `NAME=VALUE`.
@@ -29,7 +29,7 @@ pub struct KernelSpec {
 
 /// A loaded kernel function (valid for the life of the process).
 #[derive(Clone, Copy, Debug)]
-pub struct Function(usize);
+pub(crate) struct Function(usize);
 
 /// Loaded modules per (device, defines) and functions per (device, defines, entry); stored as
 /// addresses so the maps are `Send`. Modules stay loaded for the life of the process.
@@ -75,7 +75,7 @@ fn nvrtc_version() -> Result<(i32, i32)> {
 }
 
 /// Compute capability of a device, e.g. (9, 0).
-pub fn compute_capability(ordinal: i32) -> Result<(i32, i32)> {
+pub(crate) fn compute_capability(ordinal: i32) -> Result<(i32, i32)> {
     let major =
         attribute(ordinal, CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)?;
     let minor =
@@ -84,7 +84,7 @@ pub fn compute_capability(ordinal: i32) -> Result<(i32, i32)> {
 }
 
 /// A device attribute.
-pub fn attribute(ordinal: i32, attribute: CUdevice_attribute) -> Result<i32> {
+pub(crate) fn attribute(ordinal: i32, attribute: CUdevice_attribute) -> Result<i32> {
     super::driver::check_ordinal(ordinal)?;
     let (mut device, mut value) = (0, 0);
     // SAFETY: the driver is initialised and the ordinal exists.
@@ -179,9 +179,10 @@ fn nvrtc_options(defines: &[String], arch: (i32, i32)) -> Vec<String> {
     options
 }
 
+#[cfg(test)]
 /// Compiles `spec` for an sm_`arch` GPU without a GPU or the disk cache, returning the cubin's
 /// size: lets machines without a GPU check that every kernel specialisation compiles.
-pub fn compile_only(spec: &KernelSpec, arch: (i32, i32)) -> Result<usize> {
+pub(crate) fn compile_only(spec: &KernelSpec, arch: (i32, i32)) -> Result<usize> {
     nvrtc_available()?;
     Ok(compile(&nvrtc_options(&spec.defines, arch))?.len())
 }
@@ -249,7 +250,7 @@ fn function(ordinal: i32, spec: &KernelSpec) -> Result<CUfunction> {
 
 /// Launches `function` with one by-value parameter struct `params` (the kernels' only
 /// argument), on `stream`, inside device `ordinal`'s context.
-pub fn launch<P>(
+pub(crate) fn launch<P>(
     ordinal: i32,
     function: Function,
     blocks: u64,
@@ -282,7 +283,7 @@ pub fn launch<P>(
 
 /// The function for `spec` on device `ordinal`: compiled (or read from the disk cache) and
 /// loaded into the device's primary context on first use, then looked up.
-pub fn load(ordinal: i32, spec: &KernelSpec) -> Result<Function> {
+pub(crate) fn load(ordinal: i32, spec: &KernelSpec) -> Result<Function> {
     let _scope = ContextScope::enter(ordinal)?;
     function(ordinal, spec).map(|f| Function(f as usize))
 }

@@ -5,13 +5,14 @@ use super::context::ContextScope;
 use super::driver::check;
 use crate::device::{Device, DeviceType};
 use crate::error::{Error, Result};
-use crate::tensor::ReleaseFn;
+use crate::storage::ReleaseFn;
+use crate::stream::Stream;
 use cudarc::driver::sys;
 use std::ffi::c_void;
 
 /// Allocates `bytes` (at least 1) of `device`'s kind of CUDA memory. Returns the address and the
 /// action that frees it inside the same device's primary context.
-pub fn allocate(device: Device, bytes: i64) -> Result<(u64, ReleaseFn)> {
+pub(crate) fn allocate(device: Device, bytes: i64) -> Result<(u64, ReleaseFn)> {
     let size = usize::try_from(bytes.max(1))
         .map_err(|_| Error::invalid_argument(format!("allocation size {bytes} is negative")))?;
     let ordinal = device.ordinal;
@@ -58,7 +59,7 @@ fn release(ordinal: i32, free: impl FnOnce() -> sys::CUresult + Send + 'static) 
 
 /// Allocates `bytes` of device memory on `ordinal`, ordered on `stream` (stream-ordered
 /// allocator): for staging buffers freed with [`free_async`] on the same stream.
-pub fn allocate_async(ordinal: i32, bytes: i64, stream: crate::tensor::Stream) -> Result<u64> {
+pub(crate) fn allocate_async(ordinal: i32, bytes: i64, stream: Stream) -> Result<u64> {
     let _scope = ContextScope::enter(ordinal)?;
     let mut ptr = 0;
     let size =
@@ -72,7 +73,7 @@ pub fn allocate_async(ordinal: i32, bytes: i64, stream: crate::tensor::Stream) -
 }
 
 /// Frees memory from [`allocate_async`] once the work queued on `stream` before it is done.
-pub fn free_async(ordinal: i32, ptr: u64, stream: crate::tensor::Stream) -> Result<()> {
+pub(crate) fn free_async(ordinal: i32, ptr: u64, stream: Stream) -> Result<()> {
     let _scope = ContextScope::enter(ordinal)?;
     // SAFETY: ptr came from allocate_async and is freed once.
     check(unsafe { sys::cuMemFreeAsync(ptr, stream.0 as sys::CUstream) }, "cuMemFreeAsync")
@@ -81,12 +82,12 @@ pub fn free_async(ordinal: i32, ptr: u64, stream: crate::tensor::Stream) -> Resu
 /// Copies `bytes` between any two addresses the driver knows or host memory (unified
 /// addressing infers the direction), ordered on `stream`. From or to pageable host memory the
 /// call returns only when the host buffer may be reused.
-pub fn copy_bytes(
+pub(crate) fn copy_bytes(
     ordinal: i32,
     dst: u64,
     src: u64,
     bytes: i64,
-    stream: crate::tensor::Stream,
+    stream: Stream,
 ) -> Result<()> {
     let _scope = ContextScope::enter(ordinal)?;
     let size = usize::try_from(bytes).map_err(|_| Error::internal("negative copy size"))?;

@@ -7,7 +7,7 @@ use cudarc::driver::sys;
 
 /// Lets device `from` access memory of device `to` (idempotent). Fails with
 /// `TB_ERROR_NOT_SUPPORTED` when the two GPUs cannot reach each other directly.
-pub fn enable_access(from: i32, to: i32) -> Result<()> {
+pub(crate) fn enable_access(from: i32, to: i32) -> Result<()> {
     let (mut device_from, mut device_to, mut can) = (0, 0, 0);
     // SAFETY: valid out-pointers; check_ordinal ran inside ContextScope::enter below.
     let _scope = ContextScope::enter(from)?;

@@ -8,7 +8,7 @@ use cudarc::driver::sys::{self, CUpointer_attribute};
 
 /// The device and memory kind of CUDA memory at `address`, from the driver's pointer attributes.
 /// A pointer the driver does not know (ordinary host memory, or garbage) is an error.
-pub fn classify(address: u64) -> Result<Device> {
+pub(crate) fn classify(address: u64) -> Result<Device> {
     available()?;
     let mut attributes = [
         CUpointer_attribute::CU_POINTER_ATTRIBUTE_MEMORY_TYPE,
@@ -42,7 +42,7 @@ pub fn classify(address: u64) -> Result<Device> {
 }
 
 /// The device of the calling thread's current context, or 0 when none is current.
-pub fn current_ordinal() -> Result<i32> {
+pub(crate) fn current_ordinal() -> Result<i32> {
     available()?;
     let mut device = 0;
     // SAFETY: the driver is initialised; device is a valid out-pointer.

@@ -11,7 +11,8 @@ use crate::interop::dlpack::{
     DlTensorFields, TB_DLPACK_MAJOR_VERSION, TB_DLPACK_MINOR_VERSION, check_import_version,
     export_flags, import_readonly,
 };
-use crate::tensor::{ReleaseFn, Tensor};
+use crate::storage::ReleaseFn;
+use crate::tensor::Tensor;
 use std::collections::HashSet;
 use std::ffi::{c_char, c_void};
 use std::sync::{Mutex, OnceLock};

@@ -1,7 +1,7 @@
 //! Data-type functions of the C ABI.
 
 use super::{boundary, read_str, require_out, write_out};
-use crate::dtype::TbDataType;
+use crate::dtype::{DataType, TbDataType};
 use crate::error::{Error, TbStatus};
 use std::ffi::c_char;
 
@@ -14,7 +14,7 @@ pub extern "C" fn tb_dtype_from_typestr(typestr: *const c_char, out: *mut TbData
         require_out(out, "out")?;
         let text = read_str(typestr, "typestr")?
             .ok_or_else(|| Error::invalid_argument("typestr is NULL"))?;
-        write_out(out, TbDataType::from_typestr(text)?, "out")
+        write_out(out, DataType::from_typestr(text)?.to_raw(), "out")
     })
 }
 
@@ -25,7 +25,7 @@ pub extern "C" fn tb_dtype_from_typestr(typestr: *const c_char, out: *mut TbData
 pub extern "C" fn tb_dtype_to_typestr(dtype: TbDataType, out: *mut *const c_char) -> TbStatus {
     boundary("tb_dtype_to_typestr", || {
         require_out(out, "out")?;
-        let text = dtype.c_typestr()?;
+        let text = DataType::from_raw(dtype)?.c_typestr();
         write_out(out, text.as_ptr(), "out")
     })
 }
@@ -38,7 +38,7 @@ pub extern "C" fn tb_dtype_from_name(name: *const c_char, out: *mut TbDataType) 
         require_out(out, "out")?;
         let text =
             read_str(name, "name")?.ok_or_else(|| Error::invalid_argument("name is NULL"))?;
-        write_out(out, TbDataType::from_name(text)?, "out")
+        write_out(out, DataType::from_name(text)?.to_raw(), "out")
     })
 }
 
@@ -48,7 +48,7 @@ pub extern "C" fn tb_dtype_from_name(name: *const c_char, out: *mut TbDataType) 
 pub extern "C" fn tb_dtype_name(dtype: TbDataType, out: *mut *const c_char) -> TbStatus {
     boundary("tb_dtype_name", || {
         require_out(out, "out")?;
-        let name = dtype.validate()?.c_name().unwrap_or_default();
+        let name = DataType::from_raw(dtype)?.c_name();
         write_out(out, name.as_ptr(), "out")
     })
 }
@@ -57,13 +57,13 @@ pub extern "C" fn tb_dtype_name(dtype: TbDataType, out: *mut *const c_char) -> T
 /// `TB_ERROR_NOT_SUPPORTED` for unsupported types.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_dtype_item_size(dtype: TbDataType, out: *mut i64) -> TbStatus {
-    boundary("tb_dtype_item_size", || write_out(out, dtype.validate()?.item_size(), "out"))
+    boundary("tb_dtype_item_size", || write_out(out, DataType::from_raw(dtype)?.item_size(), "out"))
 }
 
 /// The number of element types tensorbridge supports: `tb_dtype_at` takes indices below it.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_dtype_count() -> i32 {
-    TbDataType::all().count() as i32
+    DataType::all().count() as i32
 }
 
 /// Stores the `index`-th supported element type in `*out`, so a binding can build its dtype
@@ -77,16 +77,14 @@ pub extern "C" fn tb_dtype_count() -> i32 {
 pub extern "C" fn tb_dtype_at(index: i32, out: *mut TbDataType) -> TbStatus {
     boundary("tb_dtype_at", || {
         require_out(out, "out")?;
-        let dtype = usize::try_from(index)
-            .ok()
-            .and_then(|i| TbDataType::all().nth(i))
-            .ok_or_else(|| {
+        let dtype =
+            usize::try_from(index).ok().and_then(|i| DataType::all().nth(i)).ok_or_else(|| {
                 Error::invalid_argument(format!(
                     "index {index} is out of range 0..{}",
-                    TbDataType::all().count()
+                    DataType::all().count()
                 ))
             })?;
-        write_out(out, dtype, "out")
+        write_out(out, dtype.to_raw(), "out")
     })
 }
 
@@ -97,9 +95,9 @@ mod tests {
 
     #[test]
     fn typestr_round_trip_through_the_c_functions() {
-        let mut dtype = TbDataType::U8;
+        let mut dtype = DataType::U8.to_raw();
         assert_eq!(tb_dtype_from_typestr(c"<f2".as_ptr(), &mut dtype), TbStatus::TB_SUCCESS);
-        assert_eq!(dtype, TbDataType::F16);
+        assert_eq!(dtype, DataType::F16.to_raw());
         let mut text: *const c_char = std::ptr::null();
         assert_eq!(tb_dtype_to_typestr(dtype, &mut text), TbStatus::TB_SUCCESS);
         // SAFETY: the function stored a static C string.

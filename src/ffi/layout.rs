@@ -2,7 +2,7 @@
 
 use super::{boundary, read_str, require_out, write_out};
 use crate::error::{Error, TbStatus};
-use crate::layout::{TB_MAX_RANK, TbLayout};
+use crate::layout::{Layout, TB_MAX_RANK, TbLayout};
 use std::ffi::c_char;
 
 /// Parses a layout string such as `"NHWC"` into `*out`: ASCII letters, at most `TB_MAX_RANK`,
@@ -13,7 +13,7 @@ pub extern "C" fn tb_layout_parse(text: *const c_char, out: *mut TbLayout) -> Tb
         require_out(out, "out")?;
         let text =
             read_str(text, "text")?.ok_or_else(|| Error::invalid_argument("text is NULL"))?;
-        write_out(out, TbLayout::parse(text)?, "out")
+        write_out(out, Layout::parse(text)?.to_raw(), "out")
     })
 }
 
@@ -72,14 +72,10 @@ pub extern "C" fn tb_layout_permutation(
 }
 
 /// Reads and re-validates a layout passed by pointer (its bytes come from the caller).
-fn read_layout(layout: *const TbLayout) -> crate::error::Result<TbLayout> {
+fn read_layout(layout: *const TbLayout) -> crate::error::Result<Layout> {
     if layout.is_null() {
         return Err(Error::invalid_argument("layout is NULL"));
     }
     // SAFETY: non-null; the C contract says it points to a TbLayout.
-    let raw = unsafe { layout.read() };
-    if !raw.labels.contains(&0) {
-        return Err(Error::invalid_argument("layout is not NUL-terminated"));
-    }
-    TbLayout::parse(&raw.as_string())
+    Layout::from_raw(unsafe { layout.read() })
 }

@@ -4,7 +4,7 @@ use super::handle::{self, TbTensor};
 use super::tensor::tensor_of;
 use super::{boundary, read_array, write_out};
 use crate::error::{Error, TbStatus};
-use crate::tensor::Stream;
+use crate::stream::Stream;
 use std::ffi::c_void;
 
 /// Writes `src` into `dst` in `dst`'s layout — any permutation of `src`'s labels (NHWC ↔ NCHW,

@@ -3,12 +3,12 @@
 use super::handle::{self, TbTensor};
 use super::{SendPtr, boundary, read_array, read_rank, read_str, require_out, write_out};
 use crate::device::{Device, TbDevice};
-use crate::dtype::TbDataType;
+use crate::dtype::{DataType, TbDataType};
 use crate::error::{Error, Result, TbStatus};
 use crate::layout::{Layout, TB_MAX_RANK, TbLayout};
-use crate::tensor::{
-    ReleaseFn, Storage, Stream, Tensor, TensorDesc, allocate_host, allocation_strides,
-};
+use crate::storage::{ReleaseFn, Storage, allocate_host};
+use crate::stream::Stream;
+use crate::tensor::{Tensor, TensorDesc, allocation_strides};
 use std::ffi::{c_char, c_void};
 
 /// A cleanup callback: called exactly once, with the context pointer given at wrap time and the
@@ -26,7 +26,7 @@ pub type TbCleanupFn = Option<unsafe extern "C" fn(context: *mut c_void, data: *
 pub extern "C" fn tb_tensor_sync(tensor: *const TbTensor, stream: *mut c_void) -> TbStatus {
     boundary("tb_tensor_sync", || {
         let held = handle::borrow(tensor, "tensor")?;
-        crate::cuda::stream::hand_off(tensor_of(&held), Stream::from_handle(stream as u64))
+        crate::ops::ordering::hand_off(tensor_of(&held), Stream::from_handle(stream as u64))
     })
 }
 
@@ -139,7 +139,7 @@ pub extern "C" fn tb_tensor_wrap(
         let desc = TensorDesc {
             data: data as u64,
             device: Device::from_raw(device)?,
-            dtype,
+            dtype: DataType::from_raw(dtype)?,
             shape,
             strides,
             layout: read_layout_arg(layout)?,
@@ -173,7 +173,7 @@ pub extern "C" fn tb_tensor_alloc(
         write_out(out, std::ptr::null_mut(), "out")?;
         let shape = read_shape(rank, shape)?;
         let device = Device::from_raw(device)?;
-        let dtype = dtype.validate()?;
+        let dtype = DataType::from_raw(dtype)?;
         let layout = read_layout_arg(layout)?;
         layout.check_rank(shape.len())?;
         let (strides, bytes) =
@@ -228,11 +228,11 @@ fn info_of(t: &Tensor) -> TbTensorInfo {
     let mut info = TbTensorInfo {
         data: t.data() as *mut c_void,
         device: t.device().to_raw(),
-        dtype: t.dtype(),
+        dtype: t.dtype().to_raw(),
         rank: t.rank() as i32,
         shape: [0; TB_MAX_RANK],
         strides: [0; TB_MAX_RANK],
-        layout: t.layout(),
+        layout: t.layout().to_raw(),
         readonly: t.is_readonly(),
         contiguous: t.is_contiguous(),
         element_count: t.element_count(),
@@ -302,7 +302,7 @@ fn copy_dims(
 /// Stores the element type in `*out`.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_tensor_dtype(tensor: *const TbTensor, out: *mut TbDataType) -> TbStatus {
-    boundary("tb_tensor_dtype", || query(tensor, out, Tensor::dtype))
+    boundary("tb_tensor_dtype", || query(tensor, out, |t| t.dtype().to_raw()))
 }
 
 /// Stores the device in `*out`.
@@ -314,7 +314,7 @@ pub extern "C" fn tb_tensor_device(tensor: *const TbTensor, out: *mut TbDevice) 
 /// Stores the layout in `*out` (empty when the tensor has none).
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_tensor_layout(tensor: *const TbTensor, out: *mut TbLayout) -> TbStatus {
-    boundary("tb_tensor_layout", || query(tensor, out, Tensor::layout))
+    boundary("tb_tensor_layout", || query(tensor, out, |t| t.layout().to_raw()))
 }
 
 /// Stores whether the tensor is read-only in `*out`.

@@ -5,11 +5,12 @@ use crate::device::Device;
 use crate::dtype::DataType;
 use crate::error::{Error, Result};
 use crate::layout::Layout;
-use crate::tensor::{Stream, Tensor, TensorDesc};
+use crate::stream::Stream;
+use crate::tensor::{Tensor, TensorDesc};
 
 /// Which of the two interfaces a descriptor follows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Interface {
+pub(crate) enum Interface {
     /// `__cuda_array_interface__`: CUDA-accessible memory, optional stream.
     Cuda,
     /// `__array_interface__`: host memory, no stream.
@@ -27,7 +28,7 @@ impl Interface {
 
 /// The contents of an array-interface dictionary.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ArrayInterface {
+pub(crate) struct ArrayInterface {
     /// `version`.
     pub version: i32,
     /// `data[0]`: the address of the first element (0 for zero-size arrays).
@@ -49,7 +50,7 @@ pub struct ArrayInterface {
 
 impl ArrayInterface {
     /// Checks what can be checked without touching memory: version, mask, stream, dtype.
-    pub fn validate(&self, interface: Interface) -> Result<DataType> {
+    pub(crate) fn validate(&self, interface: Interface) -> Result<DataType> {
         let name = interface.name();
         if self.version < 2 {
             return Err(Error::invalid_argument(format!(
@@ -82,7 +83,7 @@ impl ArrayInterface {
     /// The tensor this descriptor describes, with the `dtype` that [`Self::validate`] returned,
     /// on `device` (which the caller has established: from pointer attributes for CUDA memory,
     /// the CPU for the NumPy interface).
-    pub fn to_desc(&self, dtype: DataType, device: Device, layout: Layout) -> TensorDesc {
+    pub(crate) fn to_desc(&self, dtype: DataType, device: Device, layout: Layout) -> TensorDesc {
         TensorDesc {
             data: self.data,
             device,
@@ -95,14 +96,14 @@ impl ArrayInterface {
     }
 
     /// The producer's stream, if it named one.
-    pub fn producer_stream(&self) -> Option<Stream> {
+    pub(crate) fn producer_stream(&self) -> Option<Stream> {
         self.stream.map(Stream)
     }
 
     /// Describes `tensor` for `interface`: version 3, `strides` absent exactly when the tensor is
     /// C-contiguous (as CuPy does), and for the CUDA interface the stream on which its pending
     /// work was last enqueued.
-    pub fn describe(tensor: &Tensor, interface: Interface) -> Result<ArrayInterface> {
+    pub(crate) fn describe(tensor: &Tensor, interface: Interface) -> Result<ArrayInterface> {
         let device = tensor.device();
         match interface {
             Interface::Cuda if !device.is_cuda() => {
@@ -127,7 +128,7 @@ impl ArrayInterface {
             version: 3,
             data: tensor.data(),
             readonly: tensor.is_readonly(),
-            typestr: tensor.dtype().to_typestr()?.to_string(),
+            typestr: tensor.dtype().to_typestr().to_string(),
             shape: tensor.shape().to_vec(),
             strides: (!tensor.is_contiguous()).then(|| tensor.strides().to_vec()),
             stream,
@@ -139,7 +140,7 @@ impl ArrayInterface {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tensor::Storage;
+    use crate::storage::Storage;
 
     fn cai(typestr: &str) -> ArrayInterface {
         ArrayInterface {

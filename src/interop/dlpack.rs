@@ -2,7 +2,7 @@
 //! bytes, `byte_offset` applied), and a `Tensor` back to element strides.
 
 use crate::device::{Device, TbDevice};
-use crate::dtype::DataType;
+use crate::dtype::{DataType, TbDataType};
 use crate::error::{Error, Result, checked_mul};
 use crate::layout::Layout;
 use crate::tensor::{Tensor, TensorDesc};
@@ -21,7 +21,7 @@ pub const TB_DLPACK_FLAG_IS_SUBBYTE_TYPE_PADDED: u64 = 1 << 2;
 
 /// Checks a versioned managed tensor's version: a newer major version is refused
 /// (`TB_ERROR_NOT_SUPPORTED`), and 0.x has no versioned struct at all.
-pub fn check_import_version(major: u32, minor: u32) -> Result<()> {
+pub(crate) fn check_import_version(major: u32, minor: u32) -> Result<()> {
     if major > TB_DLPACK_MAJOR_VERSION {
         return Err(Error::not_supported(format!(
             "DLPack version {major}.{minor} is newer than the supported major version \
@@ -38,7 +38,7 @@ pub fn check_import_version(major: u32, minor: u32) -> Result<()> {
 
 /// Whether an imported versioned tensor is read-only, from its flags; flags this library cannot
 /// honour are refused.
-pub fn import_readonly(flags: u64) -> Result<bool> {
+pub(crate) fn import_readonly(flags: u64) -> Result<bool> {
     if flags & TB_DLPACK_FLAG_IS_SUBBYTE_TYPE_PADDED != 0 {
         return Err(Error::not_supported("padded sub-byte DLPack types are not supported"));
     }
@@ -48,7 +48,7 @@ pub fn import_readonly(flags: u64) -> Result<bool> {
 /// The flags of a versioned export of `tensor`: read-only when the tensor is, plus the flags the
 /// caller asks for, of which only `TB_DLPACK_FLAG_IS_COPIED` may be (the caller made a copy that
 /// the consumer will own alone).
-pub fn export_flags(tensor: &Tensor, requested: u64) -> Result<u64> {
+pub(crate) fn export_flags(tensor: &Tensor, requested: u64) -> Result<u64> {
     if requested & !TB_DLPACK_FLAG_IS_COPIED != 0 {
         return Err(Error::invalid_argument(format!(
             "flags = {requested:#x}: only TB_DLPACK_FLAG_IS_COPIED may be requested; read-only \
@@ -61,13 +61,13 @@ pub fn export_flags(tensor: &Tensor, requested: u64) -> Result<u64> {
 
 /// The fields of a `DLTensor`, copied out of the C struct.
 #[derive(Clone, Debug)]
-pub struct DlTensorFields {
+pub(crate) struct DlTensorFields {
     /// `data`.
     pub data: u64,
     /// `device`.
     pub device: TbDevice,
-    /// `dtype`.
-    pub dtype: DataType,
+    /// `dtype`, as the producer wrote it (validated by `to_desc`).
+    pub dtype: TbDataType,
     /// `shape[0..ndim)`.
     pub shape: Vec<i64>,
     /// `strides[0..ndim)` in elements, or `None` for compact row-major.
@@ -80,9 +80,9 @@ pub struct DlTensorFields {
 
 impl DlTensorFields {
     /// The tensor these fields describe.
-    pub fn to_desc(&self, layout: Layout) -> Result<TensorDesc> {
+    pub(crate) fn to_desc(&self, layout: Layout) -> Result<TensorDesc> {
         let device = Device::from_raw(self.device)?;
-        let dtype = self.dtype.validate()?;
+        let dtype = DataType::from_raw(self.dtype)?;
         let item_size = dtype.item_size();
         let offset = i64::try_from(self.byte_offset).map_err(|_| {
             Error::overflow(format!("byte_offset {} does not fit int64", self.byte_offset))
@@ -117,7 +117,7 @@ impl DlTensorFields {
 
     /// Describes `tensor` for DLPack: `byte_offset` 0 and strides always present, in elements.
     /// A byte stride that is not a multiple of the item size cannot be expressed and is refused.
-    pub fn describe(tensor: &Tensor) -> Result<DlTensorFields> {
+    pub(crate) fn describe(tensor: &Tensor) -> Result<DlTensorFields> {
         let item_size = tensor.dtype().item_size();
         let strides = tensor
             .strides()
@@ -141,7 +141,7 @@ impl DlTensorFields {
         Ok(DlTensorFields {
             data: tensor.data(),
             device: tensor.device().to_raw(),
-            dtype: tensor.dtype(),
+            dtype: tensor.dtype().to_raw(),
             shape: tensor.shape().to_vec(),
             strides: Some(strides),
             byte_offset: 0,
@@ -153,13 +153,13 @@ impl DlTensorFields {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tensor::Storage;
+    use crate::storage::Storage;
 
     fn fields() -> DlTensorFields {
         DlTensorFields {
             data: 0x10000,
             device: Device::CPU.to_raw(),
-            dtype: DataType::F32,
+            dtype: DataType::F32.to_raw(),
             shape: vec![3, 4],
             strides: Some(vec![1, 3]),
             byte_offset: 16,

@@ -5,11 +5,12 @@
 use crate::dtype::DataType;
 use crate::error::{Error, Result};
 
-/// Most channels a per-channel affine may have (the GPU kernels carry the coefficients inline).
-pub const MAX_CHANNELS: usize = 64;
+/// Most channels a per-channel affine of `tb_convert` may have: `count` is 1 or the number of
+/// channels, at most this (the GPU kernels carry the coefficients inline).
+pub const TB_MAX_CHANNELS: usize = 64;
 
 /// Element types `tb_convert` reads.
-pub const CONVERT_INPUTS: [DataType; 7] = [
+pub(crate) const CONVERT_INPUTS: [DataType; 7] = [
     DataType::U8,
     DataType::I8,
     DataType::U16,
@@ -19,12 +20,12 @@ pub const CONVERT_INPUTS: [DataType; 7] = [
     DataType::F32,
 ];
 /// Element types `tb_convert` writes.
-pub const CONVERT_OUTPUTS: [DataType; 4] =
+pub(crate) const CONVERT_OUTPUTS: [DataType; 4] =
     [DataType::F16, DataType::BF16, DataType::F32, DataType::U8];
 
 /// A dtype conversion with a per-channel affine (one coefficient pair broadcasts).
 #[derive(Clone, Debug, PartialEq)]
-pub struct Conversion {
+pub(crate) struct Conversion {
     /// Source element type.
     pub from: DataType,
     /// Destination element type.
@@ -37,7 +38,7 @@ pub struct Conversion {
 
 /// The operation applied to every element.
 #[derive(Clone, Debug, PartialEq)]
-pub enum ElementOp {
+pub(crate) enum ElementOp {
     /// Bytes are copied unchanged.
     Copy,
     /// Each element is converted.
@@ -46,7 +47,7 @@ pub enum ElementOp {
 
 impl Conversion {
     /// Checks the dtypes and the coefficient counts against the number of channels.
-    pub fn new(
+    pub(crate) fn new(
         from: DataType,
         to: DataType,
         scale: Vec<f32>,
@@ -83,9 +84,9 @@ impl Conversion {
                     scale.len()
                 )));
             }
-            if scale.len() > MAX_CHANNELS {
+            if scale.len() > TB_MAX_CHANNELS {
                 return Err(Error::not_supported(format!(
-                    "{} channels: per-channel coefficients are limited to {MAX_CHANNELS}",
+                    "{} channels: per-channel coefficients are limited to {TB_MAX_CHANNELS}",
                     scale.len()
                 )));
             }
@@ -94,14 +95,14 @@ impl Conversion {
     }
 
     /// y = fma(x, scale[c], offset[c]) in float32, as the GPU computes it.
-    pub fn affine(&self, x: f32, channel: usize) -> f32 {
+    pub(crate) fn affine(&self, x: f32, channel: usize) -> f32 {
         let c = if self.scale.len() == 1 { 0 } else { channel };
         x.mul_add(self.scale[c], self.offset[c])
     }
 }
 
 /// Reads one element of a `convert` input type from its little-endian bytes as float32.
-pub fn read_as_f32(dtype: DataType, bytes: &[u8]) -> f32 {
+pub(crate) fn read_as_f32(dtype: DataType, bytes: &[u8]) -> f32 {
     let two = || [bytes[0], bytes[1]];
     match dtype {
         DataType::U8 => f32::from(bytes[0]),
@@ -116,7 +117,7 @@ pub fn read_as_f32(dtype: DataType, bytes: &[u8]) -> f32 {
 
 /// Writes float32 `y` as a `convert` output type: round to nearest even; uint8 saturates to
 /// [0, 255] and turns NaN into 0.
-pub fn write_from_f32(dtype: DataType, y: f32, bytes: &mut [u8]) {
+pub(crate) fn write_from_f32(dtype: DataType, y: f32, bytes: &mut [u8]) {
     match dtype {
         DataType::U8 => {
             bytes[0] = if y.is_nan() { 0 } else { y.round_ties_even().clamp(0.0, 255.0) as u8 }

@@ -41,7 +41,7 @@ fn for_each_element(plan: &Plan, mut visit: impl FnMut(i64, i64, usize)) {
 }
 
 /// Executes `plan` from host memory at `src` to host memory at `dst`.
-pub fn run(plan: &Plan, src: u64, dst: u64, op: &ElementOp) {
+pub(crate) fn run(plan: &Plan, src: u64, dst: u64, op: &ElementOp) {
     let (src_item, dst_item) = (plan.src_item as usize, plan.dst_item as usize);
     match (op, plan.shape()) {
         (_, Shape::Empty) => {}

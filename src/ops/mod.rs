@@ -3,18 +3,20 @@
 //! `clone`. Each validates, builds a [`plan::Plan`], and runs it on the CPU when both tensors are
 //! host-accessible, otherwise on the GPU on the caller's stream.
 
-pub mod element;
-pub mod host;
-pub mod plan;
+pub(crate) mod element;
+pub(crate) mod gpu;
+pub(crate) mod host;
+pub(crate) mod ordering;
+pub(crate) mod plan;
 
-use crate::cuda::exec::Target;
 use crate::device::{Device, DeviceType};
 use crate::error::{Error, Result};
 use crate::layout::Layout;
-use crate::tensor::{
-    Storage, Stream, Tensor, TensorDesc, allocate_host, byte_extent, contiguous_strides,
-};
+use crate::storage::{Storage, allocate_host};
+use crate::stream::Stream;
+use crate::tensor::{Tensor, TensorDesc, byte_extent, contiguous_strides};
 use element::{Conversion, ElementOp};
+use gpu::Target;
 use plan::{Plan, Shape};
 
 /// Fails when the byte spans of `src` and `dst` intersect (the result would depend on order).
@@ -77,7 +79,7 @@ fn same_dtype(src: &Tensor, dst: &Tensor, operation: &str) -> Result<()> {
 
 /// Copies `src` into `dst` element by element (same shape and dtype, any strides), between any
 /// two devices. Layouts, when both tensors have one, must be equal: use `reformat` to reorder.
-pub fn copy(src: &Tensor, dst: &Tensor, stream: Stream) -> Result<()> {
+pub(crate) fn copy(src: &Tensor, dst: &Tensor, stream: Stream) -> Result<()> {
     dst.require_writable("destination")?;
     same_dtype(src, dst, "copy")?;
     if !src.layout().is_none() && !dst.layout().is_none() && src.layout() != dst.layout() {
@@ -100,7 +102,7 @@ pub fn copy(src: &Tensor, dst: &Tensor, stream: Stream) -> Result<()> {
 
 /// Writes `src` into `dst` in the destination's layout, which must hold the same labels
 /// (NHWC → NCHW, HWC → CHW, any permutation). Same dtype; equal layouts make a strided copy.
-pub fn reformat(src: &Tensor, dst: &Tensor, stream: Stream) -> Result<()> {
+pub(crate) fn reformat(src: &Tensor, dst: &Tensor, stream: Stream) -> Result<()> {
     dst.require_writable("destination")?;
     same_dtype(src, dst, "reformat")?;
     let view = aligned_source(src, dst, "reformat")?;
@@ -111,7 +113,7 @@ pub fn reformat(src: &Tensor, dst: &Tensor, stream: Stream) -> Result<()> {
 /// One pass that reads `src`, computes y = x · scale[c] + offset[c] in float32 (c the index
 /// along the destination layout's `C` label; one value broadcasts), converts to `dst`'s dtype
 /// and writes it in `dst`'s layout.
-pub fn convert(
+pub(crate) fn convert(
     src: &Tensor,
     dst: &Tensor,
     scale: &[f32],
@@ -130,7 +132,7 @@ pub fn convert(
 
 /// A packed (C-contiguous) copy of `src` in new memory of the same kind on the same device,
 /// with the same layout; writable.
-pub fn clone(src: &Tensor, stream: Stream) -> Result<Tensor> {
+pub(crate) fn clone(src: &Tensor, stream: Stream) -> Result<Tensor> {
     let dtype = src.dtype();
     let bytes = src.nbytes();
     let (data, release) = match src.device().is_cuda() {
@@ -174,8 +176,8 @@ fn execute(
     }
     let Some(ordinal) = gpu_ordinal(src, dst) else {
         // Both host-accessible: wait for GPU work still writing pinned or managed memory.
-        crate::cuda::stream::host_sync(src)?;
-        crate::cuda::stream::host_sync(dst)?;
+        ordering::host_sync(src)?;
+        ordering::host_sync(dst)?;
         host::run(&plan, src.data(), dst.data(), op);
         return Ok(());
     };
@@ -184,12 +186,12 @@ fn execute(
             crate::cuda::peer::enable_access(ordinal, t.device().ordinal)?;
         }
     }
-    crate::cuda::stream::hand_off(src, stream)?;
-    crate::cuda::stream::hand_off(dst, stream)?;
+    ordering::hand_off(src, stream)?;
+    ordering::hand_off(dst, stream)?;
     let target =
         |src_data: u64, dst_data: u64| Target { src: src_data, dst: dst_data, ordinal, stream };
     match (gpu_accessible(src), gpu_accessible(dst)) {
-        (true, true) => crate::cuda::exec::run(&plan, op, &target(src.data(), dst.data())),
+        (true, true) => gpu::run(&plan, op, &target(src.data(), dst.data())),
         (false, _) => upload(src, dst, op, channel, ordinal, stream),
         (_, false) => download(src, dst, op, channel, ordinal, stream),
     }
@@ -245,7 +247,7 @@ fn upload(
         let device_packed = packed_like(src, device_data, Device::cuda(ordinal))?;
         let plan = Plan::new(&device_packed, dst, channel)?;
         let target = Target { src: device_data, dst: dst.data(), ordinal, stream };
-        crate::cuda::exec::run(&plan, op, &target)
+        gpu::run(&plan, op, &target)
     })
 }
 
@@ -264,7 +266,7 @@ fn download(
         let device_packed = packed_like(dst, device_data, Device::cuda(ordinal))?;
         let plan = Plan::new(src, &device_packed, channel)?;
         let target = Target { src: src.data(), dst: device_data, ordinal, stream };
-        crate::cuda::exec::run(&plan, op, &target)?;
+        gpu::run(&plan, op, &target)?;
         crate::cuda::memory::copy_bytes(ordinal, host_data, device_data, bytes, stream)?;
         crate::cuda::stream::synchronize(ordinal, stream)?;
         let host_packed = packed_like(dst, host_data, Device::CPU)?;

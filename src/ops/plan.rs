@@ -8,7 +8,7 @@ use crate::tensor::Tensor;
 
 /// One dimension of a plan: its extent and its byte strides in the source and destination.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Dim {
+pub(crate) struct Dim {
     /// Number of indices.
     pub extent: i64,
     /// Source byte stride.
@@ -19,7 +19,7 @@ pub struct Dim {
 
 /// What a plan looks like, for choosing how to run it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Shape {
+pub(crate) enum Shape {
     /// Nothing to move (an extent is 0).
     Empty,
     /// One dense run of bytes in both tensors: a memcpy.
@@ -34,7 +34,7 @@ pub enum Shape {
 /// A canonical copy plan: dimensions outermost first (by destination stride), merged where both
 /// sides are contiguous, plus the channel dimension when a per-channel affine needs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// The merged dimensions, outermost first.
     pub dims: Vec<Dim>,
     /// Index into `dims` of the channel dimension (never merged), if the operation needs one.
@@ -51,7 +51,7 @@ impl Plan {
     /// Plans copying `src` into `dst` element by element (same shape; the dtypes may differ for
     /// a conversion). `channel` is the logical dimension whose index selects the affine
     /// coefficients, kept unmerged.
-    pub fn new(src: &Tensor, dst: &Tensor, channel: Option<usize>) -> Result<Plan> {
+    pub(crate) fn new(src: &Tensor, dst: &Tensor, channel: Option<usize>) -> Result<Plan> {
         if src.shape() != dst.shape() {
             return Err(Error::invalid_argument(format!(
                 "source shape {:?} differs from destination shape {:?}",
@@ -93,7 +93,7 @@ impl Plan {
     }
 
     /// Which kind of plan this is.
-    pub fn shape(&self) -> Shape {
+    pub(crate) fn shape(&self) -> Shape {
         if self.count == 0 {
             return Shape::Empty;
         }
@@ -114,7 +114,7 @@ impl Plan {
     }
 
     /// The transpose's `(batch, r, s)` dimensions (batch has extent 1 when absent).
-    pub fn transpose_dims(&self) -> (Dim, Dim, Dim) {
+    pub(crate) fn transpose_dims(&self) -> (Dim, Dim, Dim) {
         let n = self.dims.len();
         let batch = if n == 3 { self.dims[0] } else { Dim { extent: 1, src: 0, dst: 0 } };
         (batch, self.dims[n - 2], self.dims[n - 1])
@@ -127,7 +127,8 @@ mod tests {
     use crate::device::Device;
     use crate::dtype::DataType;
     use crate::layout::Layout;
-    use crate::tensor::{Storage, TensorDesc};
+    use crate::storage::Storage;
+    use crate::tensor::TensorDesc;
 
     fn tensor(dtype: DataType, shape: &[i64], layout: &str) -> Tensor {
         let desc = TensorDesc {

@@ -2,21 +2,20 @@
 //! deinterleave / tiled transpose kernels for batched transposes whose alignment allows 16-byte
 //! accesses, and the general kernel for everything else.
 
-use super::driver::check;
-use super::kernel::{KernelSpec, launch, load};
+use super::element::{ElementOp, TB_MAX_CHANNELS};
+use super::plan::{Dim, Plan, Shape};
+use crate::cuda::kernel::{KernelSpec, launch, load};
+use crate::cuda::memory::copy_bytes;
 use crate::dtype::DataType;
 use crate::error::{Error, Result};
-use crate::ops::element::{ElementOp, MAX_CHANNELS};
-use crate::ops::plan::{Dim, Plan, Shape};
-use crate::tensor::Stream;
-use cudarc::driver::sys;
+use crate::stream::Stream;
 
 /// Mirrors `Affine` in layout.cu.
 #[repr(C)]
 #[derive(Clone, Copy)]
 struct Affine {
-    scale: [f32; MAX_CHANNELS],
-    offset: [f32; MAX_CHANNELS],
+    scale: [f32; TB_MAX_CHANNELS],
+    offset: [f32; TB_MAX_CHANNELS],
     channels: i32,
 }
 
@@ -55,7 +54,7 @@ const SMALL_MAX: i64 = 8;
 
 fn affine_of(op: &ElementOp) -> Affine {
     let mut affine =
-        Affine { scale: [1.0; MAX_CHANNELS], offset: [0.0; MAX_CHANNELS], channels: 1 };
+        Affine { scale: [1.0; TB_MAX_CHANNELS], offset: [0.0; TB_MAX_CHANNELS], channels: 1 };
     if let ElementOp::Convert(c) = op {
         affine.scale[..c.scale.len()].copy_from_slice(&c.scale);
         affine.offset[..c.offset.len()].copy_from_slice(&c.offset);
@@ -98,15 +97,17 @@ fn types(tin: &str, tout: &str, affine: bool) -> Vec<String> {
     vec![format!("TB_TIN={tin}"), format!("TB_TOUT={tout}"), format!("TB_AFFINE={}", affine as i32)]
 }
 
+#[cfg(test)]
 fn with(mut defines: Vec<String>, extra: String) -> Vec<String> {
     defines.push(extra);
     defines
 }
 
+#[cfg(test)]
 /// The kernel specialisations worth compiling in a check without a GPU: every raw size with every
 /// small channel count, tile and rank, and every conversion pair with the kernels it uses.
-pub fn specialisations() -> Vec<KernelSpec> {
-    use crate::ops::element::{CONVERT_INPUTS, CONVERT_OUTPUTS};
+pub(crate) fn specialisations() -> Vec<KernelSpec> {
+    use super::element::{CONVERT_INPUTS, CONVERT_OUTPUTS};
     let spec = |entry: &'static str, defines: Vec<String>| KernelSpec { entry, defines };
     let mut all = Vec::new();
     for size in [1, 2, 4, 8, 16] {
@@ -184,7 +185,7 @@ fn all_multiple_of(values: &[i64], unit: i64) -> bool {
 }
 
 /// Where a plan's two tensors are, and the stream and device it runs on.
-pub struct Target {
+pub(crate) struct Target {
     /// Source address of element (0, …, 0).
     pub src: u64,
     /// Destination address.
@@ -196,7 +197,7 @@ pub struct Target {
 }
 
 /// Runs `plan` with `op` on the GPU, asynchronously on `target.stream`.
-pub fn run(plan: &Plan, op: &ElementOp, target: &Target) -> Result<()> {
+pub(crate) fn run(plan: &Plan, op: &ElementOp, target: &Target) -> Result<()> {
     match plan.shape() {
         Shape::Empty => Ok(()),
         Shape::Contiguous if *op == ElementOp::Copy => memcpy(plan, target),
@@ -206,12 +207,7 @@ pub fn run(plan: &Plan, op: &ElementOp, target: &Target) -> Result<()> {
 }
 
 fn memcpy(plan: &Plan, target: &Target) -> Result<()> {
-    let _scope = super::context::ContextScope::enter(target.ordinal)?;
-    let bytes = (plan.count * plan.src_item) as usize;
-    let stream = target.stream.0 as sys::CUstream;
-    // SAFETY: both spans are valid for `bytes` (validated tensors); unified addressing lets the
-    // driver pick the direction.
-    check(unsafe { sys::cuMemcpyAsync(target.dst, target.src, bytes, stream) }, "cuMemcpyAsync")
+    copy_bytes(target.ordinal, target.dst, target.src, plan.count * plan.src_item, target.stream)
 }
 
 fn transpose(plan: &Plan, op: &ElementOp, target: &Target) -> Result<()> {
