@@ -8,8 +8,9 @@ use super::dlpack::{TbDLManagedTensor, TbDLManagedTensorVersioned, TbDLPackVersi
 use super::{read_str, write_out};
 use crate::device::TbDevice;
 use crate::dtype::TbDataType;
-use crate::error::{Error, Result, TbStatus};
+use crate::error::{Error, Result};
 use crate::ffi::boundary;
+use crate::ffi::status::TbStatus;
 use crate::ffi::tensor::TbTensorInfo;
 use crate::layout::TbLayout;
 use std::ffi::c_char;

@@ -6,7 +6,8 @@ use super::tensor::{adopt, read_layout_arg, read_shape, tensor_of};
 use super::{SendPtr, boundary, read_array, require_out, write_out};
 use crate::device::TbDevice;
 use crate::dtype::TbDataType;
-use crate::error::{Error, Result, TbStatus};
+use crate::error::{Error, Result};
+use crate::ffi::status::TbStatus;
 use crate::interop::dlpack::{
     DlTensorFields, TB_DLPACK_MAJOR_VERSION, TB_DLPACK_MINOR_VERSION, check_import_version,
     export_flags, import_readonly,

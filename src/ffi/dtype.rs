@@ -2,7 +2,8 @@
 
 use super::{boundary, read_str, require_out, write_out};
 use crate::dtype::{DataType, TbDataType};
-use crate::error::{Error, TbStatus};
+use crate::error::Error;
+use crate::ffi::status::TbStatus;
 use std::ffi::c_char;
 
 /// Parses a NumPy array-interface typestr (`"|u1"`, `"<f4"`, `"|b1"`, `"<c8"`, `"<f2"`, `"<V2"`

@@ -1,7 +1,8 @@
 //! Layout functions of the C ABI.
 
 use super::{boundary, read_str, require_out, write_out};
-use crate::error::{Error, TbStatus};
+use crate::error::Error;
+use crate::ffi::status::TbStatus;
 use crate::layout::{Layout, TB_MAX_RANK, TbLayout};
 use std::ffi::c_char;
 

@@ -17,7 +17,8 @@ pub mod ops;
 pub mod status;
 pub mod tensor;
 
-use crate::error::{Error, Result, TbStatus};
+use crate::error::{Error, Result};
+use crate::ffi::status::TbStatus;
 use std::cell::RefCell;
 use std::ffi::{CStr, CString, c_char};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -60,7 +61,7 @@ pub(crate) fn boundary(function: &str, body: impl FnOnce() -> Result<()>) -> TbS
         Ok(Ok(())) => TbStatus::TB_SUCCESS,
         Ok(Err(error)) => {
             set_last_error(&format!("{function}: {}", error.message));
-            error.status
+            status::status_of(error.kind)
         }
         Err(payload) => {
             set_last_error(&format!(

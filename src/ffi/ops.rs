@@ -3,7 +3,8 @@
 use super::handle::{self, TbTensor};
 use super::tensor::tensor_of;
 use super::{boundary, read_array, write_out};
-use crate::error::{Error, TbStatus};
+use crate::error::Error;
+use crate::ffi::status::TbStatus;
 use crate::stream::Stream;
 use std::ffi::c_void;
 

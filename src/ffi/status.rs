@@ -1,8 +1,94 @@
 //! Library-wide functions: statuses, error messages, version, CUDA presence.
 
 use super::{boundary, handle, last_error_ptr, write_out};
-use crate::error::TbStatus;
+use crate::error::ErrorKind;
 use std::ffi::{CStr, c_char};
+
+/// Result code of every fallible tensorbridge function. `TB_SUCCESS` is 0; every other value is an
+/// error whose details are in `tb_last_error_message()` on the same thread.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TbStatus {
+    /// The call succeeded.
+    TB_SUCCESS = 0,
+    /// An argument was NULL, out of range or inconsistent with another argument.
+    TB_ERROR_INVALID_ARGUMENT = 1,
+    /// The request is well formed but this version does not support it (a dtype, device or flag).
+    TB_ERROR_NOT_SUPPORTED = 2,
+    /// A host or device allocation failed.
+    TB_ERROR_OUT_OF_MEMORY = 3,
+    /// The CUDA driver (libcuda) or NVRTC could not be loaded, or no CUDA device is present.
+    TB_ERROR_CUDA_UNAVAILABLE = 4,
+    /// A CUDA driver or NVRTC call failed; the message holds the CUDA error name.
+    TB_ERROR_CUDA = 5,
+    /// Tensors that must share a device do not, or a pointer lives on another device than declared.
+    TB_ERROR_DEVICE_MISMATCH = 6,
+    /// A write was requested through a read-only tensor.
+    TB_ERROR_READ_ONLY = 7,
+    /// A size, stride or offset computation overflowed 64-bit arithmetic.
+    TB_ERROR_OVERFLOW = 8,
+    /// A bug in tensorbridge (a caught panic, a broken invariant). Please report it.
+    TB_ERROR_INTERNAL = 9,
+}
+
+impl TbStatus {
+    /// Every status, in code order (for tests and `tb_status_name`).
+    pub(crate) const ALL: [TbStatus; 10] = [
+        TbStatus::TB_SUCCESS,
+        TbStatus::TB_ERROR_INVALID_ARGUMENT,
+        TbStatus::TB_ERROR_NOT_SUPPORTED,
+        TbStatus::TB_ERROR_OUT_OF_MEMORY,
+        TbStatus::TB_ERROR_CUDA_UNAVAILABLE,
+        TbStatus::TB_ERROR_CUDA,
+        TbStatus::TB_ERROR_DEVICE_MISMATCH,
+        TbStatus::TB_ERROR_READ_ONLY,
+        TbStatus::TB_ERROR_OVERFLOW,
+        TbStatus::TB_ERROR_INTERNAL,
+    ];
+
+    /// The enumerator's name as written in the C header, e.g. `c"TB_ERROR_OVERFLOW"`.
+    pub(crate) const fn c_name(self) -> &'static CStr {
+        match self {
+            TbStatus::TB_SUCCESS => c"TB_SUCCESS",
+            TbStatus::TB_ERROR_INVALID_ARGUMENT => c"TB_ERROR_INVALID_ARGUMENT",
+            TbStatus::TB_ERROR_NOT_SUPPORTED => c"TB_ERROR_NOT_SUPPORTED",
+            TbStatus::TB_ERROR_OUT_OF_MEMORY => c"TB_ERROR_OUT_OF_MEMORY",
+            TbStatus::TB_ERROR_CUDA_UNAVAILABLE => c"TB_ERROR_CUDA_UNAVAILABLE",
+            TbStatus::TB_ERROR_CUDA => c"TB_ERROR_CUDA",
+            TbStatus::TB_ERROR_DEVICE_MISMATCH => c"TB_ERROR_DEVICE_MISMATCH",
+            TbStatus::TB_ERROR_READ_ONLY => c"TB_ERROR_READ_ONLY",
+            TbStatus::TB_ERROR_OVERFLOW => c"TB_ERROR_OVERFLOW",
+            TbStatus::TB_ERROR_INTERNAL => c"TB_ERROR_INTERNAL",
+        }
+    }
+
+    #[cfg(test)]
+    /// The enumerator's name as a Rust string.
+    pub(crate) fn name(self) -> &'static str {
+        self.c_name().to_str().unwrap_or("TB_UNKNOWN_STATUS")
+    }
+
+    /// The status with code `code`, if there is one.
+    pub(crate) fn from_code(code: i32) -> Option<TbStatus> {
+        usize::try_from(code).ok().and_then(|index| Self::ALL.get(index).copied())
+    }
+}
+
+/// The status C callers see for each kind of core error: the one place where the core's error
+/// model meets C's.
+pub(crate) fn status_of(kind: ErrorKind) -> TbStatus {
+    match kind {
+        ErrorKind::InvalidArgument => TbStatus::TB_ERROR_INVALID_ARGUMENT,
+        ErrorKind::NotSupported => TbStatus::TB_ERROR_NOT_SUPPORTED,
+        ErrorKind::OutOfMemory => TbStatus::TB_ERROR_OUT_OF_MEMORY,
+        ErrorKind::CudaUnavailable => TbStatus::TB_ERROR_CUDA_UNAVAILABLE,
+        ErrorKind::Cuda => TbStatus::TB_ERROR_CUDA,
+        ErrorKind::DeviceMismatch => TbStatus::TB_ERROR_DEVICE_MISMATCH,
+        ErrorKind::ReadOnly => TbStatus::TB_ERROR_READ_ONLY,
+        ErrorKind::Overflow => TbStatus::TB_ERROR_OVERFLOW,
+        ErrorKind::Internal => TbStatus::TB_ERROR_INTERNAL,
+    }
+}
 
 /// Major version of this library (semantic versioning: the ABI changes only with it).
 pub const TB_VERSION_MAJOR: u32 = 0;
@@ -74,6 +160,14 @@ pub extern "C" fn tb_tensor_live_count(count: *mut i64) -> TbStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_codes_are_dense_and_named() {
+        for (code, status) in TbStatus::ALL.iter().enumerate() {
+            assert_eq!(*status as usize, code);
+            assert!(status.name().starts_with("TB_"));
+        }
+    }
 
     #[test]
     fn every_status_has_its_header_name() {

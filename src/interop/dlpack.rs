@@ -198,9 +198,6 @@ mod tests {
     #[test]
     fn stride_overflow_is_reported() {
         let f = DlTensorFields { strides: Some(vec![i64::MAX / 2, 1]), ..fields() };
-        assert_eq!(
-            f.to_desc(Layout::NONE).unwrap_err().status,
-            crate::error::TbStatus::TB_ERROR_OVERFLOW
-        );
+        assert_eq!(f.to_desc(Layout::NONE).unwrap_err().kind, crate::error::ErrorKind::Overflow);
     }
 }

@@ -339,7 +339,7 @@ mod tests {
         let specs = specialisations();
         let first = crate::cuda::kernel::compile_only(&specs[0], (9, 0));
         if let Err(error) = &first
-            && error.status == crate::error::TbStatus::TB_ERROR_CUDA_UNAVAILABLE
+            && error.kind == crate::error::ErrorKind::CudaUnavailable
         {
             println!("SKIPPED every_kernel_specialisation_compiles_for_sm_90: {}", error.message);
             return;

@@ -412,8 +412,8 @@ mod tests {
         .unwrap();
         let other = host(DataType::U8, &[2, 3], "");
         assert_eq!(
-            copy(&other, &readonly, Stream::LEGACY).unwrap_err().status,
-            crate::error::TbStatus::TB_ERROR_READ_ONLY
+            copy(&other, &readonly, Stream::LEGACY).unwrap_err().kind,
+            crate::error::ErrorKind::ReadOnly
         );
         let mismatch = host(DataType::U8, &[2, 4], "HW");
         assert!(
