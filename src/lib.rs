@@ -6,6 +6,7 @@
 //! talks to the CUDA driver.
 #![allow(non_camel_case_types)]
 
+pub(crate) mod alloc;
 pub(crate) mod cuda;
 pub(crate) mod device;
 pub(crate) mod dtype;

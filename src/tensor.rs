@@ -5,11 +5,13 @@
 //! the storage's release action (the caller's cleanup callback, or freeing an allocation) runs
 //! exactly once, then.
 
+use crate::alloc::{Allocation, Allocator, Request};
 use crate::device::{Device, DeviceType};
 use crate::dtype::DataType;
 use crate::error::{Error, Result, checked_add, checked_mul};
 use crate::layout::{Layout, TB_MAX_RANK};
-use crate::storage::Storage;
+use crate::storage::{ReleaseFn, Storage};
+use crate::stream::Stream;
 use std::sync::Arc;
 
 /// Everything needed to describe a tensor, before validation.
@@ -59,11 +61,51 @@ pub(crate) fn contiguous_strides(shape: &[i64], item_size: i64) -> Result<Vec<i6
     Ok(strides)
 }
 
-/// Strides and total size of a fresh allocation of `shape` whose rows start at multiples of
-/// `row_alignment` bytes (0 = packed). A row is the dimension labelled `W` and everything inside
-/// it (`W·C` for `"NHWC"`, `W` for `"NCHW"`), or the last dimension when the layout has no `W`;
-/// the dimension just outside the row gets the padded pitch, as `cudaMallocPitch` would give.
-pub(crate) fn allocation_strides(
+/// The memory a new tensor needs: computed by a pure function from what the caller asks for,
+/// then satisfied by an allocator (`Tensor::allocate`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Requirements {
+    /// Where the memory lives.
+    pub device: Device,
+    /// Element type.
+    pub dtype: DataType,
+    /// Extents.
+    pub shape: Vec<i64>,
+    /// Byte strides of the new tensor (row-major, rows padded to the alignment asked for).
+    pub strides: Vec<i64>,
+    /// Dimension labels.
+    pub layout: Layout,
+    /// Bytes to allocate.
+    pub bytes: i64,
+}
+
+impl Requirements {
+    /// The strides and size of a fresh allocation of `shape` whose rows start at multiples of
+    /// `row_alignment` bytes (0 = packed). A row is the dimension labelled `W` and everything
+    /// inside it (`W·C` for `"NHWC"`, `W` for `"NCHW"`), or the last dimension when the layout has
+    /// no `W`; the dimension just outside the row gets the padded pitch, as `cudaMallocPitch`
+    /// would give.
+    pub(crate) fn compute(
+        device: Device,
+        dtype: DataType,
+        shape: &[i64],
+        layout: Layout,
+        row_alignment: i64,
+    ) -> Result<Requirements> {
+        check_shape(shape, None)?;
+        layout.check_rank(shape.len())?;
+        let (strides, bytes) = padded_strides(shape, &layout, dtype.item_size(), row_alignment)?;
+        Ok(Requirements { device, dtype, shape: shape.to_vec(), strides, layout, bytes })
+    }
+
+    /// A packed (C-contiguous) tensor of `like`'s device, dtype, shape and layout.
+    pub(crate) fn packed_like(like: &Tensor) -> Result<Requirements> {
+        Self::compute(like.device(), like.dtype(), like.shape(), like.layout(), 0)
+    }
+}
+
+/// See `Requirements::compute`.
+fn padded_strides(
     shape: &[i64],
     layout: &Layout,
     item_size: i64,
@@ -234,6 +276,35 @@ impl Tensor {
             readonly: desc.readonly,
             storage: storage.clone(),
         })
+    }
+
+    /// A tensor over new memory from `allocator`, as `requirements` describe it; writable. The
+    /// memory goes back to the allocator when the last tensor over it is dropped.
+    pub(crate) fn allocate(
+        requirements: Requirements,
+        allocator: &dyn Allocator,
+        stream: Stream,
+    ) -> Result<Tensor> {
+        let request = Request { device: requirements.device, bytes: requirements.bytes, stream };
+        let Allocation { data, release } = allocator.allocate(&request)?;
+        let desc = TensorDesc {
+            data,
+            device: requirements.device,
+            dtype: requirements.dtype,
+            shape: requirements.shape,
+            strides: Some(requirements.strides),
+            layout: requirements.layout,
+            readonly: false,
+        };
+        Tensor::new(desc, &Storage::with_release(Some(release)))
+    }
+
+    /// A tensor over memory someone else owns, which runs `release` when its memory is no longer
+    /// used. If `desc` is invalid, `release` is dropped without running: the memory stays the
+    /// caller's.
+    pub(crate) fn adopt(desc: TensorDesc, release: Option<ReleaseFn>) -> Result<Tensor> {
+        let storage = Storage::with_release(release);
+        Tensor::new(desc, &storage).inspect_err(|_| drop(storage.disarm()))
     }
 
     /// Address of the element at index (0, …, 0).
@@ -553,15 +624,15 @@ mod tests {
     #[test]
     fn row_alignment_pads_the_pitch_of_the_w_row() {
         let nhwc = Layout::parse("NHWC").unwrap();
-        let (strides, total) = allocation_strides(&[2, 3, 5, 3], &nhwc, 1, 64).unwrap();
+        let (strides, total) = padded_strides(&[2, 3, 5, 3], &nhwc, 1, 64).unwrap();
         assert_eq!(strides, vec![192, 64, 3, 1]);
         assert_eq!(total, 384);
         let nchw = Layout::parse("NCHW").unwrap();
-        let (strides, _) = allocation_strides(&[1, 3, 2, 5], &nchw, 4, 32).unwrap();
+        let (strides, _) = padded_strides(&[1, 3, 2, 5], &nchw, 4, 32).unwrap();
         assert_eq!(strides, vec![192, 64, 32, 4]);
-        let (strides, total) = allocation_strides(&[7], &Layout::NONE, 4, 256).unwrap();
+        let (strides, total) = padded_strides(&[7], &Layout::NONE, 4, 256).unwrap();
         assert_eq!((strides, total), (vec![4], 28));
-        let err = allocation_strides(&[7], &Layout::NONE, 4, 48).unwrap_err();
+        let err = padded_strides(&[7], &Layout::NONE, 4, 48).unwrap_err();
         assert!(err.message.contains("row_alignment = 48"));
     }
 }

@@ -5,11 +5,10 @@
 
 use super::cai::TbArrayInterface;
 use super::dlpack::{TbDLManagedTensor, TbDLManagedTensorVersioned, TbDLPackVersion, TbDLTensor};
-use super::{read_str, write_out};
+use super::{boundary, read_required_str, read_str, write_out};
 use crate::device::TbDevice;
 use crate::dtype::TbDataType;
 use crate::error::{Error, Result};
-use crate::ffi::boundary;
 use crate::ffi::status::TbStatus;
 use crate::ffi::tensor::TbTensorInfo;
 use crate::layout::TbLayout;
@@ -88,8 +87,7 @@ pub extern "C" fn tb_abi_layout(
     size: *mut usize,
 ) -> TbStatus {
     boundary("tb_abi_layout", || {
-        let name = read_str(struct_name, "struct_name")?
-            .ok_or_else(|| Error::invalid_argument("struct_name is NULL"))?;
+        let name = read_required_str(struct_name, "struct_name")?;
         let field = read_str(field, "field")?.unwrap_or("");
         let (at, bytes) = lookup(name, field)?;
         write_out(offset, at, "offset")?;

@@ -1,14 +1,12 @@
 //! CUDA Array Interface and NumPy array interface functions of the C ABI.
 
 use super::handle::{self, TbTensor};
-use super::tensor::{TbCleanupFn, adopt, cleanup_release, read_layout_arg, tensor_of};
-use super::{boundary, read_rank, require_out, write_out};
-use crate::device::Device;
+use super::tensor::{TbCleanupFn, cleanup_release, tensor_of};
+use super::{boundary, read_layout_arg, read_rank, read_struct, require_out, write_out};
 use crate::error::{Error, Result};
 use crate::ffi::status::TbStatus;
-use crate::interop::cai::{ArrayInterface, Interface};
+use crate::interop::array_interface::{ArrayInterface, Interface};
 use crate::layout::TB_MAX_RANK;
-use crate::tensor::element_count;
 use std::ffi::{c_char, c_void};
 
 /// Capacity of `TbArrayInterface::typestr`, including the terminating NUL.
@@ -46,11 +44,7 @@ pub struct TbArrayInterface {
 }
 
 fn read_descriptor(desc: *const TbArrayInterface) -> Result<ArrayInterface> {
-    if desc.is_null() {
-        return Err(Error::invalid_argument("desc is NULL"));
-    }
-    // SAFETY: non-null; the C contract says it points to a TbArrayInterface.
-    let raw = unsafe { desc.read() };
+    let raw = read_struct(desc, "desc")?;
     let rank = read_rank(raw.rank)?;
     let typestr_len = raw.typestr.iter().position(|&c| c == 0).ok_or_else(|| {
         Error::invalid_argument("desc->typestr is not NUL-terminated within 16 bytes")
@@ -95,16 +89,6 @@ fn write_descriptor(contents: &ArrayInterface, out: *mut TbArrayInterface) -> Re
     write_out(out, raw, "out")
 }
 
-/// Where the memory of a CUDA Array Interface descriptor lives, asked of the driver. A
-/// zero-size array with no pointer is placed on the current device.
-fn locate_cuda_memory(contents: &ArrayInterface) -> Result<Device> {
-    if contents.data == 0 && element_count(&contents.shape)? == 0 {
-        let ordinal = crate::cuda::pointer::current_ordinal().unwrap_or(0);
-        return Ok(Device::cuda(ordinal));
-    }
-    crate::cuda::pointer::classify(contents.data)
-}
-
 fn import(
     interface: Interface,
     desc: *const TbArrayInterface,
@@ -115,16 +99,8 @@ fn import(
 ) -> Result<()> {
     write_out(out, std::ptr::null_mut(), "out")?;
     let contents = read_descriptor(desc)?;
-    let layout = read_layout_arg(layout)?;
-    let dtype = contents.validate(interface)?;
-    let device = match interface {
-        Interface::Cuda => locate_cuda_memory(&contents)?,
-        Interface::NumPy => Device::CPU,
-    };
-    let tensor_desc = contents.to_desc(dtype, device, layout);
     let release = cleanup_release(keep_alive, keep_alive_context, contents.data as *mut c_void);
-    let tensor = adopt(tensor_desc, release)?;
-    tensor.storage().set_pending_stream(contents.producer_stream());
+    let tensor = contents.import(interface, read_layout_arg(layout)?, release)?;
     write_out(out, handle::export(tensor), "out")
 }
 

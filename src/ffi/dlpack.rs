@@ -2,11 +2,13 @@
 //! clashes with a user's dlpack.h) and the import/export functions of the C ABI.
 
 use super::handle::{self, TbTensor};
-use super::tensor::{adopt, read_layout_arg, read_shape, tensor_of};
-use super::{SendPtr, boundary, read_array, require_out, write_out};
+use super::tensor::tensor_of;
+use super::{
+    SendPtr, boundary, read_array, read_layout_arg, read_shape, require_out, require_ptr, write_out,
+};
 use crate::device::TbDevice;
 use crate::dtype::TbDataType;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::ffi::status::TbStatus;
 use crate::interop::dlpack::{
     DlTensorFields, TB_DLPACK_MAJOR_VERSION, TB_DLPACK_MINOR_VERSION, check_import_version,
@@ -122,7 +124,7 @@ fn import(
     out: *mut *mut TbTensor,
 ) -> Result<()> {
     let desc = fields.to_desc(read_layout_arg(layout)?)?;
-    write_out(out, handle::export(adopt(desc, Some(release))?), "out")
+    write_out(out, handle::export(Tensor::adopt(desc, Some(release))?), "out")
 }
 
 /// Imports a legacy `DLManagedTensor` without copying. On success the tensor owns `managed`:
@@ -138,9 +140,7 @@ pub extern "C" fn tb_tensor_from_dlpack(
 ) -> TbStatus {
     boundary("tb_tensor_from_dlpack", || {
         write_out(out, std::ptr::null_mut(), "out")?;
-        if managed.is_null() {
-            return Err(Error::invalid_argument("managed is NULL"));
-        }
+        let managed = require_ptr(managed, "managed")?;
         // SAFETY: non-null; the C contract says it points to a DLManagedTensor.
         let (dl_tensor, deleter) = unsafe { ((*managed).dl_tensor, (*managed).deleter) };
         let fields = read_dl_tensor(&dl_tensor, false)?;
@@ -160,9 +160,7 @@ pub extern "C" fn tb_tensor_from_dlpack_versioned(
 ) -> TbStatus {
     boundary("tb_tensor_from_dlpack_versioned", || {
         write_out(out, std::ptr::null_mut(), "out")?;
-        if managed.is_null() {
-            return Err(Error::invalid_argument("managed is NULL"));
-        }
+        let managed = require_ptr(managed, "managed")?;
         // SAFETY: non-null; every DLPack version starts with DLPackVersion, so reading it is
         // valid whatever the producer's version.
         let version = unsafe { (*managed).version };

@@ -1,6 +1,6 @@
 //! Data-type functions of the C ABI.
 
-use super::{boundary, read_str, require_out, write_out};
+use super::{boundary, read_required_str, require_out, write_out};
 use crate::dtype::{DataType, TbDataType};
 use crate::error::Error;
 use crate::ffi::status::TbStatus;
@@ -13,8 +13,7 @@ use std::ffi::c_char;
 pub extern "C" fn tb_dtype_from_typestr(typestr: *const c_char, out: *mut TbDataType) -> TbStatus {
     boundary("tb_dtype_from_typestr", || {
         require_out(out, "out")?;
-        let text = read_str(typestr, "typestr")?
-            .ok_or_else(|| Error::invalid_argument("typestr is NULL"))?;
+        let text = read_required_str(typestr, "typestr")?;
         write_out(out, DataType::from_typestr(text)?.to_raw(), "out")
     })
 }
@@ -37,8 +36,7 @@ pub extern "C" fn tb_dtype_to_typestr(dtype: TbDataType, out: *mut *const c_char
 pub extern "C" fn tb_dtype_from_name(name: *const c_char, out: *mut TbDataType) -> TbStatus {
     boundary("tb_dtype_from_name", || {
         require_out(out, "out")?;
-        let text =
-            read_str(name, "name")?.ok_or_else(|| Error::invalid_argument("name is NULL"))?;
+        let text = read_required_str(name, "name")?;
         write_out(out, DataType::from_name(text)?.to_raw(), "out")
     })
 }

@@ -1,7 +1,6 @@
 //! Layout functions of the C ABI.
 
-use super::{boundary, read_str, require_out, write_out};
-use crate::error::Error;
+use super::{boundary, read_required_str, read_struct, require_out, write_out};
 use crate::ffi::status::TbStatus;
 use crate::layout::{Layout, TB_MAX_RANK, TbLayout};
 use std::ffi::c_char;
@@ -12,8 +11,7 @@ use std::ffi::c_char;
 pub extern "C" fn tb_layout_parse(text: *const c_char, out: *mut TbLayout) -> TbStatus {
     boundary("tb_layout_parse", || {
         require_out(out, "out")?;
-        let text =
-            read_str(text, "text")?.ok_or_else(|| Error::invalid_argument("text is NULL"))?;
+        let text = read_required_str(text, "text")?;
         write_out(out, Layout::parse(text)?.to_raw(), "out")
     })
 }
@@ -74,9 +72,5 @@ pub extern "C" fn tb_layout_permutation(
 
 /// Reads and re-validates a layout passed by pointer (its bytes come from the caller).
 fn read_layout(layout: *const TbLayout) -> crate::error::Result<Layout> {
-    if layout.is_null() {
-        return Err(Error::invalid_argument("layout is NULL"));
-    }
-    // SAFETY: non-null; the C contract says it points to a TbLayout.
-    Layout::from_raw(unsafe { layout.read() })
+    Layout::from_raw(read_struct(layout, "layout")?)
 }

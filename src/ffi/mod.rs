@@ -19,6 +19,7 @@ pub mod tensor;
 
 use crate::error::{Error, Result};
 use crate::ffi::status::TbStatus;
+use crate::layout::Layout;
 use std::cell::RefCell;
 use std::ffi::{CStr, CString, c_char};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -73,12 +74,34 @@ pub(crate) fn boundary(function: &str, body: impl FnOnce() -> Result<()>) -> TbS
     }
 }
 
+/// The one message for a NULL pointer that may not be NULL.
+fn null_argument(name: &str) -> Error {
+    Error::invalid_argument(format!("{name} is NULL"))
+}
+
 /// Fails when an output pointer is NULL; call before doing work whose result would be lost.
 pub(crate) fn require_out<T>(out: *mut T, name: &str) -> Result<()> {
     if out.is_null() {
-        return Err(Error::invalid_argument(format!("{name} is NULL")));
+        return Err(null_argument(name));
     }
     Ok(())
+}
+
+/// Reads a C struct passed by pointer, which may not be NULL.
+pub(crate) fn read_struct<T: Copy>(ptr: *const T, name: &str) -> Result<T> {
+    if ptr.is_null() {
+        return Err(null_argument(name));
+    }
+    // SAFETY: non-null; the C contract says ptr points to a readable T.
+    Ok(unsafe { ptr.read() })
+}
+
+/// A pointer argument that may not be NULL, passed through unchanged.
+pub(crate) fn require_ptr<T>(ptr: *mut T, name: &str) -> Result<*mut T> {
+    if ptr.is_null() {
+        return Err(null_argument(name));
+    }
+    Ok(ptr)
 }
 
 /// Writes `value` through an output pointer already checked by `require_out`.
@@ -113,6 +136,21 @@ pub(crate) fn read_str<'a>(ptr: *const c_char, name: &str) -> Result<Option<&'a 
     text.to_str()
         .map(Some)
         .map_err(|_| Error::invalid_argument(format!("{name} is not valid UTF-8")))
+}
+
+/// Reads a NUL-terminated UTF-8 string that may not be NULL.
+pub(crate) fn read_required_str<'a>(ptr: *const c_char, name: &str) -> Result<&'a str> {
+    read_str(ptr, name)?.ok_or_else(|| null_argument(name))
+}
+
+/// Reads an optional layout string (NULL or `""` give no layout).
+pub(crate) fn read_layout_arg(layout: *const c_char) -> Result<Layout> {
+    read_str(layout, "layout")?.map_or(Ok(Layout::NONE), Layout::parse)
+}
+
+/// Reads `rank` extents (`shape` may be NULL when `rank` is 0).
+pub(crate) fn read_shape(rank: i32, shape: *const i64) -> Result<Vec<i64>> {
+    read_array(shape, read_rank(rank)?, "shape")
 }
 
 /// Checks a C rank argument: 0 ≤ rank ≤ `TB_MAX_RANK`.

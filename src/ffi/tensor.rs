@@ -1,15 +1,18 @@
 //! Tensor functions of the C ABI: wrap, allocate, reference counting, queries and views.
 
 use super::handle::{self, TbTensor};
-use super::{SendPtr, boundary, read_array, read_rank, read_str, require_out, write_out};
+use super::{
+    SendPtr, boundary, read_array, read_layout_arg, read_rank, read_required_str, read_shape,
+    require_out, write_out,
+};
 use crate::device::{Device, TbDevice};
 use crate::dtype::{DataType, TbDataType};
 use crate::error::{Error, Result};
 use crate::ffi::status::TbStatus;
 use crate::layout::{Layout, TB_MAX_RANK, TbLayout};
-use crate::storage::{ReleaseFn, Storage, allocate_host};
+use crate::storage::ReleaseFn;
 use crate::stream::Stream;
-use crate::tensor::{Tensor, TensorDesc, allocation_strides};
+use crate::tensor::{Requirements, Tensor, TensorDesc};
 use std::ffi::{c_char, c_void};
 
 /// A cleanup callback: called exactly once, with the context pointer given at wrap time and the
@@ -76,21 +79,6 @@ pub(crate) fn cleanup_release(
     })
 }
 
-/// Makes a tensor of `desc` that runs `release` when its memory is no longer used. If `desc` is
-/// invalid, `release` is dropped without running: the memory stays the caller's.
-pub(crate) fn adopt(desc: TensorDesc, release: Option<ReleaseFn>) -> Result<Tensor> {
-    let storage = Storage::with_release(release);
-    Tensor::new(desc, &storage).inspect_err(|_| drop(storage.disarm()))
-}
-
-pub(crate) fn read_layout_arg(layout: *const c_char) -> Result<Layout> {
-    read_str(layout, "layout")?.map_or(Ok(Layout::NONE), Layout::parse)
-}
-
-pub(crate) fn read_shape(rank: i32, shape: *const i64) -> Result<Vec<i64>> {
-    read_array(shape, read_rank(rank)?, "shape")
-}
-
 pub(crate) fn tensor_of(t: &std::sync::Arc<TbTensor>) -> &Tensor {
     &t.tensor
 }
@@ -146,7 +134,7 @@ pub extern "C" fn tb_tensor_wrap(
             layout: read_layout_arg(layout)?,
             readonly,
         };
-        let tensor = adopt(desc, cleanup_release(cleanup, cleanup_context, data))?;
+        let tensor = Tensor::adopt(desc, cleanup_release(cleanup, cleanup_context, data))?;
         write_out(out, handle::export(tensor), "out")
     })
 }
@@ -172,28 +160,17 @@ pub extern "C" fn tb_tensor_alloc(
 ) -> TbStatus {
     boundary("tb_tensor_alloc", || {
         write_out(out, std::ptr::null_mut(), "out")?;
-        let shape = read_shape(rank, shape)?;
         let device = Device::from_raw(device)?;
-        let dtype = DataType::from_raw(dtype)?;
-        let layout = read_layout_arg(layout)?;
-        layout.check_rank(shape.len())?;
-        let (strides, bytes) =
-            allocation_strides(&shape, &layout, dtype.item_size(), row_alignment)?;
-        let (data, release) = match device.is_cuda() {
-            false => allocate_host(bytes)?,
-            true => crate::cuda::memory::allocate(device, bytes)?,
-        };
-        let storage = Storage::with_release(Some(release));
-        let desc = TensorDesc {
-            data,
+        let requirements = Requirements::compute(
             device,
-            dtype,
-            shape,
-            strides: Some(strides),
-            layout,
-            readonly: false,
-        };
-        write_out(out, handle::export(Tensor::new(desc, &storage)?), "out")
+            DataType::from_raw(dtype)?,
+            &read_shape(rank, shape)?,
+            read_layout_arg(layout)?,
+            row_alignment,
+        )?;
+        let allocator = crate::alloc::for_device(device);
+        let tensor = Tensor::allocate(requirements, allocator, Stream::LEGACY)?;
+        write_out(out, handle::export(tensor), "out")
     })
 }
 
@@ -364,9 +341,7 @@ pub extern "C" fn tb_tensor_permute(
     out: *mut *mut TbTensor,
 ) -> TbStatus {
     boundary("tb_tensor_permute", || {
-        let target = read_str(layout, "layout")?
-            .ok_or_else(|| Error::invalid_argument("layout is NULL"))
-            .and_then(Layout::parse)?;
+        let target = Layout::parse(read_required_str(layout, "layout")?)?;
         make_view(tensor, out, |t| t.permute_to_layout(&target))
     })
 }

@@ -2,5 +2,5 @@
 //! (`cai`), and DLPack (`dlpack`). Each converts a descriptor's contents to a `TensorDesc` and a
 //! `Tensor` back to a descriptor; the C structs and their ownership live in `crate::ffi`.
 
-pub(crate) mod cai;
+pub(crate) mod array_interface;
 pub(crate) mod dlpack;

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::layout::Layout;
 use crate::storage::{Storage, allocate_host};
 use crate::stream::Stream;
-use crate::tensor::{Tensor, TensorDesc, byte_extent, contiguous_strides};
+use crate::tensor::{Requirements, Tensor, TensorDesc, byte_extent, contiguous_strides};
 use element::{Conversion, ElementOp};
 use gpu::Target;
 use plan::{Plan, Shape};
@@ -133,22 +133,8 @@ pub(crate) fn convert(
 /// A packed (C-contiguous) copy of `src` in new memory of the same kind on the same device,
 /// with the same layout; writable.
 pub(crate) fn clone(src: &Tensor, stream: Stream) -> Result<Tensor> {
-    let dtype = src.dtype();
-    let bytes = src.nbytes();
-    let (data, release) = match src.device().is_cuda() {
-        false => allocate_host(bytes)?,
-        true => crate::cuda::memory::allocate(src.device(), bytes)?,
-    };
-    let desc = TensorDesc {
-        data,
-        device: src.device(),
-        dtype,
-        shape: src.shape().to_vec(),
-        strides: None,
-        layout: src.layout(),
-        readonly: false,
-    };
-    let copy_into = Tensor::new(desc, &Storage::with_release(Some(release)))?;
+    let allocator = crate::alloc::for_device(src.device());
+    let copy_into = Tensor::allocate(Requirements::packed_like(src)?, allocator, stream)?;
     self::copy(src, &copy_into, stream)?;
     Ok(copy_into)
 }

@@ -5,8 +5,9 @@ use crate::device::Device;
 use crate::dtype::DataType;
 use crate::error::{Error, Result};
 use crate::layout::Layout;
+use crate::storage::ReleaseFn;
 use crate::stream::Stream;
-use crate::tensor::{Tensor, TensorDesc};
+use crate::tensor::{Tensor, TensorDesc, element_count};
 
 /// Which of the two interfaces a descriptor follows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,6 +79,37 @@ impl ArrayInterface {
             _ => {}
         }
         DataType::from_typestr(&self.typestr)
+    }
+
+    /// Imports the memory this descriptor describes as a tensor, zero-copy: validated, placed on
+    /// the device the driver reports for CUDA memory (never on an assumption) or the CPU for the
+    /// NumPy interface, with the producer's stream remembered as the memory's pending work.
+    /// `release` runs when the last tensor over the memory goes; on failure it is dropped without
+    /// running.
+    pub(crate) fn import(
+        &self,
+        interface: Interface,
+        layout: Layout,
+        release: Option<ReleaseFn>,
+    ) -> Result<Tensor> {
+        let dtype = self.validate(interface)?;
+        let device = match interface {
+            Interface::Cuda => self.locate_cuda_memory()?,
+            Interface::NumPy => Device::CPU,
+        };
+        let tensor = Tensor::adopt(self.to_desc(dtype, device, layout), release)?;
+        tensor.storage().set_pending_stream(self.producer_stream());
+        Ok(tensor)
+    }
+
+    /// Where CUDA memory lives, asked of the driver. A zero-size array with no pointer is placed
+    /// on the current device.
+    fn locate_cuda_memory(&self) -> Result<Device> {
+        if self.data == 0 && element_count(&self.shape)? == 0 {
+            let ordinal = crate::cuda::pointer::current_ordinal().unwrap_or(0);
+            return Ok(Device::cuda(ordinal));
+        }
+        crate::cuda::pointer::classify(self.data)
     }
 
     /// The tensor this descriptor describes, with the `dtype` that [`Self::validate`] returned,
