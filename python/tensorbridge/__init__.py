@@ -17,19 +17,11 @@ from ._lib import (
     TensorBridgeError,
     lib as _library,
 )
-from ._tensor import (
-    Device,
-    Tensor,
-    as_tensor,
-    convert,
-    copy_into,
-    cuda_device_count,
-    empty,
-    from_dlpack,
-    live_tensor_count,
-    reformat,
-    reformat_into,
-)
+from . import _abi  # noqa: F401  (checks every ctypes struct against the library at import)
+from ._devices import Device, cuda_device_count
+from ._ops import convert, copy_into, reformat, reformat_into
+from ._producers import as_tensor, from_dlpack
+from ._tensor import Tensor, empty, live_tensor_count
 
 __version__ = _library.tb_version_string().decode()
 

@@ -11,9 +11,10 @@ from pathlib import Path
 MAX_RANK = 15
 TYPESTR_CAPACITY = 16
 
-# Device types (DLPack codes).
+# Device types (DLPack codes); their names come from the library (_devices.py).
 DEVICE_CPU, DEVICE_CUDA, DEVICE_CUDA_HOST, DEVICE_CUDA_MANAGED = 1, 2, 3, 13
 DLPACK_FLAG_READ_ONLY, DLPACK_FLAG_IS_COPIED = 1, 2
+DLPACK_MAX_VERSION = (1, 1)  # TB_DLPACK_MAJOR_VERSION, TB_DLPACK_MINOR_VERSION
 
 
 class DataType(ctypes.Structure):
@@ -112,39 +113,6 @@ DLManagedTensorVersioned._fields_ = [
 CLEANUP = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
 
 
-class TensorBridgeError(RuntimeError):
-    """Base class of the errors the library reports; ``status`` names the TbStatus."""
-
-    status = "TB_ERROR_INTERNAL"
-
-
-def _error(name, *bases, doc):
-    return type(name, (TensorBridgeError, *bases), {"__doc__": doc})
-
-
-InvalidArgumentError = _error("InvalidArgumentError", ValueError, doc="TB_ERROR_INVALID_ARGUMENT")
-NotSupportedError = _error("NotSupportedError", TypeError, BufferError, doc="TB_ERROR_NOT_SUPPORTED")
-OutOfMemoryError = _error("OutOfMemoryError", MemoryError, doc="TB_ERROR_OUT_OF_MEMORY")
-CudaUnavailableError = _error("CudaUnavailableError", doc="TB_ERROR_CUDA_UNAVAILABLE")
-CudaError = _error("CudaError", doc="TB_ERROR_CUDA")
-DeviceMismatchError = _error("DeviceMismatchError", ValueError, BufferError, doc="TB_ERROR_DEVICE_MISMATCH")
-ReadOnlyError = _error("ReadOnlyError", ValueError, BufferError, doc="TB_ERROR_READ_ONLY")
-OverflowError_ = _error("OverflowError", OverflowError, doc="TB_ERROR_OVERFLOW")
-InternalError = _error("InternalError", doc="TB_ERROR_INTERNAL")
-
-_ERRORS = {
-    1: InvalidArgumentError,
-    2: NotSupportedError,
-    3: OutOfMemoryError,
-    4: CudaUnavailableError,
-    5: CudaError,
-    6: DeviceMismatchError,
-    7: ReadOnlyError,
-    8: OverflowError_,
-    9: InternalError,
-}
-
-
 def _candidates():
     explicit = os.environ.get("TENSORBRIDGE_LIBRARY")
     if explicit:
@@ -171,12 +139,55 @@ def _load():
 
 lib = _load()
 
+lib.tb_last_error_message.restype = ctypes.c_char_p
+lib.tb_last_error_message.argtypes = []
+lib.tb_status_name.restype = ctypes.c_char_p
+lib.tb_status_name.argtypes = [ctypes.c_int32]
+lib.tb_version_string.restype = ctypes.c_char_p
+lib.tb_version_string.argtypes = []
+lib.tb_device_type_name.restype = ctypes.c_char_p
+lib.tb_device_type_name.argtypes = [ctypes.c_int32]
+lib.tb_dtype_count.restype = ctypes.c_int32
+lib.tb_dtype_count.argtypes = []
+
+
+def _status_name(status):
+    return lib.tb_status_name(status).decode()
+
+
+class TensorBridgeError(RuntimeError):
+    """Base class of the errors the library reports; ``status`` names the TbStatus."""
+
+    status = _status_name(9)
+
+
+_ERRORS = {}  # TbStatus value -> exception class
+
+
+def _error(status, name, *bases):
+    """The exception class for one TbStatus value, named and documented by the library."""
+    status_name = _status_name(status)
+    error = type(name, (TensorBridgeError, *bases), {"__doc__": status_name, "status": status_name})
+    _ERRORS[status] = error
+    return error
+
+
+InvalidArgumentError = _error(1, "InvalidArgumentError", ValueError)
+NotSupportedError = _error(2, "NotSupportedError", TypeError, BufferError)
+OutOfMemoryError = _error(3, "OutOfMemoryError", MemoryError)
+CudaUnavailableError = _error(4, "CudaUnavailableError")
+CudaError = _error(5, "CudaError")
+DeviceMismatchError = _error(6, "DeviceMismatchError", ValueError, BufferError)
+ReadOnlyError = _error(7, "ReadOnlyError", ValueError, BufferError)
+OverflowError_ = _error(8, "OverflowError", OverflowError)
+InternalError = _error(9, "InternalError")
+
 
 def _check(status, function, arguments):
     if status != 0:
         message = lib.tb_last_error_message().decode("utf-8", "replace")
         error = _ERRORS.get(status, InternalError)(message)
-        error.status = lib.tb_status_name(status).decode()
+        error.status = _status_name(status)
         raise error
     return status
 
@@ -205,6 +216,7 @@ _PROTOTYPES = {
     "tb_tensor_from_dlpack_versioned": [P, ctypes.c_char_p, PP],
     "tb_tensor_to_dlpack": [P, PP],
     "tb_tensor_to_dlpack_versioned": [P, PP],
+    "tb_tensor_to_dlpack_versioned_with_flags": [P, ctypes.c_uint64, PP],
     "tb_reformat": [P, P, P],
     "tb_copy": [P, P, P],
     "tb_convert": [P, P, P, P, I32, P],
@@ -212,13 +224,18 @@ _PROTOTYPES = {
     "tb_tensor_live_count": [ctypes.POINTER(I64)],
     "tb_dtype_from_typestr": [ctypes.c_char_p, ctypes.POINTER(DataType)],
     "tb_dtype_to_typestr": [DataType, ctypes.POINTER(ctypes.c_char_p)],
+    "tb_dtype_name": [DataType, ctypes.POINTER(ctypes.c_char_p)],
+    "tb_dtype_at": [I32, ctypes.POINTER(DataType)],
+    "tb_layout_parse": [ctypes.c_char_p, ctypes.POINTER(Layout)],
+    "tb_layout_permutation": [ctypes.POINTER(Layout), ctypes.POINTER(Layout), ctypes.POINTER(I32)],
+    "tb_abi_layout": [ctypes.c_char_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_size_t),
+                      ctypes.POINTER(ctypes.c_size_t)],
 }
 for _name, _arguments in _PROTOTYPES.items():
     _function = getattr(lib, _name)
     _function.argtypes = _arguments
     _function.restype = ctypes.c_int
     _function.errcheck = _check
-
 
 
 def raise_for(status):
@@ -239,9 +256,3 @@ def unchecked(name, convert_arguments=True):
     return prototype((name, lib))
 
 
-lib.tb_last_error_message.restype = ctypes.c_char_p
-lib.tb_last_error_message.argtypes = []
-lib.tb_status_name.restype = ctypes.c_char_p
-lib.tb_status_name.argtypes = [ctypes.c_int32]
-lib.tb_version_string.restype = ctypes.c_char_p
-lib.tb_version_string.argtypes = []

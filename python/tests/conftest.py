@@ -8,15 +8,15 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import tensorbridge  # noqa: E402
-from tensorbridge import _tensor  # noqa: E402
+from tensorbridge import _keepalive  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
 def no_leaked_handles():
     """Every test must release every library handle and keep-alive reference it made."""
     gc.collect()
-    handles, kept = tensorbridge.live_tensor_count(), len(_tensor._KEEP)
+    handles, kept = tensorbridge.live_tensor_count(), _keepalive.count()
     yield
     gc.collect()
     assert tensorbridge.live_tensor_count() == handles, "leaked TbTensor handles"
-    assert len(_tensor._KEEP) == kept, "leaked keep-alive references"
+    assert _keepalive.count() == kept, "leaked keep-alive references"

@@ -1,0 +1,60 @@
+"""Element types: the table of supported dtypes, read from the library at import
+(``tb_dtype_count`` / ``tb_dtype_at`` / ``tb_dtype_name`` / ``tb_dtype_to_typestr``), and the
+conversions between it, the spellings NumPy / PyTorch / JAX use, and NumPy dtypes."""
+import ctypes
+from collections import namedtuple
+
+from ._lib import DataType, lib
+
+DType = namedtuple("DType", ["name", "typestr", "code", "bits"])
+
+
+def _read_table():
+    table = []
+    for index in range(lib.tb_dtype_count()):
+        dtype, name, typestr = DataType(), ctypes.c_char_p(), ctypes.c_char_p()
+        lib.tb_dtype_at(index, ctypes.byref(dtype))
+        lib.tb_dtype_name(dtype, ctypes.byref(name))
+        lib.tb_dtype_to_typestr(dtype, ctypes.byref(typestr))
+        table.append(DType(name.value.decode(), typestr.value.decode(), dtype.code, dtype.bits))
+    return table
+
+
+_TABLE = _read_table()
+_BY_NAME = {entry.name: entry for entry in _TABLE}
+_BY_CODE = {(entry.code, entry.bits): entry for entry in _TABLE}
+# Framework spellings of the library's names (numpy.bool_, torch.half / float / double).
+_ALIASES = {"bool_": "bool", "half": "float16", "float": "float32", "double": "float64"}
+
+
+def data_type(dtype):
+    """The TbDataType of a dtype given as a name, a NumPy dtype or type, a torch dtype or a TbDataType."""
+    if isinstance(dtype, DataType):
+        return dtype
+    if isinstance(dtype, type):  # numpy.uint8, ml_dtypes.bfloat16, numpy.float32 ...
+        dtype = getattr(dtype, "__name__", str(dtype))
+    name = getattr(dtype, "name", None) or str(dtype)
+    name = name.replace("torch.", "").replace("jnp.", "")
+    entry = _BY_NAME.get(_ALIASES.get(name, name))
+    if entry is None:
+        raise TypeError(f"unknown dtype {dtype!r}")
+    return DataType(entry.code, entry.bits, 1)
+
+
+def numpy_dtype(dtype):
+    """A NumPy dtype for a TbDataType (bfloat16 through ml_dtypes when installed, else its name)."""
+    entry = _BY_CODE.get((dtype.code, dtype.bits))
+    if entry is None:
+        return f"code{dtype.code}_bits{dtype.bits}"
+    try:
+        import numpy
+    except ImportError:
+        return entry.name
+    if entry.name == "bfloat16":  # NumPy's typestr for it is an opaque "<V2"
+        try:
+            import ml_dtypes
+
+            return numpy.dtype(ml_dtypes.bfloat16)
+        except ImportError:
+            return entry.name
+    return numpy.dtype(entry.typestr)

@@ -1,0 +1,52 @@
+"""``as_tensor`` and ``from_dlpack``: a Tensor over a producer's memory, without copying, through
+the first protocol the producer speaks — CUDA Array Interface, NumPy array interface, DLPack."""
+from . import _dlpack
+from ._interface import (
+    ARRAY_INTERFACE,
+    CUDA_ARRAY_INTERFACE,
+    from_array_interface,
+    from_cuda_array_interface,
+    import_interface,
+)
+from ._streams import stream_handle
+from ._tensor import Tensor
+from ._values import ENCODED, layout_bytes
+
+
+def as_tensor(obj, layout=None, *, stream=None):
+    """A tensorbridge Tensor over ``obj``'s memory, without copying.
+
+    ``obj`` may be a Tensor, or anything with ``__cuda_array_interface__`` (PyTorch, CuPy, Numba,
+    CV-CUDA), ``__array_interface__`` (NumPy) or ``__dlpack__`` (PyTorch, JAX, CuPy, NumPy).
+    ``layout`` names the dimensions ("HWC", "NCHW" …). The tensor keeps ``obj`` alive, honours its
+    read-only flag, and orders its first use on another stream after the producer's stream.
+    ``stream`` is the stream the caller will use the tensor on, passed to a DLPack producer of
+    GPU memory (default: the legacy default stream).
+    """
+    if layout is None:
+        encoded = None
+    else:
+        try:
+            encoded = ENCODED[layout]  # a layout seen before: its checked encoding
+        except (KeyError, TypeError):
+            encoded = layout_bytes(layout)
+    if isinstance(obj, Tensor):
+        return obj if layout is None else obj.with_layout(layout)
+    cai = getattr(obj, CUDA_ARRAY_INTERFACE, None)
+    if cai is not None:
+        return Tensor._adopt(import_interface(from_cuda_array_interface, cai, CUDA_ARRAY_INTERFACE, encoded), obj)
+    numpy_interface = getattr(obj, ARRAY_INTERFACE, None)
+    if numpy_interface is not None:
+        return Tensor._adopt(import_interface(from_array_interface, numpy_interface, ARRAY_INTERFACE, encoded), obj)
+    if hasattr(obj, "__dlpack__"):
+        capsule = _dlpack.capsule_from(obj, stream_handle(stream))
+        return Tensor._adopt(_dlpack.consume(capsule, encoded))
+    raise TypeError(
+        f"{type(obj).__name__} exposes no __cuda_array_interface__, __dlpack__ or __array_interface__")
+
+
+def from_dlpack(obj, layout=None, *, stream=None):
+    """A Tensor from a DLPack producer or capsule (``as_tensor`` covers producers too)."""
+    if hasattr(obj, "__dlpack__"):
+        return as_tensor(obj, layout, stream=stream)
+    return Tensor._adopt(_dlpack.consume(obj, layout_bytes(layout)))

@@ -1,0 +1,71 @@
+"""The package asks the library instead of repeating it: ctypes struct layouts checked against
+tb_abi_layout, the dtype table, device and status names, the DLPack copied flag, and layout
+permutations all come from the C ABI."""
+import ctypes
+
+import numpy as np
+import pytest
+
+import tensorbridge as tb
+from tensorbridge import _abi, _devices, _dlpack, _dtypes, _lib
+
+
+def test_every_ctypes_struct_matches_the_library():
+    _abi.check_all()
+    assert set(_abi.STRUCTS) == {"TbDataType", "TbDevice", "TbLayout", "TbTensorInfo", "TbArrayInterface",
+                                 "TbDLTensor", "TbDLManagedTensor", "TbDLPackVersion",
+                                 "TbDLManagedTensorVersioned"}
+
+
+def _variant(fields):
+    return type("WrongTensorInfo", (ctypes.Structure,), {"_fields_": fields})
+
+
+@pytest.mark.parametrize("change,fragment", [
+    (lambda fields: [(n, ctypes.c_int64 if n == "rank" else t) for n, t in fields], r"TbTensorInfo\.rank is at offset"),
+    (lambda fields: fields[:1] + fields[2:3] + fields[1:2] + fields[3:], r"TbTensorInfo\.dtype is at offset"),
+    (lambda fields: fields[:-1], r"sizeof\(TbTensorInfo\) is"),
+    (lambda fields: fields + [("bogus", ctypes.c_int32)], r"does not describe TbTensorInfo\.bogus"),
+])
+def test_abi_check_rejects_a_wrong_declaration(change, fragment):
+    wrong = _variant(change(list(_lib.TensorInfo._fields_)))
+    with pytest.raises(ImportError, match=fragment):
+        _abi.check_struct("TbTensorInfo", wrong)
+
+
+def test_dtype_table_is_the_librarys():
+    assert len(_dtypes._TABLE) == _lib.lib.tb_dtype_count()
+    for entry in _dtypes._TABLE:
+        t = tb.empty((2,), entry.name)
+        assert t.dtype == np.dtype(entry.typestr) or entry.name == "bfloat16"
+    assert {"bool", "uint8", "float16", "bfloat16", "complex128"} <= {e.name for e in _dtypes._TABLE}
+
+
+def test_device_and_status_names_are_the_librarys():
+    assert set(_devices._NAMES.values()) == {"cpu", "cuda", "cuda_host", "cuda_managed"}
+    assert str(tb.as_tensor(np.zeros(2)).device) == "cpu"
+    assert tb.InvalidArgumentError.status == "TB_ERROR_INVALID_ARGUMENT"
+    assert tb.ReadOnlyError.__doc__ == "TB_ERROR_READ_ONLY"
+    assert tb.TensorBridgeError.status == "TB_ERROR_INTERNAL"
+
+
+def _flags(capsule):
+    pointer = _dlpack._get_pointer(capsule, _dlpack.VERSIONED)
+    return ctypes.cast(pointer, ctypes.POINTER(_lib.DLManagedTensorVersioned)).contents.flags
+
+
+def test_dlpack_copied_flag_comes_from_the_library_export():
+    t = tb.as_tensor(np.arange(6, dtype=np.float32))
+    copied = t.__dlpack__(max_version=(1, 0), copy=True)
+    shared = t.__dlpack__(max_version=(1, 0))
+    assert _flags(copied) & _lib.DLPACK_FLAG_IS_COPIED
+    assert not _flags(shared) & _lib.DLPACK_FLAG_IS_COPIED
+    assert tb.from_dlpack(copied).data_ptr != t.data_ptr
+    assert tb.from_dlpack(shared).data_ptr == t.data_ptr
+
+
+def test_reformat_shape_uses_the_librarys_permutation():
+    a = np.zeros((2, 3, 4, 5), np.uint8)
+    assert tb.reformat(tb.as_tensor(a, "NHWC"), "NCHW").shape == (2, 5, 3, 4)
+    with pytest.raises(ValueError, match="has no layout"):
+        tb.reformat(tb.as_tensor(a), "NCHW")
