@@ -1,7 +1,7 @@
 //! CUDA Array Interface and NumPy array interface functions of the C ABI.
 
 use super::handle::{self, TbTensor};
-use super::tensor::{TbCleanupFn, cleanup_release, tensor_of};
+use super::tensor::{TbCleanupFn, cleanup_release};
 use super::{boundary, read_layout_arg, read_rank, read_struct, require_out, write_out};
 use crate::error::{Error, Result};
 use crate::ffi::status::TbStatus;
@@ -101,7 +101,7 @@ fn import(
     let contents = read_descriptor(desc)?;
     let release = cleanup_release(keep_alive, keep_alive_context, contents.data as *mut c_void);
     let tensor = contents.import(interface, read_layout_arg(layout)?, release)?;
-    write_out(out, handle::export(tensor), "out")
+    write_out(out, handle::create(tensor)?, "out")
 }
 
 /// Imports a CUDA Array Interface (v2 or v3) descriptor as a tensor, without copying.
@@ -149,8 +149,8 @@ pub extern "C" fn tb_tensor_from_array_interface(
 
 fn export(interface: Interface, tensor: *const TbTensor, out: *mut TbArrayInterface) -> Result<()> {
     require_out(out, "out")?;
-    let held = handle::borrow(tensor, "tensor")?;
-    write_descriptor(&ArrayInterface::describe(tensor_of(&held), interface)?, out)
+    let held = handle::clone_arc(tensor, "tensor")?;
+    write_descriptor(&ArrayInterface::describe(&held, interface)?, out)
 }
 
 /// Describes a GPU-accessible tensor (CUDA, pinned or managed memory) as a CUDA Array Interface

@@ -2,7 +2,6 @@
 //! clashes with a user's dlpack.h) and the import/export functions of the C ABI.
 
 use super::handle::{self, TbTensor};
-use super::tensor::tensor_of;
 use super::{
     SendPtr, boundary, read_array, read_layout_arg, read_shape, require_out, require_ptr, write_out,
 };
@@ -124,7 +123,7 @@ fn import(
     out: *mut *mut TbTensor,
 ) -> Result<()> {
     let desc = fields.to_desc(read_layout_arg(layout)?)?;
-    write_out(out, handle::export(Tensor::adopt(desc, Some(release))?), "out")
+    write_out(out, handle::create(Tensor::adopt(desc, Some(release))?)?, "out")
 }
 
 /// Imports a legacy `DLManagedTensor` without copying. On success the tensor owns `managed`:
@@ -257,8 +256,8 @@ pub extern "C" fn tb_tensor_to_dlpack(
 ) -> TbStatus {
     boundary("tb_tensor_to_dlpack", || {
         require_out(out, "out")?;
-        let held = handle::borrow(tensor, "tensor")?;
-        let (context, dl_tensor) = export_context(tensor_of(&held))?;
+        let held = handle::clone_arc(tensor, "tensor")?;
+        let (context, dl_tensor) = export_context(&held)?;
         let managed = Box::into_raw(Box::new(TbDLManagedTensor {
             dl_tensor,
             manager_ctx: Box::into_raw(context) as *mut c_void,
@@ -307,8 +306,8 @@ fn export_versioned(
     out: *mut *mut TbDLManagedTensorVersioned,
 ) -> Result<()> {
     require_out(out, "out")?;
-    let held = handle::borrow(tensor, "tensor")?;
-    let source = tensor_of(&held);
+    let held = handle::clone_arc(tensor, "tensor")?;
+    let source = &held;
     let flags = export_flags(source, requested)?;
     let (context, dl_tensor) = export_context(source)?;
     let managed = Box::into_raw(Box::new(TbDLManagedTensorVersioned {

@@ -1,90 +1,240 @@
-//! The one place that turns `*const TbTensor` into an `Arc` and back.
+//! The one place that turns a `TbTensor*` into a tensor and back.
 //!
-//! Handles are `Arc<TbTensor>` pointers handed out with `Arc::into_raw`. Every live handle is
-//! also recorded in a registry together with the number of references the C side holds, so that
-//! a NULL, stale, foreign or double-released pointer is answered with
-//! `TB_ERROR_INVALID_ARGUMENT` instead of undefined behaviour.
+//! A handle is not an address: it encodes a slot of a handle table and the slot's generation,
+//! `(generation << 32) | (slot + 1)`, so it is never NULL. Each slot holds the tensor and the
+//! number of references C holds on it, behind the slot's own lock; releasing the last reference
+//! empties the slot and advances its generation. A NULL, never-issued, released or
+//! double-released handle therefore names an empty slot or a slot of another generation, and is
+//! answered with `TB_ERROR_INVALID_ARGUMENT`, even after the slot has been reused by a new
+//! tensor (a stale handle cannot alias a newer one, as an address could). Calls on different
+//! tensors never share a lock: only issuing a new handle and freeing a slot touch the free list.
+
+#[cfg(not(target_pointer_width = "64"))]
+compile_error!("tensorbridge handles encode a slot and a generation in a 64-bit pointer");
 
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
-use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 /// An opaque, reference-counted tensor handle. Create one with `tb_tensor_wrap`,
 /// `tb_tensor_alloc` or a view function; add references with `tb_tensor_retain`; drop each with
 /// `tb_tensor_release`. All functions taking a `TbTensor` are thread-safe.
 pub struct TbTensor {
-    pub(crate) tensor: Tensor,
+    _opaque: [u8; 0],
 }
 
-/// Live handle addresses → references held by C callers.
-fn registry() -> MutexGuard<'static, HashMap<usize, usize>> {
-    static LIVE: OnceLock<Mutex<HashMap<usize, usize>>> = OnceLock::new();
-    LIVE.get_or_init(Default::default).lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+/// Slots per segment; segments are allocated on demand and never freed, so a slot's address
+/// is stable and lookups need no lock.
+const SEGMENT: usize = 1024;
+/// Segments in the table: at most `SEGMENT × SEGMENTS` (4 Mi) handles alive at once.
+const SEGMENTS: usize = 4096;
+
+/// One slot: the generation of the handle that may use it, the tensor, and C's references.
+#[derive(Default)]
+struct SlotState {
+    generation: u32,
+    references: usize,
+    tensor: Option<Arc<Tensor>>,
 }
 
-fn unknown(name: &str, ptr: *const TbTensor) -> Error {
-    if ptr.is_null() {
+#[derive(Default)]
+struct Slot(Mutex<SlotState>);
+
+struct Table {
+    segments: Vec<OnceLock<Box<[Slot]>>>,
+    /// Slots below this index have been handed out at least once.
+    issued: AtomicU32,
+    /// Emptied slots, ready for reuse.
+    free: Mutex<Vec<u32>>,
+    live: AtomicUsize,
+}
+
+fn table() -> &'static Table {
+    static TABLE: OnceLock<Table> = OnceLock::new();
+    TABLE.get_or_init(|| Table {
+        segments: (0..SEGMENTS).map(|_| OnceLock::new()).collect(),
+        issued: AtomicU32::new(0),
+        free: Mutex::new(Vec::new()),
+        live: AtomicUsize::new(0),
+    })
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Table {
+    /// The slot at `index`, if it has ever been issued.
+    fn slot(&self, index: u32) -> Option<&Slot> {
+        if index >= self.issued.load(Ordering::Acquire) {
+            return None;
+        }
+        let (segment, offset) = (index as usize / SEGMENT, index as usize % SEGMENT);
+        self.segments.get(segment)?.get().map(|slots| &slots[offset])
+    }
+
+    /// A slot that holds nothing, for a new handle.
+    fn vacant(&self) -> Result<u32> {
+        if let Some(index) = lock(&self.free).pop() {
+            return Ok(index);
+        }
+        let index = self.issued.load(Ordering::Acquire);
+        let segment = index as usize / SEGMENT;
+        if segment >= SEGMENTS {
+            return Err(Error::out_of_memory(format!(
+                "{} TbTensor handles are alive; release some before creating more",
+                SEGMENT * SEGMENTS
+            )));
+        }
+        self.segments[segment].get_or_init(|| (0..SEGMENT).map(|_| Slot::default()).collect());
+        // Only one thread may extend the table at a time; a loser takes the next index.
+        match self.issued.compare_exchange(index, index + 1, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => Ok(index),
+            Err(_) => self.vacant(),
+        }
+    }
+}
+
+fn encode(index: u32, generation: u32) -> *mut TbTensor {
+    ((u64::from(generation) << 32) | (u64::from(index) + 1)) as usize as *mut TbTensor
+}
+
+fn decode(handle: *const TbTensor) -> Option<(u32, u32)> {
+    let value = handle as usize as u64;
+    let index = (value & 0xffff_ffff).checked_sub(1)?;
+    Some((index as u32, (value >> 32) as u32))
+}
+
+fn unknown(name: &str, handle: *const TbTensor) -> Error {
+    if handle.is_null() {
         return Error::invalid_argument(format!("{name} is NULL"));
     }
     Error::invalid_argument(format!(
-        "{name} = {ptr:p} is not a live TbTensor handle (already released, or never created)"
+        "{name} = {handle:p} is not a live TbTensor handle (already released, or never created)"
     ))
 }
 
-/// Hands a tensor to C: a new handle holding one reference.
-pub(crate) fn export(tensor: Tensor) -> *mut TbTensor {
-    let raw = Arc::into_raw(Arc::new(TbTensor { tensor })) as *mut TbTensor;
-    registry().insert(raw as usize, 1);
-    raw
+/// Runs `body` on the state of the slot `handle` names, if the handle is live.
+fn with_live<T>(
+    handle: *const TbTensor,
+    name: &str,
+    body: impl FnOnce(&mut SlotState) -> T,
+) -> Result<T> {
+    let (index, generation) = decode(handle).ok_or_else(|| unknown(name, handle))?;
+    let slot = table().slot(index).ok_or_else(|| unknown(name, handle))?;
+    let mut state = lock(&slot.0);
+    if state.generation != generation || state.tensor.is_none() {
+        return Err(unknown(name, handle));
+    }
+    Ok(body(&mut state))
 }
 
-/// A new reference to the tensor behind a live handle; the handle itself is unaffected.
-pub(crate) fn borrow(ptr: *const TbTensor, name: &str) -> Result<Arc<TbTensor>> {
-    let live = registry();
-    if !live.contains_key(&(ptr as usize)) {
-        return Err(unknown(name, ptr));
-    }
-    // SAFETY: the registry holds ptr, so it came from Arc::into_raw and at least one strong
-    // reference is outstanding; the lock keeps it from being released meanwhile.
-    unsafe {
-        Arc::increment_strong_count(ptr);
-        Ok(Arc::from_raw(ptr))
-    }
+/// Hands a tensor to C: a new handle holding one reference.
+pub(crate) fn create(tensor: Tensor) -> Result<*mut TbTensor> {
+    let table = table();
+    let index = table.vacant()?;
+    let slot = table.slot(index).ok_or_else(|| Error::internal("vacant slot not issued"))?;
+    let mut state = lock(&slot.0);
+    state.references = 1;
+    state.tensor = Some(Arc::new(tensor));
+    table.live.fetch_add(1, Ordering::Relaxed);
+    Ok(encode(index, state.generation))
+}
+
+/// A new shared reference to the tensor behind a live handle (the handle is unaffected): what
+/// a C call works on, valid even if another thread releases the handle meanwhile.
+pub(crate) fn clone_arc(handle: *const TbTensor, name: &str) -> Result<Arc<Tensor>> {
+    with_live(handle, name, |state| state.tensor.clone())?
+        .ok_or_else(|| Error::internal("live slot without a tensor"))
 }
 
 /// Adds a C-side reference to a live handle.
-pub(crate) fn retain(ptr: *const TbTensor) -> Result<()> {
-    let mut live = registry();
-    let count = live.get_mut(&(ptr as usize)).ok_or_else(|| unknown("tensor", ptr))?;
-    *count += 1;
-    // SAFETY: as in borrow(): ptr is a live Arc pointer and the lock is held.
-    unsafe { Arc::increment_strong_count(ptr) };
-    Ok(())
+pub(crate) fn retain(handle: *const TbTensor) -> Result<()> {
+    with_live(handle, "tensor", |state| state.references += 1)
 }
 
 /// Drops one C-side reference; the last one frees the handle (and, when no view shares it, the
 /// tensor's storage, running its cleanup). NULL is a no-op.
-pub(crate) fn release(ptr: *const TbTensor) -> Result<()> {
-    if ptr.is_null() {
+pub(crate) fn release(handle: *const TbTensor) -> Result<()> {
+    if handle.is_null() {
         return Ok(());
     }
-    let reference = {
-        let mut live = registry();
-        let count = live.get_mut(&(ptr as usize)).ok_or_else(|| unknown("tensor", ptr))?;
-        *count -= 1;
-        if *count == 0 {
-            live.remove(&(ptr as usize));
+    let emptied = with_live(handle, "tensor", |state| {
+        state.references -= 1;
+        if state.references > 0 {
+            return None;
         }
-        // SAFETY: ptr is live and this call owns one of its strong references.
-        unsafe { Arc::from_raw(ptr) }
-    };
-    // Dropped outside the lock: a cleanup callback may call back into tensorbridge.
-    drop(reference);
+        state.generation = state.generation.wrapping_add(1);
+        state.tensor.take()
+    })?;
+    if let Some(tensor) = emptied {
+        let table = table();
+        if let Some((index, _)) = decode(handle) {
+            lock(&table.free).push(index);
+        }
+        table.live.fetch_sub(1, Ordering::Relaxed);
+        // Dropped outside every lock: a cleanup callback may call back into tensorbridge.
+        drop(tensor);
+    }
     Ok(())
 }
 
 /// Number of live handles (for leak checks in tests).
 pub(crate) fn live_count() -> usize {
-    registry().len()
+    table().live.load(Ordering::Relaxed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::Device;
+    use crate::dtype::DataType;
+    use crate::layout::Layout;
+    use crate::storage::Storage;
+    use crate::tensor::TensorDesc;
+
+    fn tensor() -> Tensor {
+        let desc = TensorDesc {
+            data: 0x1000,
+            device: Device::CPU,
+            dtype: DataType::U8,
+            shape: vec![4],
+            strides: None,
+            layout: Layout::NONE,
+            readonly: false,
+        };
+        Tensor::new(desc, &Storage::with_release(None)).unwrap()
+    }
+
+    #[test]
+    fn a_stale_handle_does_not_alias_the_tensor_that_reuses_its_slot() {
+        let first = create(tensor()).unwrap();
+        release(first).unwrap();
+        let second = create(tensor()).unwrap();
+        assert_eq!(decode(first).unwrap().0, decode(second).unwrap().0, "slot not reused");
+        assert_ne!(first, second);
+        let err = release(first).unwrap_err();
+        assert!(err.message.contains("not a live TbTensor handle"), "{}", err.message);
+        assert!(clone_arc(second, "tensor").is_ok(), "the stale release touched the new handle");
+        release(second).unwrap();
+    }
+
+    #[test]
+    fn null_and_foreign_values_are_refused() {
+        assert!(clone_arc(std::ptr::null(), "src").unwrap_err().message.contains("src is NULL"));
+        let foreign = 0x7fff_1234_5678usize as *const TbTensor;
+        assert!(clone_arc(foreign, "tensor").is_err());
+        assert!(retain(foreign).is_err());
+    }
+
+    #[test]
+    fn references_count_down_to_the_last_release() {
+        let handle = create(tensor()).unwrap();
+        retain(handle).unwrap();
+        release(handle).unwrap();
+        assert!(clone_arc(handle, "tensor").is_ok());
+        release(handle).unwrap();
+        assert!(clone_arc(handle, "tensor").is_err());
+    }
 }

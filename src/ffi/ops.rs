@@ -1,7 +1,6 @@
 //! Operations of the C ABI: reformat, copy, convert, clone.
 
 use super::handle::{self, TbTensor};
-use super::tensor::tensor_of;
 use super::{boundary, read_array, write_out};
 use crate::error::Error;
 use crate::ffi::status::TbStatus;
@@ -25,8 +24,8 @@ pub extern "C" fn tb_reformat(
     stream: *mut c_void,
 ) -> TbStatus {
     boundary("tb_reformat", || {
-        let (src, dst) = (handle::borrow(src, "src")?, handle::borrow(dst, "dst")?);
-        crate::ops::reformat(tensor_of(&src), tensor_of(&dst), Stream::from_handle(stream as u64))
+        let (src, dst) = (handle::clone_arc(src, "src")?, handle::clone_arc(dst, "dst")?);
+        crate::ops::reformat(&src, &dst, Stream::from_handle(stream as u64))
     })
 }
 
@@ -43,8 +42,8 @@ pub extern "C" fn tb_copy(
     stream: *mut c_void,
 ) -> TbStatus {
     boundary("tb_copy", || {
-        let (src, dst) = (handle::borrow(src, "src")?, handle::borrow(dst, "dst")?);
-        crate::ops::copy(tensor_of(&src), tensor_of(&dst), Stream::from_handle(stream as u64))
+        let (src, dst) = (handle::clone_arc(src, "src")?, handle::clone_arc(dst, "dst")?);
+        crate::ops::copy(&src, &dst, Stream::from_handle(stream as u64))
     })
 }
 
@@ -71,9 +70,9 @@ pub extern "C" fn tb_convert(
             0 => (vec![1.0], vec![0.0]),
             n => (read_array(scale, n, "scale")?, read_array(offset, n, "offset")?),
         };
-        let (src, dst) = (handle::borrow(src, "src")?, handle::borrow(dst, "dst")?);
+        let (src, dst) = (handle::clone_arc(src, "src")?, handle::clone_arc(dst, "dst")?);
         let stream = Stream::from_handle(stream as u64);
-        crate::ops::convert(tensor_of(&src), tensor_of(&dst), &scale, &offset, stream)
+        crate::ops::convert(&src, &dst, &scale, &offset, stream)
     })
 }
 
@@ -87,8 +86,8 @@ pub extern "C" fn tb_tensor_clone(
 ) -> TbStatus {
     boundary("tb_tensor_clone", || {
         write_out(out, std::ptr::null_mut(), "out")?;
-        let held = handle::borrow(tensor, "tensor")?;
-        let copy = crate::ops::clone(tensor_of(&held), Stream::from_handle(stream as u64))?;
-        write_out(out, handle::export(copy), "out")
+        let held = handle::clone_arc(tensor, "tensor")?;
+        let copy = crate::ops::clone(&held, Stream::from_handle(stream as u64))?;
+        write_out(out, handle::create(copy)?, "out")
     })
 }

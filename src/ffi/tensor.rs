@@ -29,8 +29,8 @@ pub type TbCleanupFn = Option<unsafe extern "C" fn(context: *mut c_void, data: *
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_tensor_sync(tensor: *const TbTensor, stream: *mut c_void) -> TbStatus {
     boundary("tb_tensor_sync", || {
-        let held = handle::borrow(tensor, "tensor")?;
-        crate::ops::ordering::hand_off(tensor_of(&held), Stream::from_handle(stream as u64))
+        let held = handle::clone_arc(tensor, "tensor")?;
+        crate::ops::ordering::hand_off(&held, Stream::from_handle(stream as u64))
     })
 }
 
@@ -77,10 +77,6 @@ pub(crate) fn cleanup_release(
             unsafe { function(context.0, data.0) }
         }) as ReleaseFn
     })
-}
-
-pub(crate) fn tensor_of(t: &std::sync::Arc<TbTensor>) -> &Tensor {
-    &t.tensor
 }
 
 /// Wraps memory the caller owns as a tensor, without copying.
@@ -135,7 +131,7 @@ pub extern "C" fn tb_tensor_wrap(
             readonly,
         };
         let tensor = Tensor::adopt(desc, cleanup_release(cleanup, cleanup_context, data))?;
-        write_out(out, handle::export(tensor), "out")
+        write_out(out, handle::create(tensor)?, "out")
     })
 }
 
@@ -170,7 +166,7 @@ pub extern "C" fn tb_tensor_alloc(
         )?;
         let allocator = crate::alloc::for_device(device);
         let tensor = Tensor::allocate(requirements, allocator, Stream::LEGACY)?;
-        write_out(out, handle::export(tensor), "out")
+        write_out(out, handle::create(tensor)?, "out")
     })
 }
 
@@ -192,8 +188,8 @@ pub extern "C" fn tb_tensor_release(tensor: *mut TbTensor) -> TbStatus {
 /// Runs `query` on the tensor behind a handle and stores the answer in `*out`.
 fn query<T>(tensor: *const TbTensor, out: *mut T, read: impl FnOnce(&Tensor) -> T) -> Result<()> {
     require_out(out, "out")?;
-    let held = handle::borrow(tensor, "tensor")?;
-    write_out(out, read(tensor_of(&held)), "out")
+    let held = handle::clone_arc(tensor, "tensor")?;
+    write_out(out, read(&held), "out")
 }
 
 /// Describes `tensor` completely in `*out`.
@@ -260,8 +256,8 @@ fn copy_dims(
     out: *mut i64,
     dims: impl FnOnce(&Tensor) -> &[i64],
 ) -> Result<()> {
-    let held = handle::borrow(tensor, "tensor")?;
-    let values = dims(tensor_of(&held));
+    let held = handle::clone_arc(tensor, "tensor")?;
+    let values = dims(&held);
     if (capacity as i64) < values.len() as i64 {
         return Err(Error::invalid_argument(format!(
             "capacity {capacity} is smaller than the tensor's rank {}",
@@ -326,9 +322,9 @@ fn make_view(
     make: impl FnOnce(&Tensor) -> Result<Tensor>,
 ) -> Result<()> {
     write_out(out, std::ptr::null_mut(), "out")?;
-    let held = handle::borrow(tensor, "tensor")?;
-    let view = make(tensor_of(&held))?;
-    write_out(out, handle::export(view), "out")
+    let held = handle::clone_arc(tensor, "tensor")?;
+    let view = make(&held)?;
+    write_out(out, handle::create(view)?, "out")
 }
 
 /// A zero-copy view of `tensor` in `layout`, which must be a permutation of the tensor's labels
