@@ -146,6 +146,9 @@ struct ViewCase {
   TbStatus (*call)(TbTensor* t, TbTensor** out);
 };
 
+// Printed as its name, not as raw bytes (whose padding is uninitialised).
+std::ostream& operator<<(std::ostream& os, const ViewCase& c) { return os << c.name; }
+
 // clang-format off
 const ViewCase kBadViews[] = {
   {"permute_missing_label", TB_ERROR_INVALID_ARGUMENT, "label 'D' is missing", [](TbTensor* t, TbTensor** o) { return tb_tensor_permute(t, "NDHW", o); }},
