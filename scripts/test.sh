@@ -20,7 +20,8 @@ cmake --build build -j "$(nproc)"
 ctest --test-dir build --output-on-failure -j "$(nproc)"
 
 echo "== pytest (Python package over ctypes; GPU framework tests skip with their reason)"
-TENSORBRIDGE_LIBRARY="$PWD/target/release/libtensorbridge.so" python3 -m pytest python/tests -q -rs
+TENSORBRIDGE_LIBRARY="$(./scripts/cargo-target-dir.sh)/release/libtensorbridge.so" \
+  python3 -m pytest python/tests -q -rs
 
 # CTest does not show a skipped test's output: print the GPU tests' skip reason here.
 if [ -x build/cpp_tests/tb_cuda_runtime_tests ]; then
