@@ -237,6 +237,11 @@ struct BadDescriptor {
   const char* fragment;
 };
 
+// GoogleTest prints each parameter (e.g. in --gtest_list_tests, which test discovery runs); without
+// this it dumps the struct's bytes, padding included, which are uninitialised (valgrind reports
+// them). The case name says everything.
+std::ostream& operator<<(std::ostream& os, const BadDescriptor& c) { return os << c.name; }
+
 float g_host_values[16];
 
 std::string case_name(const ::testing::TestParamInfo<BadDescriptor>& info) {

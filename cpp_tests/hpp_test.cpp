@@ -4,7 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include <exception>
+#include <memory>
 #include <numeric>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 namespace {
@@ -51,6 +55,76 @@ TEST(Hpp, FailuresThrowWithStatusAndMessageAndKeepOwnership) {
   EXPECT_EQ(releases, 0) << "a failed wrap leaves the memory with the caller";
   EXPECT_THROW(tb::dtype("float8"), tb::Error);
   EXPECT_THROW(tb::Tensor().shape(), tb::Error);
+}
+
+// Installs a handler for the test's duration and restores the previous one.
+class ScopedCallbackErrorHandler {
+ public:
+  explicit ScopedCallbackErrorHandler(tb::CallbackErrorHandler handler)
+      : previous_(tb::set_callback_error_handler(std::move(handler))) {}
+  ~ScopedCallbackErrorHandler() { tb::set_callback_error_handler(std::move(previous_)); }
+
+ private:
+  tb::CallbackErrorHandler previous_;
+};
+
+TEST(Hpp, ThrowingReleaseCallbackIsReportedNotPropagated) {
+  std::vector<float> data(6);
+  int handled = 0;
+  std::string message;
+  ScopedCallbackErrorHandler scope([&](std::exception_ptr error) {
+    ++handled;
+    try {
+      std::rethrow_exception(error);
+    } catch (const std::runtime_error& e) {
+      message = e.what();
+    }
+  });
+  int releases = 0;
+  // Destroyed with the callback's std::function: counts that the wrapper freed it exactly once.
+  auto captured = std::make_shared<int>(0);
+  std::weak_ptr<int> captured_alive = captured;
+  const int64_t before = live();
+  {
+    tb::Tensor a = tb::Tensor::wrap(data.data(), tb::Device::cpu(), tb::dtype<float>(), {2, 3}, "HW",
+                                    [&releases, captured] {
+                                      ++releases;
+                                      throw std::runtime_error("release failed");
+                                    });
+    captured.reset();
+    tb::Tensor view = a.permute("WH");  // a second handle on the same memory
+    EXPECT_EQ(live(), before + 2);
+  }  // both handles go here; the callback throws inside the library's release
+  EXPECT_EQ(releases, 1) << "the release callback runs exactly once";
+  EXPECT_EQ(handled, 1) << "the handler sees the exception exactly once";
+  EXPECT_EQ(message, "release failed");
+  EXPECT_TRUE(captured_alive.expired()) << "the callback (and what it captured) is freed";
+  EXPECT_EQ(live(), before) << "the library's cleanup completed despite the exception";
+
+  // The library is still usable afterwards.
+  tb::Tensor b = tb::Tensor::wrap(data.data(), tb::Device::cpu(), tb::dtype<float>(), {6});
+  EXPECT_EQ(b.shape(), (std::vector<int64_t>{6}));
+}
+
+TEST(Hpp, SetCallbackErrorHandlerReturnsThePreviousOne) {
+  int first_calls = 0;
+  ScopedCallbackErrorHandler scope([&](std::exception_ptr) { ++first_calls; });
+  tb::CallbackErrorHandler first = tb::set_callback_error_handler({});  // back to the default
+  ASSERT_TRUE(first);
+  first(nullptr);
+  EXPECT_EQ(first_calls, 1);
+  EXPECT_FALSE(tb::set_callback_error_handler(std::move(first))) << "the default is reported as empty";
+}
+
+TEST(Hpp, DefaultHandlerWritesTheExceptionToStderr) {
+  std::vector<float> data(2);
+  ::testing::internal::CaptureStderr();
+  {
+    tb::Tensor::wrap(data.data(), tb::Device::cpu(), tb::dtype<float>(), {2}, nullptr,
+                     [] { throw std::runtime_error("cleanup exploded"); });
+  }
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("cleanup exploded"), std::string::npos) << err;
 }
 
 TEST(Hpp, ViewsOperationsAndDLPack) {

@@ -76,6 +76,9 @@ struct BadOp {
   TbStatus (*call)();
 };
 
+// Printed as its name, not as raw bytes (whose padding is uninitialised).
+std::ostream& operator<<(std::ostream& os, const BadOp& c) { return os << c.name; }
+
 // clang-format off
 const BadOp kBadOps[] = {
   {"reformat_dtype_mismatch", TB_ERROR_INVALID_ARGUMENT, "use tb_convert", [] { Host a(TB_DTYPE_UINT8, {2, 2}, "HW"), b(TB_DTYPE_FLOAT32, {2, 2}, "WH"); return tb_reformat(a.t, b.t, nullptr); }},

@@ -146,6 +146,9 @@ struct ViewCase {
   TbStatus (*call)(TbTensor* t, TbTensor** out);
 };
 
+// Printed as its name, not as raw bytes (whose padding is uninitialised).
+std::ostream& operator<<(std::ostream& os, const ViewCase& c) { return os << c.name; }
+
 // clang-format off
 const ViewCase kBadViews[] = {
   {"permute_missing_label", TB_ERROR_INVALID_ARGUMENT, "label 'D' is missing", [](TbTensor* t, TbTensor** o) { return tb_tensor_permute(t, "NDHW", o); }},
@@ -264,10 +267,19 @@ TEST(Alloc, RejectsBadArguments) {
   const int64_t huge[] = {INT64_MAX / 2, 4};
   TB_EXPECT_STATUS(TB_ERROR_OVERFLOW,
                    tb_tensor_alloc(cpu(), TB_DTYPE_FLOAT32, 2, huge, nullptr, 0, &t));
-  const int64_t big[] = {1LL << 50};
+}
+
+TEST(Alloc, ReportsOutOfMemoryWithoutAskingMalloc) {
+  // INT64_MAX bytes is a valid size (no int64 overflow) that no address space can hold: it exceeds
+  // isize::MAX, so Rust's allocator API refuses it before calling malloc. A merely huge size (say
+  // 2^50) would reach malloc, whose failure aborts under AddressSanitizer unless
+  // allocator_may_return_null=1, and may even succeed with overcommit.
+  const int64_t too_big[] = {INT64_MAX};
+  TbTensor* t = reinterpret_cast<TbTensor*>(0x1);
   TB_EXPECT_STATUS(TB_ERROR_OUT_OF_MEMORY,
-                   tb_tensor_alloc(cpu(), TB_DTYPE_UINT8, 1, big, nullptr, 0, &t));
-  EXPECT_NE(tbtest::last_error().find("cannot allocate"), std::string::npos);
+                   tb_tensor_alloc(cpu(), TB_DTYPE_UINT8, 1, too_big, nullptr, 0, &t));
+  EXPECT_NE(tbtest::last_error().find("cannot allocate"), std::string::npos) << tbtest::last_error();
+  EXPECT_EQ(t, nullptr);
 }
 
 TEST(Alloc, CudaKindsReportUnavailableWithoutADriver) {

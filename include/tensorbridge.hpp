@@ -8,6 +8,12 @@
 //
 // Ownership: a Tensor holds one library reference; copying retains, destruction releases, moving
 // transfers. Every failing call throws tb::Error carrying the TbStatus and the library's message.
+//
+// Callbacks: the library calls C++ code back from Rust (e.g. the `on_release` of Tensor::wrap). No
+// exception may unwind through those frames, so every trampoline this header hands to the C API is
+// noexcept and catches everything. A caught exception goes to the callback error handler
+// (tb::set_callback_error_handler, in the spirit of std::set_terminate); the default one writes a
+// line to stderr. The library's own cleanup still completes exactly once either way.
 #ifndef TENSORBRIDGE_HPP
 #define TENSORBRIDGE_HPP
 
@@ -15,9 +21,12 @@
 
 #include <complex>
 #include <cstdint>
+#include <cstdio>
+#include <exception>
 #include <functional>
 #include <initializer_list>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -41,6 +50,68 @@ class Error : public std::runtime_error {
 /// Throws tb::Error for a failed status, with the calling thread's last message.
 inline void check(TbStatus status) {
   if (status != TB_SUCCESS) throw Error(status, tb_last_error_message());
+}
+
+/// Receives an exception that a user callback threw while the library was calling it (e.g. a
+/// throwing `on_release` of Tensor::wrap). Called on the thread that ran the callback, once per
+/// throwing call; it must not throw (an exception from the handler itself is dropped).
+using CallbackErrorHandler = std::function<void(std::exception_ptr)>;
+
+namespace detail {
+
+inline void default_callback_error_handler(std::exception_ptr error) noexcept {
+  const char* what = "an exception not derived from std::exception";
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    what = e.what();
+  } catch (...) {
+  }
+  std::fprintf(stderr, "tensorbridge: a callback threw (%s); the exception was caught at the C "
+               "boundary (set tb::set_callback_error_handler to handle it)\n", what);
+}
+
+struct CallbackErrorHandlerSlot {
+  std::mutex mutex;
+  std::shared_ptr<const CallbackErrorHandler> handler;
+};
+
+inline CallbackErrorHandlerSlot& callback_error_handler_slot() noexcept {
+  static CallbackErrorHandlerSlot slot;
+  return slot;
+}
+
+/// Hands the exception being handled to the installed handler (or the default one). Call only
+/// from inside a catch block.
+inline void report_callback_error() noexcept {
+  std::exception_ptr error = std::current_exception();
+  std::shared_ptr<const CallbackErrorHandler> handler;
+  {
+    CallbackErrorHandlerSlot& slot = callback_error_handler_slot();
+    std::lock_guard<std::mutex> lock(slot.mutex);
+    handler = slot.handler;
+  }
+  if (!handler) {
+    default_callback_error_handler(error);
+    return;
+  }
+  try {
+    (*handler)(error);
+  } catch (...) {
+  }
+}
+
+}  // namespace detail
+
+/// Installs `handler` for exceptions thrown by user callbacks (see CallbackErrorHandler) and
+/// returns the previous one; an empty handler restores the default, which writes to stderr.
+/// Process-wide and thread-safe.
+inline CallbackErrorHandler set_callback_error_handler(CallbackErrorHandler handler) {
+  auto next = handler ? std::make_shared<const CallbackErrorHandler>(std::move(handler)) : nullptr;
+  detail::CallbackErrorHandlerSlot& slot = detail::callback_error_handler_slot();
+  std::lock_guard<std::mutex> lock(slot.mutex);
+  std::shared_ptr<const CallbackErrorHandler> previous = std::exchange(slot.handler, std::move(next));
+  return previous ? *previous : CallbackErrorHandler{};
 }
 
 /// Where memory lives: DLPack device type code and ordinal.
@@ -120,8 +191,11 @@ class Tensor {
   static Tensor adopt(TbTensor* handle) noexcept { return Tensor(handle); }
 
   /// Wraps memory the caller owns. `on_release` (may be empty) runs exactly once when the last
-  /// reference goes — e.g. `[p] { cudaFree(p); }`. If the wrap fails, it throws and `on_release`
-  /// is not called: the memory is still the caller's. `strides` are in bytes; empty = contiguous.
+  /// reference goes — e.g. `[p] { cudaFree(p); }` — on the thread that drops it. It should not
+  /// throw: an exception it throws is caught and passed to the callback error handler (see
+  /// set_callback_error_handler), and the tensor is released all the same. If the wrap fails, it
+  /// throws and `on_release` is not called: the memory is still the caller's. `strides` are in
+  /// bytes; empty = contiguous.
   static Tensor wrap(void* data, Device device, TbDataType type, std::vector<int64_t> shape,
                      const char* layout = nullptr, std::function<void()> on_release = {},
                      std::vector<int64_t> strides = {}, bool readonly = false) {
@@ -260,9 +334,15 @@ class Tensor {
     return Tensor(out);
   }
 
-  static void run_release(void* context, void*) {
+  // The C cleanup callback of wrap(): runs the user's on_release once and frees it. noexcept and
+  // catching everything, because it is called from Rust frames that no exception may cross.
+  static void run_release(void* context, void*) noexcept {
     std::unique_ptr<std::function<void()>> release(static_cast<std::function<void()>*>(context));
-    (*release)();
+    try {
+      (*release)();
+    } catch (...) {
+      detail::report_callback_error();
+    }
   }
 
   TbTensor* handle_ = nullptr;

@@ -5,5 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
 mkdir -p .prebuilt
-cp target/release/libtensorbridge.so target/release/libtensorbridge.a .prebuilt/
+release="$(./scripts/cargo-target-dir.sh)/release"
+cp "$release/libtensorbridge.so" "$release/libtensorbridge.a" .prebuilt/
 ls -la .prebuilt
