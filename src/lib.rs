@@ -1,10 +1,16 @@
 //! tensorbridge: zero-copy tensor exchange between C, C++ and Python programs, and layout
 //! conversion on the GPU, behind a C ABI (`include/tensorbridge.h`).
 //!
-//! The safe core (`error`, `dtype`, `layout`, `device`, `tensor`) knows nothing of C; `ffi` is
-//! the `extern "C"` layer that validates, converts and forwards; `cuda` is the only module that
-//! talks to the CUDA driver.
+//! Layers, top to bottom (each uses only the ones below it; see DESIGN.md):
+//! - `ffi`: the `extern "C"` edge — panic boundary, argument readers, C structs ⇄ core types,
+//!   error kind → `TbStatus`. No policy.
+//! - `ops` (copy, reformat, convert: plan, then run on the CPU or GPU) and `interop` (the
+//!   descriptor standards).
+//! - `tensor` (validation, views, allocate, adopt), then `alloc` (where memory comes from).
+//! - `storage`, and the value types `error`, `dtype`, `layout`, `device`, `stream`.
+//! - `cuda`: the only module that talks to the CUDA driver and NVRTC.
 #![allow(non_camel_case_types)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 pub(crate) mod alloc;
 pub(crate) mod cuda;

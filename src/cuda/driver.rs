@@ -1,6 +1,9 @@
-//! Loading the CUDA driver: whether it is there, and turning its status codes into errors.
+//! Loading the CUDA driver: whether it is there, and turning its errors into ours. Every driver
+//! call goes through `cudarc::driver::result` (or, for the few it lacks, `super::calls`), and
+//! every `DriverError` becomes an `Error` through `During::during`, which names the operation.
 
 use crate::error::{Error, Result};
+use cudarc::driver::result::{self as driver, DriverError};
 use cudarc::driver::sys::{self, CUresult};
 use std::sync::OnceLock;
 
@@ -14,53 +17,56 @@ fn probe() -> std::result::Result<(), String> {
                     loaded; is an NVIDIA driver installed?"
             .to_string());
     }
-    // SAFETY: the library is present, so cudarc's loader will not panic.
-    let status = unsafe { sys::cuInit(0) };
-    match status {
-        CUresult::CUDA_SUCCESS => Ok(()),
-        CUresult::CUDA_ERROR_NO_DEVICE => {
+    // The library is present, so cudarc's loader will not panic.
+    match driver::init() {
+        Ok(()) => Ok(()),
+        Err(DriverError(CUresult::CUDA_ERROR_NO_DEVICE)) => {
             Err("CUDA unavailable: the driver reports no CUDA device".to_string())
         }
-        other => Err(format!("CUDA unavailable: cuInit failed with {}", error_name(other))),
+        Err(other) => Err(format!("CUDA unavailable: cuInit failed with {}", name_of(other))),
     }
 }
 
-/// `Ok` when the driver is loaded and initialised; otherwise `TB_ERROR_CUDA_UNAVAILABLE` with
+/// `Ok` when the driver is loaded and initialised; otherwise `ErrorKind::CudaUnavailable` with
 /// a message that says what was missing. Cheap after the first call.
 pub(crate) fn available() -> Result<()> {
     AVAILABILITY.get_or_init(probe).clone().map_err(Error::cuda_unavailable)
 }
 
-/// The driver's name for a status, such as `"CUDA_ERROR_INVALID_VALUE"`.
-pub(crate) fn error_name(status: CUresult) -> String {
-    let mut name: *const std::os::raw::c_char = std::ptr::null();
-    // SAFETY: only called once the driver is loaded; cuGetErrorName writes a static string.
-    let found = unsafe { sys::cuGetErrorName(status, &mut name) };
-    if found != CUresult::CUDA_SUCCESS || name.is_null() {
-        return format!("CUDA error {}", status as i32);
+/// The driver's name for an error, such as `"CUDA_ERROR_INVALID_VALUE"`.
+fn name_of(error: DriverError) -> String {
+    match error.error_name() {
+        Ok(name) => name.to_string_lossy().into_owned(),
+        Err(_) => format!("CUDA error {}", error.0 as i32),
     }
-    // SAFETY: the driver returned a NUL-terminated static string.
-    unsafe { std::ffi::CStr::from_ptr(name) }.to_string_lossy().into_owned()
 }
 
-/// Turns a driver status into a result; `what` names the operation for the message.
-pub(crate) fn check(status: CUresult, what: &str) -> Result<()> {
-    match status {
-        CUresult::CUDA_SUCCESS => Ok(()),
+/// Turns a driver error into ours, naming the operation: out of memory keeps its own kind.
+fn convert(error: DriverError, what: &str) -> Error {
+    match error.0 {
         CUresult::CUDA_ERROR_OUT_OF_MEMORY => {
-            Err(Error::out_of_memory(format!("{what}: CUDA_ERROR_OUT_OF_MEMORY")))
+            Error::out_of_memory(format!("{what}: CUDA_ERROR_OUT_OF_MEMORY"))
         }
-        other => Err(Error::cuda(format!("{what} failed: {}", error_name(other)))),
+        _ => Error::cuda(format!("{what} failed: {}", name_of(error))),
+    }
+}
+
+/// Names the operation of a driver result, converting its error.
+pub(crate) trait During<T> {
+    /// `Ok` unchanged; an error becomes ours, with `what` in the message.
+    fn during(self, what: &str) -> Result<T>;
+}
+
+impl<T> During<T> for std::result::Result<T, DriverError> {
+    fn during(self, what: &str) -> Result<T> {
+        self.map_err(|error| convert(error, what))
     }
 }
 
 /// Number of CUDA devices (0 never: no device makes the driver unavailable).
 pub(crate) fn device_count() -> Result<i32> {
     available()?;
-    let mut count = 0;
-    // SAFETY: the driver is loaded and initialised; count is a valid out-pointer.
-    check(unsafe { sys::cuDeviceGetCount(&mut count) }, "cuDeviceGetCount")?;
-    Ok(count)
+    driver::device::get_count().during("cuDeviceGetCount")
 }
 
 /// Checks that `ordinal` names an existing CUDA device.
@@ -72,4 +78,10 @@ pub(crate) fn check_ordinal(ordinal: i32) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// The driver's handle of device `ordinal`, after checking that it exists.
+pub(crate) fn device(ordinal: i32) -> Result<sys::CUdevice> {
+    check_ordinal(ordinal)?;
+    driver::device::get(ordinal).during("cuDeviceGet")
 }

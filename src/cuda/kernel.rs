@@ -6,11 +6,14 @@
 //! cache); the default is `$XDG_CACHE_HOME/tensorbridge` or `~/.cache/tensorbridge`.
 
 use super::context::ContextScope;
-use super::driver::check;
+use super::driver::{During, device};
+use super::stream::raw;
 use crate::error::{Error, Result};
 use crate::stream::Stream;
-use cudarc::driver::sys::{self, CUdevice_attribute, CUfunction, CUmodule};
-use cudarc::nvrtc::sys as nvrtc;
+use cudarc::driver::result as driver;
+use cudarc::driver::sys::{CUdevice_attribute, CUfunction, CUmodule};
+use cudarc::nvrtc::result::{self as nvrtc, NvrtcError};
+use cudarc::nvrtc::sys as nvrtc_sys;
 use std::collections::HashMap;
 use std::ffi::{CString, c_void};
 use std::path::PathBuf;
@@ -48,7 +51,7 @@ fn loaded() -> std::sync::MutexGuard<'static, Loaded> {
 
 fn nvrtc_available() -> Result<()> {
     // SAFETY: only tries to dlopen candidate library names.
-    if unsafe { nvrtc::is_culib_present() } {
+    if unsafe { nvrtc_sys::is_culib_present() } {
         return Ok(());
     }
     Err(Error::cuda_unavailable(
@@ -58,20 +61,32 @@ fn nvrtc_available() -> Result<()> {
     ))
 }
 
-fn nvrtc_check(status: nvrtc::nvrtcResult, what: &str) -> Result<()> {
-    if status == nvrtc::nvrtcResult::NVRTC_SUCCESS {
-        return Ok(());
-    }
-    // SAFETY: nvrtcGetErrorString returns a static string for any status.
-    let text = unsafe { std::ffi::CStr::from_ptr(nvrtc::nvrtcGetErrorString(status)) };
-    Err(Error::cuda(format!("{what} failed: {}", text.to_string_lossy())))
+/// Names the NVRTC operation of a failed result.
+fn nvrtc_during<T>(result: std::result::Result<T, NvrtcError>, what: &str) -> Result<T> {
+    result.map_err(|error| Error::cuda(format!("{what} failed: {error:?}")))
 }
 
 fn nvrtc_version() -> Result<(i32, i32)> {
     let (mut major, mut minor) = (0, 0);
     // SAFETY: NVRTC is loaded; valid out-pointers.
-    nvrtc_check(unsafe { nvrtc::nvrtcVersion(&mut major, &mut minor) }, "nvrtcVersion")?;
+    let status = unsafe { nvrtc_sys::nvrtcVersion(&mut major, &mut minor) };
+    nvrtc_during(status.result(), "nvrtcVersion")?;
     Ok((major, minor))
+}
+
+/// The cubin of a compiled program (cudarc's result layer wraps only the PTX).
+///
+/// # Safety
+/// `program` was created by `nvrtc::create_program`, compiled, and not destroyed.
+unsafe fn cubin_of(program: nvrtc_sys::nvrtcProgram) -> std::result::Result<Vec<u8>, NvrtcError> {
+    let mut size = 0usize;
+    // SAFETY: valid program (contract) and out-pointer.
+    unsafe { nvrtc_sys::nvrtcGetCUBINSize(program, &mut size) }.result()?;
+    let mut cubin = vec![0u8; size];
+    // SAFETY: cubin has room for size bytes.
+    unsafe { nvrtc_sys::nvrtcGetCUBIN(program, cubin.as_mut_ptr() as *mut std::ffi::c_char) }
+        .result()?;
+    Ok(cubin)
 }
 
 /// Compute capability of a device, e.g. (9, 0).
@@ -85,16 +100,9 @@ pub(crate) fn compute_capability(ordinal: i32) -> Result<(i32, i32)> {
 
 /// A device attribute.
 pub(crate) fn attribute(ordinal: i32, attribute: CUdevice_attribute) -> Result<i32> {
-    super::driver::check_ordinal(ordinal)?;
-    let (mut device, mut value) = (0, 0);
-    // SAFETY: the driver is initialised and the ordinal exists.
-    check(unsafe { sys::cuDeviceGet(&mut device, ordinal) }, "cuDeviceGet")?;
-    // SAFETY: valid device and out-pointer.
-    check(
-        unsafe { sys::cuDeviceGetAttribute(&mut value, attribute, device) },
-        "cuDeviceGetAttribute",
-    )?;
-    Ok(value)
+    let device = device(ordinal)?;
+    // SAFETY: the device came from cuDeviceGet.
+    unsafe { driver::device::get_attribute(device, attribute) }.during("cuDeviceGetAttribute")
 }
 
 /// 64-bit FNV-1a: a stable hash for cache file names (std's hasher may change between releases).
@@ -122,51 +130,26 @@ fn cache_dir() -> Option<PathBuf> {
 
 fn compile(options: &[String]) -> Result<Vec<u8>> {
     let source = CString::new(SOURCE).map_err(|_| Error::internal("kernel source has a NUL"))?;
-    let name = c"tensorbridge_layout.cu";
-    let mut program: nvrtc::nvrtcProgram = std::ptr::null_mut();
-    // SAFETY: NVRTC is loaded; source and name are NUL-terminated; no headers.
-    let created = unsafe {
-        nvrtc::nvrtcCreateProgram(
-            &mut program,
-            source.as_ptr(),
-            name.as_ptr(),
-            0,
-            std::ptr::null(),
-            std::ptr::null(),
-        )
+    let program = nvrtc_during(
+        nvrtc::create_program(&source, Some(c"tensorbridge_layout.cu")),
+        "nvrtcCreateProgram",
+    )?;
+    // SAFETY: the program was just created; source outlives it (dropped after destroy below).
+    let compiled = unsafe { nvrtc::compile_program(program, options) };
+    let result = match compiled {
+        // SAFETY: the program compiled and is still alive.
+        Ok(()) => nvrtc_during(unsafe { cubin_of(program) }, "nvrtcGetCUBIN"),
+        Err(_) => {
+            // SAFETY: as above; the log exists after a failed compile.
+            let log = unsafe { nvrtc::get_program_log(program) }.unwrap_or_default();
+            let bytes: Vec<u8> = log.iter().map(|&c| c as u8).collect();
+            let text = String::from_utf8_lossy(&bytes).trim_end_matches('\0').to_string();
+            Err(Error::cuda(format!("NVRTC could not compile {options:?}: {text}")))
+        }
     };
-    nvrtc_check(created, "nvrtcCreateProgram")?;
-    let result = compile_program(program, options);
     // SAFETY: the program was created above and is destroyed once.
-    unsafe { nvrtc::nvrtcDestroyProgram(&mut program) };
+    let _ = unsafe { nvrtc::destroy_program(program) };
     result
-}
-
-fn compile_program(program: nvrtc::nvrtcProgram, options: &[String]) -> Result<Vec<u8>> {
-    let owned: Vec<CString> =
-        options.iter().map(|o| CString::new(o.as_str()).unwrap_or_default()).collect();
-    let pointers: Vec<*const std::ffi::c_char> = owned.iter().map(|o| o.as_ptr()).collect();
-    // SAFETY: program is valid; pointers holds options.len() NUL-terminated strings.
-    let status =
-        unsafe { nvrtc::nvrtcCompileProgram(program, pointers.len() as i32, pointers.as_ptr()) };
-    if status != nvrtc::nvrtcResult::NVRTC_SUCCESS {
-        let mut size = 0usize;
-        // SAFETY: valid program and out-pointer.
-        unsafe { nvrtc::nvrtcGetProgramLogSize(program, &mut size) };
-        let mut log = vec![0u8; size.max(1)];
-        // SAFETY: log has room for size bytes.
-        unsafe { nvrtc::nvrtcGetProgramLog(program, log.as_mut_ptr() as *mut std::ffi::c_char) };
-        let text = String::from_utf8_lossy(&log).trim_end_matches('\0').to_string();
-        return Err(Error::cuda(format!("NVRTC could not compile {options:?}: {text}")));
-    }
-    let mut size = 0usize;
-    // SAFETY: compiled program; valid out-pointer.
-    nvrtc_check(unsafe { nvrtc::nvrtcGetCUBINSize(program, &mut size) }, "nvrtcGetCUBINSize")?;
-    let mut cubin = vec![0u8; size];
-    // SAFETY: cubin has room for size bytes.
-    let got = unsafe { nvrtc::nvrtcGetCUBIN(program, cubin.as_mut_ptr() as *mut std::ffi::c_char) };
-    nvrtc_check(got, "nvrtcGetCUBIN")?;
-    Ok(cubin)
 }
 
 fn nvrtc_options(defines: &[String], arch: (i32, i32)) -> Vec<String> {
@@ -228,22 +211,16 @@ fn function(ordinal: i32, spec: &KernelSpec) -> Result<CUfunction> {
         Some(module) => module as CUmodule,
         None => {
             let image = cubin(&spec.defines, compute_capability(ordinal)?)?;
-            let mut module: CUmodule = std::ptr::null_mut();
             // SAFETY: a context is current; image is a complete cubin.
-            check(
-                unsafe { sys::cuModuleLoadData(&mut module, image.as_ptr() as *const c_void) },
-                "cuModuleLoadData",
-            )?;
+            let module = unsafe { driver::module::load_data(image.as_ptr() as *const c_void) }
+                .during("cuModuleLoadData")?;
             *loaded().modules.entry(module_key).or_insert(module as usize) as CUmodule
         }
     };
     let entry = CString::new(spec.entry).map_err(|_| Error::internal("kernel name"))?;
-    let mut function: CUfunction = std::ptr::null_mut();
-    // SAFETY: module is loaded; entry is NUL-terminated.
-    check(
-        unsafe { sys::cuModuleGetFunction(&mut function, module, entry.as_ptr()) },
-        "cuModuleGetFunction",
-    )?;
+    // SAFETY: the module is loaded in the current context.
+    let function =
+        unsafe { driver::module::get_function(module, entry) }.during("cuModuleGetFunction")?;
     loaded().functions.entry(spec.clone()).or_default().insert(ordinal, function as usize);
     Ok(function)
 }
@@ -263,22 +240,17 @@ pub(crate) fn launch<P>(
     let mut arguments = [params as *const P as *mut c_void];
     // SAFETY: function is loaded in this context; the kernel takes exactly one parameter whose
     // C layout P mirrors; params outlives the call (the driver copies parameters at launch).
-    let status = unsafe {
-        sys::cuLaunchKernel(
+    unsafe {
+        driver::launch_kernel(
             function.0 as CUfunction,
-            blocks,
-            1,
-            1,
-            threads,
-            1,
-            1,
+            (blocks, 1, 1),
+            (threads, 1, 1),
             0,
-            stream.0 as sys::CUstream,
-            arguments.as_mut_ptr(),
-            std::ptr::null_mut(),
+            raw(stream),
+            &mut arguments,
         )
-    };
-    check(status, "cuLaunchKernel")
+    }
+    .during("cuLaunchKernel")
 }
 
 /// The function for `spec` on device `ordinal`: compiled (or read from the disk cache) and

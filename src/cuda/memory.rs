@@ -1,47 +1,54 @@
 //! CUDA allocations: device, page-locked host and managed memory, each returned with the action
-//! that frees it (run from whatever thread drops the last tensor over it).
+//! that frees it (run from whatever thread drops the last tensor over it), and copies.
 
+use super::calls;
 use super::context::ContextScope;
-use super::driver::check;
+use super::driver::During;
+use super::stream::raw;
 use crate::device::{Device, DeviceType};
 use crate::error::{Error, Result};
 use crate::storage::ReleaseFn;
 use crate::stream::Stream;
+use cudarc::driver::result as driver;
 use cudarc::driver::sys;
 use std::ffi::c_void;
+
+/// `CU_MEMHOSTALLOC_PORTABLE`: pinned memory usable from every context, like `cudaMallocHost`.
+const HOST_ALLOC_PORTABLE: u32 = 0x01;
+
+fn size_of_request(bytes: i64) -> Result<usize> {
+    usize::try_from(bytes.max(1))
+        .map_err(|_| Error::invalid_argument(format!("allocation size {bytes} is negative")))
+}
 
 /// Allocates `bytes` (at least 1) of `device`'s kind of CUDA memory. Returns the address and the
 /// action that frees it inside the same device's primary context.
 pub(crate) fn allocate(device: Device, bytes: i64) -> Result<(u64, ReleaseFn)> {
-    let size = usize::try_from(bytes.max(1))
-        .map_err(|_| Error::invalid_argument(format!("allocation size {bytes} is negative")))?;
+    let size = size_of_request(bytes)?;
     let ordinal = device.ordinal;
     let _scope = ContextScope::enter(ordinal)?;
     match device.kind {
         DeviceType::TB_DEVICE_CUDA => {
-            let mut ptr = 0;
-            // SAFETY: the context is current; ptr is a valid out-pointer.
-            check(unsafe { sys::cuMemAlloc_v2(&mut ptr, size) }, "cuMemAlloc")?;
-            Ok((ptr, release(ordinal, move || unsafe { sys::cuMemFree_v2(ptr) })))
+            // SAFETY: the context is current.
+            let ptr = unsafe { driver::malloc_sync(size) }.during("cuMemAlloc")?;
+            // SAFETY: ptr came from cuMemAlloc and is freed once, by this release action.
+            Ok((ptr, release(ordinal, move || unsafe { driver::free_sync(ptr) })))
         }
         DeviceType::TB_DEVICE_CUDA_MANAGED => {
-            let mut ptr = 0;
-            let global = sys::CUmemAttach_flags::CU_MEM_ATTACH_GLOBAL as u32;
-            // SAFETY: the context is current; ptr is a valid out-pointer.
-            check(unsafe { sys::cuMemAllocManaged(&mut ptr, size, global) }, "cuMemAllocManaged")?;
-            Ok((ptr, release(ordinal, move || unsafe { sys::cuMemFree_v2(ptr) })))
+            let global = sys::CUmemAttach_flags::CU_MEM_ATTACH_GLOBAL;
+            // SAFETY: the context is current.
+            let ptr =
+                unsafe { driver::malloc_managed(size, global) }.during("cuMemAllocManaged")?;
+            // SAFETY: ptr came from cuMemAllocManaged and is freed once.
+            Ok((ptr, release(ordinal, move || unsafe { driver::free_sync(ptr) })))
         }
         DeviceType::TB_DEVICE_CUDA_HOST => {
-            let mut ptr: *mut c_void = std::ptr::null_mut();
-            // Portable: usable from every context, like cudaMallocHost in the runtime.
-            let flags = 0x01; // CU_MEMHOSTALLOC_PORTABLE
-            // SAFETY: the context is current; ptr is a valid out-pointer.
-            check(unsafe { sys::cuMemHostAlloc(&mut ptr, size, flags) }, "cuMemHostAlloc")?;
-            let address = ptr as u64;
-            Ok((
-                address,
-                release(ordinal, move || unsafe { sys::cuMemFreeHost(address as *mut c_void) }),
-            ))
+            // SAFETY: the context is current.
+            let ptr = unsafe { driver::malloc_host(size, HOST_ALLOC_PORTABLE) }
+                .during("cuMemHostAlloc")? as u64;
+            // SAFETY: ptr came from cuMemHostAlloc and is freed once.
+            let free = move || unsafe { driver::free_host(ptr as *mut c_void) };
+            Ok((ptr, release(ordinal, free)))
         }
         DeviceType::TB_DEVICE_CPU => Err(Error::internal("cuda::memory::allocate called for CPU")),
     }
@@ -49,7 +56,10 @@ pub(crate) fn allocate(device: Device, bytes: i64) -> Result<(u64, ReleaseFn)> {
 
 /// Wraps a driver free call so it runs inside the device's primary context; a failure to free
 /// (which the caller can no longer observe) is ignored.
-fn release(ordinal: i32, free: impl FnOnce() -> sys::CUresult + Send + 'static) -> ReleaseFn {
+fn release<E>(
+    ordinal: i32,
+    free: impl FnOnce() -> std::result::Result<(), E> + Send + 'static,
+) -> ReleaseFn {
     Box::new(move || {
         if let Ok(_scope) = ContextScope::enter(ordinal) {
             let _ = free();
@@ -60,23 +70,17 @@ fn release(ordinal: i32, free: impl FnOnce() -> sys::CUresult + Send + 'static) 
 /// Allocates `bytes` of device memory on `ordinal`, ordered on `stream` (stream-ordered
 /// allocator): for staging buffers freed with [`free_async`] on the same stream.
 pub(crate) fn allocate_async(ordinal: i32, bytes: i64, stream: Stream) -> Result<u64> {
+    let size = size_of_request(bytes)?;
     let _scope = ContextScope::enter(ordinal)?;
-    let mut ptr = 0;
-    let size =
-        usize::try_from(bytes.max(1)).map_err(|_| Error::internal("negative staging size"))?;
-    // SAFETY: the context is current; ptr is a valid out-pointer; the stream is the caller's.
-    check(
-        unsafe { sys::cuMemAllocAsync(&mut ptr, size, stream.0 as sys::CUstream) },
-        "cuMemAllocAsync",
-    )?;
-    Ok(ptr)
+    // SAFETY: the context is current; the stream is the caller's.
+    unsafe { driver::malloc_async(raw(stream), size) }.during("cuMemAllocAsync")
 }
 
 /// Frees memory from [`allocate_async`] once the work queued on `stream` before it is done.
 pub(crate) fn free_async(ordinal: i32, ptr: u64, stream: Stream) -> Result<()> {
     let _scope = ContextScope::enter(ordinal)?;
     // SAFETY: ptr came from allocate_async and is freed once.
-    check(unsafe { sys::cuMemFreeAsync(ptr, stream.0 as sys::CUstream) }, "cuMemFreeAsync")
+    unsafe { driver::free_async(ptr, raw(stream)) }.during("cuMemFreeAsync")
 }
 
 /// Copies `bytes` between any two addresses the driver knows or host memory (unified
@@ -92,5 +96,5 @@ pub(crate) fn copy_bytes(
     let _scope = ContextScope::enter(ordinal)?;
     let size = usize::try_from(bytes).map_err(|_| Error::internal("negative copy size"))?;
     // SAFETY: both ranges are valid for `size` bytes (staging buffers or validated tensors).
-    check(unsafe { sys::cuMemcpyAsync(dst, src, size, stream.0 as sys::CUstream) }, "cuMemcpyAsync")
+    unsafe { calls::copy_async(dst, src, size, raw(stream)) }.during("cuMemcpyAsync")
 }

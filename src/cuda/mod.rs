@@ -6,6 +6,7 @@
 //! nothing above this module sees a raw `CUresult`. cudarc panics when libcuda cannot be loaded,
 //! so every entry point first calls `driver::available`.
 
+pub(crate) mod calls;
 pub(crate) mod context;
 pub(crate) mod driver;
 pub(crate) mod kernel;

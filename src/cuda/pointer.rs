@@ -1,7 +1,8 @@
 //! What the driver knows about a pointer: which device it belongs to and what kind of memory it
 //! is. Used to check descriptors that claim CUDA memory instead of trusting them.
 
-use super::driver::{available, check};
+use super::calls;
+use super::driver::{During, available};
 use crate::device::{Device, DeviceType};
 use crate::error::{Error, Result};
 use cudarc::driver::sys::{self, CUpointer_attribute};
@@ -18,11 +19,9 @@ pub(crate) fn classify(address: u64) -> Result<Device> {
     // Each value is written as a 4-byte int or a 1-byte bool; zeroed 8-byte slots read either.
     let mut values = [0u64; 3];
     let mut slots = values.each_mut().map(|v| v as *mut u64 as *mut std::ffi::c_void);
-    // SAFETY: three attributes, three writable slots of sufficient size.
-    let status = unsafe {
-        sys::cuPointerGetAttributes(3, attributes.as_mut_ptr(), slots.as_mut_ptr(), address)
-    };
-    check(status, "cuPointerGetAttributes")?;
+    // SAFETY: three attributes, three writable 8-byte slots (each value is 4 bytes or 1).
+    unsafe { calls::pointer_attributes(&mut attributes, &mut slots, address) }
+        .during("cuPointerGetAttributes")?;
     let memory_type = values[0] as u32;
     let ordinal = values[1] as u32 as i32;
     let managed = values[2] as u8 != 0;
@@ -44,10 +43,5 @@ pub(crate) fn classify(address: u64) -> Result<Device> {
 /// The device of the calling thread's current context, or 0 when none is current.
 pub(crate) fn current_ordinal() -> Result<i32> {
     available()?;
-    let mut device = 0;
-    // SAFETY: the driver is initialised; device is a valid out-pointer.
-    match unsafe { sys::cuCtxGetDevice(&mut device) } {
-        sys::CUresult::CUDA_SUCCESS => Ok(device),
-        _ => Ok(0),
-    }
+    Ok(calls::current_device().unwrap_or(0))
 }
