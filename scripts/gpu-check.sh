@@ -5,12 +5,17 @@
 #
 # Prepare here (machine with Rust):  scripts/stage-prebuilt.sh   (fills .prebuilt/)
 # Run there:                          scripts/gpu-check.sh        (carry .prebuilt)
+#
+# Exits non-zero, naming the failed steps, when any step fails.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-gpu-logs}
 mkdir -p "$out"
 summary=()
+failed=()
 log() { summary+=("$1"); }
+# step NAME STATUS: records a step's exit status; a non-zero one fails the whole check.
+step() { [ "$2" -eq 0 ] || failed+=("$1 (exit $2)"); }
 
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt"
 log "device: $(head -1 "$out/gpu.txt")"
@@ -24,9 +29,11 @@ if cmake -S . -B build-gpu "${generator[@]}" -DCMAKE_BUILD_TYPE=Release \
 else
   tail -30 "$out/configure.log" "$out/build.log"
   log "build: FAILED (see configure.log/build.log)"
+  step build 1
 fi
 
 ctest --test-dir build-gpu --output-on-failure -j 4 >"$out/ctest.log" 2>&1
+step ctest $?
 log "ctest: $(grep -E 'tests passed|tests failed' "$out/ctest.log" | tail -1)"
 grep -E "Skipped|\*\*\*Failed|Failed " "$out/ctest.log" | head -20
 
@@ -34,21 +41,42 @@ if command -v compute-sanitizer >/dev/null && [ -x build-gpu/cpp_tests/tb_cuda_r
   for tool in memcheck racecheck; do
     compute-sanitizer --tool "$tool" --error-exitcode 99 \
       build-gpu/cpp_tests/tb_cuda_runtime_tests >"$out/sanitizer-$tool.log" 2>&1
-    log "compute-sanitizer $tool: exit $? ($(grep -m1 -E "(ERROR|RACECHECK) SUMMARY" "$out/sanitizer-$tool.log"))"
+    status=$?
+    step "compute-sanitizer $tool" $status
+    log "compute-sanitizer $tool: exit $status ($(grep -m1 -E "(ERROR|RACECHECK) SUMMARY" "$out/sanitizer-$tool.log"))"
   done
 fi
 
 TENSORBRIDGE_LIBRARY="$PWD/.prebuilt/libtensorbridge.so" python3 -m pytest python/tests -q -rs \
   >"$out/pytest.log" 2>&1
+step pytest $?
 log "pytest: $(tail -1 "$out/pytest.log")"
 
 for example in examples/python/*.py; do
   TENSORBRIDGE_LIBRARY="$PWD/.prebuilt/libtensorbridge.so" python3 "$example" >>"$out/examples.log" 2>&1
-  log "example $(basename "$example"): exit $?"
+  status=$?
+  step "example $(basename "$example")" $status
+  log "example $(basename "$example"): exit $status"
 done
 
 ./build-gpu/examples/tb_demo >"$out/demo.log" 2>&1
-log "demo: exit $? ($(grep '^path:' "$out/demo.log"))"
+status=$?
+step demo $status
+log "demo: exit $status ($(grep '^path:' "$out/demo.log"))"
+
+# Handle cost under 16 threads (host only): this build, and a second one when .prebuilt/compare/
+# holds a libtensorbridge.so to compare with.
+if cc -O2 -pthread -Iinclude bench/handle_bench.c -ldl -o build-gpu/handle_bench; then
+  for lib in .prebuilt/libtensorbridge.so .prebuilt/compare/libtensorbridge.so; do
+    [ -f "$lib" ] || continue
+    echo "$lib" >>"$out/handle_bench.md"
+    build-gpu/handle_bench "$PWD/$lib" 16 200000 >>"$out/handle_bench.md" 2>&1
+    step "handle bench $lib" $?
+  done
+  log "handle bench: written to handle_bench.md"
+else
+  step "handle bench build" 1
+fi
 
 if [ "${TB_SKIP_BENCH:-0}" != 1 ]; then
   # Kernel build on the first call: a fresh cache directory (compile), then the same one (disk).
@@ -72,3 +100,8 @@ fi
 echo
 echo "==== summary"
 printf '%s\n' "${summary[@]}"
+if [ ${#failed[@]} -gt 0 ]; then
+  printf 'FAILED: %s\n' "${failed[@]}"
+  exit 1
+fi
+echo "gpu-check: every step passed"
