@@ -186,7 +186,8 @@ typedef struct TbArrayInterface {
   char typestr[TB_TYPESTR_CAPACITY];
   // Number of entries of `shape` (and `strides`) in use, 0 to `TB_MAX_RANK`.
   int32_t rank;
-  // `shape`.
+  // `shape`: `rank` extents, in elements; entries past `rank` are ignored on import and 0
+  // on export.
   int64_t shape[TB_MAX_RANK];
   // `strides` in **bytes**; meaningful only when `has_strides`.
   int64_t strides[TB_MAX_RANK];
@@ -243,11 +244,11 @@ typedef struct TbDLTensor {
   void *data;
   // Where the memory lives.
   TbDLDevice device;
-  // Number of dimensions.
+  // Number of dimensions (0 to `TB_MAX_RANK` on import).
   int32_t ndim;
   // Element type.
   TbDLDataType dtype;
-  // `ndim` extents.
+  // `ndim` extents; may be NULL only when `ndim` is 0.
   int64_t *shape;
   // `ndim` strides in elements, or NULL for compact row-major.
   int64_t *strides;
@@ -307,7 +308,7 @@ typedef struct TbTensorInfo {
   struct TbDataType dtype;
   // Number of dimensions, 0 to `TB_MAX_RANK`.
   int32_t rank;
-  // Extent of each dimension, outermost first.
+  // Extent of each dimension in elements, outermost first.
   int64_t shape[TB_MAX_RANK];
   // Stride of each dimension in **bytes** (may be negative or, for read-only tensors, zero).
   int64_t strides[TB_MAX_RANK];
@@ -334,7 +335,9 @@ extern "C" {
 // \param[out] offset      the field's byte offset (0 for the struct itself).
 // \param[out] size        the field's size in bytes, or the struct's `sizeof`.
 // \retval TB_SUCCESS                 both outputs written.
-// \retval TB_ERROR_INVALID_ARGUMENT  a NULL pointer, or an unknown struct or field.
+// \retval TB_ERROR_INVALID_ARGUMENT  NULL `struct_name`, `offset` or `size`, a name that is not
+//                                    UTF-8, or an unknown struct or field.
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_abi_layout(const char *struct_name,
                             const char *field,
                             size_t *offset,
@@ -353,6 +356,34 @@ enum TbStatus tb_abi_layout(const char *struct_name,
 // `layout` (NULL for none) names the dimensions. `keep_alive(keep_alive_context, data)` runs
 // exactly once when the last reference goes — how a binding keeps the producer object alive;
 // may be NULL. On failure nothing is retained, `keep_alive` is not called and `*out` is NULL.
+//
+// \param[in] desc                the descriptor; not NULL; read during the call only.
+// \param[in] layout              NUL-terminated labels, one per dimension, or NULL / `""` for
+//                                none.
+// \param[in] keep_alive          called once as `keep_alive(keep_alive_context, desc->data)` when
+//                                the last reference goes; may be NULL. Never called on failure.
+// \param[in] keep_alive_context  passed to `keep_alive` unchanged; may be NULL.
+// \param[out] out                receives the new tensor, holding one reference; set to NULL on
+//                                failure; not NULL.
+// \retval TB_SUCCESS                 `*out` holds the new tensor, on the device the driver
+//                                    reports.
+// \retval TB_ERROR_INVALID_ARGUMENT  NULL `desc` or `out`; `desc->rank` out of range;
+//                                    `desc->typestr` not NUL-terminated, not UTF-8 or malformed;
+//                                    `desc->version` below 2; `desc->stream` 0; a pointer the
+//                                    driver does not know as CUDA memory; NULL data with elements;
+//                                    a negative extent; data or strides misaligned for the dtype;
+//                                    overlapping elements in a writable array; a malformed
+//                                    `layout` or one whose label count is not the rank.
+// \retval TB_ERROR_NOT_SUPPORTED     a `mask` (`desc->has_mask`), or a typestr tensorbridge cannot
+//                                    hold (big-endian, objects, strings, datetimes, an unsupported
+//                                    kind or size).
+// \retval TB_ERROR_OVERFLOW          the element count or byte span does not fit int64, or the
+//                                    elements reach outside the address space.
+// \retval TB_ERROR_OUT_OF_MEMORY     the handle table is full (4 Mi live handles).
+// \retval TB_ERROR_CUDA_UNAVAILABLE  the CUDA driver cannot be loaded or reports no device (not
+//                                    for a zero-size array with NULL data).
+// \retval TB_ERROR_CUDA              `cuPointerGetAttributes` failed.
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_tensor_from_cuda_array_interface(const struct TbArrayInterface *desc,
                                                   const char *layout,
                                                   TbCleanupFn keep_alive,
@@ -363,6 +394,29 @@ enum TbStatus tb_tensor_from_cuda_array_interface(const struct TbArrayInterface 
 // `TB_DEVICE_CPU` tensor, without copying. Same rules and ownership as
 // `tb_tensor_from_cuda_array_interface`, except that there is no stream (`has_stream` must be
 // false) and no driver is needed.
+//
+// \param[in] desc                the descriptor; not NULL; read during the call only.
+// \param[in] layout              NUL-terminated labels, one per dimension, or NULL / `""` for
+//                                none.
+// \param[in] keep_alive          called once as `keep_alive(keep_alive_context, desc->data)` when
+//                                the last reference goes; may be NULL. Never called on failure.
+// \param[in] keep_alive_context  passed to `keep_alive` unchanged; may be NULL.
+// \param[out] out                receives the new tensor, holding one reference; set to NULL on
+//                                failure; not NULL.
+// \retval TB_SUCCESS                 `*out` holds the new tensor.
+// \retval TB_ERROR_INVALID_ARGUMENT  NULL `desc` or `out`; `desc->rank` out of range;
+//                                    `desc->typestr` not NUL-terminated, not UTF-8 or malformed;
+//                                    `desc->version` below 2; `desc->has_stream` set; NULL data
+//                                    with elements; a negative extent; data or strides misaligned
+//                                    for the dtype; overlapping elements in a writable array; a
+//                                    malformed `layout` or one whose label count is not the rank.
+// \retval TB_ERROR_NOT_SUPPORTED     a `mask` (`desc->has_mask`), or a typestr tensorbridge cannot
+//                                    hold (big-endian, objects, strings, datetimes, an unsupported
+//                                    kind or size).
+// \retval TB_ERROR_OVERFLOW          the element count or byte span does not fit int64, or the
+//                                    elements reach outside the address space.
+// \retval TB_ERROR_OUT_OF_MEMORY     the handle table is full (4 Mi live handles).
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_tensor_from_array_interface(const struct TbArrayInterface *desc,
                                              const char *layout,
                                              TbCleanupFn keep_alive,
@@ -374,11 +428,27 @@ enum TbStatus tb_tensor_from_array_interface(const struct TbArrayInterface *desc
 // `has_stream`/`stream` name the stream on which its pending work was last enqueued (absent
 // when none). The descriptor borrows the tensor's memory: keep a reference while it is used.
 // Host tensors fail with `TB_ERROR_DEVICE_MISMATCH`.
+//
+// \param[in] tensor  a live tensor handle in CUDA, pinned or managed memory.
+// \param[out] out    receives the descriptor (borrowing the tensor's memory); not NULL; unchanged
+//                    on failure.
+// \retval TB_SUCCESS                 `*out` written.
+// \retval TB_ERROR_INVALID_ARGUMENT  NULL `out`, or a NULL or released `tensor`.
+// \retval TB_ERROR_DEVICE_MISMATCH   the tensor is in pageable host memory (`TB_DEVICE_CPU`).
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_tensor_to_cuda_array_interface(const struct TbTensor *tensor,
                                                 struct TbArrayInterface *out);
 
 // Describes a host-accessible tensor (CPU, pinned or managed memory) as a NumPy array
 // interface v3 descriptor (no stream). GPU-only memory fails with `TB_ERROR_DEVICE_MISMATCH`.
+//
+// \param[in] tensor  a live tensor handle in CPU, pinned or managed memory.
+// \param[out] out    receives the descriptor (borrowing the tensor's memory); not NULL; unchanged
+//                    on failure.
+// \retval TB_SUCCESS                 `*out` written.
+// \retval TB_ERROR_INVALID_ARGUMENT  NULL `out`, or a NULL or released `tensor`.
+// \retval TB_ERROR_DEVICE_MISMATCH   the tensor is in CUDA device memory (`TB_DEVICE_CUDA`).
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_tensor_to_array_interface(const struct TbTensor *tensor,
                                            struct TbArrayInterface *out);
 
@@ -387,6 +457,28 @@ enum TbStatus tb_tensor_to_array_interface(const struct TbTensor *tensor,
 // failure ownership stays with the caller (the deleter is not called) and `*out` is NULL.
 // NULL strides mean compact; `byte_offset` is honoured; CPU, CUDA, CUDA host and CUDA managed
 // devices are accepted; lanes ≠ 1 and unknown dtype codes are refused. `layout` may be NULL.
+//
+// \param[in] managed  the producer's managed tensor; not NULL. Owned by the new tensor on success
+//                     (its deleter runs once, later); still the caller's on failure.
+// \param[in] layout   NUL-terminated labels, one per dimension, or NULL / `""` for none.
+// \param[out] out     receives the new tensor, holding one reference; set to NULL on failure; not
+//                     NULL.
+// \retval TB_SUCCESS                 `*out` holds the new tensor, which owns `managed`.
+// \retval TB_ERROR_INVALID_ARGUMENT  NULL `managed` or `out`; `ndim` out of range; NULL `shape`
+//                                    with `ndim` above 0; a negative extent; NULL data with
+//                                    elements; data or strides misaligned for the dtype;
+//                                    overlapping elements in a writable tensor (this struct cannot
+//                                    say read-only, so zero strides are refused); an unknown
+//                                    device type, a negative ordinal or a CPU ordinal other than
+//                                    0; a malformed `layout` or one whose label count is not
+//                                    `ndim`.
+// \retval TB_ERROR_NOT_SUPPORTED     a device type other than CPU, CUDA, CUDA host and CUDA
+//                                    managed; an unsupported dtype (lanes ≠ 1, unknown code or
+//                                    bits).
+// \retval TB_ERROR_OVERFLOW          `byte_offset`, a stride in bytes, the element count or the
+//                                    byte span does not fit int64 or the address space.
+// \retval TB_ERROR_OUT_OF_MEMORY     the handle table is full (4 Mi live handles).
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_tensor_from_dlpack(struct TbDLManagedTensor *managed,
                                     const char *layout,
                                     struct TbTensor **out);
@@ -395,6 +487,28 @@ enum TbStatus tb_tensor_from_dlpack(struct TbDLManagedTensor *managed,
 // `tb_tensor_from_dlpack`. A major version above `TB_DLPACK_MAJOR_VERSION` is refused
 // (`TB_ERROR_NOT_SUPPORTED`) after reading only `version`. The `TB_DLPACK_FLAG_READ_ONLY` flag
 // makes a read-only tensor; `TB_DLPACK_FLAG_IS_SUBBYTE_TYPE_PADDED` is refused.
+//
+// \param[in] managed  the producer's managed tensor; not NULL. Owned by the new tensor on success
+//                     (its deleter runs once, later); still the caller's on failure.
+// \param[in] layout   NUL-terminated labels, one per dimension, or NULL / `""` for none.
+// \param[out] out     receives the new tensor, holding one reference; set to NULL on failure; not
+//                     NULL.
+// \retval TB_SUCCESS                 `*out` holds the new tensor, which owns `managed`.
+// \retval TB_ERROR_INVALID_ARGUMENT  NULL `managed` or `out`; a 0.x `version`; `ndim` out of
+//                                    range; NULL `shape` with `ndim` above 0; a negative extent;
+//                                    NULL data with elements; data or strides misaligned for the
+//                                    dtype; overlapping elements in a writable tensor (one without
+//                                    `TB_DLPACK_FLAG_READ_ONLY`); an unknown device type, a
+//                                    negative ordinal or a CPU ordinal other than 0; a malformed
+//                                    `layout` or one whose label count is not `ndim`.
+// \retval TB_ERROR_NOT_SUPPORTED     a major version above `TB_DLPACK_MAJOR_VERSION`;
+//                                    `TB_DLPACK_FLAG_IS_SUBBYTE_TYPE_PADDED`; a device type other
+//                                    than CPU, CUDA, CUDA host and CUDA managed; an unsupported
+//                                    dtype (lanes ≠ 1, unknown code or bits).
+// \retval TB_ERROR_OVERFLOW          `byte_offset`, a stride in bytes, the element count or the
+//                                    byte span does not fit int64 or the address space.
+// \retval TB_ERROR_OUT_OF_MEMORY     the handle table is full (4 Mi live handles).
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_tensor_from_dlpack_versioned(struct TbDLManagedTensorVersioned *managed,
                                               const char *layout,
                                               struct TbTensor **out);
@@ -406,6 +520,14 @@ enum TbStatus tb_tensor_from_dlpack_versioned(struct TbDLManagedTensorVersioned 
 // The legacy struct has no read-only flag: prefer the versioned export for read-only tensors.
 // Stream order: call `tb_tensor_sync(tensor, consumer_stream)` first when the consumer works
 // on a stream of its own.
+//
+// \param[in] tensor  a live tensor handle; the export holds its own reference.
+// \param[out] out    receives the `DLManagedTensor`; the consumer calls its deleter once; not
+//                    NULL; unchanged on failure.
+// \retval TB_SUCCESS                 `*out` written.
+// \retval TB_ERROR_INVALID_ARGUMENT  NULL `out`, or a NULL or released `tensor`.
+// \retval TB_ERROR_NOT_SUPPORTED     a byte stride DLPack cannot express (not whole elements).
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_tensor_to_dlpack(const struct TbTensor *tensor, struct TbDLManagedTensor **out);
 
 // Exports `tensor` as a `DLManagedTensorVersioned` (version `TB_DLPACK_MAJOR_VERSION`.
@@ -413,6 +535,14 @@ enum TbStatus tb_tensor_to_dlpack(const struct TbTensor *tensor, struct TbDLMana
 // read-only tensors. Ownership, strides and streams as for `tb_tensor_to_dlpack`.
 // `TB_DLPACK_FLAG_IS_COPIED` is not set: this export never copies (see
 // `tb_tensor_to_dlpack_versioned_with_flags`).
+//
+// \param[in] tensor  a live tensor handle; the export holds its own reference.
+// \param[out] out    receives the `DLManagedTensorVersioned`; the consumer calls its deleter once;
+//                    not NULL; unchanged on failure.
+// \retval TB_SUCCESS                 `*out` written.
+// \retval TB_ERROR_INVALID_ARGUMENT  NULL `out`, or a NULL or released `tensor`.
+// \retval TB_ERROR_NOT_SUPPORTED     a byte stride DLPack cannot express (not whole elements).
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_tensor_to_dlpack_versioned(const struct TbTensor *tensor,
                                             struct TbDLManagedTensorVersioned **out);
 
@@ -426,6 +556,7 @@ enum TbStatus tb_tensor_to_dlpack_versioned(const struct TbTensor *tensor,
 // \retval TB_SUCCESS                 `*out` written.
 // \retval TB_ERROR_INVALID_ARGUMENT  NULL or stale `tensor`, NULL `out`, or another flag.
 // \retval TB_ERROR_NOT_SUPPORTED     a byte stride DLPack cannot express (not whole elements).
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_tensor_to_dlpack_versioned_with_flags(const struct TbTensor *tensor,
                                                        uint64_t flags,
                                                        struct TbDLManagedTensorVersioned **out);
@@ -433,26 +564,69 @@ enum TbStatus tb_tensor_to_dlpack_versioned_with_flags(const struct TbTensor *te
 // Parses a NumPy array-interface typestr (`"|u1"`, `"<f4"`, `"|b1"`, `"<c8"`, `"<f2"`, `"<V2"`
 // for bfloat16) into `*out`. Big-endian (`">f4"`), object, string and datetime typestrs fail
 // with `TB_ERROR_NOT_SUPPORTED`; malformed ones with `TB_ERROR_INVALID_ARGUMENT`.
+//
+// \param[in] typestr  a NUL-terminated typestr; not NULL.
+// \param[out] out     receives the type; not NULL; unchanged on failure.
+// \retval TB_SUCCESS                 `*out` written.
+// \retval TB_ERROR_INVALID_ARGUMENT  NULL `typestr` or `out`; a typestr that is not UTF-8, is
+//                                    empty, has an unknown byte-order character or a size that is
+//                                    not a number.
+// \retval TB_ERROR_NOT_SUPPORTED     big-endian data; a missing or unsupported kind (objects,
+//                                    strings, datetimes, …); an unsupported size.
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_dtype_from_typestr(const char *typestr, struct TbDataType *out);
 
 // Stores in `*out` the little-endian NumPy typestr of `dtype` (`"<f4"`) as a static string
 // (do not free). Unsupported dtypes (lanes ≠ 1, unknown codes) fail with
 // `TB_ERROR_NOT_SUPPORTED`.
+//
+// \param[in] dtype  the element type.
+// \param[out] out   receives a static NUL-terminated string; not NULL; unchanged on failure.
+// \retval TB_SUCCESS                 `*out` written.
+// \retval TB_ERROR_INVALID_ARGUMENT  `out` is NULL.
+// \retval TB_ERROR_NOT_SUPPORTED     `dtype` is not a supported type (lanes ≠ 1, unknown code or
+//                                    bits).
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_dtype_to_typestr(struct TbDataType dtype, const char **out);
 
 // Looks up a dtype by canonical name (`"uint8"`, `"float16"`, `"bfloat16"`, `"complex64"`,
 // `"bool"` …) into `*out`.
+//
+// \param[in] name  a NUL-terminated canonical name; not NULL.
+// \param[out] out  receives the type; not NULL; unchanged on failure.
+// \retval TB_SUCCESS                 `*out` written.
+// \retval TB_ERROR_INVALID_ARGUMENT  NULL `name` or `out`; a name that is not UTF-8 or names no
+//                                    supported type.
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_dtype_from_name(const char *name, struct TbDataType *out);
 
 // Stores in `*out` the canonical name of `dtype` (`"float32"`) as a static string (do not
 // free); `TB_ERROR_NOT_SUPPORTED` when tensorbridge does not support the type.
+//
+// \param[in] dtype  the element type.
+// \param[out] out   receives a static NUL-terminated string; not NULL; unchanged on failure.
+// \retval TB_SUCCESS                 `*out` written.
+// \retval TB_ERROR_INVALID_ARGUMENT  `out` is NULL.
+// \retval TB_ERROR_NOT_SUPPORTED     `dtype` is not a supported type (lanes ≠ 1, unknown code or
+//                                    bits).
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_dtype_name(struct TbDataType dtype, const char **out);
 
 // Stores the size of one element of `dtype` in bytes in `*out` (a bool is one byte);
 // `TB_ERROR_NOT_SUPPORTED` for unsupported types.
+//
+// \param[in] dtype  the element type.
+// \param[out] out   receives the size in bytes; not NULL; unchanged on failure.
+// \retval TB_SUCCESS                 `*out` written.
+// \retval TB_ERROR_INVALID_ARGUMENT  `out` is NULL.
+// \retval TB_ERROR_NOT_SUPPORTED     `dtype` is not a supported type (lanes ≠ 1, unknown code or
+//                                    bits).
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_dtype_item_size(struct TbDataType dtype, int64_t *out);
 
 // The number of element types tensorbridge supports: `tb_dtype_at` takes indices below it.
+//
+// \return the number of supported element types (at least 1).
 int32_t tb_dtype_count(void);
 
 // Stores the `index`-th supported element type in `*out`, so a binding can build its dtype
@@ -462,17 +636,42 @@ int32_t tb_dtype_count(void);
 // \param[out] out   receives the type.
 // \retval TB_SUCCESS                 `*out` written.
 // \retval TB_ERROR_INVALID_ARGUMENT  `out` is NULL or `index` is out of range.
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_dtype_at(int32_t index, struct TbDataType *out);
 
 // Parses a layout string such as `"NHWC"` into `*out`: ASCII letters, at most `TB_MAX_RANK`,
 // none repeated. `""` gives the empty layout. NULL `text` is an error.
+//
+// \param[in] text  NUL-terminated labels such as `"NHWC"`, or `""`; not NULL.
+// \param[out] out  receives the layout, NUL-padded; not NULL; unchanged on failure.
+// \retval TB_SUCCESS                 `*out` written.
+// \retval TB_ERROR_INVALID_ARGUMENT  NULL `text` or `out`; text that is not UTF-8, has more than
+//                                    `TB_MAX_RANK` labels, or a label that is not an ASCII letter
+//                                    or is repeated.
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_layout_parse(const char *text, struct TbLayout *out);
 
 // Stores the number of labels of `*layout` (0 for the empty layout) in `*rank`.
+//
+// \param[in] layout  a layout, as `tb_layout_parse` makes it; not NULL; validated again.
+// \param[out] rank   receives the number of labels, 0 to `TB_MAX_RANK`; not NULL; unchanged on
+//                    failure.
+// \retval TB_SUCCESS                 `*rank` written.
+// \retval TB_ERROR_INVALID_ARGUMENT  NULL `layout` or `rank`; a `*layout` that is not
+//                                    NUL-terminated or has invalid labels.
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_layout_rank(const struct TbLayout *layout, int32_t *rank);
 
 // Stores in `*index` the dimension that carries `label` in `*layout` (`'C'` in `"NHWC"` → 3),
 // or -1 when the layout has no such label.
+//
+// \param[in] layout  a layout, as `tb_layout_parse` makes it; not NULL; validated again.
+// \param[in] label   the label to look for (case-sensitive).
+// \param[out] index  receives the dimension index, or -1; not NULL; unchanged on failure.
+// \retval TB_SUCCESS                 `*index` written.
+// \retval TB_ERROR_INVALID_ARGUMENT  NULL `layout` or `index`; a `*layout` that is not
+//                                    NUL-terminated or has invalid labels.
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_layout_find(const struct TbLayout *layout, char label, int32_t *index);
 
 // Stores in `axes[0..rank)` the permutation that views a tensor in layout `*from` as layout
@@ -484,7 +683,9 @@ enum TbStatus tb_layout_find(const struct TbLayout *layout, char label, int32_t 
 // \param[out] axes  at least `TB_MAX_RANK` entries; entries past the rank are set to -1.
 // \retval TB_SUCCESS                 `axes` written.
 // \retval TB_ERROR_INVALID_ARGUMENT  a NULL pointer, or layouts that are not permutations of
-//                                    each other.
+//                                    each other (an invalid `*from` or `*to`, or an empty
+//                                    `*from`, included).
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_layout_permutation(const struct TbLayout *from,
                                     const struct TbLayout *to,
                                     int32_t *axes);
@@ -499,6 +700,26 @@ enum TbStatus tb_layout_permutation(const struct TbLayout *from,
 // read or written in place. Both tensors in host memory run on the CPU, synchronously.
 // Operands on two different GPUs need peer access (`TB_ERROR_NOT_SUPPORTED` otherwise); between
 // pageable host memory and a GPU the pageable side is staged, which blocks the host.
+//
+// \param[in] src     a live tensor handle; its elements are read.
+// \param[out] dst    a live, writable tensor handle; its elements are written.
+// \param[in] stream  a `cudaStream_t` of the device that holds device memory; NULL = the legacy
+//                    default stream. Unused when both operands are host-accessible (the CPU path).
+// \retval TB_SUCCESS                 the work is enqueued on `stream` (done, on the CPU path).
+// \retval TB_ERROR_INVALID_ARGUMENT  NULL or released `src` or `dst`; different dtypes; a layout
+//                                    on only one side; layouts that are not permutations of each
+//                                    other; shapes that disagree once permuted; `src` and `dst`
+//                                    overlap; a CUDA ordinal that names no present device.
+// \retval TB_ERROR_READ_ONLY         `dst` is read-only.
+// \retval TB_ERROR_NOT_SUPPORTED     operands in device memory of two GPUs that cannot access each
+//                                    other.
+// \retval TB_ERROR_OUT_OF_MEMORY     a staging buffer (between pageable host memory and a GPU)
+//                                    could not be allocated.
+// \retval TB_ERROR_CUDA_UNAVAILABLE  GPU work is needed but the CUDA driver or NVRTC cannot be
+//                                    loaded, or no device is present.
+// \retval TB_ERROR_CUDA              a CUDA driver or NVRTC call (kernel compilation, launch,
+//                                    copy, stream ordering) failed; the message names it.
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_reformat(const struct TbTensor *src, const struct TbTensor *dst, void *stream);
 
 // Copies `src` into `dst` (same shape and dtype; layouts equal or absent), between any two
@@ -507,6 +728,25 @@ enum TbStatus tb_reformat(const struct TbTensor *src, const struct TbTensor *dst
 // that holds device memory). Pinned host memory is read or written asynchronously by the GPU;
 // pageable host memory is staged through a packed buffer, which blocks the host until the
 // pageable side is done.
+//
+// \param[in] src     a live tensor handle; its elements are read.
+// \param[out] dst    a live, writable tensor handle; its elements are written.
+// \param[in] stream  a `cudaStream_t` of the device that holds device memory; NULL = the legacy
+//                    default stream. Unused when both operands are host-accessible (the CPU path).
+// \retval TB_SUCCESS                 the work is enqueued on `stream` (done, on the CPU path).
+// \retval TB_ERROR_INVALID_ARGUMENT  NULL or released `src` or `dst`; different dtypes or shapes;
+//                                    two different layouts; `src` and `dst` overlap; a CUDA
+//                                    ordinal that names no present device.
+// \retval TB_ERROR_READ_ONLY         `dst` is read-only.
+// \retval TB_ERROR_NOT_SUPPORTED     operands in device memory of two GPUs that cannot access each
+//                                    other.
+// \retval TB_ERROR_OUT_OF_MEMORY     a staging buffer (between pageable host memory and a GPU)
+//                                    could not be allocated.
+// \retval TB_ERROR_CUDA_UNAVAILABLE  GPU work is needed but the CUDA driver or NVRTC cannot be
+//                                    loaded, or no device is present.
+// \retval TB_ERROR_CUDA              a CUDA driver or NVRTC call (kernel compilation, launch,
+//                                    copy, stream ordering) failed; the message names it.
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_copy(const struct TbTensor *src, const struct TbTensor *dst, void *stream);
 
 // One pass that converts `src` into `dst`'s dtype and layout, applying a per-channel affine
@@ -516,6 +756,34 @@ enum TbStatus tb_copy(const struct TbTensor *src, const struct TbTensor *dst, vo
 // uint16, int16, float16, bfloat16, float32; outputs: float16, bfloat16, float32 (round to
 // nearest even) or uint8 (rounded half to even, saturated to [0, 255], NaN → 0). The classic
 // uint8 NHWC → float32 NCHW normalisation is one kernel. Devices and streams as `tb_reformat`.
+//
+// \param[in] src     a live tensor handle; its elements are read.
+// \param[out] dst    a live, writable tensor handle; its elements are written.
+// \param[in] scale   `count` multipliers, one per channel of `dst`'s `C` label or one for all; may
+//                    be NULL when `count` is 0.
+// \param[in] offset  `count` addends, as `scale`; may be NULL when `count` is 0.
+// \param[in] count   0 (identity), 1, or the number of channels.
+// \param[in] stream  a `cudaStream_t` of the device that holds device memory; NULL = the legacy
+//                    default stream. Unused when both operands are host-accessible (the CPU path).
+// \retval TB_SUCCESS                 the work is enqueued on `stream` (done, on the CPU path).
+// \retval TB_ERROR_INVALID_ARGUMENT  NULL or released `src` or `dst`; negative `count`; NULL
+//                                    `scale` or `offset` with `count` above 0; `count` above 1
+//                                    without a `C` label in `dst`'s layout or not equal to its
+//                                    channel count; a layout on only one side; layouts that are
+//                                    not permutations of each other; shapes that disagree once
+//                                    permuted; `src` and `dst` overlap; a CUDA ordinal that names
+//                                    no present device.
+// \retval TB_ERROR_READ_ONLY         `dst` is read-only.
+// \retval TB_ERROR_NOT_SUPPORTED     a source or destination dtype the conversion does not handle;
+//                                    more than 64 channels; operands in device memory of two GPUs
+//                                    that cannot access each other.
+// \retval TB_ERROR_OUT_OF_MEMORY     a staging buffer (between pageable host memory and a GPU)
+//                                    could not be allocated.
+// \retval TB_ERROR_CUDA_UNAVAILABLE  GPU work is needed but the CUDA driver or NVRTC cannot be
+//                                    loaded, or no device is present.
+// \retval TB_ERROR_CUDA              a CUDA driver or NVRTC call (kernel compilation, launch,
+//                                    copy, stream ordering) failed; the message names it.
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_convert(const struct TbTensor *src,
                          const struct TbTensor *dst,
                          const float *scale,
@@ -525,37 +793,81 @@ enum TbStatus tb_convert(const struct TbTensor *src,
 
 // A packed (C-contiguous, same layout) copy of `tensor` in new memory of the same kind on the
 // same device, owned by the new tensor; writable. Enqueued on `stream` for GPU memory.
+//
+// \param[in] tensor  a live tensor handle; its elements are read.
+// \param[in] stream  a `cudaStream_t` of the tensor's device; NULL = the legacy default stream.
+//                    Unused for CPU, pinned and managed memory, which are copied on the CPU.
+// \param[out] out    receives the new tensor, holding one reference; set to NULL on failure; not
+//                    NULL.
+// \retval TB_SUCCESS                 `*out` holds the copy (enqueued on `stream` for GPU memory).
+// \retval TB_ERROR_INVALID_ARGUMENT  NULL `out`; a NULL or released `tensor`; a CUDA ordinal that
+//                                    names no present device.
+// \retval TB_ERROR_OVERFLOW          the packed size does not fit int64 (possible for a read-only
+//                                    tensor with zero strides).
+// \retval TB_ERROR_OUT_OF_MEMORY     the new memory could not be allocated, or the handle table is
+//                                    full (4 Mi live handles).
+// \retval TB_ERROR_CUDA_UNAVAILABLE  GPU work is needed but the CUDA driver or NVRTC cannot be
+//                                    loaded, or no device is present.
+// \retval TB_ERROR_CUDA              a CUDA driver or NVRTC call (allocation, kernel, copy, stream
+//                                    ordering) failed; the message names it.
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_tensor_clone(const struct TbTensor *tensor, void *stream, struct TbTensor **out);
 
 // The library's version as `major * 10000 + minor * 100 + patch` (0.1.0 → 100). Compare with
 // `TB_VERSION_MAJOR` & co. from the header to detect a header/library mismatch.
+//
+// \return `TB_VERSION_MAJOR` * 10000 + `TB_VERSION_MINOR` * 100 + `TB_VERSION_PATCH` of the loaded
+//         library.
 uint32_t tb_version(void);
 
 // The library's version as a static NUL-terminated string such as `"0.1.0"`. Never NULL; do
 // not free.
+//
+// \return a static string, never NULL.
 const char *tb_version_string(void);
 
 // The name of a status code as a static string (`"TB_ERROR_OVERFLOW"`), or
 // `"TB_UNKNOWN_STATUS"` for a value that is not a `TbStatus`. Never NULL; do not free.
+//
+// \param[in] status  any integer; `TbStatus` values are named.
+// \return a static string, never NULL.
 const char *tb_status_name(int32_t status);
 
 // The short name of a device type code as a static string: `"cpu"`, `"cuda"`, `"cuda_host"`,
 // `"cuda_managed"`, or `"unknown"` for a code tensorbridge does not support. Never NULL; do not
 // free.
+//
+// \param[in] device_type  any integer; supported `TbDeviceType` values are named.
+// \return a static string, never NULL.
 const char *tb_device_type_name(int32_t device_type);
 
 // The message of the last failed tensorbridge call on the calling thread: the function, the
 // argument and the offending value (`"tb_tensor_wrap: shape[1] = -3 is negative; …"`). Empty
 // when no call has failed on this thread. Successful calls leave it unchanged. Never NULL; the
 // text stays valid until the thread's next failing call; do not free.
+//
+// \return this thread's message, never NULL (`""` before the first failure).
 const char *tb_last_error_message(void);
 
 // Number of CUDA devices, in `*count`. Returns `TB_ERROR_CUDA_UNAVAILABLE` (and sets `*count`
 // to 0) when the driver cannot be loaded or reports no device; never crashes without a GPU.
+//
+// \param[out] count  receives the number of CUDA devices, 0 on failure; not NULL.
+// \retval TB_SUCCESS                 `*count` ≥ 1.
+// \retval TB_ERROR_INVALID_ARGUMENT  `count` is NULL.
+// \retval TB_ERROR_CUDA_UNAVAILABLE  the CUDA driver cannot be loaded, `cuInit` fails or there is
+//                                    no device.
+// \retval TB_ERROR_CUDA              `cuDeviceGetCount` failed.
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_cuda_device_count(int32_t *count);
 
 // Number of `TbTensor` handles alive in this process, in `*count`: a diagnostic for leak
 // checks in tests (a program that released everything sees 0).
+//
+// \param[out] count  receives the number of live handles; not NULL.
+// \retval TB_SUCCESS                 `*count` written.
+// \retval TB_ERROR_INVALID_ARGUMENT  `count` is NULL.
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_tensor_live_count(int64_t *count);
 
 // Makes `stream` wait, on the GPU, for the work pending on `tensor`'s memory (the producer's
@@ -563,6 +875,19 @@ enum TbStatus tb_tensor_live_count(int64_t *count);
 // synchronization. Call it before consuming the data yourself on `stream` (a `cudaStream_t`;
 // NULL = the legacy default stream). Afterwards `stream` is the tensor's pending stream, which
 // exports name. Host (`TB_DEVICE_CPU`) tensors have nothing to wait for.
+//
+// \param[in] tensor  a live tensor handle (not NULL, not released).
+// \param[in] stream  the consumer's `cudaStream_t` (a stream of the tensor's device); NULL = the
+//                    legacy default stream. Ignored for host (`TB_DEVICE_CPU`) tensors.
+// \retval TB_SUCCESS                 `stream` is ordered after the pending work (or nothing was
+//                                    pending).
+// \retval TB_ERROR_INVALID_ARGUMENT  a NULL or released `tensor`, or, with work pending on another
+//                                    stream, a CUDA ordinal that names no present device.
+// \retval TB_ERROR_CUDA_UNAVAILABLE  work is pending on another stream but the CUDA driver cannot
+//                                    be loaded or reports no device.
+// \retval TB_ERROR_CUDA              creating, recording or waiting on the event failed (the
+//                                    message names the driver error).
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_tensor_sync(const struct TbTensor *tensor, void *stream);
 
 // Wraps memory the caller owns as a tensor, without copying.
@@ -586,6 +911,36 @@ enum TbStatus tb_tensor_sync(const struct TbTensor *tensor, void *stream);
 // Ownership: on success the tensor holds the memory (through `cleanup`) until released. **On
 // failure nothing is retained, `cleanup` is not called, `*out` is set to NULL (when `out` is
 // not NULL) and the memory stays the caller's.**
+//
+// \param[in] data             address of element (0, …, 0); NULL only when an extent is 0. Not
+//                             copied; the caller keeps it valid until `cleanup` runs.
+// \param[in] device           where `data` lives; trusted as given (the driver is not asked).
+// \param[in] dtype            a supported element type, lanes = 1.
+// \param[in] rank             number of dimensions, 0 to `TB_MAX_RANK`.
+// \param[in] shape            `rank` extents ≥ 0, in elements; may be NULL when `rank` is 0.
+// \param[in] strides          `rank` strides in **bytes**, or NULL for C-contiguous.
+// \param[in] layout           NUL-terminated labels, one per dimension, or NULL / `""` for none.
+// \param[in] readonly         true forbids writes through the tensor and its views; required for
+//                             overlapping (e.g. zero) strides.
+// \param[in] cleanup          called once as `cleanup(cleanup_context, data)` when the last
+//                             reference goes; may be NULL. Never called on failure.
+// \param[in] cleanup_context  passed to `cleanup` unchanged; may be NULL.
+// \param[out] out             receives the new tensor, holding one reference; set to NULL on
+//                             failure; not NULL.
+// \retval TB_SUCCESS                 `*out` holds the new tensor, which now owns the memory
+//                                    through `cleanup`.
+// \retval TB_ERROR_INVALID_ARGUMENT  NULL `out`; `rank` out of range; NULL `shape` with a rank
+//                                    above 0; a negative extent; NULL `data` with elements; `data`
+//                                    or a stride misaligned for the dtype; overlapping elements in
+//                                    a writable tensor; a malformed `layout` or one whose label
+//                                    count is not `rank`; an unknown device type, a negative
+//                                    ordinal or a CPU ordinal other than 0.
+// \retval TB_ERROR_NOT_SUPPORTED     a device type tensorbridge does not handle (OpenCL, ROCm, …),
+//                                    or an unsupported dtype (lanes ≠ 1, unknown code or bits).
+// \retval TB_ERROR_OVERFLOW          the element count or byte span does not fit int64, or the
+//                                    elements reach outside the address space.
+// \retval TB_ERROR_OUT_OF_MEMORY     the handle table is full (4 Mi live handles).
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_tensor_wrap(void *data,
                              struct TbDevice device,
                              struct TbDataType dtype,
@@ -607,6 +962,31 @@ enum TbStatus tb_tensor_wrap(void *data,
 // of two, in bytes) pads each row — the `W` dimension and everything inside it, or the last
 // dimension without a `W` label — so that rows start at multiples of it, like
 // `cudaMallocPitch`. On failure `*out` is NULL and nothing is allocated.
+//
+// \param[in] device         the memory kind and ordinal (`TB_DEVICE_CPU` has ordinal 0).
+// \param[in] dtype          a supported element type, lanes = 1.
+// \param[in] rank           number of dimensions, 0 to `TB_MAX_RANK`.
+// \param[in] shape          `rank` extents ≥ 0, in elements; may be NULL when `rank` is 0.
+// \param[in] layout         NUL-terminated labels, one per dimension, or NULL / `""` for none.
+// \param[in] row_alignment  row pitch alignment in bytes: 0 (packed) or a power of two.
+// \param[out] out           receives the new tensor, holding one reference; set to NULL on
+//                           failure; not NULL.
+// \retval TB_SUCCESS                 `*out` holds the new, writable tensor.
+// \retval TB_ERROR_INVALID_ARGUMENT  NULL `out`; `rank` out of range; NULL `shape` with a rank
+//                                    above 0; a negative extent; a malformed `layout` or one whose
+//                                    label count is not `rank`; `row_alignment` negative or not a
+//                                    power of two; an unknown device type, a negative ordinal, a
+//                                    CPU ordinal other than 0 or a CUDA ordinal that names no
+//                                    present device.
+// \retval TB_ERROR_NOT_SUPPORTED     a device type tensorbridge does not handle, or an unsupported
+//                                    dtype.
+// \retval TB_ERROR_OVERFLOW          the (padded) size in bytes does not fit int64.
+// \retval TB_ERROR_OUT_OF_MEMORY     the host or CUDA allocation failed, or the handle table is
+//                                    full (4 Mi live handles).
+// \retval TB_ERROR_CUDA_UNAVAILABLE  a CUDA kind, but the CUDA driver cannot be loaded or reports
+//                                    no device.
+// \retval TB_ERROR_CUDA              a driver call (primary context, allocation) failed.
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_tensor_alloc(struct TbDevice device,
                               struct TbDataType dtype,
                               int32_t rank,
@@ -616,60 +996,177 @@ enum TbStatus tb_tensor_alloc(struct TbDevice device,
                               struct TbTensor **out);
 
 // Adds a reference to `tensor`; each reference needs its own `tb_tensor_release`.
+//
+// \param[in] tensor  a live tensor handle (not NULL, not released).
+// \retval TB_SUCCESS                 one more reference is held.
+// \retval TB_ERROR_INVALID_ARGUMENT  `tensor` is NULL or not a live handle.
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_tensor_retain(struct TbTensor *tensor);
 
 // Drops one reference to `tensor`. When the last reference to the memory goes (this handle and
 // every view of it), the wrap's cleanup callback runs, or tensorbridge's own allocation is
 // freed. Releasing NULL is a no-op; releasing a handle that is not alive (a double release)
 // returns `TB_ERROR_INVALID_ARGUMENT` and does nothing.
+//
+// \param[in] tensor  a live tensor handle, or NULL (nothing happens). Invalid afterwards if this
+//                    was its last reference.
+// \retval TB_SUCCESS                 the reference is dropped, or `tensor` was NULL.
+// \retval TB_ERROR_INVALID_ARGUMENT  `tensor` is not a live handle (a double release); nothing is
+//                                    done.
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_tensor_release(struct TbTensor *tensor);
 
 // Describes `tensor` completely in `*out`.
+//
+// \param[in] tensor  a live tensor handle (not NULL, not released).
+// \param[out] out    receives the description; not NULL; unchanged on failure.
+// \retval TB_SUCCESS                 `*out` written.
+// \retval TB_ERROR_INVALID_ARGUMENT  NULL `out`, or a NULL or released `tensor`.
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_tensor_info(const struct TbTensor *tensor, struct TbTensorInfo *out);
 
 // Stores the address of element (0, …, 0) in `*out` (NULL is possible for empty tensors).
+//
+// \param[in] tensor  a live tensor handle (not NULL, not released).
+// \param[out] out    receives the address (NULL is possible for a tensor with no elements); not
+//                    NULL; unchanged on failure.
+// \retval TB_SUCCESS                 `*out` written.
+// \retval TB_ERROR_INVALID_ARGUMENT  NULL `out`, or a NULL or released `tensor`.
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_tensor_data(const struct TbTensor *tensor, void **out);
 
 // Stores the number of dimensions in `*out`.
+//
+// \param[in] tensor  a live tensor handle (not NULL, not released).
+// \param[out] out    receives the number of dimensions, 0 to `TB_MAX_RANK`; not NULL; unchanged on
+//                    failure.
+// \retval TB_SUCCESS                 `*out` written.
+// \retval TB_ERROR_INVALID_ARGUMENT  NULL `out`, or a NULL or released `tensor`.
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_tensor_rank(const struct TbTensor *tensor, int32_t *out);
 
 // Copies the extents into `out[0..rank)`; `capacity` is the length of `out` and must be at least
 // the rank (`TB_MAX_RANK` always suffices).
+//
+// \param[in] tensor    a live tensor handle (not NULL, not released).
+// \param[in] capacity  number of entries `out` can hold; at least the tensor's rank.
+// \param[out] out      receives the extents, in elements; may be NULL only for a rank-0 tensor.
+// \retval TB_SUCCESS                 `out[0..rank)` written; the entries past the rank are
+//                                    untouched.
+// \retval TB_ERROR_INVALID_ARGUMENT  a NULL or released `tensor`, `capacity` below the rank, or
+//                                    NULL `out` for a rank above 0.
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_tensor_shape(const struct TbTensor *tensor, int32_t capacity, int64_t *out);
 
 // Copies the byte strides into `out[0..rank)`; `capacity` as for `tb_tensor_shape`.
+//
+// \param[in] tensor    a live tensor handle (not NULL, not released).
+// \param[in] capacity  number of entries `out` can hold; at least the tensor's rank.
+// \param[out] out      receives the strides, in **bytes**; may be NULL only for a rank-0 tensor.
+// \retval TB_SUCCESS                 `out[0..rank)` written; the entries past the rank are
+//                                    untouched.
+// \retval TB_ERROR_INVALID_ARGUMENT  a NULL or released `tensor`, `capacity` below the rank, or
+//                                    NULL `out` for a rank above 0.
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_tensor_strides(const struct TbTensor *tensor, int32_t capacity, int64_t *out);
 
 // Stores the element type in `*out`.
+//
+// \param[in] tensor  a live tensor handle (not NULL, not released).
+// \param[out] out    receives the element type; not NULL; unchanged on failure.
+// \retval TB_SUCCESS                 `*out` written.
+// \retval TB_ERROR_INVALID_ARGUMENT  NULL `out`, or a NULL or released `tensor`.
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_tensor_dtype(const struct TbTensor *tensor, struct TbDataType *out);
 
 // Stores the device in `*out`.
+//
+// \param[in] tensor  a live tensor handle (not NULL, not released).
+// \param[out] out    receives the device type and ordinal; not NULL; unchanged on failure.
+// \retval TB_SUCCESS                 `*out` written.
+// \retval TB_ERROR_INVALID_ARGUMENT  NULL `out`, or a NULL or released `tensor`.
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_tensor_device(const struct TbTensor *tensor, struct TbDevice *out);
 
 // Stores the layout in `*out` (empty when the tensor has none).
+//
+// \param[in] tensor  a live tensor handle (not NULL, not released).
+// \param[out] out    receives the layout (all NUL when the tensor has none); not NULL; unchanged
+//                    on failure.
+// \retval TB_SUCCESS                 `*out` written.
+// \retval TB_ERROR_INVALID_ARGUMENT  NULL `out`, or a NULL or released `tensor`.
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_tensor_layout(const struct TbTensor *tensor, struct TbLayout *out);
 
 // Stores whether the tensor is read-only in `*out`.
+//
+// \param[in] tensor  a live tensor handle (not NULL, not released).
+// \param[out] out    receives true when writes are forbidden; not NULL; unchanged on failure.
+// \retval TB_SUCCESS                 `*out` written.
+// \retval TB_ERROR_INVALID_ARGUMENT  NULL `out`, or a NULL or released `tensor`.
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_tensor_is_readonly(const struct TbTensor *tensor, bool *out);
 
 // Stores whether the elements are packed in row-major order in `*out`.
+//
+// \param[in] tensor  a live tensor handle (not NULL, not released).
+// \param[out] out    receives true when the elements are packed row-major; not NULL; unchanged on
+//                    failure.
+// \retval TB_SUCCESS                 `*out` written.
+// \retval TB_ERROR_INVALID_ARGUMENT  NULL `out`, or a NULL or released `tensor`.
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_tensor_is_contiguous(const struct TbTensor *tensor, bool *out);
 
 // Stores the number of elements in `*out`.
+//
+// \param[in] tensor  a live tensor handle (not NULL, not released).
+// \param[out] out    receives the product of the extents; not NULL; unchanged on failure.
+// \retval TB_SUCCESS                 `*out` written.
+// \retval TB_ERROR_INVALID_ARGUMENT  NULL `out`, or a NULL or released `tensor`.
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_tensor_element_count(const struct TbTensor *tensor, int64_t *out);
 
 // Stores element count × item size, in bytes, in `*out`.
+//
+// \param[in] tensor  a live tensor handle (not NULL, not released).
+// \param[out] out    receives element count × item size, in bytes; not NULL; unchanged on failure.
+// \retval TB_SUCCESS                 `*out` written.
+// \retval TB_ERROR_INVALID_ARGUMENT  NULL `out`, or a NULL or released `tensor`.
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_tensor_nbytes(const struct TbTensor *tensor, int64_t *out);
 
 // A zero-copy view of `tensor` in `layout`, which must be a permutation of the tensor's labels
 // (an `"NHWC"` tensor viewed as `"NCHW"`). The view shares the memory and keeps it alive; release
 // it separately.
+//
+// \param[in] tensor  a live tensor handle that has a layout.
+// \param[in] layout  the view's labels, a permutation of the tensor's; not NULL.
+// \param[out] out    receives the view, holding one reference of its own; set to NULL on failure;
+//                    not NULL.
+// \retval TB_SUCCESS                 `*out` holds the view.
+// \retval TB_ERROR_INVALID_ARGUMENT  NULL `out` or `layout`; a NULL or released `tensor`; a
+//                                    malformed `layout`; a tensor without a layout; labels that
+//                                    are not a permutation of the tensor's.
+// \retval TB_ERROR_OUT_OF_MEMORY     the handle table is full (4 Mi live handles).
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_tensor_permute(const struct TbTensor *tensor,
                                 const char *layout,
                                 struct TbTensor **out);
 
 // A zero-copy view with dimensions reordered by `axes` (`rank` entries, a permutation of
 // 0..rank): view dimension `i` is dimension `axes[i]`. Works with or without a layout.
+//
+// \param[in] tensor  a live tensor handle (not NULL, not released).
+// \param[in] rank    number of entries of `axes`: the tensor's rank.
+// \param[in] axes    a permutation of 0..rank; may be NULL when `rank` is 0.
+// \param[out] out    receives the view, holding one reference of its own; set to NULL on failure;
+//                    not NULL.
+// \retval TB_SUCCESS                 `*out` holds the view.
+// \retval TB_ERROR_INVALID_ARGUMENT  NULL `out`; a NULL or released `tensor`; `rank` out of range
+//                                    or not the tensor's rank; NULL `axes` with a rank above 0;
+//                                    `axes` not a permutation.
+// \retval TB_ERROR_OUT_OF_MEMORY     the handle table is full (4 Mi live handles).
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_tensor_transpose(const struct TbTensor *tensor,
                                   int32_t rank,
                                   const int32_t *axes,
@@ -679,6 +1176,20 @@ enum TbStatus tb_tensor_transpose(const struct TbTensor *tensor,
 // end), with Python slice semantics: negative indices count from the end, out-of-range bounds
 // clamp, `step` may be negative but not 0. Pass `INT64_MAX` as `stop` for "to the end". The
 // rank and layout are kept (slice `N` of an `"NHWC"` batch to get a smaller batch).
+//
+// \param[in] tensor  a live tensor handle (not NULL, not released).
+// \param[in] dim     the dimension to slice, -rank ≤ dim < rank.
+// \param[in] start   first index, in elements; negative counts from the end; clamped.
+// \param[in] stop    index past the last, in elements; negative counts from the end; clamped;
+//                    `INT64_MAX` for the end.
+// \param[in] step    index increment, not 0; negative walks backwards (negative stride).
+// \param[out] out    receives the view, holding one reference of its own; set to NULL on failure;
+//                    not NULL.
+// \retval TB_SUCCESS                 `*out` holds the view (possibly with extent 0 along `dim`).
+// \retval TB_ERROR_INVALID_ARGUMENT  NULL `out`; a NULL or released `tensor`; `dim` out of range;
+//                                    `step` = 0.
+// \retval TB_ERROR_OUT_OF_MEMORY     the handle table is full (4 Mi live handles).
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_tensor_slice(const struct TbTensor *tensor,
                               int32_t dim,
                               int64_t start,
@@ -688,6 +1199,17 @@ enum TbStatus tb_tensor_slice(const struct TbTensor *tensor,
 
 // A zero-copy view of element `index` along `dim` (negatives count from the end), one rank
 // lower, whose layout drops that label (image `i` of an `"NHWC"` batch is an `"HWC"` tensor).
+//
+// \param[in] tensor  a live tensor handle of rank ≥ 1.
+// \param[in] dim     the dimension to index, -rank ≤ dim < rank.
+// \param[in] index   the element along `dim`, -extent ≤ index < extent.
+// \param[out] out    receives the view, holding one reference of its own; set to NULL on failure;
+//                    not NULL.
+// \retval TB_SUCCESS                 `*out` holds the view, one rank lower.
+// \retval TB_ERROR_INVALID_ARGUMENT  NULL `out`; a NULL or released `tensor`; `dim` or `index` out
+//                                    of range.
+// \retval TB_ERROR_OUT_OF_MEMORY     the handle table is full (4 Mi live handles).
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_tensor_select(const struct TbTensor *tensor,
                                int32_t dim,
                                int64_t index,
@@ -696,6 +1218,16 @@ enum TbStatus tb_tensor_select(const struct TbTensor *tensor,
 // A zero-copy view with the layout replaced by `layout` (NULL or `""` removes it); the memory
 // order is unchanged, so this only names the dimensions (e.g. after importing a descriptor
 // that carries no layout).
+//
+// \param[in] tensor  a live tensor handle (not NULL, not released).
+// \param[in] layout  the new labels, one per dimension, or NULL / `""` to remove the layout.
+// \param[out] out    receives the view, holding one reference of its own; set to NULL on failure;
+//                    not NULL.
+// \retval TB_SUCCESS                 `*out` holds the view.
+// \retval TB_ERROR_INVALID_ARGUMENT  NULL `out`; a NULL or released `tensor`; a malformed `layout`
+//                                    or one whose label count is not the tensor's rank.
+// \retval TB_ERROR_OUT_OF_MEMORY     the handle table is full (4 Mi live handles).
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_tensor_with_layout(const struct TbTensor *tensor,
                                     const char *layout,
                                     struct TbTensor **out);

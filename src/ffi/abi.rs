@@ -78,7 +78,9 @@ fn lookup(struct_name: &str, field: &str) -> Result<(usize, usize)> {
 /// \param[out] offset      the field's byte offset (0 for the struct itself).
 /// \param[out] size        the field's size in bytes, or the struct's `sizeof`.
 /// \retval TB_SUCCESS                 both outputs written.
-/// \retval TB_ERROR_INVALID_ARGUMENT  a NULL pointer, or an unknown struct or field.
+/// \retval TB_ERROR_INVALID_ARGUMENT  NULL `struct_name`, `offset` or `size`, a name that is not
+///                                    UTF-8, or an unknown struct or field.
+/// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_abi_layout(
     struct_name: *const c_char,

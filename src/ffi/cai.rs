@@ -27,7 +27,8 @@ pub struct TbArrayInterface {
     pub typestr: [c_char; TB_TYPESTR_CAPACITY],
     /// Number of entries of `shape` (and `strides`) in use, 0 to `TB_MAX_RANK`.
     pub rank: i32,
-    /// `shape`.
+    /// `shape`: `rank` extents, in elements; entries past `rank` are ignored on import and 0
+    /// on export.
     pub shape: [i64; TB_MAX_RANK],
     /// `strides` in **bytes**; meaningful only when `has_strides`.
     pub strides: [i64; TB_MAX_RANK],
@@ -117,6 +118,34 @@ fn import(
 /// `layout` (NULL for none) names the dimensions. `keep_alive(keep_alive_context, data)` runs
 /// exactly once when the last reference goes — how a binding keeps the producer object alive;
 /// may be NULL. On failure nothing is retained, `keep_alive` is not called and `*out` is NULL.
+///
+/// \param[in] desc                the descriptor; not NULL; read during the call only.
+/// \param[in] layout              NUL-terminated labels, one per dimension, or NULL / `""` for
+///                                none.
+/// \param[in] keep_alive          called once as `keep_alive(keep_alive_context, desc->data)` when
+///                                the last reference goes; may be NULL. Never called on failure.
+/// \param[in] keep_alive_context  passed to `keep_alive` unchanged; may be NULL.
+/// \param[out] out                receives the new tensor, holding one reference; set to NULL on
+///                                failure; not NULL.
+/// \retval TB_SUCCESS                 `*out` holds the new tensor, on the device the driver
+///                                    reports.
+/// \retval TB_ERROR_INVALID_ARGUMENT  NULL `desc` or `out`; `desc->rank` out of range;
+///                                    `desc->typestr` not NUL-terminated, not UTF-8 or malformed;
+///                                    `desc->version` below 2; `desc->stream` 0; a pointer the
+///                                    driver does not know as CUDA memory; NULL data with elements;
+///                                    a negative extent; data or strides misaligned for the dtype;
+///                                    overlapping elements in a writable array; a malformed
+///                                    `layout` or one whose label count is not the rank.
+/// \retval TB_ERROR_NOT_SUPPORTED     a `mask` (`desc->has_mask`), or a typestr tensorbridge cannot
+///                                    hold (big-endian, objects, strings, datetimes, an unsupported
+///                                    kind or size).
+/// \retval TB_ERROR_OVERFLOW          the element count or byte span does not fit int64, or the
+///                                    elements reach outside the address space.
+/// \retval TB_ERROR_OUT_OF_MEMORY     the handle table is full (4 Mi live handles).
+/// \retval TB_ERROR_CUDA_UNAVAILABLE  the CUDA driver cannot be loaded or reports no device (not
+///                                    for a zero-size array with NULL data).
+/// \retval TB_ERROR_CUDA              `cuPointerGetAttributes` failed.
+/// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_tensor_from_cuda_array_interface(
     desc: *const TbArrayInterface,
@@ -134,6 +163,29 @@ pub extern "C" fn tb_tensor_from_cuda_array_interface(
 /// `TB_DEVICE_CPU` tensor, without copying. Same rules and ownership as
 /// `tb_tensor_from_cuda_array_interface`, except that there is no stream (`has_stream` must be
 /// false) and no driver is needed.
+///
+/// \param[in] desc                the descriptor; not NULL; read during the call only.
+/// \param[in] layout              NUL-terminated labels, one per dimension, or NULL / `""` for
+///                                none.
+/// \param[in] keep_alive          called once as `keep_alive(keep_alive_context, desc->data)` when
+///                                the last reference goes; may be NULL. Never called on failure.
+/// \param[in] keep_alive_context  passed to `keep_alive` unchanged; may be NULL.
+/// \param[out] out                receives the new tensor, holding one reference; set to NULL on
+///                                failure; not NULL.
+/// \retval TB_SUCCESS                 `*out` holds the new tensor.
+/// \retval TB_ERROR_INVALID_ARGUMENT  NULL `desc` or `out`; `desc->rank` out of range;
+///                                    `desc->typestr` not NUL-terminated, not UTF-8 or malformed;
+///                                    `desc->version` below 2; `desc->has_stream` set; NULL data
+///                                    with elements; a negative extent; data or strides misaligned
+///                                    for the dtype; overlapping elements in a writable array; a
+///                                    malformed `layout` or one whose label count is not the rank.
+/// \retval TB_ERROR_NOT_SUPPORTED     a `mask` (`desc->has_mask`), or a typestr tensorbridge cannot
+///                                    hold (big-endian, objects, strings, datetimes, an unsupported
+///                                    kind or size).
+/// \retval TB_ERROR_OVERFLOW          the element count or byte span does not fit int64, or the
+///                                    elements reach outside the address space.
+/// \retval TB_ERROR_OUT_OF_MEMORY     the handle table is full (4 Mi live handles).
+/// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_tensor_from_array_interface(
     desc: *const TbArrayInterface,
@@ -158,6 +210,14 @@ fn export(interface: Interface, tensor: *const TbTensor, out: *mut TbArrayInterf
 /// `has_stream`/`stream` name the stream on which its pending work was last enqueued (absent
 /// when none). The descriptor borrows the tensor's memory: keep a reference while it is used.
 /// Host tensors fail with `TB_ERROR_DEVICE_MISMATCH`.
+///
+/// \param[in] tensor  a live tensor handle in CUDA, pinned or managed memory.
+/// \param[out] out    receives the descriptor (borrowing the tensor's memory); not NULL; unchanged
+///                    on failure.
+/// \retval TB_SUCCESS                 `*out` written.
+/// \retval TB_ERROR_INVALID_ARGUMENT  NULL `out`, or a NULL or released `tensor`.
+/// \retval TB_ERROR_DEVICE_MISMATCH   the tensor is in pageable host memory (`TB_DEVICE_CPU`).
+/// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_tensor_to_cuda_array_interface(
     tensor: *const TbTensor,
@@ -168,6 +228,14 @@ pub extern "C" fn tb_tensor_to_cuda_array_interface(
 
 /// Describes a host-accessible tensor (CPU, pinned or managed memory) as a NumPy array
 /// interface v3 descriptor (no stream). GPU-only memory fails with `TB_ERROR_DEVICE_MISMATCH`.
+///
+/// \param[in] tensor  a live tensor handle in CPU, pinned or managed memory.
+/// \param[out] out    receives the descriptor (borrowing the tensor's memory); not NULL; unchanged
+///                    on failure.
+/// \retval TB_SUCCESS                 `*out` written.
+/// \retval TB_ERROR_INVALID_ARGUMENT  NULL `out`, or a NULL or released `tensor`.
+/// \retval TB_ERROR_DEVICE_MISMATCH   the tensor is in CUDA device memory (`TB_DEVICE_CUDA`).
+/// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_tensor_to_array_interface(
     tensor: *const TbTensor,

@@ -33,11 +33,11 @@ pub struct TbDLTensor {
     pub data: *mut c_void,
     /// Where the memory lives.
     pub device: TbDLDevice,
-    /// Number of dimensions.
+    /// Number of dimensions (0 to `TB_MAX_RANK` on import).
     pub ndim: i32,
     /// Element type.
     pub dtype: TbDLDataType,
-    /// `ndim` extents.
+    /// `ndim` extents; may be NULL only when `ndim` is 0.
     pub shape: *mut i64,
     /// `ndim` strides in elements, or NULL for compact row-major.
     pub strides: *mut i64,
@@ -131,6 +131,28 @@ fn import(
 /// failure ownership stays with the caller (the deleter is not called) and `*out` is NULL.
 /// NULL strides mean compact; `byte_offset` is honoured; CPU, CUDA, CUDA host and CUDA managed
 /// devices are accepted; lanes ≠ 1 and unknown dtype codes are refused. `layout` may be NULL.
+///
+/// \param[in] managed  the producer's managed tensor; not NULL. Owned by the new tensor on success
+///                     (its deleter runs once, later); still the caller's on failure.
+/// \param[in] layout   NUL-terminated labels, one per dimension, or NULL / `""` for none.
+/// \param[out] out     receives the new tensor, holding one reference; set to NULL on failure; not
+///                     NULL.
+/// \retval TB_SUCCESS                 `*out` holds the new tensor, which owns `managed`.
+/// \retval TB_ERROR_INVALID_ARGUMENT  NULL `managed` or `out`; `ndim` out of range; NULL `shape`
+///                                    with `ndim` above 0; a negative extent; NULL data with
+///                                    elements; data or strides misaligned for the dtype;
+///                                    overlapping elements in a writable tensor (this struct cannot
+///                                    say read-only, so zero strides are refused); an unknown
+///                                    device type, a negative ordinal or a CPU ordinal other than
+///                                    0; a malformed `layout` or one whose label count is not
+///                                    `ndim`.
+/// \retval TB_ERROR_NOT_SUPPORTED     a device type other than CPU, CUDA, CUDA host and CUDA
+///                                    managed; an unsupported dtype (lanes ≠ 1, unknown code or
+///                                    bits).
+/// \retval TB_ERROR_OVERFLOW          `byte_offset`, a stride in bytes, the element count or the
+///                                    byte span does not fit int64 or the address space.
+/// \retval TB_ERROR_OUT_OF_MEMORY     the handle table is full (4 Mi live handles).
+/// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_tensor_from_dlpack(
     managed: *mut TbDLManagedTensor,
@@ -151,6 +173,28 @@ pub extern "C" fn tb_tensor_from_dlpack(
 /// `tb_tensor_from_dlpack`. A major version above `TB_DLPACK_MAJOR_VERSION` is refused
 /// (`TB_ERROR_NOT_SUPPORTED`) after reading only `version`. The `TB_DLPACK_FLAG_READ_ONLY` flag
 /// makes a read-only tensor; `TB_DLPACK_FLAG_IS_SUBBYTE_TYPE_PADDED` is refused.
+///
+/// \param[in] managed  the producer's managed tensor; not NULL. Owned by the new tensor on success
+///                     (its deleter runs once, later); still the caller's on failure.
+/// \param[in] layout   NUL-terminated labels, one per dimension, or NULL / `""` for none.
+/// \param[out] out     receives the new tensor, holding one reference; set to NULL on failure; not
+///                     NULL.
+/// \retval TB_SUCCESS                 `*out` holds the new tensor, which owns `managed`.
+/// \retval TB_ERROR_INVALID_ARGUMENT  NULL `managed` or `out`; a 0.x `version`; `ndim` out of
+///                                    range; NULL `shape` with `ndim` above 0; a negative extent;
+///                                    NULL data with elements; data or strides misaligned for the
+///                                    dtype; overlapping elements in a writable tensor (one without
+///                                    `TB_DLPACK_FLAG_READ_ONLY`); an unknown device type, a
+///                                    negative ordinal or a CPU ordinal other than 0; a malformed
+///                                    `layout` or one whose label count is not `ndim`.
+/// \retval TB_ERROR_NOT_SUPPORTED     a major version above `TB_DLPACK_MAJOR_VERSION`;
+///                                    `TB_DLPACK_FLAG_IS_SUBBYTE_TYPE_PADDED`; a device type other
+///                                    than CPU, CUDA, CUDA host and CUDA managed; an unsupported
+///                                    dtype (lanes ≠ 1, unknown code or bits).
+/// \retval TB_ERROR_OVERFLOW          `byte_offset`, a stride in bytes, the element count or the
+///                                    byte span does not fit int64 or the address space.
+/// \retval TB_ERROR_OUT_OF_MEMORY     the handle table is full (4 Mi live handles).
+/// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_tensor_from_dlpack_versioned(
     managed: *mut TbDLManagedTensorVersioned,
@@ -249,6 +293,14 @@ unsafe extern "C" fn delete_export<T: Exported>(managed: *mut T) {
 /// The legacy struct has no read-only flag: prefer the versioned export for read-only tensors.
 /// Stream order: call `tb_tensor_sync(tensor, consumer_stream)` first when the consumer works
 /// on a stream of its own.
+///
+/// \param[in] tensor  a live tensor handle; the export holds its own reference.
+/// \param[out] out    receives the `DLManagedTensor`; the consumer calls its deleter once; not
+///                    NULL; unchanged on failure.
+/// \retval TB_SUCCESS                 `*out` written.
+/// \retval TB_ERROR_INVALID_ARGUMENT  NULL `out`, or a NULL or released `tensor`.
+/// \retval TB_ERROR_NOT_SUPPORTED     a byte stride DLPack cannot express (not whole elements).
+/// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_tensor_to_dlpack(
     tensor: *const TbTensor,
@@ -273,6 +325,14 @@ pub extern "C" fn tb_tensor_to_dlpack(
 /// read-only tensors. Ownership, strides and streams as for `tb_tensor_to_dlpack`.
 /// `TB_DLPACK_FLAG_IS_COPIED` is not set: this export never copies (see
 /// `tb_tensor_to_dlpack_versioned_with_flags`).
+///
+/// \param[in] tensor  a live tensor handle; the export holds its own reference.
+/// \param[out] out    receives the `DLManagedTensorVersioned`; the consumer calls its deleter once;
+///                    not NULL; unchanged on failure.
+/// \retval TB_SUCCESS                 `*out` written.
+/// \retval TB_ERROR_INVALID_ARGUMENT  NULL `out`, or a NULL or released `tensor`.
+/// \retval TB_ERROR_NOT_SUPPORTED     a byte stride DLPack cannot express (not whole elements).
+/// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_tensor_to_dlpack_versioned(
     tensor: *const TbTensor,
@@ -291,6 +351,7 @@ pub extern "C" fn tb_tensor_to_dlpack_versioned(
 /// \retval TB_SUCCESS                 `*out` written.
 /// \retval TB_ERROR_INVALID_ARGUMENT  NULL or stale `tensor`, NULL `out`, or another flag.
 /// \retval TB_ERROR_NOT_SUPPORTED     a byte stride DLPack cannot express (not whole elements).
+/// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_tensor_to_dlpack_versioned_with_flags(
     tensor: *const TbTensor,

@@ -9,6 +9,16 @@ use std::ffi::c_char;
 /// Parses a NumPy array-interface typestr (`"|u1"`, `"<f4"`, `"|b1"`, `"<c8"`, `"<f2"`, `"<V2"`
 /// for bfloat16) into `*out`. Big-endian (`">f4"`), object, string and datetime typestrs fail
 /// with `TB_ERROR_NOT_SUPPORTED`; malformed ones with `TB_ERROR_INVALID_ARGUMENT`.
+///
+/// \param[in] typestr  a NUL-terminated typestr; not NULL.
+/// \param[out] out     receives the type; not NULL; unchanged on failure.
+/// \retval TB_SUCCESS                 `*out` written.
+/// \retval TB_ERROR_INVALID_ARGUMENT  NULL `typestr` or `out`; a typestr that is not UTF-8, is
+///                                    empty, has an unknown byte-order character or a size that is
+///                                    not a number.
+/// \retval TB_ERROR_NOT_SUPPORTED     big-endian data; a missing or unsupported kind (objects,
+///                                    strings, datetimes, …); an unsupported size.
+/// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_dtype_from_typestr(typestr: *const c_char, out: *mut TbDataType) -> TbStatus {
     boundary("tb_dtype_from_typestr", || {
@@ -21,6 +31,14 @@ pub extern "C" fn tb_dtype_from_typestr(typestr: *const c_char, out: *mut TbData
 /// Stores in `*out` the little-endian NumPy typestr of `dtype` (`"<f4"`) as a static string
 /// (do not free). Unsupported dtypes (lanes ≠ 1, unknown codes) fail with
 /// `TB_ERROR_NOT_SUPPORTED`.
+///
+/// \param[in] dtype  the element type.
+/// \param[out] out   receives a static NUL-terminated string; not NULL; unchanged on failure.
+/// \retval TB_SUCCESS                 `*out` written.
+/// \retval TB_ERROR_INVALID_ARGUMENT  `out` is NULL.
+/// \retval TB_ERROR_NOT_SUPPORTED     `dtype` is not a supported type (lanes ≠ 1, unknown code or
+///                                    bits).
+/// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_dtype_to_typestr(dtype: TbDataType, out: *mut *const c_char) -> TbStatus {
     boundary("tb_dtype_to_typestr", || {
@@ -32,6 +50,13 @@ pub extern "C" fn tb_dtype_to_typestr(dtype: TbDataType, out: *mut *const c_char
 
 /// Looks up a dtype by canonical name (`"uint8"`, `"float16"`, `"bfloat16"`, `"complex64"`,
 /// `"bool"` …) into `*out`.
+///
+/// \param[in] name  a NUL-terminated canonical name; not NULL.
+/// \param[out] out  receives the type; not NULL; unchanged on failure.
+/// \retval TB_SUCCESS                 `*out` written.
+/// \retval TB_ERROR_INVALID_ARGUMENT  NULL `name` or `out`; a name that is not UTF-8 or names no
+///                                    supported type.
+/// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_dtype_from_name(name: *const c_char, out: *mut TbDataType) -> TbStatus {
     boundary("tb_dtype_from_name", || {
@@ -43,6 +68,14 @@ pub extern "C" fn tb_dtype_from_name(name: *const c_char, out: *mut TbDataType) 
 
 /// Stores in `*out` the canonical name of `dtype` (`"float32"`) as a static string (do not
 /// free); `TB_ERROR_NOT_SUPPORTED` when tensorbridge does not support the type.
+///
+/// \param[in] dtype  the element type.
+/// \param[out] out   receives a static NUL-terminated string; not NULL; unchanged on failure.
+/// \retval TB_SUCCESS                 `*out` written.
+/// \retval TB_ERROR_INVALID_ARGUMENT  `out` is NULL.
+/// \retval TB_ERROR_NOT_SUPPORTED     `dtype` is not a supported type (lanes ≠ 1, unknown code or
+///                                    bits).
+/// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_dtype_name(dtype: TbDataType, out: *mut *const c_char) -> TbStatus {
     boundary("tb_dtype_name", || {
@@ -54,12 +87,22 @@ pub extern "C" fn tb_dtype_name(dtype: TbDataType, out: *mut *const c_char) -> T
 
 /// Stores the size of one element of `dtype` in bytes in `*out` (a bool is one byte);
 /// `TB_ERROR_NOT_SUPPORTED` for unsupported types.
+///
+/// \param[in] dtype  the element type.
+/// \param[out] out   receives the size in bytes; not NULL; unchanged on failure.
+/// \retval TB_SUCCESS                 `*out` written.
+/// \retval TB_ERROR_INVALID_ARGUMENT  `out` is NULL.
+/// \retval TB_ERROR_NOT_SUPPORTED     `dtype` is not a supported type (lanes ≠ 1, unknown code or
+///                                    bits).
+/// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_dtype_item_size(dtype: TbDataType, out: *mut i64) -> TbStatus {
     boundary("tb_dtype_item_size", || write_out(out, DataType::from_raw(dtype)?.item_size(), "out"))
 }
 
 /// The number of element types tensorbridge supports: `tb_dtype_at` takes indices below it.
+///
+/// \return the number of supported element types (at least 1).
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_dtype_count() -> i32 {
     DataType::all().count() as i32
@@ -72,6 +115,7 @@ pub extern "C" fn tb_dtype_count() -> i32 {
 /// \param[out] out   receives the type.
 /// \retval TB_SUCCESS                 `*out` written.
 /// \retval TB_ERROR_INVALID_ARGUMENT  `out` is NULL or `index` is out of range.
+/// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_dtype_at(index: i32, out: *mut TbDataType) -> TbStatus {
     boundary("tb_dtype_at", || {

@@ -7,6 +7,14 @@ use std::ffi::c_char;
 
 /// Parses a layout string such as `"NHWC"` into `*out`: ASCII letters, at most `TB_MAX_RANK`,
 /// none repeated. `""` gives the empty layout. NULL `text` is an error.
+///
+/// \param[in] text  NUL-terminated labels such as `"NHWC"`, or `""`; not NULL.
+/// \param[out] out  receives the layout, NUL-padded; not NULL; unchanged on failure.
+/// \retval TB_SUCCESS                 `*out` written.
+/// \retval TB_ERROR_INVALID_ARGUMENT  NULL `text` or `out`; text that is not UTF-8, has more than
+///                                    `TB_MAX_RANK` labels, or a label that is not an ASCII letter
+///                                    or is repeated.
+/// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_layout_parse(text: *const c_char, out: *mut TbLayout) -> TbStatus {
     boundary("tb_layout_parse", || {
@@ -17,6 +25,14 @@ pub extern "C" fn tb_layout_parse(text: *const c_char, out: *mut TbLayout) -> Tb
 }
 
 /// Stores the number of labels of `*layout` (0 for the empty layout) in `*rank`.
+///
+/// \param[in] layout  a layout, as `tb_layout_parse` makes it; not NULL; validated again.
+/// \param[out] rank   receives the number of labels, 0 to `TB_MAX_RANK`; not NULL; unchanged on
+///                    failure.
+/// \retval TB_SUCCESS                 `*rank` written.
+/// \retval TB_ERROR_INVALID_ARGUMENT  NULL `layout` or `rank`; a `*layout` that is not
+///                                    NUL-terminated or has invalid labels.
+/// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_layout_rank(layout: *const TbLayout, rank: *mut i32) -> TbStatus {
     boundary("tb_layout_rank", || {
@@ -27,6 +43,14 @@ pub extern "C" fn tb_layout_rank(layout: *const TbLayout, rank: *mut i32) -> TbS
 
 /// Stores in `*index` the dimension that carries `label` in `*layout` (`'C'` in `"NHWC"` → 3),
 /// or -1 when the layout has no such label.
+///
+/// \param[in] layout  a layout, as `tb_layout_parse` makes it; not NULL; validated again.
+/// \param[in] label   the label to look for (case-sensitive).
+/// \param[out] index  receives the dimension index, or -1; not NULL; unchanged on failure.
+/// \retval TB_SUCCESS                 `*index` written.
+/// \retval TB_ERROR_INVALID_ARGUMENT  NULL `layout` or `index`; a `*layout` that is not
+///                                    NUL-terminated or has invalid labels.
+/// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_layout_find(
     layout: *const TbLayout,
@@ -49,7 +73,9 @@ pub extern "C" fn tb_layout_find(
 /// \param[out] axes  at least `TB_MAX_RANK` entries; entries past the rank are set to -1.
 /// \retval TB_SUCCESS                 `axes` written.
 /// \retval TB_ERROR_INVALID_ARGUMENT  a NULL pointer, or layouts that are not permutations of
-///                                    each other.
+///                                    each other (an invalid `*from` or `*to`, or an empty
+///                                    `*from`, included).
+/// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_layout_permutation(
     from: *const TbLayout,

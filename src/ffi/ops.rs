@@ -17,6 +17,26 @@ use std::ffi::c_void;
 /// read or written in place. Both tensors in host memory run on the CPU, synchronously.
 /// Operands on two different GPUs need peer access (`TB_ERROR_NOT_SUPPORTED` otherwise); between
 /// pageable host memory and a GPU the pageable side is staged, which blocks the host.
+///
+/// \param[in] src     a live tensor handle; its elements are read.
+/// \param[out] dst    a live, writable tensor handle; its elements are written.
+/// \param[in] stream  a `cudaStream_t` of the device that holds device memory; NULL = the legacy
+///                    default stream. Unused when both operands are host-accessible (the CPU path).
+/// \retval TB_SUCCESS                 the work is enqueued on `stream` (done, on the CPU path).
+/// \retval TB_ERROR_INVALID_ARGUMENT  NULL or released `src` or `dst`; different dtypes; a layout
+///                                    on only one side; layouts that are not permutations of each
+///                                    other; shapes that disagree once permuted; `src` and `dst`
+///                                    overlap; a CUDA ordinal that names no present device.
+/// \retval TB_ERROR_READ_ONLY         `dst` is read-only.
+/// \retval TB_ERROR_NOT_SUPPORTED     operands in device memory of two GPUs that cannot access each
+///                                    other.
+/// \retval TB_ERROR_OUT_OF_MEMORY     a staging buffer (between pageable host memory and a GPU)
+///                                    could not be allocated.
+/// \retval TB_ERROR_CUDA_UNAVAILABLE  GPU work is needed but the CUDA driver or NVRTC cannot be
+///                                    loaded, or no device is present.
+/// \retval TB_ERROR_CUDA              a CUDA driver or NVRTC call (kernel compilation, launch,
+///                                    copy, stream ordering) failed; the message names it.
+/// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_reformat(
     src: *const TbTensor,
@@ -35,6 +55,25 @@ pub extern "C" fn tb_reformat(
 /// that holds device memory). Pinned host memory is read or written asynchronously by the GPU;
 /// pageable host memory is staged through a packed buffer, which blocks the host until the
 /// pageable side is done.
+///
+/// \param[in] src     a live tensor handle; its elements are read.
+/// \param[out] dst    a live, writable tensor handle; its elements are written.
+/// \param[in] stream  a `cudaStream_t` of the device that holds device memory; NULL = the legacy
+///                    default stream. Unused when both operands are host-accessible (the CPU path).
+/// \retval TB_SUCCESS                 the work is enqueued on `stream` (done, on the CPU path).
+/// \retval TB_ERROR_INVALID_ARGUMENT  NULL or released `src` or `dst`; different dtypes or shapes;
+///                                    two different layouts; `src` and `dst` overlap; a CUDA
+///                                    ordinal that names no present device.
+/// \retval TB_ERROR_READ_ONLY         `dst` is read-only.
+/// \retval TB_ERROR_NOT_SUPPORTED     operands in device memory of two GPUs that cannot access each
+///                                    other.
+/// \retval TB_ERROR_OUT_OF_MEMORY     a staging buffer (between pageable host memory and a GPU)
+///                                    could not be allocated.
+/// \retval TB_ERROR_CUDA_UNAVAILABLE  GPU work is needed but the CUDA driver or NVRTC cannot be
+///                                    loaded, or no device is present.
+/// \retval TB_ERROR_CUDA              a CUDA driver or NVRTC call (kernel compilation, launch,
+///                                    copy, stream ordering) failed; the message names it.
+/// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_copy(
     src: *const TbTensor,
@@ -54,6 +93,34 @@ pub extern "C" fn tb_copy(
 /// uint16, int16, float16, bfloat16, float32; outputs: float16, bfloat16, float32 (round to
 /// nearest even) or uint8 (rounded half to even, saturated to [0, 255], NaN → 0). The classic
 /// uint8 NHWC → float32 NCHW normalisation is one kernel. Devices and streams as `tb_reformat`.
+///
+/// \param[in] src     a live tensor handle; its elements are read.
+/// \param[out] dst    a live, writable tensor handle; its elements are written.
+/// \param[in] scale   `count` multipliers, one per channel of `dst`'s `C` label or one for all; may
+///                    be NULL when `count` is 0.
+/// \param[in] offset  `count` addends, as `scale`; may be NULL when `count` is 0.
+/// \param[in] count   0 (identity), 1, or the number of channels.
+/// \param[in] stream  a `cudaStream_t` of the device that holds device memory; NULL = the legacy
+///                    default stream. Unused when both operands are host-accessible (the CPU path).
+/// \retval TB_SUCCESS                 the work is enqueued on `stream` (done, on the CPU path).
+/// \retval TB_ERROR_INVALID_ARGUMENT  NULL or released `src` or `dst`; negative `count`; NULL
+///                                    `scale` or `offset` with `count` above 0; `count` above 1
+///                                    without a `C` label in `dst`'s layout or not equal to its
+///                                    channel count; a layout on only one side; layouts that are
+///                                    not permutations of each other; shapes that disagree once
+///                                    permuted; `src` and `dst` overlap; a CUDA ordinal that names
+///                                    no present device.
+/// \retval TB_ERROR_READ_ONLY         `dst` is read-only.
+/// \retval TB_ERROR_NOT_SUPPORTED     a source or destination dtype the conversion does not handle;
+///                                    more than 64 channels; operands in device memory of two GPUs
+///                                    that cannot access each other.
+/// \retval TB_ERROR_OUT_OF_MEMORY     a staging buffer (between pageable host memory and a GPU)
+///                                    could not be allocated.
+/// \retval TB_ERROR_CUDA_UNAVAILABLE  GPU work is needed but the CUDA driver or NVRTC cannot be
+///                                    loaded, or no device is present.
+/// \retval TB_ERROR_CUDA              a CUDA driver or NVRTC call (kernel compilation, launch,
+///                                    copy, stream ordering) failed; the message names it.
+/// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_convert(
     src: *const TbTensor,
@@ -78,6 +145,24 @@ pub extern "C" fn tb_convert(
 
 /// A packed (C-contiguous, same layout) copy of `tensor` in new memory of the same kind on the
 /// same device, owned by the new tensor; writable. Enqueued on `stream` for GPU memory.
+///
+/// \param[in] tensor  a live tensor handle; its elements are read.
+/// \param[in] stream  a `cudaStream_t` of the tensor's device; NULL = the legacy default stream.
+///                    Unused for CPU, pinned and managed memory, which are copied on the CPU.
+/// \param[out] out    receives the new tensor, holding one reference; set to NULL on failure; not
+///                    NULL.
+/// \retval TB_SUCCESS                 `*out` holds the copy (enqueued on `stream` for GPU memory).
+/// \retval TB_ERROR_INVALID_ARGUMENT  NULL `out`; a NULL or released `tensor`; a CUDA ordinal that
+///                                    names no present device.
+/// \retval TB_ERROR_OVERFLOW          the packed size does not fit int64 (possible for a read-only
+///                                    tensor with zero strides).
+/// \retval TB_ERROR_OUT_OF_MEMORY     the new memory could not be allocated, or the handle table is
+///                                    full (4 Mi live handles).
+/// \retval TB_ERROR_CUDA_UNAVAILABLE  GPU work is needed but the CUDA driver or NVRTC cannot be
+///                                    loaded, or no device is present.
+/// \retval TB_ERROR_CUDA              a CUDA driver or NVRTC call (allocation, kernel, copy, stream
+///                                    ordering) failed; the message names it.
+/// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_tensor_clone(
     tensor: *const TbTensor,

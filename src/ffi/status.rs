@@ -101,6 +101,9 @@ const VERSION_STRING: &CStr = c"0.1.0";
 
 /// The library's version as `major * 10000 + minor * 100 + patch` (0.1.0 → 100). Compare with
 /// `TB_VERSION_MAJOR` & co. from the header to detect a header/library mismatch.
+///
+/// \return `TB_VERSION_MAJOR` * 10000 + `TB_VERSION_MINOR` * 100 + `TB_VERSION_PATCH` of the loaded
+///         library.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_version() -> u32 {
     TB_VERSION_MAJOR * 10000 + TB_VERSION_MINOR * 100 + TB_VERSION_PATCH
@@ -108,6 +111,8 @@ pub extern "C" fn tb_version() -> u32 {
 
 /// The library's version as a static NUL-terminated string such as `"0.1.0"`. Never NULL; do
 /// not free.
+///
+/// \return a static string, never NULL.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_version_string() -> *const c_char {
     VERSION_STRING.as_ptr()
@@ -115,6 +120,9 @@ pub extern "C" fn tb_version_string() -> *const c_char {
 
 /// The name of a status code as a static string (`"TB_ERROR_OVERFLOW"`), or
 /// `"TB_UNKNOWN_STATUS"` for a value that is not a `TbStatus`. Never NULL; do not free.
+///
+/// \param[in] status  any integer; `TbStatus` values are named.
+/// \return a static string, never NULL.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_status_name(status: i32) -> *const c_char {
     let name = TbStatus::from_code(status).map_or(c"TB_UNKNOWN_STATUS", TbStatus::c_name);
@@ -124,6 +132,9 @@ pub extern "C" fn tb_status_name(status: i32) -> *const c_char {
 /// The short name of a device type code as a static string: `"cpu"`, `"cuda"`, `"cuda_host"`,
 /// `"cuda_managed"`, or `"unknown"` for a code tensorbridge does not support. Never NULL; do not
 /// free.
+///
+/// \param[in] device_type  any integer; supported `TbDeviceType` values are named.
+/// \return a static string, never NULL.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_device_type_name(device_type: i32) -> *const c_char {
     crate::device::DeviceType::from_code(device_type)
@@ -135,6 +146,8 @@ pub extern "C" fn tb_device_type_name(device_type: i32) -> *const c_char {
 /// argument and the offending value (`"tb_tensor_wrap: shape[1] = -3 is negative; …"`). Empty
 /// when no call has failed on this thread. Successful calls leave it unchanged. Never NULL; the
 /// text stays valid until the thread's next failing call; do not free.
+///
+/// \return this thread's message, never NULL (`""` before the first failure).
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_last_error_message() -> *const c_char {
     last_error_ptr()
@@ -142,6 +155,14 @@ pub extern "C" fn tb_last_error_message() -> *const c_char {
 
 /// Number of CUDA devices, in `*count`. Returns `TB_ERROR_CUDA_UNAVAILABLE` (and sets `*count`
 /// to 0) when the driver cannot be loaded or reports no device; never crashes without a GPU.
+///
+/// \param[out] count  receives the number of CUDA devices, 0 on failure; not NULL.
+/// \retval TB_SUCCESS                 `*count` ≥ 1.
+/// \retval TB_ERROR_INVALID_ARGUMENT  `count` is NULL.
+/// \retval TB_ERROR_CUDA_UNAVAILABLE  the CUDA driver cannot be loaded, `cuInit` fails or there is
+///                                    no device.
+/// \retval TB_ERROR_CUDA              `cuDeviceGetCount` failed.
+/// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_cuda_device_count(count: *mut i32) -> TbStatus {
     boundary("tb_cuda_device_count", || {
@@ -152,6 +173,11 @@ pub extern "C" fn tb_cuda_device_count(count: *mut i32) -> TbStatus {
 
 /// Number of `TbTensor` handles alive in this process, in `*count`: a diagnostic for leak
 /// checks in tests (a program that released everything sees 0).
+///
+/// \param[out] count  receives the number of live handles; not NULL.
+/// \retval TB_SUCCESS                 `*count` written.
+/// \retval TB_ERROR_INVALID_ARGUMENT  `count` is NULL.
+/// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_tensor_live_count(count: *mut i64) -> TbStatus {
     boundary("tb_tensor_live_count", || write_out(count, handle::live_count() as i64, "count"))

@@ -26,6 +26,19 @@ pub type TbCleanupFn = Option<unsafe extern "C" fn(context: *mut c_void, data: *
 /// synchronization. Call it before consuming the data yourself on `stream` (a `cudaStream_t`;
 /// NULL = the legacy default stream). Afterwards `stream` is the tensor's pending stream, which
 /// exports name. Host (`TB_DEVICE_CPU`) tensors have nothing to wait for.
+///
+/// \param[in] tensor  a live tensor handle (not NULL, not released).
+/// \param[in] stream  the consumer's `cudaStream_t` (a stream of the tensor's device); NULL = the
+///                    legacy default stream. Ignored for host (`TB_DEVICE_CPU`) tensors.
+/// \retval TB_SUCCESS                 `stream` is ordered after the pending work (or nothing was
+///                                    pending).
+/// \retval TB_ERROR_INVALID_ARGUMENT  a NULL or released `tensor`, or, with work pending on another
+///                                    stream, a CUDA ordinal that names no present device.
+/// \retval TB_ERROR_CUDA_UNAVAILABLE  work is pending on another stream but the CUDA driver cannot
+///                                    be loaded or reports no device.
+/// \retval TB_ERROR_CUDA              creating, recording or waiting on the event failed (the
+///                                    message names the driver error).
+/// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_tensor_sync(tensor: *const TbTensor, stream: *mut c_void) -> TbStatus {
     boundary("tb_tensor_sync", || {
@@ -47,7 +60,7 @@ pub struct TbTensorInfo {
     pub dtype: TbDataType,
     /// Number of dimensions, 0 to `TB_MAX_RANK`.
     pub rank: i32,
-    /// Extent of each dimension, outermost first.
+    /// Extent of each dimension in elements, outermost first.
     pub shape: [i64; TB_MAX_RANK],
     /// Stride of each dimension in **bytes** (may be negative or, for read-only tensors, zero).
     pub strides: [i64; TB_MAX_RANK],
@@ -100,6 +113,36 @@ pub(crate) fn cleanup_release(
 /// Ownership: on success the tensor holds the memory (through `cleanup`) until released. **On
 /// failure nothing is retained, `cleanup` is not called, `*out` is set to NULL (when `out` is
 /// not NULL) and the memory stays the caller's.**
+///
+/// \param[in] data             address of element (0, …, 0); NULL only when an extent is 0. Not
+///                             copied; the caller keeps it valid until `cleanup` runs.
+/// \param[in] device           where `data` lives; trusted as given (the driver is not asked).
+/// \param[in] dtype            a supported element type, lanes = 1.
+/// \param[in] rank             number of dimensions, 0 to `TB_MAX_RANK`.
+/// \param[in] shape            `rank` extents ≥ 0, in elements; may be NULL when `rank` is 0.
+/// \param[in] strides          `rank` strides in **bytes**, or NULL for C-contiguous.
+/// \param[in] layout           NUL-terminated labels, one per dimension, or NULL / `""` for none.
+/// \param[in] readonly         true forbids writes through the tensor and its views; required for
+///                             overlapping (e.g. zero) strides.
+/// \param[in] cleanup          called once as `cleanup(cleanup_context, data)` when the last
+///                             reference goes; may be NULL. Never called on failure.
+/// \param[in] cleanup_context  passed to `cleanup` unchanged; may be NULL.
+/// \param[out] out             receives the new tensor, holding one reference; set to NULL on
+///                             failure; not NULL.
+/// \retval TB_SUCCESS                 `*out` holds the new tensor, which now owns the memory
+///                                    through `cleanup`.
+/// \retval TB_ERROR_INVALID_ARGUMENT  NULL `out`; `rank` out of range; NULL `shape` with a rank
+///                                    above 0; a negative extent; NULL `data` with elements; `data`
+///                                    or a stride misaligned for the dtype; overlapping elements in
+///                                    a writable tensor; a malformed `layout` or one whose label
+///                                    count is not `rank`; an unknown device type, a negative
+///                                    ordinal or a CPU ordinal other than 0.
+/// \retval TB_ERROR_NOT_SUPPORTED     a device type tensorbridge does not handle (OpenCL, ROCm, …),
+///                                    or an unsupported dtype (lanes ≠ 1, unknown code or bits).
+/// \retval TB_ERROR_OVERFLOW          the element count or byte span does not fit int64, or the
+///                                    elements reach outside the address space.
+/// \retval TB_ERROR_OUT_OF_MEMORY     the handle table is full (4 Mi live handles).
+/// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_tensor_wrap(
     data: *mut c_void,
@@ -144,6 +187,31 @@ pub extern "C" fn tb_tensor_wrap(
 /// of two, in bytes) pads each row — the `W` dimension and everything inside it, or the last
 /// dimension without a `W` label — so that rows start at multiples of it, like
 /// `cudaMallocPitch`. On failure `*out` is NULL and nothing is allocated.
+///
+/// \param[in] device         the memory kind and ordinal (`TB_DEVICE_CPU` has ordinal 0).
+/// \param[in] dtype          a supported element type, lanes = 1.
+/// \param[in] rank           number of dimensions, 0 to `TB_MAX_RANK`.
+/// \param[in] shape          `rank` extents ≥ 0, in elements; may be NULL when `rank` is 0.
+/// \param[in] layout         NUL-terminated labels, one per dimension, or NULL / `""` for none.
+/// \param[in] row_alignment  row pitch alignment in bytes: 0 (packed) or a power of two.
+/// \param[out] out           receives the new tensor, holding one reference; set to NULL on
+///                           failure; not NULL.
+/// \retval TB_SUCCESS                 `*out` holds the new, writable tensor.
+/// \retval TB_ERROR_INVALID_ARGUMENT  NULL `out`; `rank` out of range; NULL `shape` with a rank
+///                                    above 0; a negative extent; a malformed `layout` or one whose
+///                                    label count is not `rank`; `row_alignment` negative or not a
+///                                    power of two; an unknown device type, a negative ordinal, a
+///                                    CPU ordinal other than 0 or a CUDA ordinal that names no
+///                                    present device.
+/// \retval TB_ERROR_NOT_SUPPORTED     a device type tensorbridge does not handle, or an unsupported
+///                                    dtype.
+/// \retval TB_ERROR_OVERFLOW          the (padded) size in bytes does not fit int64.
+/// \retval TB_ERROR_OUT_OF_MEMORY     the host or CUDA allocation failed, or the handle table is
+///                                    full (4 Mi live handles).
+/// \retval TB_ERROR_CUDA_UNAVAILABLE  a CUDA kind, but the CUDA driver cannot be loaded or reports
+///                                    no device.
+/// \retval TB_ERROR_CUDA              a driver call (primary context, allocation) failed.
+/// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_tensor_alloc(
     device: TbDevice,
@@ -171,6 +239,11 @@ pub extern "C" fn tb_tensor_alloc(
 }
 
 /// Adds a reference to `tensor`; each reference needs its own `tb_tensor_release`.
+///
+/// \param[in] tensor  a live tensor handle (not NULL, not released).
+/// \retval TB_SUCCESS                 one more reference is held.
+/// \retval TB_ERROR_INVALID_ARGUMENT  `tensor` is NULL or not a live handle.
+/// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_tensor_retain(tensor: *mut TbTensor) -> TbStatus {
     boundary("tb_tensor_retain", || handle::retain(tensor))
@@ -180,6 +253,13 @@ pub extern "C" fn tb_tensor_retain(tensor: *mut TbTensor) -> TbStatus {
 /// every view of it), the wrap's cleanup callback runs, or tensorbridge's own allocation is
 /// freed. Releasing NULL is a no-op; releasing a handle that is not alive (a double release)
 /// returns `TB_ERROR_INVALID_ARGUMENT` and does nothing.
+///
+/// \param[in] tensor  a live tensor handle, or NULL (nothing happens). Invalid afterwards if this
+///                    was its last reference.
+/// \retval TB_SUCCESS                 the reference is dropped, or `tensor` was NULL.
+/// \retval TB_ERROR_INVALID_ARGUMENT  `tensor` is not a live handle (a double release); nothing is
+///                                    done.
+/// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_tensor_release(tensor: *mut TbTensor) -> TbStatus {
     boundary("tb_tensor_release", || handle::release(tensor))
@@ -193,6 +273,12 @@ fn query<T>(tensor: *const TbTensor, out: *mut T, read: impl FnOnce(&Tensor) -> 
 }
 
 /// Describes `tensor` completely in `*out`.
+///
+/// \param[in] tensor  a live tensor handle (not NULL, not released).
+/// \param[out] out    receives the description; not NULL; unchanged on failure.
+/// \retval TB_SUCCESS                 `*out` written.
+/// \retval TB_ERROR_INVALID_ARGUMENT  NULL `out`, or a NULL or released `tensor`.
+/// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_tensor_info(tensor: *const TbTensor, out: *mut TbTensorInfo) -> TbStatus {
     boundary("tb_tensor_info", || query(tensor, out, info_of))
@@ -218,12 +304,26 @@ fn info_of(t: &Tensor) -> TbTensorInfo {
 }
 
 /// Stores the address of element (0, …, 0) in `*out` (NULL is possible for empty tensors).
+///
+/// \param[in] tensor  a live tensor handle (not NULL, not released).
+/// \param[out] out    receives the address (NULL is possible for a tensor with no elements); not
+///                    NULL; unchanged on failure.
+/// \retval TB_SUCCESS                 `*out` written.
+/// \retval TB_ERROR_INVALID_ARGUMENT  NULL `out`, or a NULL or released `tensor`.
+/// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_tensor_data(tensor: *const TbTensor, out: *mut *mut c_void) -> TbStatus {
     boundary("tb_tensor_data", || query(tensor, out, |t| t.data() as *mut c_void))
 }
 
 /// Stores the number of dimensions in `*out`.
+///
+/// \param[in] tensor  a live tensor handle (not NULL, not released).
+/// \param[out] out    receives the number of dimensions, 0 to `TB_MAX_RANK`; not NULL; unchanged on
+///                    failure.
+/// \retval TB_SUCCESS                 `*out` written.
+/// \retval TB_ERROR_INVALID_ARGUMENT  NULL `out`, or a NULL or released `tensor`.
+/// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_tensor_rank(tensor: *const TbTensor, out: *mut i32) -> TbStatus {
     boundary("tb_tensor_rank", || query(tensor, out, |t| t.rank() as i32))
@@ -231,6 +331,15 @@ pub extern "C" fn tb_tensor_rank(tensor: *const TbTensor, out: *mut i32) -> TbSt
 
 /// Copies the extents into `out[0..rank)`; `capacity` is the length of `out` and must be at least
 /// the rank (`TB_MAX_RANK` always suffices).
+///
+/// \param[in] tensor    a live tensor handle (not NULL, not released).
+/// \param[in] capacity  number of entries `out` can hold; at least the tensor's rank.
+/// \param[out] out      receives the extents, in elements; may be NULL only for a rank-0 tensor.
+/// \retval TB_SUCCESS                 `out[0..rank)` written; the entries past the rank are
+///                                    untouched.
+/// \retval TB_ERROR_INVALID_ARGUMENT  a NULL or released `tensor`, `capacity` below the rank, or
+///                                    NULL `out` for a rank above 0.
+/// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_tensor_shape(
     tensor: *const TbTensor,
@@ -241,6 +350,15 @@ pub extern "C" fn tb_tensor_shape(
 }
 
 /// Copies the byte strides into `out[0..rank)`; `capacity` as for `tb_tensor_shape`.
+///
+/// \param[in] tensor    a live tensor handle (not NULL, not released).
+/// \param[in] capacity  number of entries `out` can hold; at least the tensor's rank.
+/// \param[out] out      receives the strides, in **bytes**; may be NULL only for a rank-0 tensor.
+/// \retval TB_SUCCESS                 `out[0..rank)` written; the entries past the rank are
+///                                    untouched.
+/// \retval TB_ERROR_INVALID_ARGUMENT  a NULL or released `tensor`, `capacity` below the rank, or
+///                                    NULL `out` for a rank above 0.
+/// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_tensor_strides(
     tensor: *const TbTensor,
@@ -274,42 +392,86 @@ fn copy_dims(
 }
 
 /// Stores the element type in `*out`.
+///
+/// \param[in] tensor  a live tensor handle (not NULL, not released).
+/// \param[out] out    receives the element type; not NULL; unchanged on failure.
+/// \retval TB_SUCCESS                 `*out` written.
+/// \retval TB_ERROR_INVALID_ARGUMENT  NULL `out`, or a NULL or released `tensor`.
+/// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_tensor_dtype(tensor: *const TbTensor, out: *mut TbDataType) -> TbStatus {
     boundary("tb_tensor_dtype", || query(tensor, out, |t| t.dtype().to_raw()))
 }
 
 /// Stores the device in `*out`.
+///
+/// \param[in] tensor  a live tensor handle (not NULL, not released).
+/// \param[out] out    receives the device type and ordinal; not NULL; unchanged on failure.
+/// \retval TB_SUCCESS                 `*out` written.
+/// \retval TB_ERROR_INVALID_ARGUMENT  NULL `out`, or a NULL or released `tensor`.
+/// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_tensor_device(tensor: *const TbTensor, out: *mut TbDevice) -> TbStatus {
     boundary("tb_tensor_device", || query(tensor, out, |t| t.device().to_raw()))
 }
 
 /// Stores the layout in `*out` (empty when the tensor has none).
+///
+/// \param[in] tensor  a live tensor handle (not NULL, not released).
+/// \param[out] out    receives the layout (all NUL when the tensor has none); not NULL; unchanged
+///                    on failure.
+/// \retval TB_SUCCESS                 `*out` written.
+/// \retval TB_ERROR_INVALID_ARGUMENT  NULL `out`, or a NULL or released `tensor`.
+/// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_tensor_layout(tensor: *const TbTensor, out: *mut TbLayout) -> TbStatus {
     boundary("tb_tensor_layout", || query(tensor, out, |t| t.layout().to_raw()))
 }
 
 /// Stores whether the tensor is read-only in `*out`.
+///
+/// \param[in] tensor  a live tensor handle (not NULL, not released).
+/// \param[out] out    receives true when writes are forbidden; not NULL; unchanged on failure.
+/// \retval TB_SUCCESS                 `*out` written.
+/// \retval TB_ERROR_INVALID_ARGUMENT  NULL `out`, or a NULL or released `tensor`.
+/// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_tensor_is_readonly(tensor: *const TbTensor, out: *mut bool) -> TbStatus {
     boundary("tb_tensor_is_readonly", || query(tensor, out, Tensor::is_readonly))
 }
 
 /// Stores whether the elements are packed in row-major order in `*out`.
+///
+/// \param[in] tensor  a live tensor handle (not NULL, not released).
+/// \param[out] out    receives true when the elements are packed row-major; not NULL; unchanged on
+///                    failure.
+/// \retval TB_SUCCESS                 `*out` written.
+/// \retval TB_ERROR_INVALID_ARGUMENT  NULL `out`, or a NULL or released `tensor`.
+/// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_tensor_is_contiguous(tensor: *const TbTensor, out: *mut bool) -> TbStatus {
     boundary("tb_tensor_is_contiguous", || query(tensor, out, Tensor::is_contiguous))
 }
 
 /// Stores the number of elements in `*out`.
+///
+/// \param[in] tensor  a live tensor handle (not NULL, not released).
+/// \param[out] out    receives the product of the extents; not NULL; unchanged on failure.
+/// \retval TB_SUCCESS                 `*out` written.
+/// \retval TB_ERROR_INVALID_ARGUMENT  NULL `out`, or a NULL or released `tensor`.
+/// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_tensor_element_count(tensor: *const TbTensor, out: *mut i64) -> TbStatus {
     boundary("tb_tensor_element_count", || query(tensor, out, Tensor::element_count))
 }
 
 /// Stores element count × item size, in bytes, in `*out`.
+///
+/// \param[in] tensor  a live tensor handle (not NULL, not released).
+/// \param[out] out    receives element count × item size, in bytes; not NULL; unchanged on failure.
+/// \retval TB_SUCCESS                 `*out` written.
+/// \retval TB_ERROR_INVALID_ARGUMENT  NULL `out`, or a NULL or released `tensor`.
+/// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_tensor_nbytes(tensor: *const TbTensor, out: *mut i64) -> TbStatus {
     boundary("tb_tensor_nbytes", || query(tensor, out, Tensor::nbytes))
@@ -330,6 +492,17 @@ fn make_view(
 /// A zero-copy view of `tensor` in `layout`, which must be a permutation of the tensor's labels
 /// (an `"NHWC"` tensor viewed as `"NCHW"`). The view shares the memory and keeps it alive; release
 /// it separately.
+///
+/// \param[in] tensor  a live tensor handle that has a layout.
+/// \param[in] layout  the view's labels, a permutation of the tensor's; not NULL.
+/// \param[out] out    receives the view, holding one reference of its own; set to NULL on failure;
+///                    not NULL.
+/// \retval TB_SUCCESS                 `*out` holds the view.
+/// \retval TB_ERROR_INVALID_ARGUMENT  NULL `out` or `layout`; a NULL or released `tensor`; a
+///                                    malformed `layout`; a tensor without a layout; labels that
+///                                    are not a permutation of the tensor's.
+/// \retval TB_ERROR_OUT_OF_MEMORY     the handle table is full (4 Mi live handles).
+/// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_tensor_permute(
     tensor: *const TbTensor,
@@ -344,6 +517,18 @@ pub extern "C" fn tb_tensor_permute(
 
 /// A zero-copy view with dimensions reordered by `axes` (`rank` entries, a permutation of
 /// 0..rank): view dimension `i` is dimension `axes[i]`. Works with or without a layout.
+///
+/// \param[in] tensor  a live tensor handle (not NULL, not released).
+/// \param[in] rank    number of entries of `axes`: the tensor's rank.
+/// \param[in] axes    a permutation of 0..rank; may be NULL when `rank` is 0.
+/// \param[out] out    receives the view, holding one reference of its own; set to NULL on failure;
+///                    not NULL.
+/// \retval TB_SUCCESS                 `*out` holds the view.
+/// \retval TB_ERROR_INVALID_ARGUMENT  NULL `out`; a NULL or released `tensor`; `rank` out of range
+///                                    or not the tensor's rank; NULL `axes` with a rank above 0;
+///                                    `axes` not a permutation.
+/// \retval TB_ERROR_OUT_OF_MEMORY     the handle table is full (4 Mi live handles).
+/// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_tensor_transpose(
     tensor: *const TbTensor,
@@ -363,6 +548,20 @@ pub extern "C" fn tb_tensor_transpose(
 /// end), with Python slice semantics: negative indices count from the end, out-of-range bounds
 /// clamp, `step` may be negative but not 0. Pass `INT64_MAX` as `stop` for "to the end". The
 /// rank and layout are kept (slice `N` of an `"NHWC"` batch to get a smaller batch).
+///
+/// \param[in] tensor  a live tensor handle (not NULL, not released).
+/// \param[in] dim     the dimension to slice, -rank ≤ dim < rank.
+/// \param[in] start   first index, in elements; negative counts from the end; clamped.
+/// \param[in] stop    index past the last, in elements; negative counts from the end; clamped;
+///                    `INT64_MAX` for the end.
+/// \param[in] step    index increment, not 0; negative walks backwards (negative stride).
+/// \param[out] out    receives the view, holding one reference of its own; set to NULL on failure;
+///                    not NULL.
+/// \retval TB_SUCCESS                 `*out` holds the view (possibly with extent 0 along `dim`).
+/// \retval TB_ERROR_INVALID_ARGUMENT  NULL `out`; a NULL or released `tensor`; `dim` out of range;
+///                                    `step` = 0.
+/// \retval TB_ERROR_OUT_OF_MEMORY     the handle table is full (4 Mi live handles).
+/// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_tensor_slice(
     tensor: *const TbTensor,
@@ -379,6 +578,17 @@ pub extern "C" fn tb_tensor_slice(
 
 /// A zero-copy view of element `index` along `dim` (negatives count from the end), one rank
 /// lower, whose layout drops that label (image `i` of an `"NHWC"` batch is an `"HWC"` tensor).
+///
+/// \param[in] tensor  a live tensor handle of rank ≥ 1.
+/// \param[in] dim     the dimension to index, -rank ≤ dim < rank.
+/// \param[in] index   the element along `dim`, -extent ≤ index < extent.
+/// \param[out] out    receives the view, holding one reference of its own; set to NULL on failure;
+///                    not NULL.
+/// \retval TB_SUCCESS                 `*out` holds the view, one rank lower.
+/// \retval TB_ERROR_INVALID_ARGUMENT  NULL `out`; a NULL or released `tensor`; `dim` or `index` out
+///                                    of range.
+/// \retval TB_ERROR_OUT_OF_MEMORY     the handle table is full (4 Mi live handles).
+/// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_tensor_select(
     tensor: *const TbTensor,
@@ -392,6 +602,16 @@ pub extern "C" fn tb_tensor_select(
 /// A zero-copy view with the layout replaced by `layout` (NULL or `""` removes it); the memory
 /// order is unchanged, so this only names the dimensions (e.g. after importing a descriptor
 /// that carries no layout).
+///
+/// \param[in] tensor  a live tensor handle (not NULL, not released).
+/// \param[in] layout  the new labels, one per dimension, or NULL / `""` to remove the layout.
+/// \param[out] out    receives the view, holding one reference of its own; set to NULL on failure;
+///                    not NULL.
+/// \retval TB_SUCCESS                 `*out` holds the view.
+/// \retval TB_ERROR_INVALID_ARGUMENT  NULL `out`; a NULL or released `tensor`; a malformed `layout`
+///                                    or one whose label count is not the tensor's rank.
+/// \retval TB_ERROR_OUT_OF_MEMORY     the handle table is full (4 Mi live handles).
+/// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_tensor_with_layout(
     tensor: *const TbTensor,
