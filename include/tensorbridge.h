@@ -51,6 +51,9 @@
 #define TB_LAYOUT_NC "NC"
 
 
+// Capacity of the message buffer an allocate callback may fill, including the NUL.
+#define TB_ALLOCATOR_MESSAGE_CAPACITY 256
+
 // Capacity of `TbArrayInterface::typestr`, including the terminating NUL.
 #define TB_TYPESTR_CAPACITY 16
 
@@ -173,6 +176,67 @@ typedef int32_t TbDeviceType;
 // `tb_tensor_release`. All functions taking a `TbTensor` are thread-safe.
 typedef struct TbTensor TbTensor;
 
+// A device: a `TbDeviceType` value and an ordinal (the CUDA device index; 0 for the CPU).
+// Layout-compatible with DLPack's `DLDevice`.
+typedef struct TbDevice {
+  // A `TbDeviceType` value.
+  int32_t device_type;
+  // Device ordinal: the CUDA device index for CUDA kinds, 0 for `TB_DEVICE_CPU`.
+  int32_t device_id;
+} TbDevice;
+
+// An allocate callback of a `TbAllocator`: allocates `bytes` (≥ 1) of `device`'s kind of memory
+// at an address that is a multiple of `alignment` (a power of two), stores it in `*out` and
+// returns `TB_SUCCESS` (as an `int32_t`); or returns another `TbStatus` value and may write a NUL-terminated explanation
+// into `message` (`message_capacity` bytes), which tensorbridge reports. `stream` is the
+// `cudaStream_t` the memory is first used on (the memory may be stream-ordered on it), or NULL
+// when the memory must be usable on every stream as soon as the callback returns. Called from
+// any thread, possibly concurrently; it must not throw or unwind.
+typedef int32_t (*TbAllocateFn)(void *context,
+                                int64_t bytes,
+                                int64_t alignment,
+                                struct TbDevice device,
+                                void *stream,
+                                void **out,
+                                char *message,
+                                size_t message_capacity);
+
+// A free callback of a `TbAllocator`: gives back `data`, which its allocate callback returned for
+// `bytes` on `device`, once the work enqueued so far on `stream` is done (a stream-ordered free
+// on `stream`, or a wait for it); `stream` is NULL when no GPU work on the memory is known.
+// Called exactly once per allocation, from any thread; it must not throw or unwind.
+typedef void (*TbFreeFn)(void *context,
+                         void *data,
+                         int64_t bytes,
+                         struct TbDevice device,
+                         void *stream);
+
+// An application's allocator (RMM, its own pool, a framework's caching allocator), installed
+// per device kind with `tb_allocator_set`. Both callbacks receive `context`, which must stay
+// valid until every allocation made through this allocator has been freed, even after another
+// allocator is installed.
+typedef struct TbAllocator {
+  // Passed to both callbacks.
+  void *context;
+  // Allocates; may not be NULL.
+  TbAllocateFn allocate;
+  // Frees; may not be NULL.
+  TbFreeFn free;
+} TbAllocator;
+
+// An element type as C passes it, ABI-identical to DLPack's `DLDataType`: `code` is a
+// `TbDataTypeCode` value, `bits` the size of one lane in bits, `lanes` the vector width. Any bit
+// pattern can arrive here; tensorbridge supports `lanes == 1` and these combinations: bool8,
+// int8/16/32/64, uint8/16/32/64, float16/32/64, bfloat16, complex64/128.
+typedef struct TbDataType {
+  // Type code: a `TbDataTypeCode` value.
+  uint8_t code;
+  // Bits per lane (8, 16, 32, 64 or 128).
+  uint8_t bits;
+  // Number of lanes; must be 1 for tensorbridge tensors.
+  uint16_t lanes;
+} TbDataType;
+
 // The contents of a `__cuda_array_interface__` (v2/v3) or `__array_interface__` (v3) dictionary.
 // One struct serves both; the NumPy interface has no stream.
 typedef struct TbArrayInterface {
@@ -209,30 +273,8 @@ typedef struct TbArrayInterface {
 // tensorbridge functions. NULL means tensorbridge never frees or notifies.
 typedef void (*TbCleanupFn)(void *context, void *data);
 
-// A device: a `TbDeviceType` value and an ordinal (the CUDA device index; 0 for the CPU).
-// Layout-compatible with DLPack's `DLDevice`.
-typedef struct TbDevice {
-  // A `TbDeviceType` value.
-  int32_t device_type;
-  // Device ordinal: the CUDA device index for CUDA kinds, 0 for `TB_DEVICE_CPU`.
-  int32_t device_id;
-} TbDevice;
-
 // `DLDevice`: identical to `TbDevice` (DLPack device type codes + ordinal).
 typedef struct TbDevice TbDLDevice;
-
-// An element type as C passes it, ABI-identical to DLPack's `DLDataType`: `code` is a
-// `TbDataTypeCode` value, `bits` the size of one lane in bits, `lanes` the vector width. Any bit
-// pattern can arrive here; tensorbridge supports `lanes == 1` and these combinations: bool8,
-// int8/16/32/64, uint8/16/32/64, float16/32/64, bfloat16, complex64/128.
-typedef struct TbDataType {
-  // Type code: a `TbDataTypeCode` value.
-  uint8_t code;
-  // Bits per lane (8, 16, 32, 64 or 128).
-  uint8_t bits;
-  // Number of lanes; must be 1 for tensorbridge tensors.
-  uint16_t lanes;
-} TbDataType;
 
 // `DLDataType`: identical to `TbDataType` (code, bits, lanes).
 typedef struct TbDataType TbDLDataType;
@@ -342,6 +384,92 @@ enum TbStatus tb_abi_layout(const char *struct_name,
                             const char *field,
                             size_t *offset,
                             size_t *size);
+
+// Installs an application's allocator for every device of kind `device_type`
+// (`TB_DEVICE_CPU`, `TB_DEVICE_CUDA`, `TB_DEVICE_CUDA_HOST` or `TB_DEVICE_CUDA_MANAGED`): every
+// allocation tensorbridge makes for that kind afterwards (`tb_tensor_alloc`,
+// `tb_tensor_alloc_async`, `tb_tensor_clone`, staging-free copies) calls it. NULL restores the
+// built-in allocator. Memory already allocated goes back to the allocator that made it.
+// Thread-safe; an allocation running concurrently uses the old or the new allocator.
+//
+// \param[in] device_type  the device kind, a `TbDeviceType` value.
+// \param[in] allocator    the allocator (copied), or NULL for the built-in one.
+// \retval TB_SUCCESS                 installed.
+// \retval TB_ERROR_INVALID_ARGUMENT  unknown device type, or a NULL callback.
+// \retval TB_ERROR_NOT_SUPPORTED     a DLPack device type tensorbridge does not support.
+enum TbStatus tb_allocator_set(int32_t device_type, const struct TbAllocator *allocator);
+
+// Reports the allocator installed for `device_type`: `*installed` is true and `*out` holds it
+// when an application installed one; false (and `*out` zeroed) when the built-in allocator is
+// in use.
+//
+// \param[in] device_type  the device kind, a `TbDeviceType` value.
+// \param[out] out         receives the installed allocator, or zeroes.
+// \param[out] installed   receives whether an application's allocator is installed.
+// \retval TB_SUCCESS                 both outputs written.
+// \retval TB_ERROR_INVALID_ARGUMENT  a NULL output or an unknown device type.
+// \retval TB_ERROR_NOT_SUPPORTED     a DLPack device type tensorbridge does not support.
+enum TbStatus tb_allocator_get(int32_t device_type, struct TbAllocator *out, bool *installed);
+
+// Allocates a new tensor that owns its memory, ordered on `stream`: the allocation is
+// stream-ordered (from the device's memory pool, or the installed allocator), usable at once by
+// work on `stream`, and by other streams once `tb_tensor_sync` or a tensorbridge operation has
+// ordered them after it. The memory goes back after the last work tensorbridge knows of on it:
+// its own operations and every stream named to it (`tb_tensor_sync`, DLPack and CUDA Array
+// Interface exports); nothing blocks the host. Arguments otherwise as `tb_tensor_alloc`.
+//
+// \param[in] device         where the memory lives.
+// \param[in] dtype          element type.
+// \param[in] rank           0 ≤ rank ≤ `TB_MAX_RANK`.
+// \param[in] shape          `rank` extents ≥ 0 (may be NULL when rank is 0).
+// \param[in] layout         labels such as `"NCHW"`, or NULL for none.
+// \param[in] row_alignment  0 (packed) or a power of two: rows start at multiples of it.
+// \param[in] stream         the `cudaStream_t` of the first use; NULL = legacy default stream.
+//                           Ignored for `TB_DEVICE_CPU`.
+// \param[out] out           receives the new tensor (one reference); NULL on failure.
+// \retval TB_SUCCESS                 `*out` holds the tensor.
+// \retval TB_ERROR_INVALID_ARGUMENT  a bad shape, layout, alignment or device, or NULL `out`.
+// \retval TB_ERROR_NOT_SUPPORTED     an unsupported dtype or device type.
+// \retval TB_ERROR_OVERFLOW          the size does not fit int64.
+// \retval TB_ERROR_OUT_OF_MEMORY     the memory cannot be allocated (the message names the bytes
+//                                    and the device).
+// \retval TB_ERROR_CUDA_UNAVAILABLE  a CUDA kind without a driver or GPU.
+// \retval TB_ERROR_CUDA              a driver call failed.
+// \retval TB_ERROR_INTERNAL          a bug (caught panic), or an installed allocator returned
+//                                    a NULL or misaligned pointer.
+enum TbStatus tb_tensor_alloc_async(struct TbDevice device,
+                                    struct TbDataType dtype,
+                                    int32_t rank,
+                                    const int64_t *shape,
+                                    const char *layout,
+                                    int64_t row_alignment,
+                                    void *stream,
+                                    struct TbTensor **out);
+
+// Gives the unused memory of device `ordinal`'s memory pool back to the driver, keeping at least
+// `keep_bytes` reserved, and frees the idle cached page-locked blocks. tensorbridge keeps freed
+// memory in the pool for reuse (it raises the pool's release threshold once); call this to
+// return it, e.g. before handing the GPU to another process. May wait for the device.
+//
+// \param[in] ordinal     the CUDA device.
+// \param[in] keep_bytes  bytes the pool may keep.
+// \retval TB_SUCCESS                 trimmed.
+// \retval TB_ERROR_INVALID_ARGUMENT  no such device.
+// \retval TB_ERROR_CUDA_UNAVAILABLE  no driver or GPU.
+// \retval TB_ERROR_CUDA              a driver call failed.
+enum TbStatus tb_cuda_pool_trim(int32_t ordinal, uint64_t keep_bytes);
+
+// Stores in `*bytes` how much of device `ordinal`'s memory pool is in use now — by tensorbridge
+// and by everyone sharing the pool (`cudaMallocAsync` users) — not counting freed memory kept
+// for reuse: a diagnostic for leak checks.
+//
+// \param[in] ordinal  the CUDA device.
+// \param[out] bytes   receives the bytes in use.
+// \retval TB_SUCCESS                 `*bytes` written.
+// \retval TB_ERROR_INVALID_ARGUMENT  NULL `bytes` or no such device.
+// \retval TB_ERROR_CUDA_UNAVAILABLE  no driver or GPU.
+// \retval TB_ERROR_CUDA              a driver call failed.
+enum TbStatus tb_cuda_pool_used_bytes(int32_t ordinal, uint64_t *bytes);
 
 // Imports a CUDA Array Interface (v2 or v3) descriptor as a tensor, without copying.
 //

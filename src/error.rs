@@ -28,6 +28,21 @@ pub(crate) enum ErrorKind {
     Internal,
 }
 
+impl ErrorKind {
+    /// Every kind.
+    pub(crate) const ALL: [ErrorKind; 9] = [
+        ErrorKind::InvalidArgument,
+        ErrorKind::NotSupported,
+        ErrorKind::OutOfMemory,
+        ErrorKind::CudaUnavailable,
+        ErrorKind::Cuda,
+        ErrorKind::DeviceMismatch,
+        ErrorKind::ReadOnly,
+        ErrorKind::Overflow,
+        ErrorKind::Internal,
+    ];
+}
+
 /// A failure: its kind and a human-readable message naming the argument and the bad value.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub(crate) struct Error {

@@ -1,38 +1,57 @@
 //! Who owns a tensor's memory: `Storage` runs the memory's release action exactly once, when the
-//! last tensor over it goes, and remembers the stream whose work on the memory is still pending.
-//! Host allocations are made here too (the CUDA kinds come from `crate::cuda::memory`).
+//! last tensor over it goes, and remembers the streams its memory was used on, so that consumers
+//! on other streams are ordered after that work and a stream-ordered free comes after all of it.
+//! Host allocations are made here too (the CUDA kinds come from `crate::cuda`).
 
 use crate::error::{Error, Result};
 use crate::stream::Stream;
 use std::sync::{Arc, Mutex};
 
-/// The action that gives memory back: a caller's cleanup callback or a deallocation.
-pub(crate) type ReleaseFn = Box<dyn FnOnce() + Send>;
+/// The action that gives memory back: a caller's cleanup callback or a deallocation. It receives
+/// the streams the memory was used on since the host last waited for it, oldest first (empty when
+/// no GPU work is known), so a stream-ordered free can be ordered after all of that work.
+pub(crate) type ReleaseFn = Box<dyn FnOnce(&[Stream]) + Send>;
 
 /// Owner of a tensor's memory. Its release action runs exactly once, when the last tensor that
 /// shares it is dropped. Memory the caller wrapped without a cleanup has no release action.
-/// It also remembers the stream on which work writing the memory was last enqueued (the
-/// producer's stream from a CUDA Array Interface, or the stream of tensorbridge's last
-/// operation), so consumers on other streams can be ordered after it.
+/// It also remembers the streams on which work on the memory was enqueued (the producer's stream
+/// from a CUDA Array Interface, tensorbridge's operations, every stream a consumer named), oldest
+/// first: the last is the pending stream that the next consumer must wait for.
 pub(crate) struct Storage {
     release: Mutex<Option<ReleaseFn>>,
-    pending: Mutex<Option<Stream>>,
+    streams: Mutex<Vec<Stream>>,
 }
 
 impl Storage {
     /// A storage that runs `release` when the last tensor over it goes.
     pub(crate) fn with_release(release: Option<ReleaseFn>) -> Arc<Storage> {
-        Arc::new(Storage { release: Mutex::new(release), pending: Mutex::new(None) })
+        Arc::new(Storage { release: Mutex::new(release), streams: Mutex::new(Vec::new()) })
     }
 
-    /// The stream on which the memory's pending work was last enqueued, if any.
+    fn streams_lock(&self) -> std::sync::MutexGuard<'_, Vec<Stream>> {
+        self.streams.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The stream on which work on the memory was last enqueued, if any.
     pub(crate) fn pending_stream(&self) -> Option<Stream> {
-        *self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.streams_lock().last().copied()
     }
 
-    /// Records the stream on which work on the memory was last enqueued (`None`: no pending work).
-    pub(crate) fn set_pending_stream(&self, stream: Option<Stream>) {
-        *self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = stream;
+    /// Every stream the memory was used on since the host last waited for it, oldest first.
+    pub(crate) fn streams(&self) -> Vec<Stream> {
+        self.streams_lock().clone()
+    }
+
+    /// Records that work on the memory was enqueued on `stream`, which becomes the pending stream.
+    pub(crate) fn record_use(&self, stream: Stream) {
+        let mut streams = self.streams_lock();
+        streams.retain(|&s| s != stream);
+        streams.push(stream);
+    }
+
+    /// Forgets every stream: the host has waited for all work on the memory.
+    pub(crate) fn clear_streams(&self) {
+        self.streams_lock().clear();
     }
 }
 
@@ -51,7 +70,11 @@ impl Drop for Storage {
             Err(poisoned) => poisoned.into_inner().take(),
         };
         if let Some(release) = release {
-            release();
+            let streams = std::mem::take(match self.streams.get_mut() {
+                Ok(streams) => streams,
+                Err(poisoned) => poisoned.into_inner(),
+            });
+            release(&streams);
         }
     }
 }
@@ -76,7 +99,7 @@ pub(crate) fn allocate_host(bytes: i64) -> Result<(u64, ReleaseFn)> {
     })?;
     memory.resize(blocks, AlignedBlock([0; 64]));
     let address = memory.as_mut_ptr() as u64;
-    Ok((address, Box::new(move || drop(memory))))
+    Ok((address, Box::new(move |_| drop(memory))))
 }
 
 #[cfg(test)]
@@ -94,6 +117,6 @@ mod tests {
         // SAFETY: allocate_host returned 100 readable bytes at address.
         let bytes = unsafe { std::slice::from_raw_parts(address as *const u8, 100) };
         assert!(bytes.iter().all(|&b| b == 0), "host allocation is not zeroed");
-        release();
+        release(&[]);
     }
 }

@@ -5,7 +5,7 @@
 //! the storage's release action (the caller's cleanup callback, or freeing an allocation) runs
 //! exactly once, then.
 
-use crate::alloc::{Allocation, Allocator, Request};
+use crate::alloc::{Allocation, Request};
 use crate::device::{Device, DeviceType};
 use crate::dtype::DataType;
 use crate::error::{Error, Result, checked_add, checked_mul};
@@ -278,15 +278,13 @@ impl Tensor {
         })
     }
 
-    /// A tensor over new memory from `allocator`, as `requirements` describe it; writable. The
-    /// memory goes back to the allocator when the last tensor over it is dropped.
-    pub(crate) fn allocate(
-        requirements: Requirements,
-        allocator: &dyn Allocator,
-        stream: Stream,
-    ) -> Result<Tensor> {
-        let request = Request { device: requirements.device, bytes: requirements.bytes, stream };
-        let Allocation { data, release } = allocator.allocate(&request)?;
+    /// A tensor over new memory, as `requirements` describe it, from the allocator installed for
+    /// its device kind; writable. The memory is ordered on `stream` (`None`: usable on every
+    /// stream at once), which becomes the tensor's pending stream; it goes back to the allocator
+    /// when the last tensor over it is dropped, after the last work on it.
+    pub(crate) fn allocate(requirements: Requirements, stream: Option<Stream>) -> Result<Tensor> {
+        let request = Request::new(requirements.device, requirements.bytes, stream);
+        let Allocation { data, release } = crate::alloc::allocate(&request)?;
         let desc = TensorDesc {
             data,
             device: requirements.device,
@@ -296,7 +294,11 @@ impl Tensor {
             layout: requirements.layout,
             readonly: false,
         };
-        Tensor::new(desc, &Storage::with_release(Some(release)))
+        let storage = Storage::with_release(Some(release));
+        if let Some(stream) = stream.filter(|_| desc.device.is_cuda()) {
+            storage.record_use(stream);
+        }
+        Tensor::new(desc, &storage)
     }
 
     /// A tensor over memory someone else owns, which runs `release` when its memory is no longer
@@ -544,7 +546,7 @@ mod tests {
     fn release_runs_once_after_the_last_view() {
         let count = Arc::new(AtomicUsize::new(0));
         let counter = count.clone();
-        let storage = Storage::with_release(Some(Box::new(move || {
+        let storage = Storage::with_release(Some(Box::new(move |_| {
             counter.fetch_add(1, Ordering::SeqCst);
         })));
         let t = Tensor::new(desc(&[4, 5, 6, 3], None, "NHWC"), &storage).unwrap();

@@ -12,7 +12,9 @@ pub(crate) mod driver;
 pub(crate) mod kernel;
 pub(crate) mod memory;
 pub(crate) mod peer;
+pub(crate) mod pinned;
 pub(crate) mod pointer;
+pub(crate) mod pool;
 pub(crate) mod stream;
 
 #[cfg(test)]

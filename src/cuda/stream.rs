@@ -20,9 +20,8 @@ pub(crate) fn wait_for(ordinal: i32, consumer: Stream, producer: Stream) -> Resu
     let marker =
         event::create(sys::CUevent_flags::CU_EVENT_DISABLE_TIMING).during("cuEventCreate")?;
     // SAFETY: the event was just created; the streams are the caller's, valid per the contract.
-    let ordered = unsafe { event::record(marker, raw(producer)) }
-        .during("cuEventRecord")
-        .and_then(|()| {
+    let ordered =
+        unsafe { event::record(marker, raw(producer)) }.during("cuEventRecord").and_then(|()| {
             // SAFETY: as above.
             unsafe {
                 stream::wait_event(

@@ -8,6 +8,7 @@
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
 pub mod abi;
+pub mod alloc;
 pub mod cai;
 pub mod dlpack;
 pub mod dtype;

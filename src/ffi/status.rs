@@ -74,6 +74,11 @@ impl TbStatus {
     }
 }
 
+/// The core's error kind for a status a C callback returned (`None` for `TB_SUCCESS`).
+pub(crate) fn kind_of(status: TbStatus) -> Option<ErrorKind> {
+    ErrorKind::ALL.into_iter().find(|&kind| status_of(kind) == status)
+}
+
 /// The status C callers see for each kind of core error: the one place where the core's error
 /// model meets C's.
 pub(crate) fn status_of(kind: ErrorKind) -> TbStatus {

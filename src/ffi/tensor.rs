@@ -84,7 +84,7 @@ pub(crate) fn cleanup_release(
 ) -> Option<ReleaseFn> {
     let (context, data) = (SendPtr(context), SendPtr(data));
     cleanup.map(|function| {
-        Box::new(move || {
+        Box::new(move |_: &[Stream]| {
             let (context, data) = (context, data);
             // SAFETY: the C caller supplied this function and its arguments for exactly one call.
             unsafe { function(context.0, data.0) }
@@ -232,8 +232,7 @@ pub extern "C" fn tb_tensor_alloc(
             read_layout_arg(layout)?,
             row_alignment,
         )?;
-        let allocator = crate::alloc::for_device(device);
-        let tensor = Tensor::allocate(requirements, allocator, Stream::LEGACY)?;
+        let tensor = Tensor::allocate(requirements, None)?;
         write_out(out, handle::create(tensor)?, "out")
     })
 }

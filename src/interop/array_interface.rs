@@ -98,7 +98,9 @@ impl ArrayInterface {
             Interface::NumPy => Device::CPU,
         };
         let tensor = Tensor::adopt(self.to_desc(dtype, device, layout), release)?;
-        tensor.storage().set_pending_stream(self.producer_stream());
+        if let Some(producer) = self.producer_stream() {
+            tensor.storage().record_use(producer);
+        }
         Ok(tensor)
     }
 

@@ -133,8 +133,7 @@ pub(crate) fn convert(
 /// A packed (C-contiguous) copy of `src` in new memory of the same kind on the same device,
 /// with the same layout; writable.
 pub(crate) fn clone(src: &Tensor, stream: Stream) -> Result<Tensor> {
-    let allocator = crate::alloc::for_device(src.device());
-    let copy_into = Tensor::allocate(Requirements::packed_like(src)?, allocator, stream)?;
+    let copy_into = Tensor::allocate(Requirements::packed_like(src)?, Some(stream))?;
     self::copy(src, &copy_into, stream)?;
     Ok(copy_into)
 }
@@ -207,10 +206,11 @@ fn with_staging(
     work: impl FnOnce(u64, u64) -> Result<()>,
 ) -> Result<()> {
     let (host_data, release_host) = allocate_host(bytes)?;
-    let device_data = crate::cuda::memory::allocate_async(ordinal, bytes, stream)?;
+    let size = usize::try_from(bytes).map_err(|_| Error::internal("negative staging size"))?;
+    let device_data = crate::cuda::pool::allocate(ordinal, size, Some(stream))?;
     let result = work(host_data, device_data);
-    let freed = crate::cuda::memory::free_async(ordinal, device_data, stream);
-    release_host();
+    let freed = crate::cuda::pool::free(ordinal, device_data, &[stream]);
+    release_host(&[]);
     result.and(freed)
 }
 

@@ -20,18 +20,18 @@ pub(crate) fn hand_off(tensor: &Tensor, stream: Stream) -> Result<()> {
     {
         wait_for(tensor.device().ordinal, stream, producer)?;
     }
-    storage.set_pending_stream(Some(stream));
+    storage.record_use(stream);
     Ok(())
 }
 
-/// Before the CPU touches `tensor` (pinned or managed memory): blocks until GPU work pending on
-/// its memory is done, then clears the pending stream. Host memory without pending work returns
-/// at once.
+/// Before the CPU touches `tensor` (pinned or managed memory): blocks until the GPU work on every
+/// stream its memory was used on is done, then forgets those streams. Memory without GPU work
+/// returns at once.
 pub(crate) fn host_sync(tensor: &Tensor) -> Result<()> {
     let storage = tensor.storage();
-    if let Some(pending) = storage.pending_stream() {
-        synchronize(tensor.device().ordinal, pending)?;
-        storage.set_pending_stream(None);
+    for stream in storage.streams() {
+        synchronize(tensor.device().ordinal, stream)?;
     }
+    storage.clear_streams();
     Ok(())
 }

@@ -1,0 +1,144 @@
+//! Stream-ordered device memory from each device's current memory pool — the pool that
+//! `cudaMallocAsync` users (the CUDA runtime, CuPy, PyTorch's async backend) share — so that
+//! allocating and freeing never wait for other streams: `cuMemAllocFromPoolAsync` on the stream
+//! the memory is first used on, `cuMemFreeAsync` after the last work on it, never `cuMemFree`
+//! (which waits for the whole device).
+//!
+//! The pool's release threshold is raised once (when it is still the driver's default of 0), so
+//! freed memory stays in the pool for reuse instead of going back to the driver at every
+//! synchronisation; `trim` gives it back. Each device also gets one private non-blocking stream
+//! ("quiet"): allocations that must be usable on any stream at once are made there and waited
+//! for, and memory with no known GPU work is freed there, which waits for nothing.
+
+use super::context::ContextScope;
+use super::driver::{During, device};
+use super::stream::{raw, wait_for};
+use crate::error::{Error, Result};
+use crate::stream::Stream;
+use cudarc::driver::result::{self as driver, mem_pool};
+use cudarc::driver::sys::{self, CUmemPool_attribute};
+use std::sync::OnceLock;
+
+/// Devices whose pool state can be kept (ordinals above this still work, uncached).
+const CACHED_DEVICES: usize = 64;
+
+/// A device's pool and quiet stream, kept for the life of the process; stored as addresses so
+/// the table is `Sync`.
+#[derive(Clone, Copy)]
+struct DevicePool {
+    pool: usize,
+    quiet: usize,
+}
+
+fn cached(ordinal: i32) -> Option<&'static OnceLock<DevicePool>> {
+    static TABLE: OnceLock<Vec<OnceLock<DevicePool>>> = OnceLock::new();
+    let table = TABLE.get_or_init(|| (0..CACHED_DEVICES).map(|_| OnceLock::new()).collect());
+    usize::try_from(ordinal).ok().and_then(|index| table.get(index))
+}
+
+fn open(ordinal: i32) -> Result<DevicePool> {
+    let device = device(ordinal)?;
+    // SAFETY: the device came from cuDeviceGet.
+    let pool = unsafe { driver::device::get_mem_pool(device) }.during("cuDeviceGetMemPool")?;
+    let mut threshold: u64 = 0;
+    let attribute = CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD;
+    // SAFETY: a valid pool; the release threshold is a u64.
+    unsafe { mem_pool::get_attribute(pool, attribute, &mut threshold as *mut u64 as *mut _) }
+        .during("cuMemPoolGetAttribute")?;
+    if threshold == 0 {
+        let mut keep = u64::MAX;
+        // SAFETY: as above.
+        unsafe { mem_pool::set_attribute(pool, attribute, &mut keep as *mut u64 as *mut _) }
+            .during("cuMemPoolSetAttribute")?;
+    }
+    let quiet =
+        driver::stream::create(driver::stream::StreamKind::NonBlocking).during("cuStreamCreate")?;
+    Ok(DevicePool { pool: pool as usize, quiet: quiet as usize })
+}
+
+/// The device's pool state; the caller has entered the device's context.
+fn device_pool(ordinal: i32) -> Result<DevicePool> {
+    let Some(slot) = cached(ordinal) else {
+        return open(ordinal);
+    };
+    if let Some(state) = slot.get() {
+        return Ok(*state);
+    }
+    let state = open(ordinal)?;
+    // A racing thread may have stored its own: keep the first (the pool is the same; one quiet
+    // stream is leaked, once per device at most).
+    Ok(*slot.get_or_init(|| state))
+}
+
+fn out_of_memory(bytes: usize, ordinal: i32, error: Error) -> Error {
+    Error {
+        message: format!("cannot allocate {bytes} bytes on cuda:{ordinal}: {}", error.message),
+        ..error
+    }
+}
+
+/// Allocates `bytes` (at least 1) of device memory on `ordinal` from its pool, ordered on
+/// `stream`: usable on `stream` at once and on other streams once ordered after it. With
+/// `stream = None` the memory is usable on every stream when this returns (it is allocated on
+/// the quiet stream, which is waited for: it holds only allocations and frees).
+pub(crate) fn allocate(ordinal: i32, bytes: usize, stream: Option<Stream>) -> Result<u64> {
+    let _scope = ContextScope::enter(ordinal)?;
+    let state = device_pool(ordinal)?;
+    let target = stream.map_or(state.quiet as sys::CUstream, raw);
+    let size = bytes.max(1);
+    // SAFETY: a valid pool and stream; the memory is handed to a tensor that frees it once.
+    let ptr = unsafe { mem_pool::alloc_async(state.pool as sys::CUmemoryPool, size, target) }
+        .during("cuMemAllocFromPoolAsync")
+        .map_err(|error| out_of_memory(size, ordinal, error))?;
+    if stream.is_none() {
+        // SAFETY: the quiet stream lives for the process.
+        unsafe { driver::stream::synchronize(target) }.during("cuStreamSynchronize")?;
+    }
+    Ok(ptr)
+}
+
+/// Gives `ptr` back to the pool after all work enqueued so far on `streams` (oldest first): the
+/// last stream frees it, after waiting (on the device) for the others. With no streams the memory
+/// has no known GPU work and is freed on the quiet stream. Never blocks the host.
+pub(crate) fn free(ordinal: i32, ptr: u64, streams: &[Stream]) -> Result<()> {
+    let _scope = ContextScope::enter(ordinal)?;
+    let target = match streams.split_last() {
+        Some((&last, earlier)) => {
+            for &stream in earlier {
+                wait_for(ordinal, last, stream)?;
+            }
+            raw(last)
+        }
+        None => device_pool(ordinal)?.quiet as sys::CUstream,
+    };
+    // SAFETY: ptr came from `allocate` and is freed once, after the work on `streams`.
+    unsafe { driver::free_async(ptr, target) }.during("cuMemFreeAsync")
+}
+
+/// Gives the pool's unused memory back to the driver, keeping at least `keep_bytes` reserved.
+pub(crate) fn trim(ordinal: i32, keep_bytes: usize) -> Result<()> {
+    let _scope = ContextScope::enter(ordinal)?;
+    let state = device_pool(ordinal)?;
+    // SAFETY: a valid pool.
+    unsafe { mem_pool::trim_to(state.pool as sys::CUmemoryPool, keep_bytes) }
+        .during("cuMemPoolTrimTo")
+}
+
+/// Bytes of the pool in use now, by tensorbridge and by everyone else sharing the pool (not
+/// counting freed memory the pool keeps for reuse): a diagnostic for leak checks.
+pub(crate) fn used_bytes(ordinal: i32) -> Result<u64> {
+    let _scope = ContextScope::enter(ordinal)?;
+    let state = device_pool(ordinal)?;
+    let mut value: u64 = 0;
+    let attribute = CUmemPool_attribute::CU_MEMPOOL_ATTR_USED_MEM_CURRENT;
+    // SAFETY: a valid pool; the attribute is a u64.
+    unsafe {
+        mem_pool::get_attribute(
+            state.pool as sys::CUmemoryPool,
+            attribute,
+            &mut value as *mut u64 as *mut _,
+        )
+    }
+    .during("cuMemPoolGetAttribute")?;
+    Ok(value)
+}
