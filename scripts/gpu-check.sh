@@ -93,6 +93,8 @@ if [ "${TB_SKIP_BENCH:-0}" != 1 ]; then
     python3 bench/compare_torch.py
     echo
     TENSORBRIDGE_LIBRARY="$PWD/.prebuilt/libtensorbridge.so" python3 bench/python_wrap.py
+    echo
+    TENSORBRIDGE_LIBRARY="$PWD/.prebuilt/libtensorbridge.so" python3 bench/python_alloc.py
   } >"$out/bench.md" 2>&1
   log "bench: written to bench.md"
 fi

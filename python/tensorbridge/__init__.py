@@ -18,6 +18,7 @@ from ._lib import (
     lib as _library,
 )
 from . import _abi  # noqa: F401  (checks every ctypes struct against the library at import)
+from ._allocators import TorchAllocator, allocator_installed, pool_used_bytes, set_allocator, trim_pool
 from ._devices import Device, cuda_device_count
 from ._ops import convert, copy_into, reformat, reformat_into
 from ._producers import as_tensor, from_dlpack
@@ -29,5 +30,6 @@ __all__ = [
     "CudaError", "CudaUnavailableError", "Device", "DeviceMismatchError", "InternalError",
     "InvalidArgumentError", "NotSupportedError", "OutOfMemoryError", "ReadOnlyError", "Tensor",
     "TensorBridgeError", "as_tensor", "convert", "copy_into", "cuda_device_count", "empty",
-    "from_dlpack", "live_tensor_count", "reformat", "reformat_into",
+    "from_dlpack", "live_tensor_count", "reformat", "reformat_into", "TorchAllocator",
+    "allocator_installed", "pool_used_bytes", "set_allocator", "trim_pool",
 ]

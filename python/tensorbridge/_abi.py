@@ -5,6 +5,7 @@ the field, instead of letting ctypes read and write the wrong bytes."""
 import ctypes
 
 from ._lib import (
+    Allocator,
     ArrayInterface,
     DataType,
     Device,
@@ -28,6 +29,7 @@ STRUCTS = {
     "TbDLManagedTensor": DLManagedTensor,
     "TbDLPackVersion": DLPackVersion,
     "TbDLManagedTensorVersioned": DLManagedTensorVersioned,
+    "TbAllocator": Allocator,
 }
 
 

@@ -112,6 +112,17 @@ DLManagedTensorVersioned._fields_ = [
 
 CLEANUP = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
 
+ALLOCATE = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, Device,
+                            ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p), ctypes.c_void_p,
+                            ctypes.c_size_t)
+FREE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, Device, ctypes.c_void_p)
+
+
+class Allocator(ctypes.Structure):
+    """TbAllocator: an application's allocate/free callbacks and their context."""
+
+    _fields_ = [("context", ctypes.c_void_p), ("allocate", ALLOCATE), ("free", FREE)]
+
 
 def _candidates():
     explicit = os.environ.get("TENSORBRIDGE_LIBRARY")
@@ -198,6 +209,11 @@ I32, I64 = ctypes.c_int32, ctypes.c_int64
 _PROTOTYPES = {
     "tb_tensor_wrap": [P, Device, DataType, I32, P, P, ctypes.c_char_p, ctypes.c_bool, CLEANUP, P, PP],
     "tb_tensor_alloc": [Device, DataType, I32, P, ctypes.c_char_p, I64, PP],
+    "tb_tensor_alloc_async": [Device, DataType, I32, P, ctypes.c_char_p, I64, P, PP],
+    "tb_allocator_set": [I32, ctypes.POINTER(Allocator)],
+    "tb_allocator_get": [I32, ctypes.POINTER(Allocator), ctypes.POINTER(ctypes.c_bool)],
+    "tb_cuda_pool_trim": [I32, ctypes.c_uint64],
+    "tb_cuda_pool_used_bytes": [I32, ctypes.POINTER(ctypes.c_uint64)],
     "tb_tensor_release": [P],
     "tb_tensor_retain": [P],
     "tb_tensor_info": [P, ctypes.POINTER(TensorInfo)],

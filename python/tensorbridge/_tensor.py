@@ -8,9 +8,10 @@ from . import _dlpack, _keepalive
 from ._devices import Device, c_device, device_name, is_known_type, parse_device, public_device
 from ._dtypes import data_type, numpy_dtype
 from ._interface import interface_dict
-from ._lib import DEVICE_CPU, DEVICE_CUDA, DEVICE_CUDA_HOST, DEVICE_CUDA_MANAGED, ArrayInterface, TensorInfo, lib, unchecked
+from ._lib import (DEVICE_CPU, DEVICE_CUDA, DEVICE_CUDA_HOST, DEVICE_CUDA_MANAGED, ArrayInterface, DataType,
+                   TensorInfo, lib, raise_for, unchecked)
 from ._streams import stream_handle
-from ._values import INT64, int64_tuple, integer, layout_bytes
+from ._values import INT64, int64_tuple, integer, layout_bytes, remember
 
 _release = unchecked("tb_tensor_release")
 
@@ -198,7 +199,8 @@ class Tensor:
         target = parse_device(device)
         if target == self.device:
             return self
-        out = empty(self.shape, self._info.dtype, layout=self.layout, device=target)
+        out = empty(self.shape, self._info.dtype, layout=self.layout, device=target,
+                    stream=1 if stream is None else stream)
         lib.tb_copy(self._handle, out._handle, stream_handle(stream))
         return out
 
@@ -262,14 +264,59 @@ def _slice_bound(value, default):
     return min(max(value, INT64.low), INT64.high)
 
 
-def empty(shape, dtype, layout=None, device="cpu", row_alignment=0):
-    """A new tensor owning uninitialised (host: zeroed) memory on ``device``."""
-    target = parse_device(device)
+_alloc = unchecked("tb_tensor_alloc", convert_arguments=False)
+_alloc_async = unchecked("tb_tensor_alloc_async", convert_arguments=False)
+_C_DEVICES = {}  # device argument -> TbDevice
+_C_DTYPES = {}  # dtype argument -> TbDataType
+_EXTENTS = {}  # checked shape tuple -> ctypes int64 array
+
+
+def _c_device_of(device):
+    try:
+        found = _C_DEVICES.get(device)
+    except TypeError:  # unhashable: the slow path says what is wrong
+        return c_device(parse_device(device))
+    return found if found is not None else remember(_C_DEVICES, device, c_device(parse_device(device)))
+
+
+def _c_dtype_of(dtype):
+    if type(dtype) is DataType:  # a TbDataType already (ctypes structs are unhashable)
+        return dtype
+    try:
+        found = _C_DTYPES.get(dtype)
+    except TypeError:  # unhashable: no memo
+        return data_type(dtype)
+    return found if found is not None else remember(_C_DTYPES, dtype, data_type(dtype))
+
+
+def _extents_of(shape):
     shape = int64_tuple(shape, "shape")
-    extents = (ctypes.c_int64 * max(len(shape), 1))(*shape)
+    found = _EXTENTS.get(shape)
+    if found is None:
+        found = remember(_EXTENTS, shape, (ctypes.c_int64 * max(len(shape), 1))(*shape))
+    return shape, found
+
+
+def empty(shape, dtype, layout=None, device="cpu", row_alignment=0, stream=None):
+    """A new tensor owning uninitialised (host: zeroed) memory on ``device``. Without ``stream``
+    the memory is usable on every stream at once; with one, the allocation is ordered on that
+    stream (stream-ordered, no synchronisation), and other streams are ordered after it by
+    tensorbridge's operations or ``Tensor.sync``."""
+    shape, extents = _extents_of(shape)
+    c_dev, c_dtype, labels = _c_device_of(device), _c_dtype_of(dtype), layout_bytes(layout)
+    alignment = ctypes.c_int64(row_alignment if type(row_alignment) is int and row_alignment == 0
+                               else integer(row_alignment, "row_alignment", INT64))
     out = ctypes.c_void_p()
-    lib.tb_tensor_alloc(c_device(target), data_type(dtype), len(shape), extents, layout_bytes(layout),
-                        integer(row_alignment, "row_alignment", INT64), ctypes.byref(out))
+    rank = ctypes.c_int32(len(shape))
+    if stream is None:
+        status = _alloc(c_dev, c_dtype, rank, extents, labels, alignment, ctypes.byref(out))
+    else:
+        handle = ctypes.c_void_p(stream if type(stream) is int and 0 < stream < 1 << 64
+                                 else stream_handle(stream) or 1)
+        status = _alloc_async(c_dev, c_dtype, rank, extents, labels, alignment, handle,
+                              ctypes.byref(out))
+    if status:
+        raise_for(status)
     return Tensor._adopt(out.value)
 
 

@@ -20,7 +20,8 @@ ENCODED = {}  # str/bytes -> validated bytes (hot paths look up inline)
 INT64_TUPLES = {}  # tuple of exact ints in int64 range -> itself (hot paths look up inline)
 
 
-def _remember(table, key, value):
+def remember(table, key, value):
+    """Stores ``value`` under ``key`` in a memo ``table`` (while it has room); returns ``value``."""
     if len(table) < _MEMO_LIMIT:
         table[key] = value
     return value
@@ -57,7 +58,7 @@ def int64_tuple(values, field):
     except TypeError:
         raise TypeError(f"{field} must be a sequence of integers, not {type(values).__name__}") from None
     checked = tuple([integer(item, f"{field}[{i}]", INT64) for i, item in enumerate(items)])
-    return _remember(INT64_TUPLES, checked, checked)
+    return remember(INT64_TUPLES, checked, checked)
 
 
 def ascii_bytes(text, field):
@@ -76,7 +77,7 @@ def ascii_bytes(text, field):
         raise TypeError(f"{field} must be a str, not {type(text).__name__}")
     if b"\0" in encoded:
         raise ValueError(f"{field} {text!r} contains a NUL character")
-    return _remember(ENCODED, text, encoded)
+    return remember(ENCODED, text, encoded)
 
 
 def layout_bytes(layout):

@@ -3,6 +3,7 @@
 //! compiled, so a binding can check its declarations when it loads the library instead of
 //! trusting a copy.
 
+use super::alloc::TbAllocator;
 use super::cai::TbArrayInterface;
 use super::dlpack::{TbDLManagedTensor, TbDLManagedTensorVersioned, TbDLPackVersion, TbDLTensor};
 use super::{boundary, read_required_str, read_str, write_out};
@@ -49,6 +50,7 @@ const LAYOUT: &[Row] = rows! {
     }
     TbDLManagedTensor { dl_tensor: TbDLTensor, manager_ctx: *mut u8, deleter: usize }
     TbDLPackVersion { major: u32, minor: u32 }
+    TbAllocator { context: *mut u8, allocate: usize, free: usize }
     TbDLManagedTensorVersioned {
         version: TbDLPackVersion, manager_ctx: *mut u8, deleter: usize, flags: u64,
         dl_tensor: TbDLTensor,
