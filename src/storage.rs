@@ -8,50 +8,97 @@ use crate::stream::Stream;
 use std::sync::{Arc, Mutex};
 
 /// The action that gives memory back: a caller's cleanup callback or a deallocation. It receives
-/// the streams the memory was used on since the host last waited for it, oldest first (empty when
-/// no GPU work is known), so a stream-ordered free can be ordered after all of that work.
-pub(crate) type ReleaseFn = Box<dyn FnOnce(&[Stream]) + Send>;
+/// the memory's uses since the host last waited for it, oldest first (empty when no GPU work is
+/// known), so a stream-ordered free can be ordered after all of that work.
+pub(crate) type ReleaseFn = Box<dyn FnOnce(&[Use]) + Send>;
+
+/// One stream the memory was used on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Use {
+    /// The stream.
+    pub stream: Stream,
+    /// A CUDA event (its address) recorded after tensorbridge's last work on the memory on this
+    /// stream, for memory whose free must be ordered after that work; events stay valid after the
+    /// stream is destroyed.
+    pub marker: Option<u64>,
+    /// Whether a consumer named this stream (`tb_tensor_sync`, an export's stream, an import's
+    /// producer stream): work of its own may follow on it, which a marker cannot cover.
+    pub named: bool,
+}
 
 /// Owner of a tensor's memory. Its release action runs exactly once, when the last tensor that
 /// shares it is dropped. Memory the caller wrapped without a cleanup has no release action.
 /// It also remembers the streams on which work on the memory was enqueued (the producer's stream
 /// from a CUDA Array Interface, tensorbridge's operations, every stream a consumer named), oldest
-/// first: the last is the pending stream that the next consumer must wait for.
+/// first: the last is the pending stream that the next consumer must wait for. Memory that
+/// tensorbridge allocated also keeps a completion marker per stream, so its free can be ordered
+/// after its last use without touching streams that may be gone by then.
 pub(crate) struct Storage {
     release: Mutex<Option<ReleaseFn>>,
-    streams: Mutex<Vec<Stream>>,
+    uses: Mutex<Vec<Use>>,
+    ordered_free: bool,
 }
 
 impl Storage {
     /// A storage that runs `release` when the last tensor over it goes.
     pub(crate) fn with_release(release: Option<ReleaseFn>) -> Arc<Storage> {
-        Arc::new(Storage { release: Mutex::new(release), streams: Mutex::new(Vec::new()) })
+        Arc::new(Storage { release: Mutex::new(release), uses: Mutex::new(Vec::new()), ordered_free: false })
     }
 
-    fn streams_lock(&self) -> std::sync::MutexGuard<'_, Vec<Stream>> {
-        self.streams.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// A storage whose `release` is a stream-ordered free: operations leave completion markers.
+    pub(crate) fn with_ordered_free(release: ReleaseFn) -> Arc<Storage> {
+        Arc::new(Storage {
+            release: Mutex::new(Some(release)),
+            uses: Mutex::new(Vec::new()),
+            ordered_free: true,
+        })
+    }
+
+    /// Whether operations should leave completion markers (see `Use::marker`).
+    pub(crate) fn wants_markers(&self) -> bool {
+        self.ordered_free
+    }
+
+    fn uses_lock(&self) -> std::sync::MutexGuard<'_, Vec<Use>> {
+        self.uses.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The stream on which work on the memory was last enqueued, if any.
     pub(crate) fn pending_stream(&self) -> Option<Stream> {
-        self.streams_lock().last().copied()
+        self.uses_lock().last().map(|u| u.stream)
     }
 
-    /// Every stream the memory was used on since the host last waited for it, oldest first.
-    pub(crate) fn streams(&self) -> Vec<Stream> {
-        self.streams_lock().clone()
+    /// Every use since the host last waited for the memory, oldest first.
+    pub(crate) fn uses(&self) -> Vec<Use> {
+        self.uses_lock().clone()
     }
 
-    /// Records that work on the memory was enqueued on `stream`, which becomes the pending stream.
-    pub(crate) fn record_use(&self, stream: Stream) {
-        let mut streams = self.streams_lock();
-        streams.retain(|&s| s != stream);
-        streams.push(stream);
+    /// Records that work on the memory is enqueued on `stream` (by a consumer when `named`), which
+    /// becomes the pending stream. A stream's marker is kept.
+    pub(crate) fn record_use(&self, stream: Stream, named: bool) {
+        let mut uses = self.uses_lock();
+        let earlier = uses.iter().position(|u| u.stream == stream).map(|i| uses.remove(i));
+        let marker = earlier.and_then(|u| u.marker);
+        let named = named || earlier.is_some_and(|u| u.named);
+        uses.push(Use { stream, marker, named });
     }
 
-    /// Forgets every stream: the host has waited for all work on the memory.
-    pub(crate) fn clear_streams(&self) {
-        self.streams_lock().clear();
+    /// Stores the completion marker of `stream`'s use; returns the marker it replaces, if any.
+    pub(crate) fn set_marker(&self, stream: Stream, marker: u64) -> Option<u64> {
+        let mut uses = self.uses_lock();
+        match uses.iter_mut().find(|u| u.stream == stream) {
+            Some(found) => found.marker.replace(marker).filter(|&old| old != marker),
+            None => {
+                uses.push(Use { stream, marker: Some(marker), named: false });
+                None
+            }
+        }
+    }
+
+    /// Forgets every use (the host has waited for all work on the memory); returns them so their
+    /// markers can be destroyed.
+    pub(crate) fn clear_uses(&self) -> Vec<Use> {
+        std::mem::take(&mut *self.uses_lock())
     }
 }
 
@@ -70,11 +117,11 @@ impl Drop for Storage {
             Err(poisoned) => poisoned.into_inner().take(),
         };
         if let Some(release) = release {
-            let streams = std::mem::take(match self.streams.get_mut() {
-                Ok(streams) => streams,
+            let uses = std::mem::take(match self.uses.get_mut() {
+                Ok(uses) => uses,
                 Err(poisoned) => poisoned.into_inner(),
             });
-            release(&streams);
+            release(&uses);
         }
     }
 }

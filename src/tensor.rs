@@ -294,9 +294,13 @@ impl Tensor {
             layout: requirements.layout,
             readonly: false,
         };
-        let storage = Storage::with_release(Some(release));
+        // CUDA memory tensorbridge allocated is freed in stream order after its last use.
+        let storage = match desc.device.is_cuda() {
+            true => Storage::with_ordered_free(release),
+            false => Storage::with_release(Some(release)),
+        };
         if let Some(stream) = stream.filter(|_| desc.device.is_cuda()) {
-            storage.record_use(stream);
+            storage.record_use(stream, false);
         }
         Tensor::new(desc, &storage)
     }

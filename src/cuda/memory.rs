@@ -7,7 +7,7 @@ use super::stream::raw;
 use super::{calls, pinned, pool};
 use crate::device::{Device, DeviceType};
 use crate::error::{Error, Result};
-use crate::storage::ReleaseFn;
+use crate::storage::{ReleaseFn, Use};
 use crate::stream::Stream;
 use cudarc::driver::result as driver;
 use cudarc::driver::sys;
@@ -35,8 +35,8 @@ pub(crate) fn allocate(
             let ptr = pool::allocate(ordinal, size, stream)?;
             Ok((
                 ptr,
-                Box::new(move |streams: &[Stream]| {
-                    let _ = pool::free(ordinal, ptr, streams);
+                Box::new(move |uses: &[Use]| {
+                    let _ = pool::free(ordinal, ptr, uses);
                 }),
             ))
         }
@@ -44,8 +44,8 @@ pub(crate) fn allocate(
             let (ptr, class) = pinned::allocate(ordinal, size)?;
             Ok((
                 ptr,
-                Box::new(move |streams: &[Stream]| {
-                    let _ = pinned::free(ordinal, ptr, class, streams);
+                Box::new(move |uses: &[Use]| {
+                    let _ = pinned::free(ordinal, ptr, class, uses);
                 }),
             ))
         }
@@ -57,7 +57,10 @@ pub(crate) fn allocate(
                 unsafe { driver::malloc_managed(size, global) }.during("cuMemAllocManaged")?;
             Ok((
                 ptr,
-                Box::new(move |_: &[Stream]| {
+                Box::new(move |uses: &[Use]| {
+                    for marker in uses.iter().filter_map(|u| u.marker) {
+                        super::stream::destroy_marker(ordinal, marker);
+                    }
                     if let Ok(_scope) = ContextScope::enter(ordinal) {
                         // SAFETY: ptr came from cuMemAllocManaged and is freed once.
                         let _ = unsafe { driver::free_sync(ptr) };

@@ -5,9 +5,9 @@
 
 use super::context::ContextScope;
 use super::driver::During;
-use super::stream::{raw, wait_for};
+use super::stream::record_marker;
 use crate::error::Result;
-use crate::stream::Stream;
+use crate::storage::Use;
 use cudarc::driver::result::{self as driver, event};
 use cudarc::driver::sys;
 use std::ffi::c_void;
@@ -69,21 +69,15 @@ pub(crate) fn allocate(ordinal: i32, bytes: usize) -> Result<(u64, usize)> {
     Ok((ptr as u64, class))
 }
 
-/// Returns a block from `allocate` to the cache, to be reused after all work enqueued so far on
-/// `streams` (oldest first). Never blocks the host, unless the cache is full.
-pub(crate) fn free(ordinal: i32, ptr: u64, class: usize, streams: &[Stream]) -> Result<()> {
+/// Returns a block from `allocate` to the cache, to be reused after every one of `uses`. Never
+/// blocks the host, unless the cache is full.
+pub(crate) fn free(ordinal: i32, ptr: u64, class: usize, uses: &[Use]) -> Result<()> {
     let _scope = ContextScope::enter(ordinal)?;
-    let ready = match streams.split_last() {
-        None => None,
-        Some((&last, earlier)) => {
-            for &stream in earlier {
-                wait_for(ordinal, last, stream)?;
-            }
-            let marker = event::create(sys::CUevent_flags::CU_EVENT_DISABLE_TIMING)
-                .during("cuEventCreate")?;
-            // SAFETY: the event was just created; the stream is one the memory was used on.
-            unsafe { event::record(marker, raw(last)) }.during("cuEventRecord")?;
-            Some(marker as usize)
+    let ready = match uses.is_empty() {
+        true => None,
+        false => {
+            let frees = super::pool::free_stream_after(ordinal, uses)?;
+            Some(record_marker(ordinal, frees, None)? as usize)
         }
     };
     let mut idle = cache();

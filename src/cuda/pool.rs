@@ -6,14 +6,16 @@
 //!
 //! The pool's release threshold is raised once (when it is still the driver's default of 0), so
 //! freed memory stays in the pool for reuse instead of going back to the driver at every
-//! synchronisation; `trim` gives it back. Each device also gets one private non-blocking stream
-//! ("quiet"): allocations that must be usable on any stream at once are made there and waited
-//! for, and memory with no known GPU work is freed there, which waits for nothing.
+//! synchronisation; `trim` gives it back. Each device also gets two private non-blocking streams:
+//! allocations that must be usable on any stream at once are made on the first and waited for
+//! (it holds nothing else, so that wait is short), and frees are enqueued on the second after it
+//! has been made to wait (on the device) for the memory's last uses.
 
 use super::context::ContextScope;
 use super::driver::{During, device};
-use super::stream::{raw, wait_for};
+use super::stream::{raw, wait_for_uses};
 use crate::error::{Error, Result};
+use crate::storage::Use;
 use crate::stream::Stream;
 use cudarc::driver::result::{self as driver, mem_pool};
 use cudarc::driver::sys::{self, CUmemPool_attribute};
@@ -27,7 +29,8 @@ const CACHED_DEVICES: usize = 64;
 #[derive(Clone, Copy)]
 struct DevicePool {
     pool: usize,
-    quiet: usize,
+    allocations: usize,
+    frees: usize,
 }
 
 fn cached(ordinal: i32) -> Option<&'static OnceLock<DevicePool>> {
@@ -51,9 +54,11 @@ fn open(ordinal: i32) -> Result<DevicePool> {
         unsafe { mem_pool::set_attribute(pool, attribute, &mut keep as *mut u64 as *mut _) }
             .during("cuMemPoolSetAttribute")?;
     }
-    let quiet =
-        driver::stream::create(driver::stream::StreamKind::NonBlocking).during("cuStreamCreate")?;
-    Ok(DevicePool { pool: pool as usize, quiet: quiet as usize })
+    let create = || {
+        driver::stream::create(driver::stream::StreamKind::NonBlocking).during("cuStreamCreate")
+    };
+    let (allocations, frees) = (create()?, create()?);
+    Ok(DevicePool { pool: pool as usize, allocations: allocations as usize, frees: frees as usize })
 }
 
 /// The device's pool state; the caller has entered the device's context.
@@ -80,39 +85,45 @@ fn out_of_memory(bytes: usize, ordinal: i32, error: Error) -> Error {
 /// Allocates `bytes` (at least 1) of device memory on `ordinal` from its pool, ordered on
 /// `stream`: usable on `stream` at once and on other streams once ordered after it. With
 /// `stream = None` the memory is usable on every stream when this returns (it is allocated on
-/// the quiet stream, which is waited for: it holds only allocations and frees).
+/// the private allocation stream, which is waited for: it holds nothing else).
 pub(crate) fn allocate(ordinal: i32, bytes: usize, stream: Option<Stream>) -> Result<u64> {
     let _scope = ContextScope::enter(ordinal)?;
     let state = device_pool(ordinal)?;
-    let target = stream.map_or(state.quiet as sys::CUstream, raw);
+    let target = stream.map_or(state.allocations as sys::CUstream, raw);
     let size = bytes.max(1);
     // SAFETY: a valid pool and stream; the memory is handed to a tensor that frees it once.
     let ptr = unsafe { mem_pool::alloc_async(state.pool as sys::CUmemoryPool, size, target) }
         .during("cuMemAllocFromPoolAsync")
         .map_err(|error| out_of_memory(size, ordinal, error))?;
     if stream.is_none() {
-        // SAFETY: the quiet stream lives for the process.
+        // SAFETY: the allocation stream lives for the process.
         unsafe { driver::stream::synchronize(target) }.during("cuStreamSynchronize")?;
     }
     Ok(ptr)
 }
 
-/// Gives `ptr` back to the pool after all work enqueued so far on `streams` (oldest first): the
-/// last stream frees it, after waiting (on the device) for the others. With no streams the memory
-/// has no known GPU work and is freed on the quiet stream. Never blocks the host.
-pub(crate) fn free(ordinal: i32, ptr: u64, streams: &[Stream]) -> Result<()> {
+/// The private stream on which the memory of `uses` may be freed: made to wait (on the device)
+/// for every use first. Never blocks the host.
+pub(crate) fn free_stream_after(ordinal: i32, uses: &[Use]) -> Result<Stream> {
     let _scope = ContextScope::enter(ordinal)?;
-    let target = match streams.split_last() {
-        Some((&last, earlier)) => {
-            for &stream in earlier {
-                wait_for(ordinal, last, stream)?;
-            }
-            raw(last)
-        }
-        None => device_pool(ordinal)?.quiet as sys::CUstream,
-    };
-    // SAFETY: ptr came from `allocate` and is freed once, after the work on `streams`.
-    unsafe { driver::free_async(ptr, target) }.during("cuMemFreeAsync")
+    let frees = Stream(device_pool(ordinal)?.frees as u64);
+    wait_for_uses(ordinal, frees, uses)?;
+    Ok(frees)
+}
+
+/// Gives `ptr` back to the pool after every one of `uses` (see `free_stream_after`).
+pub(crate) fn free(ordinal: i32, ptr: u64, uses: &[Use]) -> Result<()> {
+    let frees = free_stream_after(ordinal, uses)?;
+    // SAFETY: ptr came from `allocate` and is freed once, after its uses.
+    unsafe { driver::free_async(ptr, raw(frees)) }.during("cuMemFreeAsync")
+}
+
+/// Gives `ptr` back to the pool in the order of `stream`, which the caller is still using (a
+/// staging buffer freed at the end of the operation that used it).
+pub(crate) fn free_on(ordinal: i32, ptr: u64, stream: Stream) -> Result<()> {
+    let _scope = ContextScope::enter(ordinal)?;
+    // SAFETY: ptr came from `allocate` and is freed once, after the work on `stream`.
+    unsafe { driver::free_async(ptr, raw(stream)) }.during("cuMemFreeAsync")
 }
 
 /// Gives the pool's unused memory back to the driver, keeping at least `keep_bytes` reserved.

@@ -8,6 +8,7 @@ use crate::alloc::{Allocation, Allocator, Request};
 use crate::device::{Device, DeviceType, TbDevice};
 use crate::dtype::{DataType, TbDataType};
 use crate::error::{Error, Result};
+use crate::storage::Use;
 use crate::stream::Stream;
 use crate::tensor::{Requirements, Tensor};
 use std::ffi::{c_char, c_void};
@@ -150,25 +151,25 @@ impl Allocator for Installed {
             )));
         }
         let owner = SendPtr(Arc::into_raw(Arc::new(Installed { raw: self.raw })) as *mut Installed);
-        let release = Box::new(move |streams: &[Stream]| {
+        let release = Box::new(move |uses: &[Use]| {
             let owner = owner;
             // SAFETY: owner came from Arc::into_raw above and is taken back once.
             let owner = unsafe { Arc::from_raw(owner.0) };
-            let stream = ordered_stream(&request.device, streams);
+            let stream = ordered_stream(&request.device, uses);
             owner.give_back(data, &request, stream);
         });
         Ok(Allocation { data, release })
     }
 }
 
-/// The one stream a free may be ordered on: the last of `streams`, after waiting (on the
-/// device) for the others. None when no GPU work is known.
-fn ordered_stream(device: &Device, streams: &[Stream]) -> Option<Stream> {
-    let (&last, earlier) = streams.split_last()?;
-    for &stream in earlier {
-        let _ = crate::cuda::stream::wait_for(device.ordinal, last, stream);
+/// The stream a free may be ordered on: tensorbridge's private free stream of the device, made
+/// to wait (on the device) for every use of the memory. None when no GPU work is known, or when
+/// ordering fails (the allocator then frees at once, after the device has finished the work).
+fn ordered_stream(device: &Device, uses: &[Use]) -> Option<Stream> {
+    if uses.is_empty() || !device.is_cuda() {
+        return None;
     }
-    Some(last)
+    crate::cuda::pool::free_stream_after(device.ordinal, uses).ok()
 }
 
 fn read_kind(device_type: i32) -> Result<DeviceType> {

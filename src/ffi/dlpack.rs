@@ -107,7 +107,7 @@ fn call_deleter<T: 'static>(
     deleter: Option<unsafe extern "C" fn(*mut T)>,
 ) -> ReleaseFn {
     let owned = SendPtr(managed);
-    Box::new(move |_| {
+    Box::new(move |_: &[crate::storage::Use]| {
         let owned = owned;
         if let Some(deleter) = deleter {
             // SAFETY: the producer's deleter, called once for the tensor it was given with.

@@ -10,7 +10,7 @@ use crate::dtype::{DataType, TbDataType};
 use crate::error::{Error, Result};
 use crate::ffi::status::TbStatus;
 use crate::layout::{Layout, TB_MAX_RANK, TbLayout};
-use crate::storage::ReleaseFn;
+use crate::storage::{ReleaseFn, Use};
 use crate::stream::Stream;
 use crate::tensor::{Requirements, Tensor, TensorDesc};
 use std::ffi::{c_char, c_void};
@@ -84,7 +84,7 @@ pub(crate) fn cleanup_release(
 ) -> Option<ReleaseFn> {
     let (context, data) = (SendPtr(context), SendPtr(data));
     cleanup.map(|function| {
-        Box::new(move |_: &[Stream]| {
+        Box::new(move |_: &[Use]| {
             let (context, data) = (context, data);
             // SAFETY: the C caller supplied this function and its arguments for exactly one call.
             unsafe { function(context.0, data.0) }

@@ -99,7 +99,7 @@ impl ArrayInterface {
         };
         let tensor = Tensor::adopt(self.to_desc(dtype, device, layout), release)?;
         if let Some(producer) = self.producer_stream() {
-            tensor.storage().record_use(producer);
+            tensor.storage().record_use(producer, true);
         }
         Ok(tensor)
     }

@@ -171,15 +171,18 @@ fn execute(
             crate::cuda::peer::enable_access(ordinal, t.device().ordinal)?;
         }
     }
-    ordering::hand_off(src, stream)?;
-    ordering::hand_off(dst, stream)?;
+    ordering::before(src, stream)?;
+    ordering::before(dst, stream)?;
     let target =
         |src_data: u64, dst_data: u64| Target { src: src_data, dst: dst_data, ordinal, stream };
-    match (gpu_accessible(src), gpu_accessible(dst)) {
+    let enqueued = match (gpu_accessible(src), gpu_accessible(dst)) {
         (true, true) => gpu::run(&plan, op, &target(src.data(), dst.data())),
         (false, _) => upload(src, dst, op, channel, ordinal, stream),
         (_, false) => download(src, dst, op, channel, ordinal, stream),
-    }
+    };
+    enqueued?;
+    ordering::after(src, stream)?;
+    ordering::after(dst, stream)
 }
 
 /// A packed tensor of `like`'s shape over memory at `data` on `device` (a staging buffer).
@@ -209,7 +212,7 @@ fn with_staging(
     let size = usize::try_from(bytes).map_err(|_| Error::internal("negative staging size"))?;
     let device_data = crate::cuda::pool::allocate(ordinal, size, Some(stream))?;
     let result = work(host_data, device_data);
-    let freed = crate::cuda::pool::free(ordinal, device_data, &[stream]);
+    let freed = crate::cuda::pool::free_on(ordinal, device_data, stream);
     release_host(&[]);
     result.and(freed)
 }

@@ -1,16 +1,18 @@
 //! Stream order around operations: before an operation enqueues work on a stream, that stream
-//! waits (on the device) for the work still pending on each operand's memory, and afterwards the
-//! operation's stream is what the next consumer must wait for. The CPU path waits on the host.
+//! waits (on the device) for the work still pending on each operand's memory; afterwards the
+//! operation's stream is what the next consumer must wait for, and memory tensorbridge will free
+//! gets a completion marker there. A consumer that names a stream (`hand_off`) is ordered the same
+//! way. The CPU path waits on the host.
 
-use crate::cuda::stream::{synchronize, wait_for};
+use crate::cuda::stream::{destroy_marker, record_marker, synchronize, wait_for};
 use crate::error::Result;
 use crate::stream::Stream;
 use crate::tensor::Tensor;
 
-/// Prepares `tensor` for use on `stream`: when its memory has pending work on another stream,
-/// `stream` is made to wait for it; afterwards `stream` is the tensor's pending stream (work
-/// enqueued there is what the next consumer must wait for). Host memory has nothing to order.
-pub(crate) fn hand_off(tensor: &Tensor, stream: Stream) -> Result<()> {
+/// Makes `stream` wait for the work pending on `tensor`'s memory, if it is on another stream, and
+/// records `stream` as the pending one (`named`: a consumer's stream, whose own later work on the
+/// memory tensorbridge cannot see).
+fn order_on(tensor: &Tensor, stream: Stream, named: bool) -> Result<()> {
     if !tensor.device().is_cuda() {
         return Ok(());
     }
@@ -20,18 +22,49 @@ pub(crate) fn hand_off(tensor: &Tensor, stream: Stream) -> Result<()> {
     {
         wait_for(tensor.device().ordinal, stream, producer)?;
     }
-    storage.record_use(stream);
+    storage.record_use(stream, named);
+    Ok(())
+}
+
+/// Prepares `tensor` for a consumer's use on `stream` (`tb_tensor_sync`, exports that name a
+/// stream): `stream` waits for the pending work, and becomes the pending stream. A
+/// tensorbridge-allocated tensor's free is then ordered after the consumer's work on `stream`.
+pub(crate) fn hand_off(tensor: &Tensor, stream: Stream) -> Result<()> {
+    order_on(tensor, stream, true)
+}
+
+/// Before an operation enqueues work on `stream` that reads or writes `tensor`.
+pub(crate) fn before(tensor: &Tensor, stream: Stream) -> Result<()> {
+    order_on(tensor, stream, false)
+}
+
+/// After an operation enqueued its work on `stream`: memory that tensorbridge will free gets a
+/// completion marker there, so the free waits for this work even if the stream is gone by then.
+pub(crate) fn after(tensor: &Tensor, stream: Stream) -> Result<()> {
+    let storage = tensor.storage();
+    if !tensor.device().is_cuda() || !storage.wants_markers() {
+        return Ok(());
+    }
+    let ordinal = tensor.device().ordinal;
+    let existing = storage.uses().iter().find(|u| u.stream == stream).and_then(|u| u.marker);
+    let marker = record_marker(ordinal, stream, existing)?;
+    if let Some(replaced) = storage.set_marker(stream, marker) {
+        destroy_marker(ordinal, replaced);
+    }
     Ok(())
 }
 
 /// Before the CPU touches `tensor` (pinned or managed memory): blocks until the GPU work on every
-/// stream its memory was used on is done, then forgets those streams. Memory without GPU work
+/// stream its memory was used on is done, then forgets those uses. Memory without GPU work
 /// returns at once.
 pub(crate) fn host_sync(tensor: &Tensor) -> Result<()> {
     let storage = tensor.storage();
-    for stream in storage.streams() {
-        synchronize(tensor.device().ordinal, stream)?;
+    let ordinal = tensor.device().ordinal;
+    for u in storage.uses() {
+        synchronize(ordinal, u.stream)?;
     }
-    storage.clear_streams();
+    for marker in storage.clear_uses().into_iter().filter_map(|u| u.marker) {
+        destroy_marker(ordinal, marker);
+    }
     Ok(())
 }
