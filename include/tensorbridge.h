@@ -877,6 +877,58 @@ enum TbStatus tb_reformat(const struct TbTensor *src, const struct TbTensor *dst
 // \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_copy(const struct TbTensor *src, const struct TbTensor *dst, void *stream);
 
+// Reformats `src` into a new packed tensor in `layout` (a permutation of `src`'s labels, e.g.
+// `"NCHW"` for an `"NHWC"` source) on `src`'s device: the allocation (ordered on `stream`, see
+// `tb_tensor_alloc_async`) and the reformat in one call, as `tb_tensor_alloc_async` followed by
+// `tb_reformat` would do.
+//
+// \param[in] src      the tensor to reformat; it must have a layout.
+// \param[in] layout   the new tensor's layout.
+// \param[in] stream   a `cudaStream_t` (NULL = legacy default stream); ignored on the CPU.
+// \param[out] out     receives the new tensor (one reference); NULL on failure.
+// \retval TB_SUCCESS                 `*out` holds the reformatted tensor.
+// \retval TB_ERROR_INVALID_ARGUMENT  NULL or stale `src`, NULL `out`, a layout that is not a
+//                                    permutation of `src`'s.
+// \retval TB_ERROR_OUT_OF_MEMORY     the output cannot be allocated.
+// \retval TB_ERROR_OVERFLOW          the output's size does not fit int64.
+// \retval TB_ERROR_NOT_SUPPORTED     operands on GPUs without peer access.
+// \retval TB_ERROR_CUDA_UNAVAILABLE  a CUDA tensor without a driver.
+// \retval TB_ERROR_CUDA              a driver or kernel-compilation failure.
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
+enum TbStatus tb_reformat_new(const struct TbTensor *src,
+                              const char *layout,
+                              void *stream,
+                              struct TbTensor **out);
+
+// Converts `src` into a new packed tensor of `dtype` in `layout` (NULL: `src`'s own) on `src`'s
+// device, with the per-channel affine of `tb_convert`: the allocation (ordered on `stream`) and
+// the conversion in one call.
+//
+// \param[in] src      the tensor to convert.
+// \param[in] layout   the new tensor's layout (a permutation of `src`'s), or NULL for `src`'s.
+// \param[in] dtype    the new tensor's element type (float16, bfloat16, float32 or uint8).
+// \param[in] scale    `count` multipliers (see `tb_convert`); NULL when `count` is 0.
+// \param[in] offset   `count` offsets; NULL when `count` is 0.
+// \param[in] count    0, 1 or the number of channels (at most `TB_MAX_CHANNELS`).
+// \param[in] stream   a `cudaStream_t` (NULL = legacy default stream); ignored on the CPU.
+// \param[out] out     receives the new tensor (one reference); NULL on failure.
+// \retval TB_SUCCESS                 `*out` holds the converted tensor.
+// \retval TB_ERROR_INVALID_ARGUMENT  NULL or stale `src`, NULL `out`, a bad layout or count.
+// \retval TB_ERROR_NOT_SUPPORTED     an unsupported dtype pair, or GPUs without peer access.
+// \retval TB_ERROR_OUT_OF_MEMORY     the output cannot be allocated.
+// \retval TB_ERROR_OVERFLOW          the output's size does not fit int64.
+// \retval TB_ERROR_CUDA_UNAVAILABLE  a CUDA tensor without a driver.
+// \retval TB_ERROR_CUDA              a driver or kernel-compilation failure.
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
+enum TbStatus tb_convert_new(const struct TbTensor *src,
+                             const char *layout,
+                             struct TbDataType dtype,
+                             const float *scale,
+                             const float *offset,
+                             int32_t count,
+                             void *stream,
+                             struct TbTensor **out);
+
 // One pass that converts `src` into `dst`'s dtype and layout, applying a per-channel affine
 // y = x · scale[c] + offset[c] (one fused multiply-add in float32; c is the index along `dst`'s
 // `C` label). `count` values in `scale` and `offset`: 1 (broadcast) or the number of channels

@@ -39,8 +39,10 @@ grep -E "Skipped|\*\*\*Failed|Failed " "$out/ctest.log" | head -20
 
 if command -v compute-sanitizer >/dev/null && [ -x build-gpu/cpp_tests/tb_cuda_runtime_tests ]; then
   for tool in memcheck racecheck; do
+    # The out-of-memory test asks the driver for 1 PiB on purpose: an API error by design.
     compute-sanitizer --tool "$tool" --error-exitcode 99 \
-      build-gpu/cpp_tests/tb_cuda_runtime_tests >"$out/sanitizer-$tool.log" 2>&1
+      build-gpu/cpp_tests/tb_cuda_runtime_tests --gtest_filter=-GpuAlloc.OnePebibyteIsAClearOutOfMemory \
+      >"$out/sanitizer-$tool.log" 2>&1
     status=$?
     step "compute-sanitizer $tool" $status
     log "compute-sanitizer $tool: exit $status ($(grep -m1 -E "(ERROR|RACECHECK) SUMMARY" "$out/sanitizer-$tool.log"))"

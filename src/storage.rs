@@ -42,7 +42,11 @@ pub(crate) struct Storage {
 impl Storage {
     /// A storage that runs `release` when the last tensor over it goes.
     pub(crate) fn with_release(release: Option<ReleaseFn>) -> Arc<Storage> {
-        Arc::new(Storage { release: Mutex::new(release), uses: Mutex::new(Vec::new()), ordered_free: false })
+        Arc::new(Storage {
+            release: Mutex::new(release),
+            uses: Mutex::new(Vec::new()),
+            ordered_free: false,
+        })
     }
 
     /// A storage whose `release` is a stream-ordered free: operations leave completion markers.

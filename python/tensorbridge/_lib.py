@@ -236,6 +236,8 @@ _PROTOTYPES = {
     "tb_reformat": [P, P, P],
     "tb_copy": [P, P, P],
     "tb_convert": [P, P, P, P, I32, P],
+    "tb_reformat_new": [P, ctypes.c_char_p, P, PP],
+    "tb_convert_new": [P, ctypes.c_char_p, DataType, P, P, I32, P, PP],
     "tb_cuda_device_count": [ctypes.POINTER(I32)],
     "tb_tensor_live_count": [ctypes.POINTER(I64)],
     "tb_dtype_from_typestr": [ctypes.c_char_p, ctypes.POINTER(DataType)],

@@ -2,54 +2,33 @@
 + layout in one pass). Each accepts anything ``as_tensor`` does."""
 import ctypes
 
-from ._dtypes import data_type
-from ._lib import MAX_RANK, Layout, lib
+from ._lib import lib, raise_for, unchecked
 from ._producers import as_tensor
 from ._streams import stream_handle
-from ._tensor import empty
+from ._tensor import Tensor, c_dtype
 from ._values import layout_bytes, remember
 
 
-def _alloc_like(tensor, shape, layout, stream, dtype=None):
-    """The output of an operation on ``stream``: allocated ordered on that stream (the legacy
-    default stream when None), where the operation will write it."""
-    return empty(shape, dtype if dtype is not None else tensor._info.dtype, layout=layout,
-                 device=tensor.device, stream=1 if stream is None else stream)
+_reformat_new = unchecked("tb_reformat_new", convert_arguments=False)
+_convert_new = unchecked("tb_convert_new", convert_arguments=False)
+_COEFFICIENTS = {}  # (scale, offset) as given -> (scale array, offset array, count)
 
 
-_PERMUTATIONS = {}  # (source labels, target layout) -> axes, as the library computed them
-
-
-def _permutation(source_labels, layout):
-    """The axes that view a tensor labelled ``source_labels`` in ``layout`` (the library's answer)."""
-    key = (source_labels, layout)
-    try:
-        axes = _PERMUTATIONS.get(key)
-    except TypeError:
-        axes = None
-    if axes is not None:
-        return axes
-    source, target = Layout(), Layout()
-    lib.tb_layout_parse(source_labels, ctypes.byref(source))
-    lib.tb_layout_parse(layout_bytes(layout), ctypes.byref(target))
-    raw = (ctypes.c_int32 * MAX_RANK)()
-    lib.tb_layout_permutation(ctypes.byref(source), ctypes.byref(target), raw)
-    axes = tuple(axis for axis in raw if axis >= 0)
-    return remember(_PERMUTATIONS, key, axes)
-
-
-def _permuted_shape(tensor, layout):
-    """``tensor``'s shape viewed in ``layout``, by the library's permutation of the labels."""
-    shape = tensor.shape
-    return tuple([shape[axis] for axis in _permutation(tensor._info.layout.labels, layout)])
+def _stream_argument(stream):
+    """The stream as a ctypes argument (None: the legacy default stream)."""
+    return None if stream is None else ctypes.c_void_p(stream_handle(stream))
 
 
 def reformat(tensor, layout, stream=None):
-    """A new tensor holding ``tensor`` in ``layout`` (same device and dtype), e.g. NHWC -> NCHW."""
+    """A new tensor holding ``tensor`` in ``layout`` (same device and dtype), e.g. NHWC -> NCHW:
+    allocated ordered on ``stream`` and written in one library call."""
     tensor = as_tensor(tensor)
-    out = _alloc_like(tensor, _permuted_shape(tensor, layout), layout, stream)
-    lib.tb_reformat(tensor._handle, out._handle, stream_handle(stream))
-    return out
+    out = ctypes.c_void_p()
+    status = _reformat_new(ctypes.c_void_p(tensor._handle), layout_bytes(layout), _stream_argument(stream),
+                           ctypes.byref(out))
+    if status:
+        raise_for(status)
+    return Tensor._adopt(out.value)
 
 
 def reformat_into(dst, src, stream=None):
@@ -66,25 +45,41 @@ def copy_into(dst, src, stream=None):
     return dst
 
 
-def _coefficients(values):
-    return [float(v) for v in (values if hasattr(values, "__len__") else [values])]
-
-
-def convert(tensor, layout=None, dtype="float32", scale=1.0, offset=0.0, stream=None):
-    """One pass: y = x * scale[c] + offset[c] (c along the 'C' label), converted to ``dtype`` and
-    written in ``layout`` — e.g. uint8 NHWC -> float32 NCHW normalisation. ``scale`` and ``offset``
-    are numbers or per-channel sequences."""
-    tensor = as_tensor(tensor)
-    layout = layout or tensor.layout
-    shape = tensor.shape if layout == tensor.layout else _permuted_shape(tensor, layout)
-    out = _alloc_like(tensor, shape, layout, stream, data_type(dtype))
-    scales, offsets = _coefficients(scale), _coefficients(offset)
+def _coefficients(scale, offset):
+    """The coefficient arrays of ``tb_convert_new`` (memoised; lists by their values)."""
+    key = (tuple(scale) if type(scale) is list else scale,
+           tuple(offset) if type(offset) is list else offset)
+    try:
+        found = _COEFFICIENTS.get(key)
+    except TypeError:
+        found = None
+    if found is not None:
+        return found
+    scales = [float(v) for v in (scale if hasattr(scale, "__len__") else [scale])]
+    offsets = [float(v) for v in (offset if hasattr(offset, "__len__") else [offset])]
     count = max(len(scales), len(offsets))
     scales = scales * count if len(scales) == 1 else scales
     offsets = offsets * count if len(offsets) == 1 else offsets
     if len(scales) != len(offsets):
         raise ValueError(f"{len(scales)} scale values and {len(offsets)} offset values")
-    scale_array = (ctypes.c_float * len(scales))(*scales)
-    offset_array = (ctypes.c_float * len(offsets))(*offsets)
-    lib.tb_convert(tensor._handle, out._handle, scale_array, offset_array, count, stream_handle(stream))
-    return out
+    arrays = ((ctypes.c_float * count)(*scales), (ctypes.c_float * count)(*offsets),
+              ctypes.c_int32(count))
+    try:
+        return remember(_COEFFICIENTS, key, arrays)
+    except TypeError:  # unhashable (a NumPy array, say): not memoised
+        return arrays
+
+
+def convert(tensor, layout=None, dtype="float32", scale=1.0, offset=0.0, stream=None):
+    """One pass: y = x * scale[c] + offset[c] (c along the 'C' label), converted to ``dtype`` and
+    written in ``layout`` (default: the tensor's own) — e.g. uint8 NHWC -> float32 NCHW
+    normalisation, allocated ordered on ``stream``. ``scale`` and ``offset`` are numbers or
+    per-channel sequences."""
+    tensor = as_tensor(tensor)
+    scales, offsets, count = _coefficients(scale, offset)
+    out = ctypes.c_void_p()
+    status = _convert_new(ctypes.c_void_p(tensor._handle), layout_bytes(layout), c_dtype(dtype), scales, offsets,
+                          count, _stream_argument(stream), ctypes.byref(out))
+    if status:
+        raise_for(status)
+    return Tensor._adopt(out.value)

@@ -279,7 +279,8 @@ def _c_device_of(device):
     return found if found is not None else remember(_C_DEVICES, device, c_device(parse_device(device)))
 
 
-def _c_dtype_of(dtype):
+def c_dtype(dtype):
+    """The TbDataType of a dtype argument (memoised)."""
     if type(dtype) is DataType:  # a TbDataType already (ctypes structs are unhashable)
         return dtype
     try:
@@ -303,17 +304,17 @@ def empty(shape, dtype, layout=None, device="cpu", row_alignment=0, stream=None)
     stream (stream-ordered, no synchronisation), and other streams are ordered after it by
     tensorbridge's operations or ``Tensor.sync``."""
     shape, extents = _extents_of(shape)
-    c_dev, c_dtype, labels = _c_device_of(device), _c_dtype_of(dtype), layout_bytes(layout)
+    c_dev, c_type, labels = _c_device_of(device), c_dtype(dtype), layout_bytes(layout)
     alignment = ctypes.c_int64(row_alignment if type(row_alignment) is int and row_alignment == 0
                                else integer(row_alignment, "row_alignment", INT64))
     out = ctypes.c_void_p()
     rank = ctypes.c_int32(len(shape))
     if stream is None:
-        status = _alloc(c_dev, c_dtype, rank, extents, labels, alignment, ctypes.byref(out))
+        status = _alloc(c_dev, c_type, rank, extents, labels, alignment, ctypes.byref(out))
     else:
         handle = ctypes.c_void_p(stream if type(stream) is int and 0 < stream < 1 << 64
                                  else stream_handle(stream) or 1)
-        status = _alloc_async(c_dev, c_dtype, rank, extents, labels, alignment, handle,
+        status = _alloc_async(c_dev, c_type, rank, extents, labels, alignment, handle,
                               ctypes.byref(out))
     if status:
         raise_for(status)

@@ -7,9 +7,11 @@
 //! The pool's release threshold is raised once (when it is still the driver's default of 0), so
 //! freed memory stays in the pool for reuse instead of going back to the driver at every
 //! synchronisation; `trim` gives it back. Each device also gets two private non-blocking streams:
-//! allocations that must be usable on any stream at once are made on the first and waited for
-//! (it holds nothing else, so that wait is short), and frees are enqueued on the second after it
-//! has been made to wait (on the device) for the memory's last uses.
+//! allocations that must be usable on any stream at once are made on the first and waited for,
+//! and frees are enqueued on the second after it has been made to wait (on the device) for the
+//! memory's last uses. Those synchronous allocations come from a private pool that may not reuse
+//! memory by making the allocating stream wait for a pending free (the shared pool may, which
+//! would make that wait reach, through the free, a busy stream of somebody else's).
 
 use super::context::ContextScope;
 use super::driver::{During, device};
@@ -28,9 +30,39 @@ const CACHED_DEVICES: usize = 64;
 /// the table is `Sync`.
 #[derive(Clone, Copy)]
 struct DevicePool {
+    /// The device's current pool, shared with `cudaMallocAsync` users.
     pool: usize,
+    /// tensorbridge's own pool for synchronous allocations.
+    own: usize,
     allocations: usize,
     frees: usize,
+}
+
+/// Sets a pool attribute whose value is a u64 or an int (passed as the driver expects).
+fn set_attribute<T>(
+    pool: sys::CUmemoryPool,
+    attribute: CUmemPool_attribute,
+    mut value: T,
+) -> Result<()> {
+    // SAFETY: a valid pool; the caller passes the attribute's value type.
+    unsafe { mem_pool::set_attribute(pool, attribute, &mut value as *mut T as *mut _) }
+        .during("cuMemPoolSetAttribute")
+}
+
+/// A pool of device `ordinal`'s memory that keeps freed memory and never reuses it by making an
+/// allocating stream wait for a pending free.
+fn create_own_pool(ordinal: i32) -> Result<sys::CUmemoryPool> {
+    // SAFETY: all-zero is a valid CUmemPoolProps (no handle types, no limits).
+    let mut props: sys::CUmemPoolProps = unsafe { std::mem::zeroed() };
+    props.allocType = sys::CUmemAllocationType::CU_MEM_ALLOCATION_TYPE_PINNED;
+    props.location.type_ = sys::CUmemLocationType::CU_MEM_LOCATION_TYPE_DEVICE;
+    props.location.id = ordinal;
+    // SAFETY: props is a valid CUmemPoolProps.
+    let pool = unsafe { mem_pool::create(&props) }.during("cuMemPoolCreate")?;
+    set_attribute(pool, CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD, u64::MAX)?;
+    let internal = CUmemPool_attribute::CU_MEMPOOL_ATTR_REUSE_ALLOW_INTERNAL_DEPENDENCIES;
+    set_attribute(pool, internal, 0i32)?;
+    Ok(pool)
 }
 
 fn cached(ordinal: i32) -> Option<&'static OnceLock<DevicePool>> {
@@ -49,16 +81,18 @@ fn open(ordinal: i32) -> Result<DevicePool> {
     unsafe { mem_pool::get_attribute(pool, attribute, &mut threshold as *mut u64 as *mut _) }
         .during("cuMemPoolGetAttribute")?;
     if threshold == 0 {
-        let mut keep = u64::MAX;
-        // SAFETY: as above.
-        unsafe { mem_pool::set_attribute(pool, attribute, &mut keep as *mut u64 as *mut _) }
-            .during("cuMemPoolSetAttribute")?;
+        set_attribute(pool, attribute, u64::MAX)?;
     }
-    let create = || {
-        driver::stream::create(driver::stream::StreamKind::NonBlocking).during("cuStreamCreate")
-    };
+    let own = create_own_pool(ordinal)?;
+    let create =
+        || driver::stream::create(driver::stream::StreamKind::NonBlocking).during("cuStreamCreate");
     let (allocations, frees) = (create()?, create()?);
-    Ok(DevicePool { pool: pool as usize, allocations: allocations as usize, frees: frees as usize })
+    Ok(DevicePool {
+        pool: pool as usize,
+        own: own as usize,
+        allocations: allocations as usize,
+        frees: frees as usize,
+    })
 }
 
 /// The device's pool state; the caller has entered the device's context.
@@ -89,10 +123,13 @@ fn out_of_memory(bytes: usize, ordinal: i32, error: Error) -> Error {
 pub(crate) fn allocate(ordinal: i32, bytes: usize, stream: Option<Stream>) -> Result<u64> {
     let _scope = ContextScope::enter(ordinal)?;
     let state = device_pool(ordinal)?;
-    let target = stream.map_or(state.allocations as sys::CUstream, raw);
+    let (pool, target) = match stream {
+        Some(stream) => (state.pool, raw(stream)),
+        None => (state.own, state.allocations as sys::CUstream),
+    };
     let size = bytes.max(1);
     // SAFETY: a valid pool and stream; the memory is handed to a tensor that frees it once.
-    let ptr = unsafe { mem_pool::alloc_async(state.pool as sys::CUmemoryPool, size, target) }
+    let ptr = unsafe { mem_pool::alloc_async(pool as sys::CUmemoryPool, size, target) }
         .during("cuMemAllocFromPoolAsync")
         .map_err(|error| out_of_memory(size, ordinal, error))?;
     if stream.is_none() {
@@ -130,26 +167,33 @@ pub(crate) fn free_on(ordinal: i32, ptr: u64, stream: Stream) -> Result<()> {
 pub(crate) fn trim(ordinal: i32, keep_bytes: usize) -> Result<()> {
     let _scope = ContextScope::enter(ordinal)?;
     let state = device_pool(ordinal)?;
-    // SAFETY: a valid pool.
-    unsafe { mem_pool::trim_to(state.pool as sys::CUmemoryPool, keep_bytes) }
-        .during("cuMemPoolTrimTo")
+    for pool in [state.pool, state.own] {
+        // SAFETY: a valid pool.
+        unsafe { mem_pool::trim_to(pool as sys::CUmemoryPool, keep_bytes) }
+            .during("cuMemPoolTrimTo")?;
+    }
+    Ok(())
 }
 
-/// Bytes of the pool in use now, by tensorbridge and by everyone else sharing the pool (not
-/// counting freed memory the pool keeps for reuse): a diagnostic for leak checks.
+/// Bytes of the device's pools in use now (tensorbridge's own, and the shared one by everyone
+/// sharing it), not counting freed memory kept for reuse: a diagnostic for leak checks.
 pub(crate) fn used_bytes(ordinal: i32) -> Result<u64> {
     let _scope = ContextScope::enter(ordinal)?;
     let state = device_pool(ordinal)?;
-    let mut value: u64 = 0;
     let attribute = CUmemPool_attribute::CU_MEMPOOL_ATTR_USED_MEM_CURRENT;
-    // SAFETY: a valid pool; the attribute is a u64.
-    unsafe {
-        mem_pool::get_attribute(
-            state.pool as sys::CUmemoryPool,
-            attribute,
-            &mut value as *mut u64 as *mut _,
-        )
+    let mut total = 0;
+    for pool in [state.pool, state.own] {
+        let mut value: u64 = 0;
+        // SAFETY: a valid pool; the attribute is a u64.
+        unsafe {
+            mem_pool::get_attribute(
+                pool as sys::CUmemoryPool,
+                attribute,
+                &mut value as *mut u64 as *mut _,
+            )
+        }
+        .during("cuMemPoolGetAttribute")?;
+        total += value;
     }
-    .during("cuMemPoolGetAttribute")?;
-    Ok(value)
+    Ok(total)
 }

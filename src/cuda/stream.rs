@@ -52,7 +52,9 @@ pub(crate) fn record_marker(ordinal: i32, stream: Stream, marker: Option<u64>) -
     let _scope = ContextScope::enter(ordinal)?;
     let event = match marker {
         Some(event) => event as sys::CUevent,
-        None => event::create(sys::CUevent_flags::CU_EVENT_DISABLE_TIMING).during("cuEventCreate")?,
+        None => {
+            event::create(sys::CUevent_flags::CU_EVENT_DISABLE_TIMING).during("cuEventCreate")?
+        }
     };
     // SAFETY: a live event of this context; the stream is the caller's, valid per the contract.
     let recorded = unsafe { event::record(event, raw(stream)) }.during("cuEventRecord");

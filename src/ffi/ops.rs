@@ -1,11 +1,12 @@
 //! Operations of the C ABI: reformat, copy, convert, clone.
 
 use super::handle::{self, TbTensor};
-use super::{boundary, read_array, write_out};
+use super::{boundary, read_array, read_layout_arg, write_out};
+use crate::dtype::{DataType, TbDataType};
 use crate::error::Error;
 use crate::ffi::status::TbStatus;
 use crate::stream::Stream;
-use std::ffi::c_void;
+use std::ffi::{c_char, c_void};
 
 /// Writes `src` into `dst` in `dst`'s layout — any permutation of `src`'s labels (NHWC ↔ NCHW,
 /// HWC ↔ CHW, NCDHW ↔ NDHWC, arbitrary letters) — or, when the layouts are equal (or both
@@ -86,6 +87,99 @@ pub extern "C" fn tb_copy(
     })
 }
 
+/// Reformats `src` into a new packed tensor in `layout` (a permutation of `src`'s labels, e.g.
+/// `"NCHW"` for an `"NHWC"` source) on `src`'s device: the allocation (ordered on `stream`, see
+/// `tb_tensor_alloc_async`) and the reformat in one call, as `tb_tensor_alloc_async` followed by
+/// `tb_reformat` would do.
+///
+/// \param[in] src      the tensor to reformat; it must have a layout.
+/// \param[in] layout   the new tensor's layout.
+/// \param[in] stream   a `cudaStream_t` (NULL = legacy default stream); ignored on the CPU.
+/// \param[out] out     receives the new tensor (one reference); NULL on failure.
+/// \retval TB_SUCCESS                 `*out` holds the reformatted tensor.
+/// \retval TB_ERROR_INVALID_ARGUMENT  NULL or stale `src`, NULL `out`, a layout that is not a
+///                                    permutation of `src`'s.
+/// \retval TB_ERROR_OUT_OF_MEMORY     the output cannot be allocated.
+/// \retval TB_ERROR_OVERFLOW          the output's size does not fit int64.
+/// \retval TB_ERROR_NOT_SUPPORTED     operands on GPUs without peer access.
+/// \retval TB_ERROR_CUDA_UNAVAILABLE  a CUDA tensor without a driver.
+/// \retval TB_ERROR_CUDA              a driver or kernel-compilation failure.
+/// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
+#[unsafe(no_mangle)]
+pub extern "C" fn tb_reformat_new(
+    src: *const TbTensor,
+    layout: *const c_char,
+    stream: *mut c_void,
+    out: *mut *mut TbTensor,
+) -> TbStatus {
+    boundary("tb_reformat_new", || {
+        write_out(out, std::ptr::null_mut(), "out")?;
+        let layout = read_layout_arg(layout)?;
+        let src = handle::clone_arc(src, "src")?;
+        let stream = Stream::from_handle(stream as u64);
+        let result = crate::ops::reformat_into_new(&src, layout, stream)?;
+        write_out(out, handle::create(result)?, "out")
+    })
+}
+
+/// Converts `src` into a new packed tensor of `dtype` in `layout` (NULL: `src`'s own) on `src`'s
+/// device, with the per-channel affine of `tb_convert`: the allocation (ordered on `stream`) and
+/// the conversion in one call.
+///
+/// \param[in] src      the tensor to convert.
+/// \param[in] layout   the new tensor's layout (a permutation of `src`'s), or NULL for `src`'s.
+/// \param[in] dtype    the new tensor's element type (float16, bfloat16, float32 or uint8).
+/// \param[in] scale    `count` multipliers (see `tb_convert`); NULL when `count` is 0.
+/// \param[in] offset   `count` offsets; NULL when `count` is 0.
+/// \param[in] count    0, 1 or the number of channels (at most `TB_MAX_CHANNELS`).
+/// \param[in] stream   a `cudaStream_t` (NULL = legacy default stream); ignored on the CPU.
+/// \param[out] out     receives the new tensor (one reference); NULL on failure.
+/// \retval TB_SUCCESS                 `*out` holds the converted tensor.
+/// \retval TB_ERROR_INVALID_ARGUMENT  NULL or stale `src`, NULL `out`, a bad layout or count.
+/// \retval TB_ERROR_NOT_SUPPORTED     an unsupported dtype pair, or GPUs without peer access.
+/// \retval TB_ERROR_OUT_OF_MEMORY     the output cannot be allocated.
+/// \retval TB_ERROR_OVERFLOW          the output's size does not fit int64.
+/// \retval TB_ERROR_CUDA_UNAVAILABLE  a CUDA tensor without a driver.
+/// \retval TB_ERROR_CUDA              a driver or kernel-compilation failure.
+/// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub extern "C" fn tb_convert_new(
+    src: *const TbTensor,
+    layout: *const c_char,
+    dtype: TbDataType,
+    scale: *const f32,
+    offset: *const f32,
+    count: i32,
+    stream: *mut c_void,
+    out: *mut *mut TbTensor,
+) -> TbStatus {
+    boundary("tb_convert_new", || {
+        write_out(out, std::ptr::null_mut(), "out")?;
+        let (scale, offset) = read_coefficients(scale, offset, count)?;
+        let layout = read_layout_arg(layout)?;
+        let dtype = DataType::from_raw(dtype)?;
+        let src = handle::clone_arc(src, "src")?;
+        let stream = Stream::from_handle(stream as u64);
+        let result = crate::ops::convert_into_new(&src, layout, dtype, &scale, &offset, stream)?;
+        write_out(out, handle::create(result)?, "out")
+    })
+}
+
+/// Reads `tb_convert`'s coefficient arrays: `count` values each, or scale 1 and offset 0.
+fn read_coefficients(
+    scale: *const f32,
+    offset: *const f32,
+    count: i32,
+) -> crate::error::Result<(Vec<f32>, Vec<f32>)> {
+    let count = usize::try_from(count)
+        .map_err(|_| Error::invalid_argument(format!("count = {count} is negative")))?;
+    Ok(match count {
+        0 => (vec![1.0], vec![0.0]),
+        n => (read_array(scale, n, "scale")?, read_array(offset, n, "offset")?),
+    })
+}
+
 /// One pass that converts `src` into `dst`'s dtype and layout, applying a per-channel affine
 /// y = x · scale[c] + offset[c] (one fused multiply-add in float32; c is the index along `dst`'s
 /// `C` label). `count` values in `scale` and `offset`: 1 (broadcast) or the number of channels
@@ -131,12 +225,7 @@ pub extern "C" fn tb_convert(
     stream: *mut c_void,
 ) -> TbStatus {
     boundary("tb_convert", || {
-        let count = usize::try_from(count)
-            .map_err(|_| Error::invalid_argument(format!("count = {count} is negative")))?;
-        let (scale, offset) = match count {
-            0 => (vec![1.0], vec![0.0]),
-            n => (read_array(scale, n, "scale")?, read_array(offset, n, "offset")?),
-        };
+        let (scale, offset) = read_coefficients(scale, offset, count)?;
         let (src, dst) = (handle::clone_arc(src, "src")?, handle::clone_arc(dst, "dst")?);
         let stream = Stream::from_handle(stream as u64);
         crate::ops::convert(&src, &dst, &scale, &offset, stream)

@@ -10,6 +10,7 @@ pub(crate) mod ordering;
 pub(crate) mod plan;
 
 use crate::device::{Device, DeviceType};
+use crate::dtype::DataType;
 use crate::error::{Error, Result};
 use crate::layout::Layout;
 use crate::storage::{Storage, allocate_host};
@@ -128,6 +129,43 @@ pub(crate) fn convert(
         Conversion::new(src.dtype(), dst.dtype(), scale.to_vec(), offset.to_vec(), channels)?;
     check_no_overlap(&view, dst)?;
     execute(&view, dst, &ElementOp::Convert(conversion), channel, stream)
+}
+
+/// The shape of `src` viewed in `layout` (its labels permuted), or its own shape when `layout`
+/// is none or equal to its own.
+fn shape_in(src: &Tensor, layout: Layout) -> Result<Vec<i64>> {
+    if layout.is_none() || layout == src.layout() {
+        return Ok(src.shape().to_vec());
+    }
+    Ok(src.permute_to_layout(&layout)?.shape().to_vec())
+}
+
+/// `reformat` into a new packed tensor in `layout` (a permutation of `src`'s labels), allocated
+/// ordered on `stream` on `src`'s device.
+pub(crate) fn reformat_into_new(src: &Tensor, layout: Layout, stream: Stream) -> Result<Tensor> {
+    let shape = shape_in(src, layout)?;
+    let requirements = Requirements::compute(src.device(), src.dtype(), &shape, layout, 0)?;
+    let out = Tensor::allocate(requirements, Some(stream))?;
+    reformat(src, &out, stream)?;
+    Ok(out)
+}
+
+/// `convert` into a new packed tensor of `dtype` in `layout` (none: `src`'s own), allocated
+/// ordered on `stream` on `src`'s device.
+pub(crate) fn convert_into_new(
+    src: &Tensor,
+    layout: Layout,
+    dtype: DataType,
+    scale: &[f32],
+    offset: &[f32],
+    stream: Stream,
+) -> Result<Tensor> {
+    let layout = if layout.is_none() { src.layout() } else { layout };
+    let shape = shape_in(src, layout)?;
+    let requirements = Requirements::compute(src.device(), dtype, &shape, layout, 0)?;
+    let out = Tensor::allocate(requirements, Some(stream))?;
+    convert(src, &out, scale, offset, stream)?;
+    Ok(out)
 }
 
 /// A packed (C-contiguous) copy of `src` in new memory of the same kind on the same device,
