@@ -10,6 +10,15 @@ impl Stream {
     /// The legacy default stream (`cudaStreamLegacy`, and what NULL means in the C API).
     pub(crate) const LEGACY: Stream = Stream(1);
 
+    /// The per-thread default stream (`cudaStreamPerThread`).
+    pub(crate) const PER_THREAD: Stream = Stream(2);
+
+    /// Whether this is one of the default streams, which exist for the life of the context and
+    /// so can be named at any time (an application-created stream may be destroyed).
+    pub(crate) fn is_default(self) -> bool {
+        self == Stream::LEGACY || self == Stream::PER_THREAD
+    }
+
     /// A stream from a C API handle, where NULL (0) means the legacy default stream.
     pub(crate) fn from_handle(handle: u64) -> Stream {
         if handle == 0 { Stream::LEGACY } else { Stream(handle) }

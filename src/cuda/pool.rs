@@ -148,9 +148,17 @@ pub(crate) fn free_stream_after(ordinal: i32, uses: &[Use]) -> Result<Stream> {
     Ok(frees)
 }
 
-/// Gives `ptr` back to the pool after every one of `uses` (see `free_stream_after`).
+/// Gives `ptr` back to the pool after every one of `uses` (see `free_stream_after`). Memory used
+/// on one default stream only is freed on that stream directly (it cannot have been destroyed).
 pub(crate) fn free(ordinal: i32, ptr: u64, uses: &[Use]) -> Result<()> {
-    let frees = free_stream_after(ordinal, uses)?;
+    let frees = match uses {
+        [only] if only.stream.is_default() => {
+            wait_for_uses(ordinal, only.stream, uses)?;
+            only.stream
+        }
+        _ => free_stream_after(ordinal, uses)?,
+    };
+    let _scope = ContextScope::enter(ordinal)?;
     // SAFETY: ptr came from `allocate` and is freed once, after its uses.
     unsafe { driver::free_async(ptr, raw(frees)) }.during("cuMemFreeAsync")
 }

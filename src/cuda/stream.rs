@@ -46,11 +46,26 @@ pub(crate) fn synchronize(ordinal: i32, stream: Stream) -> Result<()> {
     unsafe { stream::synchronize(raw(stream)) }.during("cuStreamSynchronize")
 }
 
-/// Records `marker` (a new event when `None`) on `stream` now, after the work enqueued there so
-/// far; returns the event.
+/// Spare marker events per device, for reuse: creating and destroying an event per tensor costs
+/// two driver calls. (A wait enqueued on an event is not affected by re-recording it later.)
+fn spare_events() -> std::sync::MutexGuard<'static, Vec<(i32, u64)>> {
+    static SPARE: std::sync::Mutex<Vec<(i32, u64)>> = std::sync::Mutex::new(Vec::new());
+    SPARE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Spare events kept at most.
+const MAX_SPARE_EVENTS: usize = 4096;
+
+/// Records `marker` (a spare or new event when `None`) on `stream` now, after the work enqueued
+/// there so far; returns the event.
 pub(crate) fn record_marker(ordinal: i32, stream: Stream, marker: Option<u64>) -> Result<u64> {
     let _scope = ContextScope::enter(ordinal)?;
-    let event = match marker {
+    let spare = || {
+        let mut spare = spare_events();
+        let index = spare.iter().rposition(|&(device, _)| device == ordinal)?;
+        Some(spare.swap_remove(index).1)
+    };
+    let event = match marker.or_else(spare) {
         Some(event) => event as sys::CUevent,
         None => {
             event::create(sys::CUevent_flags::CU_EVENT_DISABLE_TIMING).during("cuEventCreate")?
@@ -60,6 +75,7 @@ pub(crate) fn record_marker(ordinal: i32, stream: Stream, marker: Option<u64>) -
     let recorded = unsafe { event::record(event, raw(stream)) }.during("cuEventRecord");
     if let Err(error) = recorded {
         if marker.is_none() {
+            // A failed record leaves the event unusable for this stream: destroy it.
             // SAFETY: created above, destroyed once.
             let _ = unsafe { event::destroy(event) };
         }
@@ -68,42 +84,56 @@ pub(crate) fn record_marker(ordinal: i32, stream: Stream, marker: Option<u64>) -
     Ok(event as u64)
 }
 
-/// Destroys a marker from `record_marker` (the driver keeps it until pending waits are done).
+/// Gives back a marker from `record_marker`: kept as a spare, or destroyed (the driver keeps it
+/// until pending waits are done).
 pub(crate) fn destroy_marker(ordinal: i32, marker: u64) {
+    {
+        let mut spare = spare_events();
+        if spare.len() < MAX_SPARE_EVENTS {
+            spare.push((ordinal, marker));
+            return;
+        }
+    }
     if let Ok(_scope) = ContextScope::enter(ordinal) {
         // SAFETY: a marker is destroyed once, by its storage's release or host sync.
         let _ = unsafe { event::destroy(marker as sys::CUevent) };
     }
 }
 
-/// Makes `target` wait, on the device, for every one of `uses`: a stream a consumer named is
-/// marked now (its own later work included; the stream must still exist), otherwise the marker
-/// recorded after tensorbridge's last work there is used (valid even if the stream is gone).
-/// Destroys the markers afterwards.
+/// Makes `target` wait, on the device, for every one of `uses`: a stream a consumer named, or a
+/// default stream (which cannot be destroyed, so tensorbridge leaves no marker there), is marked
+/// now, covering all work enqueued there so far; otherwise the marker recorded after
+/// tensorbridge's last work there is used (valid even if the stream is gone). Gives the markers
+/// back afterwards.
 pub(crate) fn wait_for_uses(ordinal: i32, target: Stream, uses: &[Use]) -> Result<()> {
     let _scope = ContextScope::enter(ordinal)?;
     let mut result = Ok(());
-    for u in uses.iter().filter(|u| u.stream != target) {
-        let marker = match (u.named, u.marker) {
-            (true, existing) => record_marker(ordinal, u.stream, existing).map(Some),
-            (false, existing) => Ok(existing),
+    for u in uses {
+        let mark_now = u.named || (u.marker.is_none() && u.stream.is_default());
+        let marker = match (u.stream == target, mark_now) {
+            (true, _) => Ok(u.marker), // stream order covers it; only give the marker back
+            (false, true) => record_marker(ordinal, u.stream, u.marker).map(Some),
+            (false, false) => Ok(u.marker),
         };
-        let waited = marker.and_then(|marker| match marker {
-            // SAFETY: a live event; the target stream is tensorbridge's own.
-            Some(event) => unsafe {
-                stream::wait_event(
-                    raw(target),
-                    event as sys::CUevent,
-                    sys::CUevent_wait_flags::CU_EVENT_WAIT_DEFAULT,
-                )
+        match marker {
+            Ok(Some(event)) => {
+                if u.stream != target {
+                    // SAFETY: a live event; the target stream is tensorbridge's own or a default.
+                    let waited = unsafe {
+                        stream::wait_event(
+                            raw(target),
+                            event as sys::CUevent,
+                            sys::CUevent_wait_flags::CU_EVENT_WAIT_DEFAULT,
+                        )
+                    }
+                    .during("cuStreamWaitEvent");
+                    result = result.and(waited);
+                }
+                destroy_marker(ordinal, event);
             }
-            .during("cuStreamWaitEvent"),
-            None => Ok(()),
-        });
-        result = result.and(waited);
-    }
-    for marker in uses.iter().filter_map(|u| u.marker) {
-        destroy_marker(ordinal, marker);
+            Ok(None) => {}
+            Err(error) => result = result.and(Err(error)),
+        }
     }
     result
 }

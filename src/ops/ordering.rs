@@ -39,10 +39,12 @@ pub(crate) fn before(tensor: &Tensor, stream: Stream) -> Result<()> {
 }
 
 /// After an operation enqueued its work on `stream`: memory that tensorbridge will free gets a
-/// completion marker there, so the free waits for this work even if the stream is gone by then.
+/// completion marker there, so the free waits for this work even if the stream is gone by then
+/// (default streams need none: they live as long as the context).
 pub(crate) fn after(tensor: &Tensor, stream: Stream) -> Result<()> {
     let storage = tensor.storage();
-    if !tensor.device().is_cuda() || !storage.wants_markers() {
+    // Default streams cannot be destroyed: the free marks them when it happens.
+    if !tensor.device().is_cuda() || !storage.wants_markers() || stream.is_default() {
         return Ok(());
     }
     let ordinal = tensor.device().ordinal;
