@@ -36,7 +36,11 @@ def busy_side_stream(torch, seconds=1.0):
 
 def test_allocating_operations_and_releases_do_not_wait_for_a_busy_side_stream(torch):
     image = tb.as_tensor(torch.randint(0, 255, (1080, 1920, 3), dtype=torch.uint8, device="cuda"), "HWC")
-    tb.reformat(image, "CHW")  # warm: kernels compiled and loaded, pool opened
+    # Warm up: each kernel specialisation is compiled and loaded on first use, and loading a
+    # module may wait for the device; the pools are opened.
+    tb.reformat(image, "CHW")
+    tb.convert(image, "CHW", "float32", scale=1 / 255)
+    tb.empty((3, 1080, 1920), "float32", "CHW", device="cuda")
     torch.cuda.synchronize()
     side = busy_side_stream(torch)
     start = time.perf_counter()

@@ -36,7 +36,7 @@ pub(crate) fn allocate(
             Ok((
                 ptr,
                 Box::new(move |uses: &[Use]| {
-                    let _ = pool::free(ordinal, ptr, uses);
+                    let _ = pool::free(ordinal, ptr, size, uses);
                 }),
             ))
         }

@@ -121,6 +121,9 @@ fn out_of_memory(bytes: usize, ordinal: i32, error: Error) -> Error {
 /// `stream = None` the memory is usable on every stream when this returns (it is allocated on
 /// the private allocation stream, which is waited for: it holds nothing else).
 pub(crate) fn allocate(ordinal: i32, bytes: usize, stream: Option<Stream>) -> Result<u64> {
+    if let Some(ptr) = stream.and_then(|stream| reuse(ordinal, stream, bytes.max(1))) {
+        return Ok(ptr);
+    }
     let _scope = ContextScope::enter(ordinal)?;
     let state = device_pool(ordinal)?;
     let (pool, target) = match stream {
@@ -148,12 +151,61 @@ pub(crate) fn free_stream_after(ordinal: i32, uses: &[Use]) -> Result<Stream> {
     Ok(frees)
 }
 
-/// Gives `ptr` back to the pool after every one of `uses` (see `free_stream_after`). Memory used
-/// on one default stream only is freed on that stream directly (it cannot have been destroyed).
-pub(crate) fn free(ordinal: i32, ptr: u64, uses: &[Use]) -> Result<()> {
+/// A block freed in the order of a default stream, kept for the next allocation of the same size
+/// on the same stream: stream order makes the reuse safe, and it saves the driver's allocate and
+/// free calls in the common loop that allocates an output per call.
+struct Cached {
+    ordinal: i32,
+    stream: Stream,
+    size: usize,
+    ptr: u64,
+}
+
+/// Bytes kept in the same-stream cache at most (per process).
+const MAX_CACHED_BYTES: usize = 1 << 30;
+
+fn cache() -> std::sync::MutexGuard<'static, Vec<Cached>> {
+    static CACHE: std::sync::Mutex<Vec<Cached>> = std::sync::Mutex::new(Vec::new());
+    CACHE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A cached block of exactly `size` bytes last freed on `stream`, if any.
+fn reuse(ordinal: i32, stream: Stream, size: usize) -> Option<u64> {
+    if !stream.is_default() {
+        return None;
+    }
+    let mut cached = cache();
+    let index =
+        cached.iter().rposition(|c| c.ordinal == ordinal && c.stream == stream && c.size == size)?;
+    Some(cached.swap_remove(index).ptr)
+}
+
+/// Keeps a block freed in `stream`'s order for reuse; false when the cache is full.
+fn keep(ordinal: i32, stream: Stream, size: usize, ptr: u64) -> bool {
+    let mut cached = cache();
+    let total: usize = cached.iter().map(|c| c.size).sum();
+    if total + size > MAX_CACHED_BYTES {
+        return false;
+    }
+    cached.push(Cached { ordinal, stream, size, ptr });
+    true
+}
+
+/// Bytes of device `ordinal` held in the same-stream cache.
+fn cached_bytes(ordinal: i32) -> u64 {
+    cache().iter().filter(|c| c.ordinal == ordinal).map(|c| c.size as u64).sum()
+}
+
+/// Gives `ptr` (of `size` bytes) back after every one of `uses` (see `free_stream_after`).
+/// Memory used on one default stream only (which cannot have been destroyed) is freed in that
+/// stream's order: kept for reuse there, or given back to the pool on it.
+pub(crate) fn free(ordinal: i32, ptr: u64, size: usize, uses: &[Use]) -> Result<()> {
     let frees = match uses {
         [only] if only.stream.is_default() => {
             wait_for_uses(ordinal, only.stream, uses)?;
+            if keep(ordinal, only.stream, size.max(1), ptr) {
+                return Ok(());
+            }
             only.stream
         }
         _ => free_stream_after(ordinal, uses)?,
@@ -175,6 +227,16 @@ pub(crate) fn free_on(ordinal: i32, ptr: u64, stream: Stream) -> Result<()> {
 pub(crate) fn trim(ordinal: i32, keep_bytes: usize) -> Result<()> {
     let _scope = ContextScope::enter(ordinal)?;
     let state = device_pool(ordinal)?;
+    let kept: Vec<Cached> = {
+        let mut cached = cache();
+        let (mine, others) = cached.drain(..).partition(|c| c.ordinal == ordinal);
+        *cached = others;
+        mine
+    };
+    for block in kept {
+        // SAFETY: a cached block from `allocate`, freed once, in its stream's order.
+        unsafe { driver::free_async(block.ptr, raw(block.stream)) }.during("cuMemFreeAsync")?;
+    }
     for pool in [state.pool, state.own] {
         // SAFETY: a valid pool.
         unsafe { mem_pool::trim_to(pool as sys::CUmemoryPool, keep_bytes) }
@@ -184,7 +246,8 @@ pub(crate) fn trim(ordinal: i32, keep_bytes: usize) -> Result<()> {
 }
 
 /// Bytes of the device's pools in use now (tensorbridge's own, and the shared one by everyone
-/// sharing it), not counting freed memory kept for reuse: a diagnostic for leak checks.
+/// sharing it), not counting freed memory kept for reuse (by the pools or tensorbridge's
+/// same-stream cache): a diagnostic for leak checks.
 pub(crate) fn used_bytes(ordinal: i32) -> Result<u64> {
     let _scope = ContextScope::enter(ordinal)?;
     let state = device_pool(ordinal)?;
@@ -203,5 +266,5 @@ pub(crate) fn used_bytes(ordinal: i32) -> Result<u64> {
         .during("cuMemPoolGetAttribute")?;
         total += value;
     }
-    Ok(total)
+    Ok(total.saturating_sub(cached_bytes(ordinal)))
 }
