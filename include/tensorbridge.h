@@ -972,7 +972,9 @@ enum TbStatus tb_convert(const struct TbTensor *src,
                          void *stream);
 
 // A packed (C-contiguous, same layout) copy of `tensor` in new memory of the same kind on the
-// same device, owned by the new tensor; writable. Enqueued on `stream` for GPU memory.
+// same device, owned by the new tensor; writable. Enqueued on `stream` for GPU memory, and
+// allocated in `stream`'s order (by the allocator installed for the device kind, if any, whose
+// failure status and message are returned).
 //
 // \param[in] tensor  a live tensor handle; its elements are read.
 // \param[in] stream  a `cudaStream_t` of the tensor's device; NULL = the legacy default stream.
@@ -1133,12 +1135,15 @@ enum TbStatus tb_tensor_wrap(void *data,
                              void *cleanup_context,
                              struct TbTensor **out);
 
-// Allocates a new tensor that owns its memory (freed when the last reference goes).
+// Allocates a new tensor that owns its memory, usable on every stream when this returns, and
+// given back (stream-ordered, never waiting for other streams) when the last reference goes.
 //
 // `device` selects the memory: `TB_DEVICE_CPU` (host memory aligned to 64 bytes, zeroed),
-// `TB_DEVICE_CUDA` (`cuMemAlloc` on that ordinal), `TB_DEVICE_CUDA_HOST` (page-locked,
-// portable), `TB_DEVICE_CUDA_MANAGED`. CUDA kinds fail with `TB_ERROR_CUDA_UNAVAILABLE` where
-// no driver or GPU is present. `layout` may be NULL. `row_alignment` (0 = packed, else a power
+// `TB_DEVICE_CUDA` (tensorbridge's stream-ordered pool on that ordinal), `TB_DEVICE_CUDA_HOST`
+// (page-locked, portable, cached), `TB_DEVICE_CUDA_MANAGED` — or the allocator installed for
+// that kind with `tb_allocator_set`, whose failure status and message are returned. CUDA kinds
+// fail with `TB_ERROR_CUDA_UNAVAILABLE` where no driver or GPU is present. For an allocation
+// ordered on a stream, use `tb_tensor_alloc_async`. `layout` may be NULL. `row_alignment` (0 = packed, else a power
 // of two, in bytes) pads each row — the `W` dimension and everything inside it, or the last
 // dimension without a `W` label — so that rows start at multiples of it, like
 // `cudaMallocPitch`. On failure `*out` is NULL and nothing is allocated.

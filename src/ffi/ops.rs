@@ -233,7 +233,9 @@ pub extern "C" fn tb_convert(
 }
 
 /// A packed (C-contiguous, same layout) copy of `tensor` in new memory of the same kind on the
-/// same device, owned by the new tensor; writable. Enqueued on `stream` for GPU memory.
+/// same device, owned by the new tensor; writable. Enqueued on `stream` for GPU memory, and
+/// allocated in `stream`'s order (by the allocator installed for the device kind, if any, whose
+/// failure status and message are returned).
 ///
 /// \param[in] tensor  a live tensor handle; its elements are read.
 /// \param[in] stream  a `cudaStream_t` of the tensor's device; NULL = the legacy default stream.
