@@ -1,6 +1,7 @@
-"""Per-call cost of wrapping (issue 5): tensorbridge.as_tensor on a CUDA Array Interface object and
-on a DLPack producer, and torch.as_tensor(t.cuda(), device="cuda"), against torch.as_tensor and
-cupy.asarray on the same objects. Median over 25 repeats of 2000 calls (creation and release of
+"""Per-call cost of wrapping: tensorbridge.as_tensor on a torch tensor (through DLPack's C exchange
+API when torch.Tensor carries one), on a CUDA Array Interface object and on a DLPack producer,
+operations on torch tensors, and torch.as_tensor(t.cuda(), device="cuda"), against
+torch.as_tensor, torch's own copy and cupy.asarray on the same objects. Median over 25 repeats of 2000 calls (creation and release of
 the result included). Prints a markdown table.
 
     python3 bench/python_wrap.py            # on a GPU machine with PyTorch (and CuPy)
@@ -75,7 +76,21 @@ def main():
             rows.append(("cupy.asarray(CAI object)", median_us(lambda: cupy.asarray(cai))))
         except ImportError:
             rows.append(("cupy.asarray(CAI object)", float("nan")))
-        rows.append(("tensorbridge.as_tensor(torch tensor, 'HWC')", median_us(lambda: tb.as_tensor(x, "HWC"))))
+        exchange = bool(tb._exchange.exchange_api(x))
+        rows.append((f"tensorbridge.as_tensor(torch tensor, 'HWC') [{'C exchange API' if exchange else 'CAI'}]",
+                     median_us(lambda: tb.as_tensor(x, "HWC"))))
+        out = torch.zeros((3, 1080, 1920), dtype=torch.uint8, device="cuda")
+        img = torch.zeros((1, 224, 224, 3), dtype=torch.uint8, device="cuda")
+        out_small = torch.zeros((1, 3, 224, 224), dtype=torch.uint8, device="cuda")
+        labelled = tb.as_tensor(img, "NHWC"), tb.as_tensor(out_small, "NCHW")
+        rows.append(("tensorbridge.reformat_into(as_tensor(out), as_tensor(img)) 1x224x224x3 from torch",
+                     median_us(lambda: tb.reformat_into(tb.as_tensor(out_small, "NCHW"), tb.as_tensor(img, "NHWC")))))
+        rows.append(("tensorbridge.reformat_into(out, img) 1x224x224x3, both wrapped beforehand",
+                     median_us(lambda: tb.reformat_into(labelled[1], labelled[0]))))
+        rows.append(("tensorbridge.copy_into(torch_out, torch_in) 1080p (operands borrowed in C)",
+                     median_us(lambda: tb.copy_into(out, x.permute(2, 0, 1)))))
+        rows.append(("torch: out.copy_(img.permute(0, 3, 1, 2)) 1x224x224x3",
+                     median_us(lambda: out_small.copy_(img.permute(0, 3, 1, 2)))))
         rows.append(("tensorbridge.as_tensor(DLPack producer, 'HWC')", median_us(lambda: tb.as_tensor(producer, "HWC"))))
         rows.append(("torch.from_dlpack(DLPack producer)", median_us(lambda: torch.from_dlpack(producer))))
         rows.append(("torch.as_tensor(t.cuda(), device='cuda')", median_us(lambda: torch.as_tensor(t.cuda(), device="cuda"))))

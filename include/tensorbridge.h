@@ -331,6 +331,62 @@ typedef struct TbDLManagedTensorVersioned {
   struct TbDLTensor dl_tensor;
 } TbDLManagedTensorVersioned;
 
+// `DLPackExchangeAPIHeader`: the version of a table and, optionally, an older table.
+typedef struct TbDLPackExchangeAPIHeader {
+  // The DLPack version of this table.
+  struct TbDLPackVersion version;
+  // An older version of the table (NULL when none).
+  struct TbDLPackExchangeAPIHeader *prev_api;
+} TbDLPackExchangeAPIHeader;
+
+// The error callback given to `managed_tensor_allocator`: `kind` names the error (a Python
+// exception class name, e.g. "MemoryError"), `message` says what went wrong.
+typedef void (*TbDLPackSetError)(void *error_ctx, const char *kind, const char *message);
+
+// `DLPackManagedTensorAllocator`: allocates a new tensor like `prototype` (dtype, ndim, shape,
+// device); returns 0 and `*out`, or -1 after calling `set_error`.
+typedef int32_t (*TbDLPackManagedTensorAllocator)(struct TbDLTensor *prototype,
+                                                  struct TbDLManagedTensorVersioned **out,
+                                                  void *error_ctx,
+                                                  TbDLPackSetError set_error);
+
+// `DLPackManagedTensorFromPyObjectNoSync`: an owning DLPack tensor of a `PyObject*`; 0, or -1
+// with a Python exception set.
+typedef int32_t (*TbDLPackManagedTensorFromPyObjectNoSync)(void *py_object,
+                                                           struct TbDLManagedTensorVersioned **out);
+
+// `DLPackManagedTensorToPyObjectNoSync`: a `PyObject*` owning a DLPack tensor; 0, or -1 with a
+// Python exception set.
+typedef int32_t (*TbDLPackManagedTensorToPyObjectNoSync)(struct TbDLManagedTensorVersioned *tensor,
+                                                         void **out_py_object);
+
+// `DLPackDLTensorFromPyObjectNoSync`: a borrowed `DLTensor` of a `PyObject*`, valid while the
+// object lives and the caller has not returned to Python; 0, or -1 with a Python exception set.
+typedef int32_t (*TbDLPackDLTensorFromPyObjectNoSync)(void *py_object, struct TbDLTensor *out);
+
+// `DLPackCurrentWorkStream`: the producer's current stream on a device (a `cudaStream_t`; NULL
+// is the legacy default stream); 0, or -1.
+typedef int32_t (*TbDLPackCurrentWorkStream)(int32_t device_type,
+                                             int32_t device_id,
+                                             void **out_current_stream);
+
+// `DLPackExchangeAPI`: a producer's table, ABI-identical to dlpack.h 1.3 (cast a
+// `DLPackExchangeAPI*` to it). It lives as long as the process.
+typedef struct TbDLPackExchangeAPI {
+  // The table's version and the chain of older tables.
+  struct TbDLPackExchangeAPIHeader header;
+  // Allocates a tensor of the producer's (may be NULL).
+  TbDLPackManagedTensorAllocator managed_tensor_allocator;
+  // An owning DLPack tensor of a producer object.
+  TbDLPackManagedTensorFromPyObjectNoSync managed_tensor_from_py_object_no_sync;
+  // A producer object of a DLPack tensor.
+  TbDLPackManagedTensorToPyObjectNoSync managed_tensor_to_py_object_no_sync;
+  // A borrowed `DLTensor` of a producer object.
+  TbDLPackDLTensorFromPyObjectNoSync dltensor_from_py_object_no_sync;
+  // The producer's current work stream (may be NULL: the producer does not manage streams).
+  TbDLPackCurrentWorkStream current_work_stream;
+} TbDLPackExchangeAPI;
+
 // A layout: the dimension labels as a NUL-terminated ASCII string (`"NHWC"`), outermost first.
 // Labels are ASCII letters, case-sensitive, none repeated. An all-NUL value is the empty layout
 // ("no layout"), which is what tensors wrapped without a layout report.
@@ -400,8 +456,9 @@ enum TbStatus tb_abi_layout(const char *struct_name,
 enum TbStatus tb_allocator_set(int32_t device_type, const struct TbAllocator *allocator);
 
 // Reports the allocator installed for `device_type`: `*installed` is true and `*out` holds it
-// when an application installed one; false (and `*out` zeroed) when the built-in allocator is
-// in use.
+// when an application installed one (zeroed for one installed with
+// `tb_allocator_set_exchange_api`); false (and `*out` zeroed) when the built-in allocator is in
+// use.
 //
 // \param[in] device_type  the device kind, a `TbDeviceType` value.
 // \param[out] out         receives the installed allocator, or zeroes.
@@ -766,6 +823,90 @@ int32_t tb_dtype_count(void);
 // \retval TB_ERROR_INVALID_ARGUMENT  `out` is NULL or `index` is out of range.
 // \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_dtype_at(int32_t index, struct TbDataType *out);
+
+// Imports a producer's Python object as a tensor that owns a DLPack tensor of it, zero-copy,
+// through the producer's exchange API table (`managed_tensor_from_py_object_no_sync`): no
+// Python-level `__dlpack__` call. The producer's current work stream on the tensor's device
+// (`current_work_stream`) is recorded as the memory's pending work, as for a CUDA Array
+// Interface `stream`: tensorbridge's operations on other streams wait for it on the device.
+// The managed tensor's deleter runs exactly once, when the last reference goes (also when the
+// import fails after the producer handed it over). Call with the Python GIL held.
+//
+// \param[in] api        the producer's table (e.g. from `torch.Tensor.__dlpack_c_exchange_api__`);
+//                       the first table of major version 1 in its chain is used.
+// \param[in] py_object  the producer's object, a `PyObject*` of the type the table came from.
+// \param[in] layout     labels such as `"NHWC"`, or NULL for none.
+// \param[out] out       receives the new tensor (one reference); NULL on failure.
+// \retval TB_SUCCESS                 `*out` holds the tensor.
+// \retval TB_ERROR_INVALID_ARGUMENT  NULL `api`, `py_object` or `out`; the producer failed (its
+//                                    Python exception is set); a bad layout or descriptor.
+// \retval TB_ERROR_NOT_SUPPORTED     no table of major version 1; a dtype or device tensorbridge
+//                                    does not support.
+// \retval TB_ERROR_OVERFLOW          the descriptor's sizes do not fit int64.
+// \retval TB_ERROR_OUT_OF_MEMORY     the handle table is full.
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
+enum TbStatus tb_tensor_from_exchange_api(const struct TbDLPackExchangeAPI *api,
+                                          void *py_object,
+                                          const char *layout,
+                                          struct TbTensor **out);
+
+// Imports a producer's Python object as a tensor that **borrows** its memory, through the
+// producer's `dltensor_from_py_object_no_sync` (no allocation by the producer, about half the
+// cost of `tb_tensor_from_exchange_api`). The tensor is valid only while `py_object` lives and
+// is not resized: release it before returning control to Python code that may drop or change
+// the object — the pattern of an operation on framework tensors (import, operate, release).
+// The producer's current work stream is recorded as for `tb_tensor_from_exchange_api`. Call
+// with the Python GIL held.
+//
+// \param[in] api        the producer's table.
+// \param[in] py_object  the producer's object (`PyObject*`), kept alive by the caller.
+// \param[in] layout     labels such as `"NHWC"`, or NULL for none.
+// \param[out] out       receives the new tensor (one reference); NULL on failure.
+// \retval TB_SUCCESS                 `*out` holds the tensor.
+// \retval TB_ERROR_INVALID_ARGUMENT  NULL `api`, `py_object` or `out`; the producer failed (its
+//                                    Python exception is set); a bad layout or descriptor.
+// \retval TB_ERROR_NOT_SUPPORTED     no table of major version 1; an unsupported dtype/device.
+// \retval TB_ERROR_OVERFLOW          the descriptor's sizes do not fit int64.
+// \retval TB_ERROR_OUT_OF_MEMORY     the handle table is full.
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
+enum TbStatus tb_tensor_from_exchange_api_borrowed(const struct TbDLPackExchangeAPI *api,
+                                                   void *py_object,
+                                                   const char *layout,
+                                                   struct TbTensor **out);
+
+// Stores in `*stream` the producer's current work stream on `device` (through the table's
+// `current_work_stream`): where a consumer following the producer's stream discipline enqueues
+// its work. NULL (the legacy default stream) when the producer does not manage streams or the
+// device is not a CUDA device. Call with the Python GIL held.
+//
+// \param[in] api      the producer's table.
+// \param[in] device   the device.
+// \param[out] stream  receives the `cudaStream_t` (NULL = legacy default stream).
+// \retval TB_SUCCESS                 `*stream` written.
+// \retval TB_ERROR_INVALID_ARGUMENT  NULL argument, bad device, or the producer's function failed.
+// \retval TB_ERROR_NOT_SUPPORTED     no table of major version 1; an unsupported device type.
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
+enum TbStatus tb_exchange_api_current_stream(const struct TbDLPackExchangeAPI *api,
+                                             struct TbDevice device,
+                                             void **stream);
+
+// Installs a producer's `managed_tensor_allocator` as tensorbridge's allocator for every device
+// of kind `device_type`, so tensorbridge's outputs are allocated by the framework that will
+// consume them (PyTorch's caching allocator, say). Memory goes back through the producer's
+// deleter. Frees are not stream-ordered by the producer: tensorbridge waits for nothing, the
+// producer's allocator orders reuse after its own stream. `tb_allocator_set(device_type, NULL)`
+// restores the built-in allocator. Allocations may then call into the producer, which may need
+// the Python GIL: allocate from threads that hold it or that the producer allows.
+//
+// \param[in] device_type  the device kind, a `TbDeviceType` value.
+// \param[in] api          the producer's table; its allocator may not be NULL.
+// \retval TB_SUCCESS                 installed.
+// \retval TB_ERROR_INVALID_ARGUMENT  NULL `api`, or an unknown device type.
+// \retval TB_ERROR_NOT_SUPPORTED     no table of major version 1, no allocator in it, or an
+//                                    unsupported device type.
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
+enum TbStatus tb_allocator_set_exchange_api(int32_t device_type,
+                                            const struct TbDLPackExchangeAPI *api);
 
 // Parses a layout string such as `"NHWC"` into `*out`: ASCII letters, at most `TB_MAX_RANK`,
 // none repeated. `""` gives the empty layout. NULL `text` is an error.

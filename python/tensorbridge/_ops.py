@@ -1,7 +1,9 @@
 """Operations that write new memory: reformat (layout change), copy and convert (affine + dtype
-+ layout in one pass). Each accepts anything ``as_tensor`` does."""
++ layout in one pass). Each accepts anything ``as_tensor`` does; a framework tensor whose type
+carries DLPack's C exchange API (PyTorch) is borrowed for the call only, converted in C."""
 import ctypes
 
+from ._exchange import exchange_api, import_borrowed
 from ._lib import lib, raise_for, unchecked
 from ._producers import as_tensor
 from ._streams import stream_handle
@@ -12,6 +14,41 @@ from ._values import layout_bytes, remember
 _reformat_new = unchecked("tb_reformat_new", convert_arguments=False)
 _convert_new = unchecked("tb_convert_new", convert_arguments=False)
 _COEFFICIENTS = {}  # (scale, offset) as given -> (scale array, offset array, count)
+_reformat = unchecked("tb_reformat", convert_arguments=False)
+_copy = unchecked("tb_copy", convert_arguments=False)
+_release = unchecked("tb_tensor_release", convert_arguments=False)
+
+
+class _Operands:
+    """The library handles of an operation's operands, for the duration of the call: a Tensor's
+    own handle; a handle borrowing an exchange-API producer's tensor (released on exit); or the
+    handle of a Tensor made by ``as_tensor`` (kept until exit)."""
+
+    __slots__ = ("borrowed", "kept")
+
+    def __init__(self):
+        self.borrowed, self.kept = [], []
+
+    def handle(self, obj):
+        if type(obj) is Tensor:
+            return ctypes.c_void_p(obj._handle)
+        api = exchange_api(obj)
+        if api:
+            handle = import_borrowed(api, obj)
+            self.borrowed.append(handle)
+            return ctypes.c_void_p(handle)
+        tensor = as_tensor(obj)
+        self.kept.append(tensor)
+        return ctypes.c_void_p(tensor._handle)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        for handle in self.borrowed:
+            _release(ctypes.c_void_p(handle))
+        self.borrowed.clear()
+        self.kept.clear()  # a traceback holding this frame must not hold the tensors
 
 
 def _stream_argument(stream):
@@ -21,11 +58,12 @@ def _stream_argument(stream):
 
 def reformat(tensor, layout, stream=None):
     """A new tensor holding ``tensor`` in ``layout`` (same device and dtype), e.g. NHWC -> NCHW:
-    allocated ordered on ``stream`` and written in one library call."""
-    tensor = as_tensor(tensor)
+    allocated ordered on ``stream`` and written in one library call. A framework tensor must
+    carry its layout: wrap it with ``as_tensor(x, "NHWC")`` first."""
     out = ctypes.c_void_p()
-    status = _reformat_new(ctypes.c_void_p(tensor._handle), layout_bytes(layout), _stream_argument(stream),
-                           ctypes.byref(out))
+    with _Operands() as operands:
+        status = _reformat_new(operands.handle(tensor), layout_bytes(layout), _stream_argument(stream),
+                               ctypes.byref(out))
     if status:
         raise_for(status)
     return Tensor._adopt(out.value)
@@ -33,15 +71,19 @@ def reformat(tensor, layout, stream=None):
 
 def reformat_into(dst, src, stream=None):
     """Writes ``src`` into ``dst`` in ``dst``'s layout; returns ``dst``."""
-    dst_tensor, src_tensor = as_tensor(dst), as_tensor(src)
-    lib.tb_reformat(src_tensor._handle, dst_tensor._handle, stream_handle(stream))
+    with _Operands() as operands:
+        status = _reformat(operands.handle(src), operands.handle(dst), _stream_argument(stream))
+    if status:
+        raise_for(status)
     return dst
 
 
 def copy_into(dst, src, stream=None):
     """Copies ``src`` into ``dst`` (same shape and dtype, any devices and strides); returns ``dst``."""
-    dst_tensor, src_tensor = as_tensor(dst), as_tensor(src)
-    lib.tb_copy(src_tensor._handle, dst_tensor._handle, stream_handle(stream))
+    with _Operands() as operands:
+        status = _copy(operands.handle(src), operands.handle(dst), _stream_argument(stream))
+    if status:
+        raise_for(status)
     return dst
 
 
@@ -75,11 +117,11 @@ def convert(tensor, layout=None, dtype="float32", scale=1.0, offset=0.0, stream=
     written in ``layout`` (default: the tensor's own) — e.g. uint8 NHWC -> float32 NCHW
     normalisation, allocated ordered on ``stream``. ``scale`` and ``offset`` are numbers or
     per-channel sequences."""
-    tensor = as_tensor(tensor)
     scales, offsets, count = _coefficients(scale, offset)
     out = ctypes.c_void_p()
-    status = _convert_new(ctypes.c_void_p(tensor._handle), layout_bytes(layout), c_dtype(dtype), scales, offsets,
-                          count, _stream_argument(stream), ctypes.byref(out))
+    with _Operands() as operands:
+        status = _convert_new(operands.handle(tensor), layout_bytes(layout), c_dtype(dtype), scales,
+                              offsets, count, _stream_argument(stream), ctypes.byref(out))
     if status:
         raise_for(status)
     return Tensor._adopt(out.value)

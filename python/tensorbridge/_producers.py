@@ -1,6 +1,7 @@
 """``as_tensor`` and ``from_dlpack``: a Tensor over a producer's memory, without copying, through
 the first protocol the producer speaks — CUDA Array Interface, NumPy array interface, DLPack."""
 from . import _dlpack
+from ._exchange import exchange_api, import_owned
 from ._interface import (
     ARRAY_INTERFACE,
     CUDA_ARRAY_INTERFACE,
@@ -16,8 +17,10 @@ from ._values import ENCODED, layout_bytes
 def as_tensor(obj, layout=None, *, stream=None):
     """A tensorbridge Tensor over ``obj``'s memory, without copying.
 
-    ``obj`` may be a Tensor, or anything with ``__cuda_array_interface__`` (PyTorch, CuPy, Numba,
-    CV-CUDA), ``__array_interface__`` (NumPy) or ``__dlpack__`` (PyTorch, JAX, CuPy, NumPy).
+    ``obj`` may be a Tensor, an object whose type carries DLPack's C exchange API
+    (``__dlpack_c_exchange_api__``: PyTorch; converted in C, the fastest path), or anything with
+    ``__cuda_array_interface__`` (CuPy, Numba, CV-CUDA), ``__array_interface__`` (NumPy) or
+    ``__dlpack__`` (JAX, CuPy, NumPy).
     ``layout`` names the dimensions ("HWC", "NCHW" …). The tensor keeps ``obj`` alive, honours its
     read-only flag, and orders its first use on another stream after the producer's stream.
     ``stream`` is the stream the caller will use the tensor on, passed to a DLPack producer of
@@ -32,6 +35,9 @@ def as_tensor(obj, layout=None, *, stream=None):
             encoded = layout_bytes(layout)
     if isinstance(obj, Tensor):
         return obj if layout is None else obj.with_layout(layout)
+    api = exchange_api(obj)
+    if api:
+        return Tensor._adopt(import_owned(api, obj, encoded))
     cai = getattr(obj, CUDA_ARRAY_INTERFACE, None)
     if cai is not None:
         return Tensor._adopt(import_interface(from_cuda_array_interface, cai, CUDA_ARRAY_INTERFACE, encoded), obj)

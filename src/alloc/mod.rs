@@ -48,9 +48,12 @@ pub(crate) struct Allocation {
 }
 
 /// A source of memory for tensors.
-pub(crate) trait Allocator: Send + Sync {
+pub(crate) trait Allocator: Send + Sync + 'static {
     /// Allocates `request.bytes` bytes of `request.device`'s kind of memory.
     fn allocate(&self, request: &Request) -> Result<Allocation>;
+
+    /// The allocator as `Any`, so the layer that installed it can recognise its own kind.
+    fn as_any(&self) -> &dyn std::any::Any;
 }
 
 /// The built-in allocator: aligned, zeroed host memory for `TB_DEVICE_CPU`; the device's
@@ -58,6 +61,10 @@ pub(crate) trait Allocator: Send + Sync {
 pub(crate) struct BuiltIn;
 
 impl Allocator for BuiltIn {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
     fn allocate(&self, request: &Request) -> Result<Allocation> {
         if request.bytes < 0 {
             return Err(Error::invalid_argument(format!(

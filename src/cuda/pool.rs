@@ -175,8 +175,9 @@ fn reuse(ordinal: i32, stream: Stream, size: usize) -> Option<u64> {
         return None;
     }
     let mut cached = cache();
-    let index =
-        cached.iter().rposition(|c| c.ordinal == ordinal && c.stream == stream && c.size == size)?;
+    let index = cached
+        .iter()
+        .rposition(|c| c.ordinal == ordinal && c.stream == stream && c.size == size)?;
     Some(cached.swap_remove(index).ptr)
 }
 

@@ -118,6 +118,10 @@ impl Installed {
 }
 
 impl Allocator for Installed {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
     fn allocate(&self, request: &Request) -> Result<Allocation> {
         let allocate = self.raw.allocate.ok_or_else(|| Error::internal("allocate is NULL"))?;
         let request = Request { bytes: request.bytes.max(1), ..*request };
@@ -208,8 +212,9 @@ pub extern "C" fn tb_allocator_set(device_type: i32, allocator: *const TbAllocat
 }
 
 /// Reports the allocator installed for `device_type`: `*installed` is true and `*out` holds it
-/// when an application installed one; false (and `*out` zeroed) when the built-in allocator is
-/// in use.
+/// when an application installed one (zeroed for one installed with
+/// `tb_allocator_set_exchange_api`); false (and `*out` zeroed) when the built-in allocator is in
+/// use.
 ///
 /// \param[in] device_type  the device kind, a `TbDeviceType` value.
 /// \param[out] out         receives the installed allocator, or zeroes.
@@ -229,12 +234,11 @@ pub extern "C" fn tb_allocator_get(
         let kind = read_kind(device_type)?;
         let none = TbAllocator { context: std::ptr::null_mut(), allocate: None, free: None };
         let current = crate::alloc::installed_for(kind);
-        let raw = current.as_ref().map_or(none, |allocator| {
-            // SAFETY: every allocator installed through the C ABI is an `Installed`.
-            let installed = Arc::as_ptr(allocator) as *const Installed;
-            // SAFETY: as above; the Arc keeps it alive for the read.
-            unsafe { (*installed).raw }
-        });
+        // An allocator installed from a DLPack exchange API has no C callbacks to report.
+        let raw = current
+            .as_ref()
+            .and_then(|allocator| allocator.as_any().downcast_ref::<Installed>())
+            .map_or(none, |installed| installed.raw);
         write_out(out, raw, "out")?;
         write_out(installed, current.is_some(), "installed")
     })

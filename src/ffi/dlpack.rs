@@ -13,6 +13,7 @@ use crate::interop::dlpack::{
     DlTensorFields, TB_DLPACK_MAJOR_VERSION, TB_DLPACK_MINOR_VERSION, check_import_version,
     export_flags, import_readonly,
 };
+use crate::layout::Layout;
 use crate::storage::ReleaseFn;
 use crate::tensor::Tensor;
 use std::collections::HashSet;
@@ -84,7 +85,7 @@ pub struct TbDLManagedTensorVersioned {
     pub dl_tensor: TbDLTensor,
 }
 
-fn read_dl_tensor(raw: &TbDLTensor, readonly: bool) -> Result<DlTensorFields> {
+pub(crate) fn read_dl_tensor(raw: &TbDLTensor, readonly: bool) -> Result<DlTensorFields> {
     let shape = read_shape(raw.ndim, raw.shape)?;
     let strides = match raw.strides.is_null() {
         true => None,
@@ -204,16 +205,26 @@ pub extern "C" fn tb_tensor_from_dlpack_versioned(
     boundary("tb_tensor_from_dlpack_versioned", || {
         write_out(out, std::ptr::null_mut(), "out")?;
         let managed = require_ptr(managed, "managed")?;
-        // SAFETY: non-null; every DLPack version starts with DLPackVersion, so reading it is
-        // valid whatever the producer's version.
-        let version = unsafe { (*managed).version };
-        check_import_version(version.major, version.minor)?;
-        // SAFETY: a 1.x struct, whose layout TbDLManagedTensorVersioned matches.
-        let (flags, dl_tensor, deleter) =
-            unsafe { ((*managed).flags, (*managed).dl_tensor, (*managed).deleter) };
-        let fields = read_dl_tensor(&dl_tensor, import_readonly(flags)?)?;
-        import(fields, layout, call_deleter(managed, deleter), out)
+        let tensor = import_versioned(managed, read_layout_arg(layout)?)?;
+        write_out(out, handle::create(tensor)?, "out")
     })
+}
+
+/// A tensor owning `managed` (not NULL): its deleter runs once when the last reference goes; on
+/// failure the deleter is not called and `managed` stays the caller's.
+pub(crate) fn import_versioned(
+    managed: *mut TbDLManagedTensorVersioned,
+    layout: Layout,
+) -> Result<Tensor> {
+    // SAFETY: non-null (caller); every DLPack version starts with DLPackVersion, so reading it
+    // is valid whatever the producer's version.
+    let version = unsafe { (*managed).version };
+    check_import_version(version.major, version.minor)?;
+    // SAFETY: a 1.x struct, whose layout TbDLManagedTensorVersioned matches.
+    let (flags, dl_tensor, deleter) =
+        unsafe { ((*managed).flags, (*managed).dl_tensor, (*managed).deleter) };
+    let fields = read_dl_tensor(&dl_tensor, import_readonly(flags)?)?;
+    Tensor::adopt(fields.to_desc(layout)?, Some(call_deleter(managed, deleter)))
 }
 
 /// What an exported managed tensor owns: a reference to the source tensor (keeping its memory

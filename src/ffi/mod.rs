@@ -12,6 +12,7 @@ pub mod alloc;
 pub mod cai;
 pub mod dlpack;
 pub mod dtype;
+pub mod exchange;
 pub mod handle;
 pub mod layout;
 pub mod ops;

@@ -4,3 +4,4 @@
 
 pub(crate) mod array_interface;
 pub(crate) mod dlpack;
+pub(crate) mod exchange;
