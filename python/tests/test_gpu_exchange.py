@@ -52,11 +52,14 @@ def test_operations_take_torch_tensors_directly_and_match_torch():
 def test_the_producers_current_stream_is_ordered_before_tensorbridges_work_without_host_sync():
     from test_gpu_allocation import busy_side_stream
 
-    side = busy_side_stream(torch, 0.3)
-    with torch.cuda.stream(side):
-        x = torch.full((1 << 20,), 3, dtype=torch.int32, device="cuda")  # written on the busy side stream
-        t = tb.as_tensor(x)  # the exchange API names the side stream as the producer's
+    x = torch.zeros((1 << 20,), dtype=torch.int32, device="cuda")
     out = tb.empty((1 << 20,), "int32", device="cuda")
+    tb.copy_into(out, tb.as_tensor(x))  # warm up: nothing below compiles or allocates anew
+    torch.cuda.synchronize()
+    side = busy_side_stream(torch, 0.5)
+    with torch.cuda.stream(side):
+        x.fill_(3)  # written on the busy side stream
+        t = tb.as_tensor(x)  # the exchange API names the side stream as the producer's
     tb.copy_into(out, t)  # on the legacy default stream: must wait for the side stream on the device
     assert not side.query(), "the host waited for the producer's stream"
     torch.cuda.synchronize()
