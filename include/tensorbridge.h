@@ -81,6 +81,10 @@
 // `flags` bit: sub-byte types are padded (never set by tensorbridge; refused on import).
 #define TB_DLPACK_FLAG_IS_SUBBYTE_TYPE_PADDED (1 << 2)
 
+// The DLPack version of the exchange API table that tensorbridge offers (the layout of
+// DLPack 1.3's table).
+#define TB_DLPACK_EXCHANGE_API_MINOR_VERSION 3
+
 // The largest rank a tensor or layout can have (as NVCV's `NVCV_TENSOR_MAX_RANK`).
 #define TB_MAX_RANK 15
 
@@ -907,6 +911,29 @@ enum TbStatus tb_exchange_api_current_stream(const struct TbDLPackExchangeAPI *a
 // \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_allocator_set_exchange_api(int32_t device_type,
                                             const struct TbDLPackExchangeAPI *api);
+
+// tensorbridge's own exchange API table (DLPack 1.3), valid for the life of the process: its
+// functions take `tensorbridge.Tensor` Python objects, so consumers that support the C
+// exchange API (PyTorch's `from_dlpack`, tvm-ffi, C extensions) convert tensorbridge tensors
+// without a Python-level call. The Python package attaches it to `tensorbridge.Tensor` as the
+// capsule `__dlpack_c_exchange_api__` (named "dlpack_exchange_api"). Its allocator allocates
+// tensorbridge tensors (usable on every stream); its current work stream is the legacy default
+// stream (NULL), tensorbridge's default. Functions taking Python objects must be called with
+// the GIL held, in a process where the package is loaded.
+//
+// \return the table; never NULL.
+const struct TbDLPackExchangeAPI *tb_dlpack_exchange_api(void);
+
+// Registers the Python callable that makes a `tensorbridge.Tensor` from a handle (an int), used
+// by the offered table's `managed_tensor_to_py_object_no_sync`. Called once by the Python
+// package at import, with the GIL held; the library keeps a reference for the process's life.
+//
+// \param[in] factory  a `PyObject*` callable: `factory(handle) -> tensorbridge.Tensor`.
+// \retval TB_SUCCESS                 registered.
+// \retval TB_ERROR_INVALID_ARGUMENT  `factory` is NULL.
+// \retval TB_ERROR_NOT_SUPPORTED     not a Python process.
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
+enum TbStatus tb_dlpack_exchange_api_set_tensor_factory(void *factory);
 
 // Parses a layout string such as `"NHWC"` into `*out`: ASCII letters, at most `TB_MAX_RANK`,
 // none repeated. `""` gives the empty layout. NULL `text` is an error.

@@ -23,6 +23,9 @@ from ._devices import Device, cuda_device_count
 from ._ops import convert, copy_into, reformat, reformat_into
 from ._producers import as_tensor, from_dlpack
 from ._tensor import Tensor, empty, live_tensor_count
+from ._exchange import offer as _offer
+
+_offer(Tensor)  # Tensor.__dlpack_c_exchange_api__: the library's own DLPack exchange API table
 
 __version__ = _library.tb_version_string().decode()
 

@@ -27,7 +27,23 @@ _set_allocator = _with_gil.tb_allocator_set_exchange_api
 _set_allocator.argtypes = [ctypes.c_int32, ctypes.c_void_p]
 _set_allocator.restype = ctypes.c_int
 
+_offered_table = lib.tb_dlpack_exchange_api
+_offered_table.argtypes, _offered_table.restype = [], ctypes.c_void_p
+_set_factory = _with_gil.tb_dlpack_exchange_api_set_tensor_factory
+_set_factory.argtypes, _set_factory.restype = [ctypes.py_object], ctypes.c_int
+_capsule_new = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p)(
+    ("PyCapsule_New", ctypes.pythonapi))
+
 _BY_TYPE = {}  # type -> DLPackExchangeAPI* as an int, or 0 when the type has none
+
+
+def offer(tensor_type):
+    """Attaches the library's own exchange API table to ``tensor_type`` (tensorbridge.Tensor), so
+    consumers that speak the C exchange API take its tensors without a Python-level call."""
+    status = _set_factory(tensor_type._adopt)
+    if status:
+        raise_for(status)
+    tensor_type.__dlpack_c_exchange_api__ = _capsule_new(_offered_table(), CAPSULE_NAME, None)
 
 
 def _table_of(kind):

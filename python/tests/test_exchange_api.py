@@ -184,3 +184,70 @@ def test_the_table_is_looked_up_once_per_type():
     first, second = producer.Tensor(np.zeros(3, np.uint8)), producer.Tensor(np.ones(3, np.uint8))
     assert _exchange.exchange_api(first) == _exchange.exchange_api(second) == ctypes.addressof(producer.api)
     assert _exchange.exchange_api(np.zeros(3)) == 0
+
+
+# ---- the table tensorbridge offers ------------------------------------------------------------
+
+def _offered():
+    capsule = tb.Tensor.__dlpack_c_exchange_api__
+    assert _exchange._capsule_valid(capsule, b"dlpack_exchange_api")
+    return ExchangeAPI.from_address(_exchange._capsule_pointer(capsule, b"dlpack_exchange_api"))
+
+
+def _with_gil(prototype, function):
+    """A consumer calling one of the table's functions with the GIL held, as the API requires."""
+    return ctypes.PYFUNCTYPE(prototype._restype_, *prototype._argtypes_)(ctypes.cast(function, ctypes.c_void_p).value)
+
+
+def test_tensorbridge_offers_its_own_exchange_api_table():
+    api = _offered()
+    assert (api.header.version.major, api.header.version.minor) == (1, 3)
+    array = np.arange(12, dtype=np.int16).reshape(3, 4)
+    t = tb.as_tensor(array, "HW").permute("WH")
+    live = tb.live_tensor_count()
+
+    managed = ctypes.POINTER(DLManagedTensorVersioned)()
+    assert _with_gil(FROM_PY, api.managed_tensor_from_py_object_no_sync)(id(t), ctypes.byref(managed)) == 0
+    dl = managed.contents.dl_tensor
+    assert dl.data == t.data_ptr and dl.ndim == 2 and list(dl.shape[:2]) == [4, 3]
+    assert list(dl.strides[:2]) == [1, 4], "strides in elements"
+    managed.contents.deleter(managed)
+
+    borrowed = DLTensor()
+    assert _with_gil(DLTENSOR_FROM_PY, api.dltensor_from_py_object_no_sync)(id(t), ctypes.byref(borrowed)) == 0
+    assert borrowed.data == t.data_ptr and list(borrowed.shape[:2]) == [4, 3] and list(borrowed.strides[:2]) == [1, 4]
+    assert tb.live_tensor_count() == live
+
+    stream = ctypes.c_void_p(7)
+    assert _with_gil(CURRENT_STREAM, api.current_work_stream)(2, 0, ctypes.byref(stream)) == 0
+    assert stream.value is None, "tensorbridge's default stream is the legacy default stream"
+
+
+def test_the_offered_table_makes_tensors_from_managed_tensors_and_allocates():
+    api = _offered()
+    producer = FakeProducer()
+    fake = producer.Tensor(np.arange(6, dtype=np.uint8).reshape(2, 3))
+    managed = ctypes.POINTER(DLManagedTensorVersioned)()
+    assert producer.api.managed_tensor_from_py_object_no_sync(id(fake), ctypes.byref(managed)) == 0
+    out = ctypes.c_void_p()
+    assert _with_gil(TO_PY, api.managed_tensor_to_py_object_no_sync)(managed, ctypes.byref(out)) == 0
+    made = ctypes.cast(out, ctypes.py_object).value
+    ctypes.pythonapi.Py_DecRef(ctypes.py_object(made))  # the function returned a new reference
+    assert isinstance(made, tb.Tensor) and made.data_ptr == fake.array.ctypes.data
+    assert producer.deleted == 0
+    del made
+    assert producer.deleted == 1
+
+    shape = (ctypes.c_int64 * 2)(5, 7)
+    prototype = DLTensor(None, Device(1, 0), 2, DataType(2, 32, 1), shape, None, 0)
+    allocated = ctypes.POINTER(DLManagedTensorVersioned)()
+    assert api.managed_tensor_allocator(ctypes.byref(prototype), ctypes.byref(allocated), None, SET_ERROR()) == 0
+    assert list(allocated.contents.dl_tensor.shape[:2]) == [5, 7] and allocated.contents.dl_tensor.data
+    allocated.contents.deleter(allocated)
+
+
+def test_the_offered_table_refuses_foreign_objects_with_a_buffer_error():
+    api = _offered()
+    managed = ctypes.POINTER(DLManagedTensorVersioned)()
+    with pytest.raises(BufferError, match="not a live tensorbridge.Tensor"):
+        _with_gil(FROM_PY, api.managed_tensor_from_py_object_no_sync)(id(np.zeros(3)), ctypes.byref(managed))

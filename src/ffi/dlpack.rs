@@ -379,7 +379,15 @@ fn export_versioned(
 ) -> Result<()> {
     require_out(out, "out")?;
     let held = handle::clone_arc(tensor, "tensor")?;
-    let source = &held;
+    write_out(out, managed_versioned(&held, requested)?, "out")
+}
+
+/// A new versioned managed tensor sharing `source`'s memory (keeping it alive until the deleter
+/// runs), with the flags of `export_flags`.
+pub(crate) fn managed_versioned(
+    source: &Tensor,
+    requested: u64,
+) -> Result<*mut TbDLManagedTensorVersioned> {
     let flags = export_flags(source, requested)?;
     let (context, dl_tensor) = export_context(source)?;
     let managed = Box::into_raw(Box::new(TbDLManagedTensorVersioned {
@@ -390,5 +398,5 @@ fn export_versioned(
         dl_tensor,
     }));
     exported().insert(managed as usize);
-    write_out(out, managed, "out")
+    Ok(managed)
 }

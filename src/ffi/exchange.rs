@@ -394,3 +394,204 @@ pub extern "C" fn tb_allocator_set_exchange_api(
         Ok(())
     })
 }
+
+/// The Python callable that makes a `tensorbridge.Tensor` of a handle (set by the Python package).
+static TENSOR_FACTORY: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// The library handle of a `tensorbridge.Tensor` object (its `_handle` attribute).
+///
+/// # Safety
+/// The GIL is held and `py_object` is a live `PyObject*`.
+unsafe fn handle_of(py_object: *mut c_void) -> Result<*const TbTensor> {
+    let python = super::python::python()?;
+    // SAFETY: contract.
+    match unsafe { python.unsigned_attribute(py_object, c"_handle") } {
+        Some(handle) if handle != 0 => Ok(handle as usize as *const TbTensor),
+        _ => Err(Error::invalid_argument("the object is not a live tensorbridge.Tensor")),
+    }
+}
+
+/// Runs an offered function's body: a failure becomes -1 with a Python `BufferError` naming it
+/// (and the library's thread-local message), never an unwind into the consumer.
+fn offered(function: &str, body: impl FnOnce() -> Result<()>) -> i32 {
+    match boundary(function, body) {
+        TbStatus::TB_SUCCESS => 0,
+        _ => {
+            if let Ok(python) = super::python::python() {
+                // SAFETY: offered functions run with the GIL held (the exchange API's contract).
+                let message = unsafe { CStr::from_ptr(super::last_error_ptr()) };
+                // SAFETY: as above.
+                unsafe { python.set_buffer_error(&message.to_string_lossy()) };
+            }
+            -1
+        }
+    }
+}
+
+unsafe extern "C" fn offer_managed_from_py(
+    py_object: *mut c_void,
+    out: *mut *mut TbDLManagedTensorVersioned,
+) -> i32 {
+    offered("managed_tensor_from_py_object_no_sync", || {
+        require_out(out, "out")?;
+        // SAFETY: the consumer holds the GIL and passes a live object.
+        let handle = unsafe { handle_of(py_object)? };
+        let tensor = handle::clone_arc(handle, "tensor")?;
+        write_out(out, super::dlpack::managed_versioned(&tensor, 0)?, "out")
+    })
+}
+
+unsafe extern "C" fn offer_dltensor_from_py(py_object: *mut c_void, out: *mut TbDLTensor) -> i32 {
+    offered("dltensor_from_py_object_no_sync", || {
+        require_out(out, "out")?;
+        // SAFETY: the consumer holds the GIL and passes a live object.
+        let handle = unsafe { handle_of(py_object)? };
+        let strides_in_elements = |tensor: &Tensor| {
+            crate::interop::dlpack::DlTensorFields::describe(tensor)
+                .map(|fields| fields.strides.unwrap_or_default())
+        };
+        // The shape and the element strides live as long as the handle, which the object holds.
+        let (tensor, strides) = handle::with_element_strides(handle, strides_in_elements)?;
+        let described = TbDLTensor {
+            data: tensor.data() as *mut c_void,
+            device: tensor.device().to_raw(),
+            ndim: tensor.rank() as i32,
+            dtype: tensor.dtype().to_raw(),
+            shape: tensor.shape().as_ptr() as *mut i64,
+            strides: strides as *mut i64,
+            byte_offset: 0,
+        };
+        write_out(out, described, "out")
+    })
+}
+
+unsafe extern "C" fn offer_managed_to_py(
+    managed: *mut TbDLManagedTensorVersioned,
+    out_py_object: *mut *mut c_void,
+) -> i32 {
+    offered("managed_tensor_to_py_object_no_sync", || {
+        require_out(out_py_object, "out_py_object")?;
+        let managed = super::require_ptr(managed, "tensor")?;
+        let factory = TENSOR_FACTORY.load(std::sync::atomic::Ordering::Acquire);
+        if factory == 0 {
+            return Err(Error::not_supported("the tensorbridge Python package is not loaded"));
+        }
+        let python = super::python::python()?;
+        let handle = handle::create(import_versioned(managed, crate::layout::Layout::NONE)?)?;
+        // SAFETY: the consumer holds the GIL; the factory is a live callable kept by the library.
+        let object = unsafe { python.call_with_unsigned(factory as *mut c_void, handle as u64) };
+        if object.is_null() {
+            // The managed tensor is the new handle's now: releasing it runs its deleter once.
+            let _ = handle::release(handle);
+            return Err(Error::internal(
+                "making a tensorbridge.Tensor failed (see the Python error)",
+            ));
+        }
+        write_out(out_py_object, object, "out_py_object")
+    })
+}
+
+unsafe extern "C" fn offer_allocator(
+    prototype: *mut TbDLTensor,
+    out: *mut *mut TbDLManagedTensorVersioned,
+    error_ctx: *mut c_void,
+    set_error: TbDLPackSetError,
+) -> i32 {
+    let status = boundary("managed_tensor_allocator", || {
+        require_out(out, "out")?;
+        let raw = read_struct(prototype as *const TbDLTensor, "prototype")?;
+        let shape = super::read_shape(raw.ndim, raw.shape)?;
+        let requirements = crate::tensor::Requirements::compute(
+            Device::from_raw(raw.device)?,
+            DataType::from_raw(raw.dtype)?,
+            &shape,
+            crate::layout::Layout::NONE,
+            0,
+        )?;
+        let tensor = Tensor::allocate(requirements, None)?;
+        write_out(out, super::dlpack::managed_versioned(&tensor, 0)?, "out")
+    });
+    if status == TbStatus::TB_SUCCESS {
+        return 0;
+    }
+    if let Some(set_error) = set_error {
+        let kind = match status {
+            TbStatus::TB_ERROR_OUT_OF_MEMORY => c"MemoryError",
+            _ => c"ValueError",
+        };
+        // SAFETY: the consumer's error callback, given its context; the message is the thread's.
+        unsafe { set_error(error_ctx, kind.as_ptr(), super::last_error_ptr()) };
+    }
+    -1
+}
+
+unsafe extern "C" fn offer_current_stream(
+    _device_type: i32,
+    _device_id: i32,
+    out_current_stream: *mut *mut c_void,
+) -> i32 {
+    // tensorbridge has no ambient stream: its default is the legacy default stream (NULL).
+    if out_current_stream.is_null() {
+        return -1;
+    }
+    // SAFETY: non-null out-pointer from the consumer.
+    unsafe { out_current_stream.write(std::ptr::null_mut()) };
+    0
+}
+
+/// The table tensorbridge offers, for the life of the process.
+struct Offered(TbDLPackExchangeAPI);
+
+// SAFETY: immutable function pointers and a NULL chain.
+unsafe impl Sync for Offered {}
+
+static OFFERED: Offered = Offered(TbDLPackExchangeAPI {
+    header: TbDLPackExchangeAPIHeader {
+        version: TbDLPackVersion {
+            major: crate::interop::dlpack::TB_DLPACK_MAJOR_VERSION,
+            minor: crate::interop::exchange::TB_DLPACK_EXCHANGE_API_MINOR_VERSION,
+        },
+        prev_api: std::ptr::null_mut(),
+    },
+    managed_tensor_allocator: Some(offer_allocator),
+    managed_tensor_from_py_object_no_sync: Some(offer_managed_from_py),
+    managed_tensor_to_py_object_no_sync: Some(offer_managed_to_py),
+    dltensor_from_py_object_no_sync: Some(offer_dltensor_from_py),
+    current_work_stream: Some(offer_current_stream),
+});
+
+/// tensorbridge's own exchange API table (DLPack 1.3), valid for the life of the process: its
+/// functions take `tensorbridge.Tensor` Python objects, so consumers that support the C
+/// exchange API (PyTorch's `from_dlpack`, tvm-ffi, C extensions) convert tensorbridge tensors
+/// without a Python-level call. The Python package attaches it to `tensorbridge.Tensor` as the
+/// capsule `__dlpack_c_exchange_api__` (named "dlpack_exchange_api"). Its allocator allocates
+/// tensorbridge tensors (usable on every stream); its current work stream is the legacy default
+/// stream (NULL), tensorbridge's default. Functions taking Python objects must be called with
+/// the GIL held, in a process where the package is loaded.
+///
+/// \return the table; never NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn tb_dlpack_exchange_api() -> *const TbDLPackExchangeAPI {
+    &OFFERED.0
+}
+
+/// Registers the Python callable that makes a `tensorbridge.Tensor` from a handle (an int), used
+/// by the offered table's `managed_tensor_to_py_object_no_sync`. Called once by the Python
+/// package at import, with the GIL held; the library keeps a reference for the process's life.
+///
+/// \param[in] factory  a `PyObject*` callable: `factory(handle) -> tensorbridge.Tensor`.
+/// \retval TB_SUCCESS                 registered.
+/// \retval TB_ERROR_INVALID_ARGUMENT  `factory` is NULL.
+/// \retval TB_ERROR_NOT_SUPPORTED     not a Python process.
+/// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
+#[unsafe(no_mangle)]
+pub extern "C" fn tb_dlpack_exchange_api_set_tensor_factory(factory: *mut c_void) -> TbStatus {
+    boundary("tb_dlpack_exchange_api_set_tensor_factory", || {
+        let factory = super::require_ptr(factory, "factory")?;
+        let python = super::python::python()?;
+        // SAFETY: the caller holds the GIL and passes a live callable, kept forever.
+        unsafe { python.keep(factory) };
+        TENSOR_FACTORY.store(factory as usize, std::sync::atomic::Ordering::Release);
+        Ok(())
+    })
+}

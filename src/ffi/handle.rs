@@ -36,6 +36,9 @@ struct SlotState {
     generation: u32,
     references: usize,
     tensor: Option<Arc<Tensor>>,
+    /// The tensor's strides in elements, for borrowed DLPack descriptions of this handle: made
+    /// on first request, kept (at a stable address) until the handle's last release.
+    element_strides: Option<Box<[i64]>>,
 }
 
 #[derive(Default)]
@@ -149,6 +152,23 @@ pub(crate) fn clone_arc(handle: *const TbTensor, name: &str) -> Result<Arc<Tenso
         .ok_or_else(|| Error::internal("live slot without a tensor"))
 }
 
+/// The tensor behind a live handle and the address of its strides in elements (computed with
+/// `strides_in_elements` on first request), both valid until the handle's last release.
+pub(crate) fn with_element_strides(
+    handle: *const TbTensor,
+    strides_in_elements: impl FnOnce(&Tensor) -> Result<Vec<i64>>,
+) -> Result<(Arc<Tensor>, *const i64)> {
+    with_live(handle, "tensor", |state| {
+        let tensor =
+            state.tensor.clone().ok_or_else(|| Error::internal("live slot without a tensor"))?;
+        if state.element_strides.is_none() {
+            state.element_strides = Some(strides_in_elements(&tensor)?.into_boxed_slice());
+        }
+        let strides = state.element_strides.as_ref().map_or(std::ptr::null(), |s| s.as_ptr());
+        Ok((tensor, strides))
+    })?
+}
+
 /// Adds a C-side reference to a live handle.
 pub(crate) fn retain(handle: *const TbTensor) -> Result<()> {
     with_live(handle, "tensor", |state| state.references += 1)
@@ -166,6 +186,7 @@ pub(crate) fn release(handle: *const TbTensor) -> Result<()> {
             return None;
         }
         state.generation = state.generation.wrapping_add(1);
+        state.element_strides = None;
         state.tensor.take()
     })?;
     if let Some(tensor) = emptied {

@@ -16,6 +16,7 @@ pub mod exchange;
 pub mod handle;
 pub mod layout;
 pub mod ops;
+pub(crate) mod python;
 pub mod status;
 pub mod tensor;
 

@@ -6,6 +6,10 @@
 use crate::error::{Error, Result};
 use crate::interop::dlpack::{TB_DLPACK_MAJOR_VERSION, TB_DLPACK_MINOR_VERSION};
 
+/// The DLPack version of the exchange API table that tensorbridge offers (the layout of
+/// DLPack 1.3's table).
+pub const TB_DLPACK_EXCHANGE_API_MINOR_VERSION: u32 = 3;
+
 /// Picks, from a chain of table versions (newest first, as `(major, minor)`), the index of the
 /// first one tensorbridge can use: major version 1. A chain with none is refused, naming the
 /// versions offered.
