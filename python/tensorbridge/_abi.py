@@ -6,6 +6,8 @@ import ctypes
 
 from ._lib import (
     Allocator,
+    ExchangeAPI,
+    ExchangeAPIHeader,
     ArrayInterface,
     DataType,
     Device,
@@ -30,6 +32,8 @@ STRUCTS = {
     "TbDLPackVersion": DLPackVersion,
     "TbDLManagedTensorVersioned": DLManagedTensorVersioned,
     "TbAllocator": Allocator,
+    "TbDLPackExchangeAPIHeader": ExchangeAPIHeader,
+    "TbDLPackExchangeAPI": ExchangeAPI,
 }
 
 

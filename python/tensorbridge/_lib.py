@@ -118,6 +118,22 @@ ALLOCATE = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_int64, cty
 FREE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, Device, ctypes.c_void_p)
 
 
+class ExchangeAPIHeader(ctypes.Structure):
+    """TbDLPackExchangeAPIHeader: a DLPack exchange API table's version and older table."""
+
+
+ExchangeAPIHeader._fields_ = [("version", DLPackVersion), ("prev_api", ctypes.POINTER(ExchangeAPIHeader))]
+
+
+class ExchangeAPI(ctypes.Structure):
+    """TbDLPackExchangeAPI (dlpack.h 1.3's DLPackExchangeAPI); the functions as plain addresses."""
+
+    _fields_ = [("header", ExchangeAPIHeader), ("managed_tensor_allocator", ctypes.c_void_p),
+                ("managed_tensor_from_py_object_no_sync", ctypes.c_void_p),
+                ("managed_tensor_to_py_object_no_sync", ctypes.c_void_p),
+                ("dltensor_from_py_object_no_sync", ctypes.c_void_p), ("current_work_stream", ctypes.c_void_p)]
+
+
 class Allocator(ctypes.Structure):
     """TbAllocator: an application's allocate/free callbacks and their context."""
 

@@ -5,6 +5,7 @@
 
 use super::alloc::TbAllocator;
 use super::cai::TbArrayInterface;
+use super::exchange::{TbDLPackExchangeAPI, TbDLPackExchangeAPIHeader};
 use super::dlpack::{TbDLManagedTensor, TbDLManagedTensorVersioned, TbDLPackVersion, TbDLTensor};
 use super::{boundary, read_required_str, read_str, write_out};
 use crate::device::TbDevice;
@@ -51,6 +52,12 @@ const LAYOUT: &[Row] = rows! {
     TbDLManagedTensor { dl_tensor: TbDLTensor, manager_ctx: *mut u8, deleter: usize }
     TbDLPackVersion { major: u32, minor: u32 }
     TbAllocator { context: *mut u8, allocate: usize, free: usize }
+    TbDLPackExchangeAPIHeader { version: TbDLPackVersion, prev_api: *mut u8 }
+    TbDLPackExchangeAPI {
+        header: TbDLPackExchangeAPIHeader, managed_tensor_allocator: usize,
+        managed_tensor_from_py_object_no_sync: usize, managed_tensor_to_py_object_no_sync: usize,
+        dltensor_from_py_object_no_sync: usize, current_work_stream: usize,
+    }
     TbDLManagedTensorVersioned {
         version: TbDLPackVersion, manager_ctx: *mut u8, deleter: usize, flags: u64,
         dl_tensor: TbDLTensor,
