@@ -7,7 +7,6 @@ up; the queue is drained between repeats). Prints markdown tables.
 
     python3 bench/python_alloc.py       # on a GPU machine with PyTorch (CuPy optional)
 """
-import gc
 import statistics
 import sys
 import time
@@ -15,25 +14,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "python"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "python" / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 import tensorbridge as tb  # noqa: E402
+import python_wrap as timing  # noqa: E402  (the same timing loop)
 
 
-def median_us(call, sync, calls=1000, repeats=15):
-    for _ in range(100):
-        call()
-    sync()
-    samples = []
-    gc.disable()
-    try:
-        for _ in range(repeats):
-            start = time.perf_counter_ns()
-            for _ in range(calls):
-                call()
-            samples.append((time.perf_counter_ns() - start) / calls / 1000)
-            sync()
-    finally:
-        gc.enable()
-    return statistics.median(samples)
+def median_us(call, sync):
+    return timing.median_us(call, calls=1000, repeats=15, sync=sync)
 
 
 def main():

@@ -17,9 +17,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "python"))
 import tensorbridge as tb  # noqa: E402
 
 
-def median_us(call, calls=2000, repeats=25):
+def median_us(call, calls=2000, repeats=25, sync=None):
+    """Median host µs per call over `repeats` runs of `calls` calls (gc off); `sync` (if given)
+    drains the GPU queue after the warm-up and after each run."""
     for _ in range(200):
         call()
+    if sync:
+        sync()
     samples = []
     gc.disable()
     try:
@@ -28,6 +32,8 @@ def median_us(call, calls=2000, repeats=25):
             for _ in range(calls):
                 call()
             samples.append((time.perf_counter_ns() - start) / calls / 1000)
+            if sync:
+                sync()
     finally:
         gc.enable()
     return statistics.median(samples)

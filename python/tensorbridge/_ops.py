@@ -69,22 +69,23 @@ def reformat(tensor, layout, stream=None):
     return Tensor._adopt(out.value)
 
 
-def reformat_into(dst, src, stream=None):
-    """Writes ``src`` into ``dst`` in ``dst``'s layout; returns ``dst``."""
+def _into(function, dst, src, stream):
+    """Runs a library operation writing ``src`` into ``dst``; returns ``dst``."""
     with _Operands() as operands:
-        status = _reformat(operands.handle(src), operands.handle(dst), _stream_argument(stream))
+        status = function(operands.handle(src), operands.handle(dst), _stream_argument(stream))
     if status:
         raise_for(status)
     return dst
+
+
+def reformat_into(dst, src, stream=None):
+    """Writes ``src`` into ``dst`` in ``dst``'s layout; returns ``dst``."""
+    return _into(_reformat, dst, src, stream)
 
 
 def copy_into(dst, src, stream=None):
     """Copies ``src`` into ``dst`` (same shape and dtype, any devices and strides); returns ``dst``."""
-    with _Operands() as operands:
-        status = _copy(operands.handle(src), operands.handle(dst), _stream_argument(stream))
-    if status:
-        raise_for(status)
-    return dst
+    return _into(_copy, dst, src, stream)
 
 
 def _coefficients(scale, offset):
