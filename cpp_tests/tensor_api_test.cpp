@@ -3,6 +3,7 @@
 
 #include "test_support.hpp"
 
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <numeric>
@@ -321,6 +322,51 @@ TEST(Errors, MessagesArePerThread) {
   }).join();
   EXPECT_NE(other.find("big-endian"), std::string::npos);
   EXPECT_NE(tbtest::last_error().find("'A' is repeated"), std::string::npos);
+}
+
+// What a thread_local destructor saw when it called the library during thread exit.
+struct ThreadExitReport {
+  std::atomic<bool> ran{false};
+  std::atomic<TbStatus> status{TB_SUCCESS};
+  std::atomic<bool> message_null{true};
+  std::string message;  // written before `ran` is set
+};
+
+ThreadExitReport g_thread_exit;
+
+// Calls failing functions from its destructor, which runs at thread exit after the library's
+// thread-local error slot has been destroyed (it was created later, so it is destroyed first).
+struct CallsTheLibraryOnThreadExit {
+  bool armed = false;
+  ~CallsTheLibraryOnThreadExit() {
+    if (!armed) return;
+    g_thread_exit.status = tb_tensor_release(reinterpret_cast<TbTensor*>(0x7777000000000001ull));
+    const char* message = tb_last_error_message();
+    g_thread_exit.message_null = message == nullptr;
+    g_thread_exit.message = message ? message : "";
+    TbLayout layout;
+    (void)tb_layout_parse("AA", &layout);  // a second failure, and a second message lookup
+    (void)tb_last_error_message();
+    g_thread_exit.ran = true;
+  }
+};
+
+thread_local CallsTheLibraryOnThreadExit t_calls_on_exit;
+
+// Regression: the thread-local error slot was touched outside the panic boundary; a failing call
+// from a C++ thread_local destructor (after Rust's thread-locals are gone) panicked in a function
+// that cannot unwind, and the process aborted.
+TEST(Errors, FailingCallsDuringThreadExitDoNotAbort) {
+  std::thread([] {
+    t_calls_on_exit.armed = true;  // constructs it: its destructor is registered first
+    TbLayout layout;
+    TB_EXPECT_STATUS(TB_ERROR_INVALID_ARGUMENT, tb_layout_parse("AA", &layout));
+    EXPECT_NE(tbtest::last_error().find("'A' is repeated"), std::string::npos);
+  }).join();
+  ASSERT_TRUE(g_thread_exit.ran.load());
+  EXPECT_EQ(g_thread_exit.status.load(), TB_ERROR_INVALID_ARGUMENT);
+  EXPECT_FALSE(g_thread_exit.message_null.load()) << "tb_last_error_message() is never NULL";
+  EXPECT_FALSE(g_thread_exit.message.empty());
 }
 
 TEST(DataTypes, TypestrsBothWays) {
