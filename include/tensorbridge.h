@@ -645,9 +645,10 @@ enum TbStatus tb_tensor_from_dlpack_versioned(struct TbDLManagedTensorVersioned 
 // a reference that keeps the memory alive until its `deleter` runs; the consumer calls
 // `deleter` exactly once (a repeated call is ignored). Strides are always present, in elements;
 // a byte stride that is not a multiple of the item size fails with `TB_ERROR_NOT_SUPPORTED`.
-// The legacy struct has no read-only flag: prefer the versioned export for read-only tensors.
-// Stream order: call `tb_tensor_sync(tensor, consumer_stream)` first when the consumer works
-// on a stream of its own.
+// The legacy struct has no read-only flag, so a consumer would take a read-only tensor as
+// writable: a read-only tensor is refused (`TB_ERROR_READ_ONLY`, as NumPy does); export it with
+// `tb_tensor_to_dlpack_versioned`, which sets `TB_DLPACK_FLAG_READ_ONLY`. Stream order: call
+// `tb_tensor_sync(tensor, consumer_stream)` first when the consumer works on a stream of its own.
 //
 // \param[in] tensor  a live tensor handle; the export holds its own reference.
 // \param[out] out    receives the `DLManagedTensor`; the consumer calls its deleter once; not
@@ -655,6 +656,7 @@ enum TbStatus tb_tensor_from_dlpack_versioned(struct TbDLManagedTensorVersioned 
 // \retval TB_SUCCESS                 `*out` written.
 // \retval TB_ERROR_INVALID_ARGUMENT  NULL `out`, or a NULL or released `tensor`.
 // \retval TB_ERROR_NOT_SUPPORTED     a byte stride DLPack cannot express (not whole elements).
+// \retval TB_ERROR_READ_ONLY         `tensor` is read-only (use `tb_tensor_to_dlpack_versioned`).
 // \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_tensor_to_dlpack(const struct TbTensor *tensor, struct TbDLManagedTensor **out);
 
