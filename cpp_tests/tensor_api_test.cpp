@@ -403,13 +403,39 @@ TEST(DataTypes, TypestrsBothWays) {
     EXPECT_EQ(size, row.size);
   }
   TbDataType out{};
-  for (const char* bad : {">f4", "|O8", "<U8", "<M8[ns]", "<f3"}) {
+  for (const char* bad : {">f4", "|O8", "<U8", "<M8[ns]", "<f3", "<f536870912"}) {
     TB_EXPECT_STATUS(TB_ERROR_NOT_SUPPORTED, tb_dtype_from_typestr(bad, &out));
   }
   const char* text = nullptr;
   TB_EXPECT_STATUS(TB_ERROR_NOT_SUPPORTED,
                    tb_dtype_to_typestr(TbDataType{TB_DTYPE_CODE_FLOAT, 32, 2}, &text));
   EXPECT_NE(tbtest::last_error().find("lanes = 2"), std::string::npos);
+}
+
+// Regression: malformed typestrs gave TB_ERROR_NOT_SUPPORTED although the header promises
+// TB_ERROR_INVALID_ARGUMENT for them; a huge size overflowed `size * 8`.
+TEST(DataTypes, MalformedTypestrsAreInvalidArguments) {
+  struct Row {
+    const char* typestr;
+    TbStatus expected;
+    const char* fragment;
+  };
+  const Row rows[] = {
+      {"<", TB_ERROR_INVALID_ARGUMENT, "missing the kind character"},
+      {"<z4", TB_ERROR_INVALID_ARGUMENT, "kind 'z' is not a NumPy array-interface kind"},
+      {"xf4", TB_ERROR_INVALID_ARGUMENT, "byte order 'x'"},
+      {"<f", TB_ERROR_INVALID_ARGUMENT, "is not a byte count"},
+      {"<f99999999999", TB_ERROR_INVALID_ARGUMENT, "is not a byte count"},
+      {"<f536870912", TB_ERROR_NOT_SUPPORTED, "element size 536870912 bytes is larger"},
+      {"<f4294967295", TB_ERROR_NOT_SUPPORTED, "larger than any supported type"},
+      {"<c4", TB_ERROR_NOT_SUPPORTED, "unsupported element size"},
+  };
+  for (const Row& row : rows) {
+    TbDataType out{};
+    TB_EXPECT_STATUS(row.expected, tb_dtype_from_typestr(row.typestr, &out));
+    EXPECT_NE(tbtest::last_error().find(row.fragment), std::string::npos)
+        << row.typestr << ": " << tbtest::last_error();
+  }
 }
 
 TEST(Layouts, ParseFindAndRank) {
