@@ -353,6 +353,18 @@ impl Tensor {
         Tensor::new(desc, &storage).inspect_err(|_| drop(storage.disarm()))
     }
 
+    /// Hands a tensor that `adopt` just made to `hand_off` (which gives it to C). If that fails,
+    /// the release action is taken out before the tensor is dropped, as when validation fails: the
+    /// memory stays the caller's and their cleanup never runs. Only for a tensor whose storage
+    /// no other tensor shares yet.
+    pub(crate) fn hand_off_adopted<T>(
+        self,
+        hand_off: impl FnOnce(Tensor) -> Result<T>,
+    ) -> Result<T> {
+        let storage = self.storage.clone();
+        hand_off(self).inspect_err(|_| drop(storage.disarm()))
+    }
+
     /// Address of the element at index (0, …, 0).
     pub(crate) fn data(&self) -> u64 {
         self.data

@@ -123,7 +123,7 @@ fn import(
     out: *mut *mut TbTensor,
 ) -> Result<()> {
     let desc = fields.to_desc(read_layout_arg(layout)?)?;
-    write_out(out, handle::create(Tensor::adopt(desc, Some(release))?)?, "out")
+    write_out(out, handle::create_adopted(Tensor::adopt(desc, Some(release))?)?, "out")
 }
 
 /// Imports a legacy `DLManagedTensor` without copying. On success the tensor owns `managed`:
