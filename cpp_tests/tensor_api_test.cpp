@@ -369,6 +369,39 @@ TEST(Errors, FailingCallsDuringThreadExitDoNotAbort) {
   EXPECT_FALSE(g_thread_exit.message.empty());
 }
 
+// The header promises that successful calls leave the thread's message unchanged.
+TEST(Errors, SuccessfulCallsLeaveTheMessageUnchanged) {
+  TbLayout layout;
+  TB_EXPECT_STATUS(TB_ERROR_INVALID_ARGUMENT, tb_layout_parse("AA", &layout));
+  const std::string failure = tbtest::last_error();
+  ASSERT_NE(failure.find("tb_layout_parse: "), std::string::npos) << failure;
+
+  Batch b;  // wrap
+  TbTensorInfo info{};
+  TB_ASSERT_OK(tb_tensor_info(b.tensor, &info));
+  TbTensor* view = nullptr;
+  TB_ASSERT_OK(tb_tensor_permute(b.tensor, "NCHW", &view));
+  TbTensor* sliced = nullptr;
+  TB_ASSERT_OK(tb_tensor_slice(view, 0, 1, INT64_MAX, 1, &sliced));
+  TB_ASSERT_OK(tb_tensor_retain(sliced));
+  TB_ASSERT_OK(tb_tensor_release(sliced));
+  TbTensor* copy = nullptr;
+  TB_ASSERT_OK(tb_tensor_clone(sliced, nullptr, &copy));
+  TbDLManagedTensorVersioned* exported = nullptr;
+  TB_ASSERT_OK(tb_tensor_to_dlpack_versioned(copy, &exported));
+  exported->deleter(exported);
+  TbDataType dtype{};
+  TB_ASSERT_OK(tb_dtype_from_typestr("<f4", &dtype));
+  TB_ASSERT_OK(tb_layout_parse("NHWC", &layout));
+  TB_ASSERT_OK(tb_tensor_release(nullptr));
+  int64_t live = 0;
+  TB_ASSERT_OK(tb_tensor_live_count(&live));
+  for (TbTensor* t : {copy, sliced, view, b.tensor}) TB_ASSERT_OK(tb_tensor_release(t));
+  EXPECT_EQ(b.counter.calls.load(), 1);
+
+  EXPECT_EQ(tbtest::last_error(), failure);
+}
+
 TEST(DataTypes, TypestrsBothWays) {
   struct Row {
     const char* typestr;
