@@ -254,6 +254,7 @@ impl DataType {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
 
     #[test]
     fn every_supported_type_round_trips_through_its_typestr_and_name() {
@@ -281,9 +282,18 @@ mod tests {
         assert_eq!(DataType::from_typestr("<u1").unwrap(), DataType::U8);
     }
 
+    /// Each `(typestr, message fragment)` fails with `kind` and a message holding the fragment.
+    fn assert_rejected(kind: ErrorKind, cases: &[(&str, &str)]) {
+        for (typestr, fragment) in cases {
+            let err = DataType::from_typestr(typestr).unwrap_err();
+            assert_eq!(err.kind, kind, "{typestr}: {}", err.message);
+            assert!(err.message.contains(fragment), "{typestr}: {}", err.message);
+        }
+    }
+
     #[test]
     fn unrepresentable_typestrs_are_rejected_with_reason() {
-        for (typestr, fragment) in [
+        let cases = [
             (">f4", "big-endian"),
             ("|O8", "Python objects"),
             ("<U4", "strings"),
@@ -294,11 +304,8 @@ mod tests {
             ("<f0", "unsupported element size"),
             ("<c32", "larger than any supported type"),
             ("<c4", "unsupported element size"),
-        ] {
-            let err = DataType::from_typestr(typestr).unwrap_err();
-            assert_eq!(err.kind, crate::error::ErrorKind::NotSupported, "{typestr}");
-            assert!(err.message.contains(fragment), "{typestr}: {}", err.message);
-        }
+        ];
+        assert_rejected(ErrorKind::NotSupported, &cases);
     }
 
     /// Regression: malformed typestrs (no kind, a letter that is no kind) were `NotSupported`
@@ -306,7 +313,7 @@ mod tests {
     /// unchecked (a panic in debug builds, a wrap in release ones).
     #[test]
     fn malformed_typestrs_are_invalid_arguments() {
-        for (typestr, fragment) in [
+        let cases = [
             ("", "typestr is empty"),
             ("<", "missing the kind character"),
             ("|", "missing the kind character"),
@@ -318,11 +325,8 @@ mod tests {
             ("<f-4", "size \"-4\" is not a byte count"),
             ("<f4x", "size \"4x\""),
             ("<f4294967296", "size \"4294967296\" is not a byte count"),
-        ] {
-            let err = DataType::from_typestr(typestr).unwrap_err();
-            assert_eq!(err.kind, crate::error::ErrorKind::InvalidArgument, "{typestr}");
-            assert!(err.message.contains(fragment), "{typestr}: {}", err.message);
-        }
+        ];
+        assert_rejected(ErrorKind::InvalidArgument, &cases);
     }
 
     #[test]
