@@ -154,19 +154,27 @@ TEST(DLPack, VersionedImportWithNullStridesAndReadOnlyFlag) {
 TEST(DLPack, ExportBothFormsShareMemoryAndKeepTheSourceAlive) {
   std::vector<double> values(2 * 3 * 4);
   CleanupCounter cleanup;
+  CleanupCounter writable_cleanup;
   const int64_t shape[] = {2, 3, 4};
   TbTensor* t = nullptr;
   TB_ASSERT_OK(tb_tensor_wrap(values.data(), TbDevice{TB_DEVICE_CPU, 0}, TB_DTYPE_FLOAT64, 3,
                               shape, nullptr, "NHW", true, &CleanupCounter::callback, &cleanup, &t));
+  // The legacy form cannot say read-only, so it exports a writable wrap of the same memory.
+  TbTensor* writable = nullptr;
+  TB_ASSERT_OK(tb_tensor_wrap(values.data(), TbDevice{TB_DEVICE_CPU, 0}, TB_DTYPE_FLOAT64, 3,
+                              shape, nullptr, "NHW", false, &CleanupCounter::callback,
+                              &writable_cleanup, &writable));
   TbTensor* permuted = nullptr;
   TB_ASSERT_OK(tb_tensor_permute(t, "WNH", &permuted));
   TbDLManagedTensorVersioned* versioned = nullptr;
   TbDLManagedTensor* legacy = nullptr;
   TB_ASSERT_OK(tb_tensor_to_dlpack_versioned(permuted, &versioned));
-  TB_ASSERT_OK(tb_tensor_to_dlpack(t, &legacy));
+  TB_ASSERT_OK(tb_tensor_to_dlpack(writable, &legacy));
   TB_ASSERT_OK(tb_tensor_release(permuted));
   TB_ASSERT_OK(tb_tensor_release(t));
+  TB_ASSERT_OK(tb_tensor_release(writable));
   EXPECT_EQ(cleanup.calls.load(), 0) << "exports keep the memory alive";
+  EXPECT_EQ(writable_cleanup.calls.load(), 0) << "exports keep the memory alive";
 
   EXPECT_EQ(versioned->version.major, TB_DLPACK_MAJOR_VERSION);
   EXPECT_EQ(versioned->flags & TB_DLPACK_FLAG_READ_ONLY, static_cast<uint64_t>(TB_DLPACK_FLAG_READ_ONLY));
@@ -188,11 +196,52 @@ TEST(DLPack, ExportBothFormsShareMemoryAndKeepTheSourceAlive) {
   EXPECT_TRUE(info.readonly);
   EXPECT_EQ(info.strides[0], 8);
   TB_ASSERT_OK(tb_tensor_release(back));
-  EXPECT_EQ(cleanup.calls.load(), 0) << "the legacy export still holds the memory";
+  EXPECT_EQ(cleanup.calls.load(), 1) << "the versioned export's deleter let go of the memory";
+  EXPECT_EQ(writable_cleanup.calls.load(), 0) << "the legacy export still holds the memory";
   auto deleter = legacy->deleter;  // read before the struct is freed by the call
   deleter(legacy);
-  EXPECT_EQ(cleanup.calls.load(), 1);
+  EXPECT_EQ(writable_cleanup.calls.load(), 1);
   deleter(legacy);  // a consumer bug: calling the deleter twice is ignored, not a double free
+  EXPECT_EQ(writable_cleanup.calls.load(), 1);
+}
+
+// Regression: the legacy struct has no read-only flag, so exporting a read-only tensor through it
+// and importing it back gave a writable tensor that tb_copy wrote into.
+TEST(DLPack, LegacyExportRefusesReadOnlyTensor) {
+  std::vector<float> values(6, 1.0f);
+  std::vector<float> other(6, 2.0f);
+  const int64_t shape[] = {2, 3};
+  CleanupCounter cleanup;
+  TbTensor* t = nullptr;
+  TB_ASSERT_OK(tb_tensor_wrap(values.data(), tbtest::cpu(), TB_DTYPE_FLOAT32, 2, shape, nullptr,
+                              nullptr, true, &CleanupCounter::callback, &cleanup, &t));
+  TbTensor* view = nullptr;
+  TB_ASSERT_OK(tb_tensor_slice(t, 0, 1, 2, 1, &view));
+  for (TbTensor* readonly : {t, view}) {
+    TbDLManagedTensor* legacy = nullptr;
+    TB_EXPECT_STATUS(TB_ERROR_READ_ONLY, tb_tensor_to_dlpack(readonly, &legacy));
+    EXPECT_EQ(legacy, nullptr) << "*out is unchanged on failure";
+    EXPECT_NE(tbtest::last_error().find("tb_tensor_to_dlpack: tensor is read-only"),
+              std::string::npos)
+        << tbtest::last_error();
+    EXPECT_NE(tbtest::last_error().find("tb_tensor_to_dlpack_versioned"), std::string::npos);
+  }
+  TB_ASSERT_OK(tb_tensor_release(view));
+
+  // The versioned export keeps read-only through a round trip: writes into it are refused.
+  TbDLManagedTensorVersioned* versioned = nullptr;
+  TB_ASSERT_OK(tb_tensor_to_dlpack_versioned(t, &versioned));
+  TbTensor* back = nullptr;
+  TB_ASSERT_OK(tb_tensor_from_dlpack_versioned(versioned, nullptr, &back));
+  EXPECT_TRUE(info_of(back).readonly);
+  TbTensor* source = nullptr;
+  TB_ASSERT_OK(tb_tensor_wrap(other.data(), tbtest::cpu(), TB_DTYPE_FLOAT32, 2, shape, nullptr,
+                              nullptr, false, nullptr, nullptr, &source));
+  TB_EXPECT_STATUS(TB_ERROR_READ_ONLY, tb_copy(source, back, nullptr));
+  EXPECT_EQ(values[0], 1.0f) << "the read-only memory was written";
+  TB_ASSERT_OK(tb_tensor_release(source));
+  TB_ASSERT_OK(tb_tensor_release(back));
+  TB_ASSERT_OK(tb_tensor_release(t));
   EXPECT_EQ(cleanup.calls.load(), 1);
 }
 

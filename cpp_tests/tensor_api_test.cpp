@@ -3,6 +3,7 @@
 
 #include "test_support.hpp"
 
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <numeric>
@@ -323,6 +324,84 @@ TEST(Errors, MessagesArePerThread) {
   EXPECT_NE(tbtest::last_error().find("'A' is repeated"), std::string::npos);
 }
 
+// What a thread_local destructor saw when it called the library during thread exit.
+struct ThreadExitReport {
+  std::atomic<bool> ran{false};
+  std::atomic<TbStatus> status{TB_SUCCESS};
+  std::atomic<bool> message_null{true};
+  std::string message;  // written before `ran` is set
+};
+
+ThreadExitReport g_thread_exit;
+
+// Calls failing functions from its destructor, which runs at thread exit after the library's
+// thread-local error slot has been destroyed (it was created later, so it is destroyed first).
+struct CallsTheLibraryOnThreadExit {
+  bool armed = false;
+  ~CallsTheLibraryOnThreadExit() {
+    if (!armed) return;
+    g_thread_exit.status = tb_tensor_release(reinterpret_cast<TbTensor*>(0x7777000000000001ull));
+    const char* message = tb_last_error_message();
+    g_thread_exit.message_null = message == nullptr;
+    g_thread_exit.message = message ? message : "";
+    TbLayout layout;
+    (void)tb_layout_parse("AA", &layout);  // a second failure, and a second message lookup
+    (void)tb_last_error_message();
+    g_thread_exit.ran = true;
+  }
+};
+
+thread_local CallsTheLibraryOnThreadExit t_calls_on_exit;
+
+// Regression: the thread-local error slot was touched outside the panic boundary; a failing call
+// from a C++ thread_local destructor (after Rust's thread-locals are gone) panicked in a function
+// that cannot unwind, and the process aborted.
+TEST(Errors, FailingCallsDuringThreadExitDoNotAbort) {
+  std::thread([] {
+    t_calls_on_exit.armed = true;  // constructs it: its destructor is registered first
+    TbLayout layout;
+    TB_EXPECT_STATUS(TB_ERROR_INVALID_ARGUMENT, tb_layout_parse("AA", &layout));
+    EXPECT_NE(tbtest::last_error().find("'A' is repeated"), std::string::npos);
+  }).join();
+  ASSERT_TRUE(g_thread_exit.ran.load());
+  EXPECT_EQ(g_thread_exit.status.load(), TB_ERROR_INVALID_ARGUMENT);
+  EXPECT_FALSE(g_thread_exit.message_null.load()) << "tb_last_error_message() is never NULL";
+  EXPECT_FALSE(g_thread_exit.message.empty());
+}
+
+// The header promises that successful calls leave the thread's message unchanged.
+TEST(Errors, SuccessfulCallsLeaveTheMessageUnchanged) {
+  TbLayout layout;
+  TB_EXPECT_STATUS(TB_ERROR_INVALID_ARGUMENT, tb_layout_parse("AA", &layout));
+  const std::string failure = tbtest::last_error();
+  ASSERT_NE(failure.find("tb_layout_parse: "), std::string::npos) << failure;
+
+  Batch b;  // wrap
+  TbTensorInfo info{};
+  TB_ASSERT_OK(tb_tensor_info(b.tensor, &info));
+  TbTensor* view = nullptr;
+  TB_ASSERT_OK(tb_tensor_permute(b.tensor, "NCHW", &view));
+  TbTensor* sliced = nullptr;
+  TB_ASSERT_OK(tb_tensor_slice(view, 0, 1, INT64_MAX, 1, &sliced));
+  TB_ASSERT_OK(tb_tensor_retain(sliced));
+  TB_ASSERT_OK(tb_tensor_release(sliced));
+  TbTensor* copy = nullptr;
+  TB_ASSERT_OK(tb_tensor_clone(sliced, nullptr, &copy));
+  TbDLManagedTensorVersioned* exported = nullptr;
+  TB_ASSERT_OK(tb_tensor_to_dlpack_versioned(copy, &exported));
+  exported->deleter(exported);
+  TbDataType dtype{};
+  TB_ASSERT_OK(tb_dtype_from_typestr("<f4", &dtype));
+  TB_ASSERT_OK(tb_layout_parse("NHWC", &layout));
+  TB_ASSERT_OK(tb_tensor_release(nullptr));
+  int64_t live = 0;
+  TB_ASSERT_OK(tb_tensor_live_count(&live));
+  for (TbTensor* t : {copy, sliced, view, b.tensor}) TB_ASSERT_OK(tb_tensor_release(t));
+  EXPECT_EQ(b.counter.calls.load(), 1);
+
+  EXPECT_EQ(tbtest::last_error(), failure);
+}
+
 TEST(DataTypes, TypestrsBothWays) {
   struct Row {
     const char* typestr;
@@ -357,13 +436,39 @@ TEST(DataTypes, TypestrsBothWays) {
     EXPECT_EQ(size, row.size);
   }
   TbDataType out{};
-  for (const char* bad : {">f4", "|O8", "<U8", "<M8[ns]", "<f3"}) {
+  for (const char* bad : {">f4", "|O8", "<U8", "<M8[ns]", "<f3", "<f536870912"}) {
     TB_EXPECT_STATUS(TB_ERROR_NOT_SUPPORTED, tb_dtype_from_typestr(bad, &out));
   }
   const char* text = nullptr;
   TB_EXPECT_STATUS(TB_ERROR_NOT_SUPPORTED,
                    tb_dtype_to_typestr(TbDataType{TB_DTYPE_CODE_FLOAT, 32, 2}, &text));
   EXPECT_NE(tbtest::last_error().find("lanes = 2"), std::string::npos);
+}
+
+// Regression: malformed typestrs gave TB_ERROR_NOT_SUPPORTED although the header promises
+// TB_ERROR_INVALID_ARGUMENT for them; a huge size overflowed `size * 8`.
+TEST(DataTypes, MalformedTypestrsAreInvalidArguments) {
+  struct Row {
+    const char* typestr;
+    TbStatus expected;
+    const char* fragment;
+  };
+  const Row rows[] = {
+      {"<", TB_ERROR_INVALID_ARGUMENT, "missing the kind character"},
+      {"<z4", TB_ERROR_INVALID_ARGUMENT, "kind 'z' is not a NumPy array-interface kind"},
+      {"xf4", TB_ERROR_INVALID_ARGUMENT, "byte order 'x'"},
+      {"<f", TB_ERROR_INVALID_ARGUMENT, "is not a byte count"},
+      {"<f99999999999", TB_ERROR_INVALID_ARGUMENT, "is not a byte count"},
+      {"<f536870912", TB_ERROR_NOT_SUPPORTED, "element size 536870912 bytes is larger"},
+      {"<f4294967295", TB_ERROR_NOT_SUPPORTED, "larger than any supported type"},
+      {"<c4", TB_ERROR_NOT_SUPPORTED, "unsupported element size"},
+  };
+  for (const Row& row : rows) {
+    TbDataType out{};
+    TB_EXPECT_STATUS(row.expected, tb_dtype_from_typestr(row.typestr, &out));
+    EXPECT_NE(tbtest::last_error().find(row.fragment), std::string::npos)
+        << row.typestr << ": " << tbtest::last_error();
+  }
 }
 
 TEST(Layouts, ParseFindAndRank) {

@@ -70,6 +70,12 @@ const std::vector<WrapCase> kNegative = {
   {"negative_stride_overflow", kBase, kCpu, kF32, 1, {1LL << 62}, {-4}, nullptr, false, TB_ERROR_OVERFLOW, "overflows int64"},
   {"span_sum_overflow", kBase, kCpu, kU8, 2, {3, 3}, {kMax / 2, kMax / 2}, nullptr, true, TB_ERROR_OVERFLOW, "overflows int64"},
   {"item_size_pushes_past_int64", kBase, kCpu, kF64, 1, {2}, {kMax - 4}, nullptr, true, TB_ERROR_OVERFLOW, "byte extent"},
+  // Regression cases: unchecked sums and products (a debug panic or a release wrap).
+  {"overlap_span_sum_overflow", 0x8000000000000000ull, kCpu, kU8, 3, {2, 2, 2}, {-(1LL << 62) + 1, -(1LL << 62), 1LL << 62}, nullptr, false, TB_ERROR_OVERFLOW, "overlap check's span"},
+  {"broadcast_nbytes_overflow_f32", kBase, kCpu, kF32, 1, {(1LL << 61) + 1}, {0}, nullptr, true, TB_ERROR_OVERFLOW, "item size of shape [2305843009213693953]"},
+  {"broadcast_nbytes_overflow_f64", kBase, kCpu, kF64, 1, {1LL << 62}, {0}, nullptr, true, TB_ERROR_OVERFLOW, "item size"},
+  {"zero_extent_last_hides_nothing", kBase, kCpu, kU8, 3, {kMax, 2, 0}, {0, 0, 0}, nullptr, false, TB_ERROR_OVERFLOW, "item size"},
+  {"zero_extent_first_hides_nothing", kBase, kCpu, kU8, 3, {0, kMax, 2}, {0, 0, 0}, nullptr, false, TB_ERROR_OVERFLOW, "item size"},
   {"below_address_zero", 0x1000, kCpu, kF32, 1, {16}, {-4096}, nullptr, false, TB_ERROR_OVERFLOW, "outside the address space"},
   {"past_address_space_end", 0xFFFFFFFFFFFFF000ull, kCpu, kU8, 1, {8192}, {}, nullptr, false, TB_ERROR_OVERFLOW, "outside the address space"},
   {"writable_zero_stride", kBase, kCpu, kF32, 2, {4, 3}, {0, 4}, nullptr, false, TB_ERROR_INVALID_ARGUMENT, "strides[0] = 0 makes elements overlap"},
@@ -180,6 +186,39 @@ TEST(Wrap, NullOutputIsRejectedAndCleanupNotCalled) {
                                   nullptr, false, &CleanupCounter::callback, &counter, nullptr));
   EXPECT_NE(tbtest::last_error().find("out is NULL"), std::string::npos);
   EXPECT_EQ(counter.calls.load(), 0);
+}
+
+// Regression: sizes and views of tensors at the edge of int64 are exact, never wrapped.
+TEST(Wrap, SizesAndViewsAtTheInt64EdgeAreExact) {
+  const int64_t shape[] = {(1LL << 60) - 1};
+  const int64_t strides[] = {0};
+  TbTensor* broadcast = nullptr;
+  TB_ASSERT_OK(tb_tensor_wrap(reinterpret_cast<void*>(kBase), kCpu, kF64, 1, shape, strides,
+                              nullptr, true, nullptr, nullptr, &broadcast));
+  int64_t count = 0;
+  int64_t nbytes = 0;
+  TB_ASSERT_OK(tb_tensor_element_count(broadcast, &count));
+  TB_ASSERT_OK(tb_tensor_nbytes(broadcast, &nbytes));
+  EXPECT_EQ(count, (1LL << 60) - 1);
+  EXPECT_EQ(nbytes, ((1LL << 60) - 1) * 8);
+  // A step of INT64_MIN (whose negation overflows) takes one element, as in Python.
+  TbTensor* one = nullptr;
+  TB_ASSERT_OK(tb_tensor_slice(broadcast, 0, 5, kMin, kMin, &one));
+  TbTensorInfo info{};
+  TB_ASSERT_OK(tb_tensor_info(one, &info));
+  EXPECT_EQ(info.shape[0], 1);
+  EXPECT_EQ(info.nbytes, 8);
+  TB_ASSERT_OK(tb_tensor_release(one));
+  TB_ASSERT_OK(tb_tensor_release(broadcast));
+
+  // A zero-size tensor whose transpose would be a shape that wrap refuses is refused itself.
+  const int64_t empty_shape[] = {0, kMax, 2};
+  const int64_t empty_strides[] = {0, 0, 0};
+  TbTensor* empty = nullptr;
+  TB_EXPECT_STATUS(TB_ERROR_OVERFLOW,
+                   tb_tensor_wrap(nullptr, kCpu, kU8, 3, empty_shape, empty_strides, nullptr,
+                                  false, nullptr, nullptr, &empty));
+  EXPECT_EQ(empty, nullptr);
 }
 
 TEST(Wrap, NegativeTableIsLargeEnough) { EXPECT_GE(kNegative.size(), 40u); }

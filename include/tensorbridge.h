@@ -706,9 +706,10 @@ enum TbStatus tb_tensor_from_dlpack_versioned(struct TbDLManagedTensorVersioned 
 // a reference that keeps the memory alive until its `deleter` runs; the consumer calls
 // `deleter` exactly once (a repeated call is ignored). Strides are always present, in elements;
 // a byte stride that is not a multiple of the item size fails with `TB_ERROR_NOT_SUPPORTED`.
-// The legacy struct has no read-only flag: prefer the versioned export for read-only tensors.
-// Stream order: call `tb_tensor_sync(tensor, consumer_stream)` first when the consumer works
-// on a stream of its own.
+// The legacy struct has no read-only flag, so a consumer would take a read-only tensor as
+// writable: a read-only tensor is refused (`TB_ERROR_READ_ONLY`, as NumPy does); export it with
+// `tb_tensor_to_dlpack_versioned`, which sets `TB_DLPACK_FLAG_READ_ONLY`. Stream order: call
+// `tb_tensor_sync(tensor, consumer_stream)` first when the consumer works on a stream of its own.
 //
 // \param[in] tensor  a live tensor handle; the export holds its own reference.
 // \param[out] out    receives the `DLManagedTensor`; the consumer calls its deleter once; not
@@ -716,6 +717,7 @@ enum TbStatus tb_tensor_from_dlpack_versioned(struct TbDLManagedTensorVersioned 
 // \retval TB_SUCCESS                 `*out` written.
 // \retval TB_ERROR_INVALID_ARGUMENT  NULL `out`, or a NULL or released `tensor`.
 // \retval TB_ERROR_NOT_SUPPORTED     a byte stride DLPack cannot express (not whole elements).
+// \retval TB_ERROR_READ_ONLY         `tensor` is read-only (use `tb_tensor_to_dlpack_versioned`).
 // \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_tensor_to_dlpack(const struct TbTensor *tensor, struct TbDLManagedTensor **out);
 
@@ -751,17 +753,20 @@ enum TbStatus tb_tensor_to_dlpack_versioned_with_flags(const struct TbTensor *te
                                                        struct TbDLManagedTensorVersioned **out);
 
 // Parses a NumPy array-interface typestr (`"|u1"`, `"<f4"`, `"|b1"`, `"<c8"`, `"<f2"`, `"<V2"`
-// for bfloat16) into `*out`. Big-endian (`">f4"`), object, string and datetime typestrs fail
-// with `TB_ERROR_NOT_SUPPORTED`; malformed ones with `TB_ERROR_INVALID_ARGUMENT`.
+// for bfloat16) into `*out`. Malformed typestrs fail with `TB_ERROR_INVALID_ARGUMENT`;
+// well-formed ones that no supported type matches (big-endian `">f4"`, object, string and
+// datetime kinds, other sizes) with `TB_ERROR_NOT_SUPPORTED`.
 //
 // \param[in] typestr  a NUL-terminated typestr; not NULL.
 // \param[out] out     receives the type; not NULL; unchanged on failure.
 // \retval TB_SUCCESS                 `*out` written.
-// \retval TB_ERROR_INVALID_ARGUMENT  NULL `typestr` or `out`; a typestr that is not UTF-8, is
-//                                    empty, has an unknown byte-order character or a size that is
-//                                    not a number.
-// \retval TB_ERROR_NOT_SUPPORTED     big-endian data; a missing or unsupported kind (objects,
-//                                    strings, datetimes, …); an unsupported size.
+// \retval TB_ERROR_INVALID_ARGUMENT  NULL `typestr` or `out`; a malformed typestr: not UTF-8,
+//                                    empty, an unknown byte-order character, no kind character,
+//                                    a letter that is not a NumPy kind (`"<z4"`), or a size that
+//                                    is not a number (of at most 32 bits).
+// \retval TB_ERROR_NOT_SUPPORTED     big-endian data; a kind with no tensor meaning (objects,
+//                                    strings, datetimes); a size no supported type has, however
+//                                    large.
 // \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_dtype_from_typestr(const char *typestr, struct TbDataType *out);
 

@@ -312,7 +312,8 @@ class Tensor {
     check(tb_tensor_to_dlpack_versioned(handle_, &out));
     return DLPackVersioned(out);
   }
-  /// An owning legacy DLPack export sharing this tensor's memory.
+  /// An owning legacy DLPack export sharing this tensor's memory. The legacy struct cannot say
+  /// read-only: a read-only tensor throws (`TB_ERROR_READ_ONLY`); use `to_dlpack_versioned`.
   DLPackLegacy to_dlpack() const {
     TbDLManagedTensor* out = nullptr;
     check(tb_tensor_to_dlpack(handle_, &out));

@@ -200,23 +200,26 @@ impl DataType {
     }
 
     /// Parses a NumPy array-interface typestr: a byte-order character (`<`, `|`, or `=` on this
-    /// little-endian machine), a kind (`b i u f c`) and a size in bytes. Big-endian data and
-    /// kinds with no tensor meaning (`O`, `U`, `S`, `M`, `m`) are rejected. `<V2` is read as
+    /// little-endian machine), a kind (`b i u f c`) and a size in bytes. `<V2` is read as
     /// bfloat16, the only two-byte raw type the interfaces exchange.
+    ///
+    /// A malformed typestr (empty, an unknown byte-order character, no kind, a letter that is not
+    /// a NumPy kind, a size that is not a number) is `InvalidArgument`; a well-formed one this
+    /// library cannot hold (big-endian data, kinds with no tensor meaning `O U S a M m`, a size
+    /// no supported type has, however large) is `NotSupported`.
     pub(crate) fn from_typestr(typestr: &str) -> Result<Self> {
+        let malformed =
+            |why: String| Error::invalid_argument(format!("typestr \"{typestr}\": {why}"));
         let bad = |why: &str| Error::not_supported(format!("typestr \"{typestr}\": {why}"));
         let mut chars = typestr.chars();
         let order = chars.next().ok_or_else(|| Error::invalid_argument("typestr is empty"))?;
-        let kind = chars.next().ok_or_else(|| bad("missing the kind character"))?;
-        let size_text = chars.as_str();
-        if order == '>' {
-            return Err(bad("big-endian data is not supported (byte-swap it first)"));
-        }
-        if !matches!(order, '<' | '|' | '=') {
-            return Err(Error::invalid_argument(format!(
-                "typestr \"{typestr}\": byte order '{order}' is not one of '<', '>', '|', '='"
+        if !matches!(order, '<' | '>' | '|' | '=') {
+            return Err(malformed(format!(
+                "byte order '{order}' is not one of '<', '>', '|', '='"
             )));
         }
+        let kind = chars.next().ok_or_else(|| malformed("missing the kind character".into()))?;
+        let size_text = chars.as_str();
         let code = match kind {
             'b' => TbDataTypeCode::TB_DTYPE_CODE_BOOL,
             'i' => TbDataTypeCode::TB_DTYPE_CODE_INT,
@@ -227,14 +230,22 @@ impl DataType {
             'O' => return Err(bad("Python objects ('O') have no tensor representation")),
             'U' | 'S' | 'a' => return Err(bad("strings have no tensor representation")),
             'M' | 'm' => return Err(bad("datetimes and timedeltas are not supported")),
-            _ => return Err(bad("unsupported kind")),
+            _ => {
+                return Err(malformed(format!(
+                    "kind '{kind}' is not a NumPy array-interface kind (b i u f c V O S U a M m)"
+                )));
+            }
         };
-        let size: u32 = size_text.parse().map_err(|_| {
-            Error::invalid_argument(format!(
-                "typestr \"{typestr}\": size \"{size_text}\" is not a byte count"
-            ))
-        })?;
-        let bits = u8::try_from(size * 8).map_err(|_| bad("element size too large"))?;
+        let size: u32 = size_text
+            .parse()
+            .map_err(|_| malformed(format!("size \"{size_text}\" is not a byte count")))?;
+        if order == '>' {
+            return Err(bad("big-endian data is not supported (byte-swap it first)"));
+        }
+        let bits =
+            size.checked_mul(8).and_then(|bits| u8::try_from(bits).ok()).ok_or_else(|| {
+                bad(&format!("element size {size} bytes is larger than any supported type"))
+            })?;
         Self::from_raw(TbDataType { code: code as u8, bits, lanes: 1 })
             .map_err(|_| bad("unsupported element size"))
     }
@@ -243,6 +254,7 @@ impl DataType {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
 
     #[test]
     fn every_supported_type_round_trips_through_its_typestr_and_name() {
@@ -270,22 +282,51 @@ mod tests {
         assert_eq!(DataType::from_typestr("<u1").unwrap(), DataType::U8);
     }
 
+    /// Each `(typestr, message fragment)` fails with `kind` and a message holding the fragment.
+    fn assert_rejected(kind: ErrorKind, cases: &[(&str, &str)]) {
+        for (typestr, fragment) in cases {
+            let err = DataType::from_typestr(typestr).unwrap_err();
+            assert_eq!(err.kind, kind, "{typestr}: {}", err.message);
+            assert!(err.message.contains(fragment), "{typestr}: {}", err.message);
+        }
+    }
+
     #[test]
     fn unrepresentable_typestrs_are_rejected_with_reason() {
-        for (typestr, fragment) in [
+        let cases = [
             (">f4", "big-endian"),
             ("|O8", "Python objects"),
             ("<U4", "strings"),
             ("<M8[ns]", "datetimes"),
             ("<f3", "unsupported element size"),
-            ("<i", "not a byte count"),
-            ("<q8", "unsupported kind"),
-            ("", "empty"),
-            ("xf4", "byte order"),
-        ] {
-            let err = DataType::from_typestr(typestr).unwrap_err();
-            assert!(err.message.contains(fragment), "{typestr}: {}", err.message);
-        }
+            ("<f536870912", "element size 536870912 bytes is larger than any supported type"),
+            ("<f4294967295", "element size 4294967295 bytes"),
+            ("<f0", "unsupported element size"),
+            ("<c32", "larger than any supported type"),
+            ("<c4", "unsupported element size"),
+        ];
+        assert_rejected(ErrorKind::NotSupported, &cases);
+    }
+
+    /// Regression: malformed typestrs (no kind, a letter that is no kind) were `NotSupported`
+    /// although the C ABI documents `TB_ERROR_INVALID_ARGUMENT` for them, and `size * 8` was
+    /// unchecked (a panic in debug builds, a wrap in release ones).
+    #[test]
+    fn malformed_typestrs_are_invalid_arguments() {
+        let cases = [
+            ("", "typestr is empty"),
+            ("<", "missing the kind character"),
+            ("|", "missing the kind character"),
+            ("<z4", "kind 'z' is not a NumPy array-interface kind"),
+            ("<q8", "kind 'q'"),
+            ("<4f", "kind '4'"),
+            ("xf4", "byte order 'x'"),
+            ("<i", "size \"\" is not a byte count"),
+            ("<f-4", "size \"-4\" is not a byte count"),
+            ("<f4x", "size \"4x\""),
+            ("<f4294967296", "size \"4294967296\" is not a byte count"),
+        ];
+        assert_rejected(ErrorKind::InvalidArgument, &cases);
     }
 
     #[test]

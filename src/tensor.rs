@@ -34,7 +34,11 @@ pub(crate) struct TensorDesc {
 }
 
 /// A validated tensor: the invariants below hold for every value of this type.
-/// - rank ≤ 15, every extent ≥ 0, element count and byte span fit in int64;
+/// - rank ≤ 15, every extent ≥ 0, and the byte span fits in int64;
+/// - the product of the non-zero extents times the item size fits in int64 (as NumPy requires),
+///   whatever their order: so the element count and `nbytes` fit, and so do those of every
+///   permutation, slice and selection of the tensor (each is checked again when it is made).
+///   The accessors `element_count`, `nbytes` and `is_contiguous` rely on this and cannot fail;
 /// - data is non-null when the tensor has elements, and aligned (as are the strides) for its dtype;
 /// - a writable tensor's elements do not overlap;
 /// - the layout is none or has one label per dimension.
@@ -47,6 +51,10 @@ pub(crate) struct Tensor {
     strides: Vec<i64>,
     layout: Layout,
     readonly: bool,
+    /// Number of elements; see the invariants.
+    count: i64,
+    /// `count` × item size; see the invariants.
+    nbytes: i64,
     storage: Arc<Storage>,
 }
 
@@ -135,9 +143,29 @@ fn padded_strides(
     Ok((strides, total))
 }
 
-/// Number of elements (product of the extents), checked.
+/// Number of elements (product of the extents), checked as `sizes` checks it.
 pub(crate) fn element_count(shape: &[i64]) -> Result<i64> {
-    shape.iter().try_fold(1i64, |acc, &e| checked_mul(acc, e, "element count"))
+    sizes(shape, 1).map(|(count, _)| count)
+}
+
+/// The element count and size in bytes (count × `item_size`) of `shape`. The product of the
+/// non-zero extents times the item size must fit int64 (`TB_ERROR_OVERFLOW` otherwise), as
+/// NumPy requires: the rule does not depend on the order of the extents, so a permutation of a
+/// valid shape is valid too.
+pub(crate) fn sizes(shape: &[i64], item_size: i64) -> Result<(i64, i64)> {
+    let mut bytes = item_size;
+    for &extent in shape.iter().filter(|&&e| e != 0) {
+        bytes = bytes.checked_mul(extent).ok_or_else(|| {
+            Error::overflow(format!(
+                "element count × item size of shape {shape:?} ({item_size} bytes per element) \
+                 overflows int64"
+            ))
+        })?;
+    }
+    match shape.contains(&0) {
+        true => Ok((0, 0)),
+        false => Ok((bytes / item_size, bytes)),
+    }
 }
 
 /// The lowest and one-past-highest byte offsets, relative to the data pointer, that the
@@ -228,7 +256,17 @@ fn check_no_overlap(shape: &[i64], strides: &[i64], item_size: i64) -> Result<()
                 strides[dim]
             )));
         }
-        span += stride * (extent - 1);
+        // Checked: byte_extent bounds each side of the span, not their sum.
+        span = (extent - 1)
+            .checked_mul(stride)
+            .and_then(|reach| span.checked_add(reach))
+            .ok_or_else(|| {
+                Error::overflow(format!(
+                    "the overlap check's span of dimensions up to strides[{dim}] = {} \
+                     (extent {extent}) overflows int64",
+                    strides[dim]
+                ))
+            })?;
     }
     Ok(())
 }
@@ -244,7 +282,7 @@ impl Tensor {
             Some(strides) => strides,
             None => contiguous_strides(&desc.shape, item_size)?,
         };
-        let count = element_count(&desc.shape)?;
+        let (count, nbytes) = sizes(&desc.shape, item_size)?;
         let (low, high) = byte_extent(&desc.shape, &strides, item_size)?;
         if count > 0 && desc.data == 0 {
             return Err(Error::invalid_argument(format!(
@@ -274,6 +312,8 @@ impl Tensor {
             strides,
             layout: desc.layout,
             readonly: desc.readonly,
+            count,
+            nbytes,
             storage: storage.clone(),
         })
     }
@@ -313,6 +353,18 @@ impl Tensor {
         Tensor::new(desc, &storage).inspect_err(|_| drop(storage.disarm()))
     }
 
+    /// Hands a tensor that `adopt` just made to `hand_off` (which gives it to C). If that fails,
+    /// the release action is taken out before the tensor is dropped, as when validation fails: the
+    /// memory stays the caller's and their cleanup never runs. Only for a tensor whose storage
+    /// no other tensor shares yet.
+    pub(crate) fn hand_off_adopted<T>(
+        self,
+        hand_off: impl FnOnce(Tensor) -> Result<T>,
+    ) -> Result<T> {
+        let storage = self.storage.clone();
+        hand_off(self).inspect_err(|_| drop(storage.disarm()))
+    }
+
     /// Address of the element at index (0, …, 0).
     pub(crate) fn data(&self) -> u64 {
         self.data
@@ -349,17 +401,18 @@ impl Tensor {
     pub(crate) fn storage(&self) -> &Arc<Storage> {
         &self.storage
     }
-    /// Number of elements.
+    /// Number of elements (fits int64 by the type's invariant, checked when it was made).
     pub(crate) fn element_count(&self) -> i64 {
-        self.shape.iter().product()
+        self.count
     }
-    /// Bytes the elements themselves occupy (element count × item size).
+    /// Bytes the elements themselves occupy (element count × item size; fits int64 by the
+    /// type's invariant, even for a broadcast tensor whose span is much smaller).
     pub(crate) fn nbytes(&self) -> i64 {
-        self.element_count() * self.dtype.item_size()
+        self.nbytes
     }
     /// Whether the elements are packed in row-major order (ignoring strides of extent-1 dims).
     pub(crate) fn is_contiguous(&self) -> bool {
-        if self.element_count() == 0 {
+        if self.count == 0 {
             return true;
         }
         let mut expected = self.dtype.item_size();
@@ -367,7 +420,11 @@ impl Tensor {
             if extent != 1 && stride != expected {
                 return false;
             }
-            expected *= extent;
+            // Never None: partial products are at most `nbytes` (the type's invariant).
+            match expected.checked_mul(extent) {
+                Some(next) => expected = next,
+                None => return false,
+            }
         }
         true
     }
@@ -380,8 +437,17 @@ impl Tensor {
         Ok(())
     }
 
-    fn view(&self, data: u64, shape: Vec<i64>, strides: Vec<i64>, layout: Layout) -> Tensor {
-        Tensor { data, shape, strides, layout, ..self.clone() }
+    /// A view of the same storage. Its sizes are checked again (they cannot overflow when the
+    /// view's extents are a permutation or a subset of this tensor's, which is all views make).
+    fn view(
+        &self,
+        data: u64,
+        shape: Vec<i64>,
+        strides: Vec<i64>,
+        layout: Layout,
+    ) -> Result<Tensor> {
+        let (count, nbytes) = sizes(&shape, self.dtype.item_size())?;
+        Ok(Tensor { data, shape, strides, layout, count, nbytes, ..self.clone() })
     }
 
     fn check_dim(&self, dim: i64) -> Result<usize> {
@@ -416,7 +482,7 @@ impl Tensor {
         }
         let shape = order.iter().map(|&a| self.shape[a]).collect();
         let strides = order.iter().map(|&a| self.strides[a]).collect();
-        Ok(self.view(self.data, shape, strides, self.layout.permuted(order)))
+        self.view(self.data, shape, strides, self.layout.permuted(order))
     }
 
     /// A view in `target` layout, which must hold the same labels as this tensor's layout.
@@ -442,9 +508,11 @@ impl Tensor {
             }
         };
         let (start, stop) = (clamp(start), clamp(stop));
+        // Both bounds lie in -1..=extent, so their difference fits; `step` is divided out as an
+        // unsigned magnitude because -i64::MIN does not fit (that step takes one element).
         let count = match step > 0 {
             true if start < stop => (stop - start - 1) / step + 1,
-            false if stop < start => (start - stop - 1) / -step + 1,
+            false if stop < start => ((start - stop - 1) as u64 / step.unsigned_abs()) as i64 + 1,
             _ => 0,
         };
         let stride = self.strides[dim];
@@ -459,7 +527,7 @@ impl Tensor {
         }
         let mut shape = self.shape.clone();
         shape[dim] = count;
-        Ok(self.view(data, shape, strides, self.layout))
+        self.view(data, shape, strides, self.layout)
     }
 
     /// The sub-tensor at `index` along `dim` (negative counts from the end), one rank lower; its
@@ -478,12 +546,7 @@ impl Tensor {
         let mut strides = self.strides.clone();
         shape.remove(dim);
         strides.remove(dim);
-        Ok(self.view(
-            self.data.wrapping_add_signed(offset),
-            shape,
-            strides,
-            self.layout.without(dim),
-        ))
+        self.view(self.data.wrapping_add_signed(offset), shape, strides, self.layout.without(dim))
     }
 
     /// A view with `layout` attached (or removed with `Layout::NONE`); memory is unchanged.
@@ -617,6 +680,104 @@ mod tests {
         // Padded rows and negative strides do not overlap.
         Tensor::new(desc(&[4, 3], Some(&[64, 4]), ""), &unowned()).unwrap();
         Tensor::new(desc(&[4, 3], Some(&[-12, 4]), ""), &unowned()).unwrap();
+    }
+
+    /// Regression: size, span and slice arithmetic was unchecked (a panic in debug builds, a
+    /// silent wrap in release ones). Each case must fail with `Overflow`, in both.
+    #[test]
+    fn size_span_and_view_arithmetic_overflow_is_an_error() {
+        let huge = 1i64 << 62;
+        // (case, dtype, data, shape, strides, readonly, message fragment)
+        type Case<'a> = (&'a str, DataType, u64, &'a [i64], &'a [i64], bool, &'a str);
+        let cases: [Case; 6] = [
+            (
+                "overlap_span_sum_wraps",
+                DataType::U8,
+                1 << 63,
+                &[2, 2, 2],
+                &[-(huge - 1), -huge, huge],
+                false,
+                "overlap check's span",
+            ),
+            (
+                "broadcast_nbytes_f32",
+                DataType::F32,
+                0x1000,
+                &[(1 << 61) + 1],
+                &[0],
+                true,
+                "item size",
+            ),
+            ("broadcast_nbytes_f64", DataType::F64, 0x1000, &[huge], &[0], true, "item size"),
+            (
+                "zero_extent_last",
+                DataType::U8,
+                0x1000,
+                &[i64::MAX, 2, 0],
+                &[0, 0, 0],
+                false,
+                "item size",
+            ),
+            (
+                "zero_extent_first",
+                DataType::U8,
+                0x1000,
+                &[0, i64::MAX, 2],
+                &[0, 0, 0],
+                false,
+                "item size",
+            ),
+            (
+                "element_count",
+                DataType::U8,
+                0x1000,
+                &[1 << 32, 1 << 32],
+                &[0, 0],
+                true,
+                "element count",
+            ),
+        ];
+        for (case, dtype, data, shape, strides, readonly, fragment) in cases {
+            let d = TensorDesc { dtype, data, readonly, ..desc(shape, Some(strides), "") };
+            let err = Tensor::new(d, &unowned()).unwrap_err();
+            assert_eq!(err.kind, crate::error::ErrorKind::Overflow, "{case}: {}", err.message);
+            assert!(err.message.contains(fragment), "{case}: {}", err.message);
+        }
+        // The largest float64 broadcast whose size fits: the accessors give exact values.
+        let extent = i64::MAX / 8;
+        let d =
+            TensorDesc { dtype: DataType::F64, readonly: true, ..desc(&[extent], Some(&[0]), "") };
+        let broadcast = Tensor::new(d, &unowned()).unwrap();
+        assert_eq!(broadcast.element_count(), extent);
+        assert_eq!(broadcast.nbytes(), extent * 8);
+        assert!(!broadcast.is_contiguous());
+        // A zero-size tensor's permutations are all valid (the rule ignores the order).
+        let d = TensorDesc { data: 0, ..desc(&[0, 1 << 40, 1 << 20], None, "") };
+        let empty = Tensor::new(d, &unowned()).unwrap();
+        let permuted = empty.permute(&[1, 2, 0]).unwrap();
+        assert_eq!((permuted.element_count(), permuted.nbytes()), (0, 0));
+        assert!(permuted.is_contiguous());
+    }
+
+    /// Regression: `-step` overflowed for `step = i64::MIN`; Python gives one element.
+    #[test]
+    fn slicing_with_extreme_steps_follows_python() {
+        let t = Tensor::new(desc(&[10], None, ""), &unowned()).unwrap();
+        // (start, stop, step, count, data)
+        let cases: [(i64, i64, i64, i64, u64); 5] = [
+            (5, i64::MIN, i64::MIN, 1, 0x1014),
+            (i64::MAX, i64::MIN, i64::MIN, 1, 0x1024),
+            (i64::MIN, i64::MAX, i64::MIN, 0, 0x1000),
+            (0, i64::MAX, i64::MAX, 1, 0x1000),
+            (-1, -11, i64::MIN + 1, 1, 0x1024),
+        ];
+        for (start, stop, step, count, data) in cases {
+            let s = t.slice(0, start, stop, step).unwrap();
+            assert_eq!(s.shape(), &[count], "{start}:{stop}:{step}");
+            assert_eq!(s.strides(), &[4], "{start}:{stop}:{step}");
+            assert_eq!(s.data(), data, "{start}:{stop}:{step}");
+            assert_eq!(s.nbytes(), 4 * count);
+        }
     }
 
     #[test]

@@ -102,7 +102,7 @@ fn import(
     let contents = read_descriptor(desc)?;
     let release = cleanup_release(keep_alive, keep_alive_context, contents.data as *mut c_void);
     let tensor = contents.import(interface, read_layout_arg(layout)?, release)?;
-    write_out(out, handle::create(tensor)?, "out")
+    write_out(out, handle::create_adopted(tensor)?, "out")
 }
 
 /// Imports a CUDA Array Interface (v2 or v3) descriptor as a tensor, without copying.

@@ -7,7 +7,7 @@ use super::{
 };
 use crate::device::TbDevice;
 use crate::dtype::TbDataType;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ffi::status::TbStatus;
 use crate::interop::dlpack::{
     DlTensorFields, TB_DLPACK_MAJOR_VERSION, TB_DLPACK_MINOR_VERSION, check_import_version,
@@ -124,7 +124,7 @@ fn import(
     out: *mut *mut TbTensor,
 ) -> Result<()> {
     let desc = fields.to_desc(read_layout_arg(layout)?)?;
-    write_out(out, handle::create(Tensor::adopt(desc, Some(release))?)?, "out")
+    write_out(out, handle::create_adopted(Tensor::adopt(desc, Some(release))?)?, "out")
 }
 
 /// Imports a legacy `DLManagedTensor` without copying. On success the tensor owns `managed`:
@@ -301,9 +301,10 @@ unsafe extern "C" fn delete_export<T: Exported>(managed: *mut T) {
 /// a reference that keeps the memory alive until its `deleter` runs; the consumer calls
 /// `deleter` exactly once (a repeated call is ignored). Strides are always present, in elements;
 /// a byte stride that is not a multiple of the item size fails with `TB_ERROR_NOT_SUPPORTED`.
-/// The legacy struct has no read-only flag: prefer the versioned export for read-only tensors.
-/// Stream order: call `tb_tensor_sync(tensor, consumer_stream)` first when the consumer works
-/// on a stream of its own.
+/// The legacy struct has no read-only flag, so a consumer would take a read-only tensor as
+/// writable: a read-only tensor is refused (`TB_ERROR_READ_ONLY`, as NumPy does); export it with
+/// `tb_tensor_to_dlpack_versioned`, which sets `TB_DLPACK_FLAG_READ_ONLY`. Stream order: call
+/// `tb_tensor_sync(tensor, consumer_stream)` first when the consumer works on a stream of its own.
 ///
 /// \param[in] tensor  a live tensor handle; the export holds its own reference.
 /// \param[out] out    receives the `DLManagedTensor`; the consumer calls its deleter once; not
@@ -311,6 +312,7 @@ unsafe extern "C" fn delete_export<T: Exported>(managed: *mut T) {
 /// \retval TB_SUCCESS                 `*out` written.
 /// \retval TB_ERROR_INVALID_ARGUMENT  NULL `out`, or a NULL or released `tensor`.
 /// \retval TB_ERROR_NOT_SUPPORTED     a byte stride DLPack cannot express (not whole elements).
+/// \retval TB_ERROR_READ_ONLY         `tensor` is read-only (use `tb_tensor_to_dlpack_versioned`).
 /// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_tensor_to_dlpack(
@@ -320,6 +322,13 @@ pub extern "C" fn tb_tensor_to_dlpack(
     boundary("tb_tensor_to_dlpack", || {
         require_out(out, "out")?;
         let held = handle::clone_arc(tensor, "tensor")?;
+        if held.is_readonly() {
+            return Err(Error::read_only(
+                "tensor is read-only and a legacy DLManagedTensor cannot say so (its consumer \
+                 would write to it); export it with tb_tensor_to_dlpack_versioned, which sets \
+                 TB_DLPACK_FLAG_READ_ONLY",
+            ));
+        }
         let (context, dl_tensor) = export_context(&held)?;
         let managed = Box::into_raw(Box::new(TbDLManagedTensor {
             dl_tensor,

@@ -7,17 +7,20 @@ use crate::ffi::status::TbStatus;
 use std::ffi::c_char;
 
 /// Parses a NumPy array-interface typestr (`"|u1"`, `"<f4"`, `"|b1"`, `"<c8"`, `"<f2"`, `"<V2"`
-/// for bfloat16) into `*out`. Big-endian (`">f4"`), object, string and datetime typestrs fail
-/// with `TB_ERROR_NOT_SUPPORTED`; malformed ones with `TB_ERROR_INVALID_ARGUMENT`.
+/// for bfloat16) into `*out`. Malformed typestrs fail with `TB_ERROR_INVALID_ARGUMENT`;
+/// well-formed ones that no supported type matches (big-endian `">f4"`, object, string and
+/// datetime kinds, other sizes) with `TB_ERROR_NOT_SUPPORTED`.
 ///
 /// \param[in] typestr  a NUL-terminated typestr; not NULL.
 /// \param[out] out     receives the type; not NULL; unchanged on failure.
 /// \retval TB_SUCCESS                 `*out` written.
-/// \retval TB_ERROR_INVALID_ARGUMENT  NULL `typestr` or `out`; a typestr that is not UTF-8, is
-///                                    empty, has an unknown byte-order character or a size that is
-///                                    not a number.
-/// \retval TB_ERROR_NOT_SUPPORTED     big-endian data; a missing or unsupported kind (objects,
-///                                    strings, datetimes, …); an unsupported size.
+/// \retval TB_ERROR_INVALID_ARGUMENT  NULL `typestr` or `out`; a malformed typestr: not UTF-8,
+///                                    empty, an unknown byte-order character, no kind character,
+///                                    a letter that is not a NumPy kind (`"<z4"`), or a size that
+///                                    is not a number (of at most 32 bits).
+/// \retval TB_ERROR_NOT_SUPPORTED     big-endian data; a kind with no tensor meaning (objects,
+///                                    strings, datetimes); a size no supported type has, however
+///                                    large.
 /// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_dtype_from_typestr(typestr: *const c_char, out: *mut TbDataType) -> TbStatus {

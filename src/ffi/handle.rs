@@ -79,16 +79,17 @@ impl Table {
 
     /// A slot that holds nothing, for a new handle.
     fn vacant(&self) -> Result<u32> {
+        #[cfg(test)]
+        if tests::FAIL_NEXT_CREATE.with(|fail| fail.replace(false)) {
+            return Err(table_full());
+        }
         if let Some(index) = lock(&self.free).pop() {
             return Ok(index);
         }
         let index = self.issued.load(Ordering::Acquire);
         let segment = index as usize / SEGMENT;
         if segment >= SEGMENTS {
-            return Err(Error::out_of_memory(format!(
-                "{} TbTensor handles are alive; release some before creating more",
-                SEGMENT * SEGMENTS
-            )));
+            return Err(table_full());
         }
         self.segments[segment].get_or_init(|| (0..SEGMENT).map(|_| Slot::default()).collect());
         // Only one thread may extend the table at a time; a loser takes the next index.
@@ -97,6 +98,13 @@ impl Table {
             Err(_) => self.vacant(),
         }
     }
+}
+
+fn table_full() -> Error {
+    Error::out_of_memory(format!(
+        "{} TbTensor handles are alive; release some before creating more",
+        SEGMENT * SEGMENTS
+    ))
 }
 
 fn encode(index: u32, generation: u32) -> *mut TbTensor {
@@ -143,6 +151,13 @@ pub(crate) fn create(tensor: Tensor) -> Result<*mut TbTensor> {
     state.tensor = Some(Arc::new(tensor));
     table.live.fetch_add(1, Ordering::Relaxed);
     Ok(encode(index, state.generation))
+}
+
+/// Hands a tensor made by `Tensor::adopt` to C. On failure (the table is full) the caller's
+/// release action is disarmed, not run: the memory stays the caller's, as every adopting
+/// function (wrap, the array-interface and DLPack imports) promises.
+pub(crate) fn create_adopted(tensor: Tensor) -> Result<*mut TbTensor> {
+    tensor.hand_off_adopted(create)
 }
 
 /// A new shared reference to the tensor behind a live handle (the handle is unaffected): what
@@ -207,13 +222,28 @@ pub(crate) fn live_count() -> usize {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::device::Device;
     use crate::dtype::DataType;
+    use crate::ffi::cai::{TbArrayInterface, tb_tensor_from_array_interface};
+    use crate::ffi::dlpack::{
+        TbDLManagedTensor, TbDLManagedTensorVersioned, TbDLPackVersion, TbDLTensor,
+        tb_tensor_from_dlpack, tb_tensor_from_dlpack_versioned,
+    };
+    use crate::ffi::status::TbStatus;
+    use crate::ffi::tensor::tb_tensor_wrap;
     use crate::layout::Layout;
     use crate::storage::Storage;
     use crate::tensor::TensorDesc;
+    use std::cell::Cell;
+    use std::ffi::{CStr, c_void};
+    use std::sync::atomic::AtomicI32;
+
+    thread_local! {
+        /// Set by a test: the next handle this thread asks for fails as if the table were full.
+        pub(crate) static FAIL_NEXT_CREATE: Cell<bool> = const { Cell::new(false) };
+    }
 
     fn tensor() -> Tensor {
         let desc = TensorDesc {
@@ -257,5 +287,128 @@ mod tests {
         assert!(clone_arc(handle, "tensor").is_ok());
         release(handle).unwrap();
         assert!(clone_arc(handle, "tensor").is_err());
+    }
+
+    static CLEANUPS: AtomicI32 = AtomicI32::new(0);
+    static DELETES: AtomicI32 = AtomicI32::new(0);
+
+    extern "C" fn count_cleanup(_context: *mut c_void, _data: *mut c_void) {
+        CLEANUPS.fetch_add(1, Ordering::SeqCst);
+    }
+    extern "C" fn count_delete(_managed: *mut TbDLManagedTensor) {
+        DELETES.fetch_add(1, Ordering::SeqCst);
+    }
+    extern "C" fn count_delete_versioned(_managed: *mut TbDLManagedTensorVersioned) {
+        DELETES.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Regression: a tensor that validated was dropped when its handle could not be made, which
+    /// ran the caller's cleanup (or deleter) although the call failed and promised not to.
+    #[test]
+    fn adopting_calls_that_fail_to_make_a_handle_leave_the_memory_to_the_caller() {
+        let mut data = [0f32; 4];
+        let pointer = data.as_mut_ptr() as *mut c_void;
+        let cpu = Device::CPU.to_raw();
+        let mut shape = [4i64];
+        let dl_tensor = TbDLTensor {
+            data: pointer,
+            device: cpu,
+            ndim: 1,
+            dtype: DataType::F32.to_raw(),
+            shape: shape.as_mut_ptr(),
+            strides: std::ptr::null_mut(),
+            byte_offset: 0,
+        };
+        let mut legacy = TbDLManagedTensor {
+            dl_tensor,
+            manager_ctx: std::ptr::null_mut(),
+            deleter: Some(count_delete),
+        };
+        let mut versioned = TbDLManagedTensorVersioned {
+            version: TbDLPackVersion { major: 1, minor: 0 },
+            manager_ctx: std::ptr::null_mut(),
+            deleter: Some(count_delete_versioned),
+            flags: 0,
+            dl_tensor,
+        };
+        let mut interface = TbArrayInterface {
+            version: 3,
+            data: pointer,
+            readonly: false,
+            typestr: [0; crate::ffi::cai::TB_TYPESTR_CAPACITY],
+            rank: 1,
+            shape: [0; crate::layout::TB_MAX_RANK],
+            strides: [0; crate::layout::TB_MAX_RANK],
+            has_strides: false,
+            stream: 0,
+            has_stream: false,
+            has_mask: false,
+        };
+        interface.shape[0] = 4;
+        let (legacy, versioned) = (&raw mut legacy, &raw mut versioned);
+        for (slot, byte) in interface.typestr.iter_mut().zip(b"<f4") {
+            *slot = *byte as std::ffi::c_char;
+        }
+        type Call<'a> = (&'a str, Box<dyn Fn(*mut *mut TbTensor) -> TbStatus + 'a>);
+        let calls: Vec<Call> = vec![
+            (
+                "tb_tensor_wrap",
+                Box::new(|out| {
+                    tb_tensor_wrap(
+                        pointer,
+                        cpu,
+                        DataType::F32.to_raw(),
+                        1,
+                        shape.as_ptr(),
+                        std::ptr::null(),
+                        std::ptr::null(),
+                        false,
+                        Some(count_cleanup),
+                        std::ptr::null_mut(),
+                        out,
+                    )
+                }),
+            ),
+            (
+                "tb_tensor_from_array_interface",
+                Box::new(|out| {
+                    tb_tensor_from_array_interface(
+                        &interface,
+                        std::ptr::null(),
+                        Some(count_cleanup),
+                        std::ptr::null_mut(),
+                        out,
+                    )
+                }),
+            ),
+            (
+                "tb_tensor_from_dlpack",
+                Box::new(|out| tb_tensor_from_dlpack(legacy, std::ptr::null(), out)),
+            ),
+            (
+                "tb_tensor_from_dlpack_versioned",
+                Box::new(|out| tb_tensor_from_dlpack_versioned(versioned, std::ptr::null(), out)),
+            ),
+        ];
+        for (name, call) in &calls {
+            let before = (CLEANUPS.load(Ordering::SeqCst), DELETES.load(Ordering::SeqCst));
+            FAIL_NEXT_CREATE.with(|fail| fail.set(true));
+            let mut out = std::ptr::dangling_mut::<TbTensor>();
+            assert_eq!(call(&mut out), TbStatus::TB_ERROR_OUT_OF_MEMORY, "{name}");
+            assert!(out.is_null(), "{name}: *out is NULL on failure");
+            // SAFETY: tb_last_error_message never returns NULL.
+            let message = unsafe { CStr::from_ptr(crate::ffi::last_error_ptr()) };
+            assert!(message.to_string_lossy().contains("handles are alive"), "{name}");
+            let after = (CLEANUPS.load(Ordering::SeqCst), DELETES.load(Ordering::SeqCst));
+            assert_eq!(after, before, "{name}: the caller's cleanup ran on a failed call");
+
+            // The same call succeeds once a handle is available; releasing it runs the cleanup.
+            assert_eq!(call(&mut out), TbStatus::TB_SUCCESS, "{name}");
+            release(out).unwrap();
+            let released = (CLEANUPS.load(Ordering::SeqCst), DELETES.load(Ordering::SeqCst));
+            assert_eq!(released.0 + released.1, before.0 + before.1 + 1, "{name}");
+        }
+        drop(calls);
+        let _ = data;
     }
 }

@@ -39,15 +39,30 @@ thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
 }
 
-/// Records `message` as this thread's last error message.
+/// What `tb_last_error_message()` gives when this thread's message slot is gone (a call from a
+/// thread-local destructor that runs after tensorbridge's) or busy: a static string, never NULL.
+static UNAVAILABLE: &CStr = c"tensorbridge: error message unavailable during thread exit";
+
+/// Records `message` as this thread's last error message. Never panics: after the thread's
+/// thread-local storage is destroyed (a C++ `thread_local` destructor calling tensorbridge), the
+/// message is dropped and `last_error_ptr` gives the static `UNAVAILABLE` text.
 pub(crate) fn set_last_error(message: &str) {
     let text = CString::new(message.replace('\0', "\\0")).unwrap_or_default();
-    LAST_ERROR.with(|slot| *slot.borrow_mut() = text);
+    let _ = LAST_ERROR.try_with(|slot| {
+        if let Ok(mut slot) = slot.try_borrow_mut() {
+            *slot = text;
+        }
+    });
 }
 
 /// Pointer to this thread's last error message (valid until the thread's next failing call).
+/// Never NULL and never panics (see `set_last_error`).
 pub(crate) fn last_error_ptr() -> *const c_char {
-    LAST_ERROR.with(|slot| slot.borrow().as_ptr())
+    LAST_ERROR
+        .try_with(|slot| slot.try_borrow().map(|text| text.as_ptr()).ok())
+        .ok()
+        .flatten()
+        .unwrap_or(UNAVAILABLE.as_ptr())
 }
 
 fn panic_text(payload: &(dyn std::any::Any + Send)) -> &str {
@@ -189,6 +204,39 @@ mod tests {
         let status = boundary("tb_x", || Err(Error::overflow("too big")));
         assert_eq!(status, TbStatus::TB_ERROR_OVERFLOW);
         assert_eq!(last_error(), "tb_x: too big");
+    }
+
+    /// Regression: the message slot was touched outside `catch_unwind`, so a failing call from a
+    /// thread-local destructor that runs after the slot's (the thread is exiting) panicked in an
+    /// `extern "C"` function, which aborts the process.
+    #[test]
+    fn failing_calls_during_thread_exit_do_not_panic() {
+        use std::sync::Mutex;
+        static SEEN: Mutex<Option<(TbStatus, String)>> = Mutex::new(None);
+        struct CallsOnExit;
+        impl Drop for CallsOnExit {
+            fn drop(&mut self) {
+                let bogus = 0x7777_0000_0000_0001usize as *mut handle::TbTensor;
+                let status = tensor::tb_tensor_release(bogus);
+                // SAFETY: tb_last_error_message never returns NULL.
+                let message = unsafe { CStr::from_ptr(status::tb_last_error_message()) };
+                let seen = (status, message.to_string_lossy().into_owned());
+                *SEEN.lock().unwrap_or_else(|p| p.into_inner()) = Some(seen);
+            }
+        }
+        thread_local! {
+            static ON_EXIT: RefCell<Option<CallsOnExit>> = const { RefCell::new(None) };
+        }
+        std::thread::spawn(|| {
+            // Registered before the message slot, so destroyed after it.
+            ON_EXIT.with(|slot| *slot.borrow_mut() = Some(CallsOnExit));
+            boundary("tb_test", || Err(Error::internal("creates the message slot")));
+        })
+        .join()
+        .unwrap();
+        let seen = SEEN.lock().unwrap().take().expect("the destructor ran");
+        assert_eq!(seen.0, TbStatus::TB_ERROR_INVALID_ARGUMENT);
+        assert_eq!(seen.1, UNAVAILABLE.to_str().unwrap());
     }
 
     #[test]

@@ -174,7 +174,7 @@ pub extern "C" fn tb_tensor_wrap(
             readonly,
         };
         let tensor = Tensor::adopt(desc, cleanup_release(cleanup, cleanup_context, data))?;
-        write_out(out, handle::create(tensor)?, "out")
+        write_out(out, handle::create_adopted(tensor)?, "out")
     })
 }
 

@@ -27,14 +27,16 @@ fn for_each_element(plan: &Plan, mut visit: impl FnMut(i64, i64, usize)) {
             }
             d -= 1;
             let dim = plan.dims[d];
-            index[d] += 1;
-            src += dim.src;
-            dst += dim.dst;
-            if index[d] < dim.extent {
+            if index[d] + 1 < dim.extent {
+                index[d] += 1;
+                src += dim.src;
+                dst += dim.dst;
                 break;
             }
-            src -= dim.src * dim.extent;
-            dst -= dim.dst * dim.extent;
+            // Back to index 0 without stepping past the last index, whose offset (one stride
+            // beyond the tensor's span) need not fit int64; every offset used lies in the span.
+            src -= dim.src * (dim.extent - 1);
+            dst -= dim.dst * (dim.extent - 1);
             index[d] = 0;
         }
     }

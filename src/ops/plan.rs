@@ -79,8 +79,10 @@ impl Plan {
             if let Some((outer, outer_is_channel)) = merged.last_mut()
                 && !*outer_is_channel
                 && !is_channel
-                && outer.src == dim.src * dim.extent
-                && outer.dst == dim.dst * dim.extent
+                // Checked: stride × extent is one step past the dimension's reach, which the
+                // tensor's invariants do not bound (it may not fit int64; then no merge).
+                && dim.src.checked_mul(dim.extent) == Some(outer.src)
+                && dim.dst.checked_mul(dim.extent) == Some(outer.dst)
             {
                 *outer = Dim { extent: outer.extent * dim.extent, ..dim };
                 continue;
@@ -141,6 +143,26 @@ mod tests {
             readonly: false,
         };
         Tensor::new(desc, &Storage::with_release(None)).unwrap()
+    }
+
+    /// Regression: merging dimensions multiplied a stride by its extent unchecked, which
+    /// overflows for a huge (read-only) stride: a panic in debug builds.
+    #[test]
+    fn huge_strides_are_planned_without_overflow() {
+        let desc = TensorDesc {
+            data: 0x100000,
+            device: Device::CPU,
+            dtype: DataType::U8,
+            shape: vec![2, 2],
+            strides: Some(vec![1, (1 << 62) + 1]),
+            layout: Layout::NONE,
+            readonly: true,
+        };
+        let src = Tensor::new(desc, &Storage::with_release(None)).unwrap();
+        let dst = tensor(DataType::U8, &[2, 2], "");
+        let plan = Plan::new(&src, &dst, None).unwrap();
+        assert_eq!(plan.dims.len(), 2, "dimensions that do not line up are not merged");
+        assert_eq!(plan.count, 4);
     }
 
     #[test]
