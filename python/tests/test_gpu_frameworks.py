@@ -8,9 +8,9 @@ import gc
 import pytest
 
 import tensorbridge as tb
+from gpu_required import skip_module_unless_gpu
 
-if tb.cuda_device_count() == 0:
-    pytest.skip("no CUDA GPU: tensorbridge.cuda_device_count() is 0", allow_module_level=True)
+skip_module_unless_gpu()
 
 
 @pytest.fixture(scope="module")
