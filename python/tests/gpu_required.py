@@ -1,4 +1,5 @@
-"""Skip rules of the GPU test modules: skip only on a machine that has no NVIDIA driver or GPU.
+"""Shared by the GPU test modules. Skip rules: skip only on a machine that has no NVIDIA driver or
+GPU; and a PyTorch stream kept busy on the device for a given time.
 
 Where the machine has one (``/dev/nvidia0`` or a working ``nvidia-smi``) but tensorbridge finds no
 usable GPU — a driver that fails to load, a CUDA library version mismatch — the module fails
@@ -38,3 +39,17 @@ def skip_module_unless_gpu():
                     pytrace=False)
     pytest.skip(f"no CUDA GPU (no /dev/nvidia0, no working nvidia-smi): {reason}",
                 allow_module_level=True)
+
+
+def busy_stream(torch, seconds=1.0):
+    """A new PyTorch stream kept busy for about `seconds` by a spinning kernel (calibrated)."""
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    torch.cuda._sleep(20_000_000)
+    end.record()
+    end.synchronize()
+    cycles_per_second = 20_000_000 / (start.elapsed_time(end) / 1000)
+    side = torch.cuda.Stream()
+    with torch.cuda.stream(side):
+        torch.cuda._sleep(int(cycles_per_second * seconds))
+    return side
