@@ -129,7 +129,10 @@ if [ "${TB_SKIP_BENCH:-0}" != 1 ]; then
   cache=$(mktemp -d)
   cold=$(TENSORBRIDGE_CACHE_DIR="$cache" ./build-gpu/bench/tb_layout_bench --first-call 2>&1)
   warm=$(TENSORBRIDGE_CACHE_DIR="$cache" ./build-gpu/bench/tb_layout_bench --first-call 2>&1)
-  { ./build-gpu/bench/tb_layout_bench
+  # The layout benchmark checks every case's output against the CPU and exits 1 on a mismatch.
+  ./build-gpu/bench/tb_layout_bench >"$out/layout_bench.md" 2>&1
+  step "layout bench (a case's output is wrong, or the run failed)" $?
+  { cat "$out/layout_bench.md"
     echo
     echo "| first-call case | ms | target |"
     echo "| --- | ---: | ---: |"
