@@ -262,7 +262,8 @@ fn transpose(plan: &Plan, op: &ElementOp, target: &Target) -> Result<()> {
         && all_multiple_of(&[dst, batch.dst], unit_of(vector * s.extent * e_out))
     {
         // Loads narrower than 16 bytes per plane leave too little in flight: two chunks a thread
-        // (measured on an H100: u8 with 4 channels 0.905 -> 0.958 of copy bandwidth).
+        // (an earlier, unscripted H100 comparison favoured it; bench/layout_bench.cpp measures the
+        // current choice).
         let ilp = if vector * e_in < 16 { 2 } else { 1 };
         defines.extend([
             format!("TB_SMALL={}", s.extent),
