@@ -349,7 +349,7 @@ mod tests {
     /// Bytes that start like an ELF file, standing in for a cubin.
     fn fake_cubin() -> Vec<u8> {
         let mut bytes = b"\x7fELF".to_vec();
-        bytes.extend((0..4096u32).map(|i| (i * 2_654_435_761u32 >> 24) as u8));
+        bytes.extend((0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8));
         bytes
     }
 
