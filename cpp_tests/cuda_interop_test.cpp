@@ -19,7 +19,11 @@ TbTensorInfo info_of(const TbTensor* t) {
   return info;
 }
 
-void free_device(void*, void* data) { cudaFree(data); }
+// Cleanup that frees device memory and counts its calls (context: a CleanupCounter).
+void free_device(void* counter, void* data) {
+  EXPECT_EQ(cudaSuccess, cudaFree(data));
+  CleanupCounter::callback(counter, data);
+}
 
 TEST(CudaInterop, CaiToTensorToVersionedDlpackToTensorToCai) {
   SKIP_WITHOUT_GPU();
@@ -137,10 +141,12 @@ TEST(CudaInterop, HostPointerDescribedAsCudaMemoryIsRefused) {
   std::vector<float> host(16);
   TbArrayInterface in = tbtest::array_interface(host.data(), "<f4", {16});
   TbTensor* t = nullptr;
+  CleanupCounter cleanup;
   TB_EXPECT_STATUS(TB_ERROR_INVALID_ARGUMENT,
-                   tb_tensor_from_cuda_array_interface(&in, nullptr, nullptr, nullptr, &t));
+                   tb_tensor_from_cuda_array_interface(&in, nullptr, &CleanupCounter::callback, &cleanup, &t));
   EXPECT_NE(tbtest::last_error().find("is not CUDA memory"), std::string::npos);
   EXPECT_EQ(t, nullptr);
+  EXPECT_EQ(cleanup.calls.load(), 0) << "a failed import must not run the cleanup";
 }
 
 TEST(CudaInterop, ReadOnlyRoundTrip) {
@@ -150,7 +156,8 @@ TEST(CudaInterop, ReadOnlyRoundTrip) {
   TbArrayInterface in = tbtest::array_interface(buffer, "<f2", {512});
   in.readonly = true;
   TbTensor* t = nullptr;
-  TB_ASSERT_OK(tb_tensor_from_cuda_array_interface(&in, nullptr, nullptr, nullptr, &t));
+  CleanupCounter cleanup;
+  TB_ASSERT_OK(tb_tensor_from_cuda_array_interface(&in, nullptr, &CleanupCounter::callback, &cleanup, &t));
   TbDLManagedTensorVersioned* dl = nullptr;
   TB_ASSERT_OK(tb_tensor_to_dlpack_versioned(t, &dl));
   EXPECT_TRUE(dl->flags & TB_DLPACK_FLAG_READ_ONLY);
@@ -161,7 +168,9 @@ TEST(CudaInterop, ReadOnlyRoundTrip) {
   EXPECT_TRUE(out.readonly);
   EXPECT_STREQ(out.typestr, "<f2");
   TB_ASSERT_OK(tb_tensor_release(t));
+  EXPECT_EQ(cleanup.calls.load(), 0) << "the re-imported DLPack export still holds the memory";
   TB_ASSERT_OK(tb_tensor_release(back));
+  EXPECT_EQ(cleanup.calls.load(), 1) << "the cleanup runs once, after the last reference";
   CUDA_OK(cudaFree(buffer));
 }
 
@@ -209,15 +218,19 @@ TEST(CudaInterop, WrapWithCudaFreeCleanupExportsToDlpack) {
   CUDA_OK(cudaMalloc(&buffer, 256));
   const int64_t shape[] = {64};
   TbTensor* t = nullptr;
+  CleanupCounter freed;
   TB_ASSERT_OK(tb_tensor_wrap(buffer, TbDevice{TB_DEVICE_CUDA, 0}, TB_DTYPE_FLOAT32, 1, shape,
-                              nullptr, nullptr, false, &free_device, nullptr, &t));
+                              nullptr, nullptr, false, &free_device, &freed, &t));
   TbDLManagedTensor* dl = nullptr;
   TB_ASSERT_OK(tb_tensor_to_dlpack(t, &dl));
   TB_ASSERT_OK(tb_tensor_release(t));
+  EXPECT_EQ(freed.calls.load(), 0) << "the DLPack export still holds the memory";
   cudaPointerAttributes attributes{};
   CUDA_OK(cudaPointerGetAttributes(&attributes, buffer));  // still allocated: DLPack holds it
   EXPECT_EQ(attributes.type, cudaMemoryTypeDevice);
   dl->deleter(dl);
+  EXPECT_EQ(freed.calls.load(), 1) << "the deleter ends the last reference: cudaFree runs once";
+  EXPECT_EQ(freed.last_data, buffer);
 }
 
 }  // namespace

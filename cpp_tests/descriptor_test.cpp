@@ -387,8 +387,29 @@ const BadDescriptor kMalformed[] = {
 
 INSTANTIATE_TEST_SUITE_P(Table, MalformedDescriptor, ::testing::ValuesIn(kMalformed), case_name);
 
-TEST(MalformedDescriptorTable, HasAtLeastFortyCases) {
-  EXPECT_GE(sizeof kMalformed / sizeof kMalformed[0], 40u);
+// Every descriptor kind has cases for each status its import can return, and no case is vacuous:
+// removing a kind's cases, or adding one that expects success or names no message, fails here.
+TEST(MalformedDescriptorTable, CoversEveryKindAndStatus) {
+  struct Need {
+    Kind kind;
+    TbStatus status;
+  } const needs[] = {
+      {Kind::Cuda, TB_ERROR_INVALID_ARGUMENT},   {Kind::Cuda, TB_ERROR_NOT_SUPPORTED},
+      {Kind::NumPy, TB_ERROR_INVALID_ARGUMENT},  {Kind::NumPy, TB_ERROR_NOT_SUPPORTED},
+      {Kind::NumPy, TB_ERROR_OVERFLOW},          {Kind::Legacy, TB_ERROR_INVALID_ARGUMENT},
+      {Kind::Legacy, TB_ERROR_NOT_SUPPORTED},    {Kind::Legacy, TB_ERROR_OVERFLOW},
+      {Kind::Versioned, TB_ERROR_INVALID_ARGUMENT}, {Kind::Versioned, TB_ERROR_NOT_SUPPORTED},
+  };
+  for (const Need& need : needs) {
+    bool covered = false;
+    for (const auto& c : kMalformed) covered |= c.kind == need.kind && c.expected == need.status;
+    EXPECT_TRUE(covered) << "descriptor kind " << static_cast<int>(need.kind) << " has no case expecting "
+                         << tb_status_name(need.status);
+  }
+  for (const auto& c : kMalformed) {
+    EXPECT_NE(c.expected, TB_SUCCESS) << c.name;
+    EXPECT_GT(std::string(c.fragment).size(), 3u) << c.name << ": the message fragment checks nothing";
+  }
 }
 
 TEST(Descriptors, NullArgumentsAreRejected) {

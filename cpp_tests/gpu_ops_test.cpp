@@ -317,14 +317,21 @@ TEST(GpuOps, RunsOnTheCallersNonBlockingStreamAndLeavesTheCurrentDevice) {
   CUDA_OK(cudaStreamDestroy(stream));
 }
 
-TEST(GpuOps, OperandsOnDifferentGpusOrHostMismatchAreClearErrors) {
+// Host/device mismatches: GpuErrors.HostDeviceMismatchesAreClearErrors; GPUs without peer
+// access: MultiGpu.CrossGpuOperandsWorkWithPeerAccessAndAreNotSupportedWithout
+// (gpu_promises_test.cpp).
+TEST(GpuOps, MismatchedDtypesAndOverlappingOperandsAreClearErrors) {
   SKIP_UNLESS_GPUS(1);
-  Owned host(alloc(TB_DEVICE_CPU, TB_DTYPE_UINT8, {2, 3}, "HW"));
   Owned device(alloc(TB_DEVICE_CUDA, TB_DTYPE_UINT8, {2, 3}, "HW"));
   Owned wrong_dtype(alloc(TB_DEVICE_CUDA, TB_DTYPE_FLOAT32, {2, 3}, "HW"));
   TB_EXPECT_STATUS(TB_ERROR_INVALID_ARGUMENT, tb_reformat(device.t, wrong_dtype.t, nullptr));
+  EXPECT_NE(tbtest::last_error().find("use tb_convert"), std::string::npos) << tbtest::last_error();
+  TB_EXPECT_STATUS(TB_ERROR_INVALID_ARGUMENT, tb_copy(device.t, wrong_dtype.t, nullptr));
+  EXPECT_NE(tbtest::last_error().find("differs from destination dtype"), std::string::npos) << tbtest::last_error();
   TB_EXPECT_STATUS(TB_ERROR_INVALID_ARGUMENT, tb_reformat(device.t, device.t, nullptr));
-  EXPECT_NE(tbtest::last_error().find("overlap"), std::string::npos);
+  EXPECT_NE(tbtest::last_error().find("overlap"), std::string::npos) << tbtest::last_error();
+  TB_EXPECT_STATUS(TB_ERROR_INVALID_ARGUMENT, tb_convert(device.t, device.t, nullptr, nullptr, 0, nullptr));
+  EXPECT_NE(tbtest::last_error().find("overlap"), std::string::npos) << tbtest::last_error();
 }
 
 TEST(MultiGpu, CopyAcrossDevicesAndOpOnDeviceOneWhileZeroIsCurrent) {

@@ -65,6 +65,13 @@ TEST(Ops, CloneIsPackedAndIndependent) {
   EXPECT_TRUE(info.contiguous);
   EXPECT_STREQ(info.layout.labels, "WH");
   EXPECT_EQ(static_cast<int16_t*>(info.data)[1], 4) << "row 0 of the transpose is column 0";
+  EXPECT_NE(info.data, static_cast<void*>(src.data<int16_t>())) << "the clone has its own memory";
+  // Independent both ways: writes to the clone leave the original alone, and back.
+  auto* cloned = static_cast<int16_t*>(info.data);
+  for (int i = 0; i < 12; ++i) cloned[i] = static_cast<int16_t>(-1 - i);
+  for (int i = 0; i < 12; ++i) ASSERT_EQ(src.data<int16_t>()[i], i) << "the original changed at " << i;
+  src.data<int16_t>()[4] = 99;
+  EXPECT_EQ(cloned[1], -2) << "the clone follows writes to the original";
   tb_tensor_release(transposed);
   tb_tensor_release(clone);
 }
@@ -93,6 +100,16 @@ const BadOp kBadOps[] = {
      Host a(TB_DTYPE_UINT8, {4}, nullptr); uint8_t bytes[4]; int64_t shape[] = {4}; TbTensor* ro = nullptr;
      tb_tensor_wrap(bytes, cpu(), TB_DTYPE_UINT8, 1, shape, nullptr, nullptr, true, nullptr, nullptr, &ro);
      TbStatus s = tb_copy(a.t, ro, nullptr); tb_tensor_release(ro); return s; }},
+  {"reformat_into_read_only", TB_ERROR_READ_ONLY, "destination tensor is read-only", [] {
+     Host a(TB_DTYPE_UINT8, {2, 2}, "HW"); uint8_t bytes[4] = {7, 7, 7, 7}; int64_t shape[] = {2, 2}; TbTensor* ro = nullptr;
+     tb_tensor_wrap(bytes, cpu(), TB_DTYPE_UINT8, 2, shape, nullptr, "WH", true, nullptr, nullptr, &ro);
+     TbStatus s = tb_reformat(a.t, ro, nullptr); tb_tensor_release(ro);
+     return bytes[0] == 7 && bytes[3] == 7 ? s : TB_ERROR_INTERNAL; }},
+  {"convert_into_read_only", TB_ERROR_READ_ONLY, "destination tensor is read-only", [] {
+     Host a(TB_DTYPE_UINT8, {2, 3}, "HC"); float out[6] = {}; int64_t shape[] = {3, 2}; TbTensor* ro = nullptr;
+     tb_tensor_wrap(out, cpu(), TB_DTYPE_FLOAT32, 2, shape, nullptr, "CH", true, nullptr, nullptr, &ro);
+     const float v[3] = {1, 1, 1}; TbStatus s = tb_convert(a.t, ro, v, v, 3, nullptr); tb_tensor_release(ro);
+     return out[0] == 0.0f && out[5] == 0.0f ? s : TB_ERROR_INTERNAL; }},
   {"convert_negative_count", TB_ERROR_INVALID_ARGUMENT, "count = -1 is negative", [] { Host a(TB_DTYPE_UINT8, {2, 3}, "HC"), b(TB_DTYPE_FLOAT32, {2, 3}, "HC"); return tb_convert(a.t, b.t, nullptr, nullptr, -1, nullptr); }},
   {"convert_null_scale", TB_ERROR_INVALID_ARGUMENT, "scale is NULL", [] { Host a(TB_DTYPE_UINT8, {2, 3}, "HC"), b(TB_DTYPE_FLOAT32, {2, 3}, "HC"); float o[3] = {}; return tb_convert(a.t, b.t, nullptr, o, 3, nullptr); }},
   {"convert_wrong_channel_count", TB_ERROR_INVALID_ARGUMENT, "2 scale/offset values given for 3 channels", [] { Host a(TB_DTYPE_UINT8, {2, 3}, "HC"), b(TB_DTYPE_FLOAT32, {2, 3}, "HC"); float v[2] = {1, 1}; return tb_convert(a.t, b.t, v, v, 2, nullptr); }},

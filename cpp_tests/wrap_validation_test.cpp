@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <limits>
 #include <ostream>
+#include <string>
 #include <vector>
 
 namespace {
@@ -221,6 +222,26 @@ TEST(Wrap, SizesAndViewsAtTheInt64EdgeAreExact) {
   EXPECT_EQ(empty, nullptr);
 }
 
-TEST(Wrap, NegativeTableIsLargeEnough) { EXPECT_GE(kNegative.size(), 40u); }
+// The table covers every argument of tb_tensor_wrap and every failure status it documents, and
+// no case is vacuous: removing a rule's cases, or adding a case that expects success or names no
+// message, fails here.
+TEST(Wrap, NegativeTableCoversEveryArgumentAndStatus) {
+  const char* const arguments[] = {"rank", "shape", "extent", "null_data", "stride", "overflow", "writable",
+                                   "layout", "device", "dtype", "misaligned"};
+  for (const char* argument : arguments) {
+    bool covered = false;
+    for (const WrapCase& c : kNegative) covered |= std::string(c.name).find(argument) != std::string::npos;
+    EXPECT_TRUE(covered) << "no negative case for " << argument;
+  }
+  for (TbStatus status : {TB_ERROR_INVALID_ARGUMENT, TB_ERROR_NOT_SUPPORTED, TB_ERROR_OVERFLOW}) {
+    bool covered = false;
+    for (const WrapCase& c : kNegative) covered |= c.expected == status;
+    EXPECT_TRUE(covered) << "no negative case expects " << tb_status_name(status);
+  }
+  for (const WrapCase& c : kNegative) {
+    EXPECT_NE(c.expected, TB_SUCCESS) << c.name;
+    EXPECT_GT(std::string(c.fragment).size(), 3u) << c.name << ": the message fragment checks nothing";
+  }
+}
 
 }  // namespace

@@ -6,7 +6,11 @@
 # Prepare here (machine with Rust):  scripts/stage-prebuilt.sh   (fills .prebuilt/)
 # Run there:                          scripts/gpu-check.sh        (carry .prebuilt)
 #
-# Exits non-zero, naming the failed steps, when any step fails.
+# Exits non-zero, naming the failed steps, when any step fails. On a machine where nvidia-smi
+# works, a GPU test that skips is a failure too (a skip there means the test proved nothing):
+# every CTest skip except MultiGpu.* on a one-GPU machine, and every pytest skip except those
+# whose reason says the test needs a machine without a GPU ("a GPU is present: ..."). So is a
+# build without the CUDA runtime test binary, or a machine without compute-sanitizer.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-gpu-logs}
@@ -17,13 +21,18 @@ log() { summary+=("$1"); }
 # step NAME STATUS: records a step's exit status; a non-zero one fails the whole check.
 step() { [ "$2" -eq 0 ] || failed+=("$1 (exit $2)"); }
 
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt"
-log "device: $(head -1 "$out/gpu.txt")"
+gpus=0
+if nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader >"$out/gpu.txt" 2>&1; then
+  gpus=$(grep -c . "$out/gpu.txt")
+fi
+cat "$out/gpu.txt"
+log "device: $(head -1 "$out/gpu.txt") ($gpus GPU(s) by nvidia-smi)"
 
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
 if cmake -S . -B build-gpu "${generator[@]}" -DCMAKE_BUILD_TYPE=Release \
-     -DTENSORBRIDGE_PREBUILT_DIR="$PWD/.prebuilt" >"$out/configure.log" 2>&1 &&
+     -DTENSORBRIDGE_PREBUILT_DIR="$PWD/.prebuilt" -DTENSORBRIDGE_REQUIRE_CUDA_TESTS=ON \
+     >"$out/configure.log" 2>&1 &&
    cmake --build build-gpu -j "$(nproc)" >"$out/build.log" 2>&1; then
   log "build: ok"
 else
@@ -32,12 +41,37 @@ else
   step build 1
 fi
 
+# The CUDA-runtime tests are the point of this machine: their binary must exist.
+if [ ! -x build-gpu/cpp_tests/tb_cuda_runtime_tests ]; then
+  log "tb_cuda_runtime_tests: NOT BUILT (see configure.log)"
+  step "tb_cuda_runtime_tests not built" 1
+fi
+
 ctest --test-dir build-gpu --output-on-failure -j 4 >"$out/ctest.log" 2>&1
 step ctest $?
 log "ctest: $(grep -E 'tests passed|tests failed' "$out/ctest.log" | tail -1)"
 grep -E "Skipped|\*\*\*Failed|Failed " "$out/ctest.log" | head -20
 
-if command -v compute-sanitizer >/dev/null && [ -x build-gpu/cpp_tests/tb_cuda_runtime_tests ]; then
+# CTest lists skipped tests at the end as "<n> - <name> (Skipped)".
+ctest_skips=$(grep -E '^[[:space:]]*[0-9]+ - .* \((Skipped|Not Run|Disabled)\)' "$out/ctest.log" |
+  sed -E 's/^[[:space:]]*[0-9]+ - ([^ ]+) .*/\1/')
+if [ "$gpus" -gt 0 ]; then
+  unexpected=()
+  for name in $ctest_skips; do
+    if [[ "$name" == MultiGpu.* && "$gpus" -lt 2 ]]; then continue; fi
+    unexpected+=("$name")
+  done
+  if [ ${#unexpected[@]} -gt 0 ]; then
+    printf 'skipped on a GPU machine: %s\n' "${unexpected[@]}"
+    log "ctest skips on a GPU machine: ${unexpected[*]}"
+    step "ctest skipped ${#unexpected[@]} GPU test(s) on a GPU machine" 1
+  fi
+fi
+
+if ! command -v compute-sanitizer >/dev/null; then
+  log "compute-sanitizer: NOT FOUND on PATH"
+  step "compute-sanitizer not found" 1
+elif [ -x build-gpu/cpp_tests/tb_cuda_runtime_tests ]; then
   for tool in memcheck racecheck; do
     # The out-of-memory test asks the driver for 1 PiB on purpose: an API error by design.
     compute-sanitizer --tool "$tool" --error-exitcode 99 \
@@ -53,6 +87,16 @@ TENSORBRIDGE_LIBRARY="$PWD/.prebuilt/libtensorbridge.so" python3 -m pytest pytho
   >"$out/pytest.log" 2>&1
 step pytest $?
 log "pytest: $(tail -1 "$out/pytest.log")"
+# -rs prints "SKIPPED [n] file:line: reason" per skip; only tests that need a machine without a
+# GPU may skip here.
+if [ "$gpus" -gt 0 ]; then
+  pytest_skips=$(grep -E '^SKIPPED ' "$out/pytest.log" | grep -v 'a GPU is present' || true)
+  if [ -n "$pytest_skips" ]; then
+    echo "$pytest_skips"
+    log "pytest skips on a GPU machine: $(echo "$pytest_skips" | wc -l) line(s), see pytest.log"
+    step "pytest skipped GPU test(s) on a GPU machine" 1
+  fi
+fi
 
 for example in examples/python/*.py; do
   TENSORBRIDGE_LIBRARY="$PWD/.prebuilt/libtensorbridge.so" python3 "$example" >>"$out/examples.log" 2>&1
@@ -85,7 +129,10 @@ if [ "${TB_SKIP_BENCH:-0}" != 1 ]; then
   cache=$(mktemp -d)
   cold=$(TENSORBRIDGE_CACHE_DIR="$cache" ./build-gpu/bench/tb_layout_bench --first-call 2>&1)
   warm=$(TENSORBRIDGE_CACHE_DIR="$cache" ./build-gpu/bench/tb_layout_bench --first-call 2>&1)
-  { ./build-gpu/bench/tb_layout_bench
+  # The layout benchmark checks every case's output against the CPU and exits 1 on a mismatch.
+  ./build-gpu/bench/tb_layout_bench >"$out/layout_bench.md" 2>&1
+  step "layout bench (a case's output is wrong, or the run failed)" $?
+  { cat "$out/layout_bench.md"
     echo
     echo "| first-call case | ms | target |"
     echo "| --- | ---: | ---: |"

@@ -52,10 +52,21 @@ def c_device(device):
 
 
 def cuda_device_count():
-    """Number of CUDA devices, 0 where CUDA is unavailable."""
+    """Number of CUDA devices, 0 where CUDA is unavailable.
+
+    Any error counts as unavailable: no libcuda, a driver that fails to load or initialise, no
+    GPU. Use it to choose a code path; it cannot tell a machine without a GPU from one whose
+    driver is broken (``cuda_device_count_or_error`` can)."""
+    count, _ = cuda_device_count_or_error()
+    return count
+
+
+def cuda_device_count_or_error():
+    """``(count, None)``, or ``(0, error)`` with the library's exception (its message says what
+    failed: libcuda missing, ``cuInit`` failed, …) where CUDA is unavailable."""
     count = ctypes.c_int32()
     try:
         lib.tb_cuda_device_count(ctypes.byref(count))
-    except RuntimeError:
-        return 0
-    return count.value
+    except RuntimeError as error:
+        return 0, error
+    return count.value, None

@@ -72,3 +72,23 @@ def test_reformat_shape_uses_the_librarys_permutation():
     assert tb.reformat(tb.as_tensor(a, "NHWC"), "NCHW").shape == (2, 5, 3, 4)
     with pytest.raises(ValueError, match="has no layout"):
         tb.reformat(tb.as_tensor(a), "NCHW")
+
+
+def test_cuda_device_count_or_error_names_why_cuda_is_unavailable():
+    count, error = tb.cuda_device_count_or_error()
+    assert tb.cuda_device_count() == count
+    if error is not None:
+        assert count == 0
+        assert isinstance(error, tb.TensorBridgeError) and str(error), "the library's message"
+
+
+@pytest.mark.parametrize("gpu_present,outcome", [(True, "fail"), (False, "skip")])
+def test_gpu_modules_fail_instead_of_skipping_when_a_gpu_is_present(monkeypatch, gpu_present, outcome):
+    import gpu_required
+
+    broken = tb.CudaUnavailableError("CUDA unavailable: cuInit failed: CUDA_ERROR_SYSTEM_DRIVER_MISMATCH")
+    monkeypatch.setattr(gpu_required, "cuda_device_count_or_error", lambda: (0, broken))
+    monkeypatch.setattr(gpu_required, "nvidia_gpu_present", lambda: gpu_present)
+    expected = pytest.fail.Exception if outcome == "fail" else pytest.skip.Exception
+    with pytest.raises(expected, match="CUDA_ERROR_SYSTEM_DRIVER_MISMATCH"):
+        gpu_required.skip_module_unless_gpu()

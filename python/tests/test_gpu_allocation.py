@@ -7,9 +7,9 @@ import time
 import pytest
 
 import tensorbridge as tb
+from gpu_required import busy_stream, skip_module_unless_gpu
 
-if tb.cuda_device_count() == 0:
-    pytest.skip("no CUDA GPU: tensorbridge.cuda_device_count() is 0", allow_module_level=True)
+skip_module_unless_gpu()
 
 
 @pytest.fixture(scope="module")
@@ -20,20 +20,6 @@ def torch():
     return torch
 
 
-def busy_side_stream(torch, seconds=1.0):
-    """A PyTorch side stream kept busy for about `seconds` by a spinning kernel (calibrated)."""
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    torch.cuda._sleep(20_000_000)
-    end.record()
-    end.synchronize()
-    cycles_per_second = 20_000_000 / (start.elapsed_time(end) / 1000)
-    side = torch.cuda.Stream()
-    with torch.cuda.stream(side):
-        torch.cuda._sleep(int(cycles_per_second * seconds))
-    return side
-
-
 def test_allocating_operations_and_releases_do_not_wait_for_a_busy_side_stream(torch):
     image = tb.as_tensor(torch.randint(0, 255, (1080, 1920, 3), dtype=torch.uint8, device="cuda"), "HWC")
     # Warm up: each kernel specialisation is compiled and loaded on first use, and loading a
@@ -42,7 +28,7 @@ def test_allocating_operations_and_releases_do_not_wait_for_a_busy_side_stream(t
     tb.convert(image, "CHW", "float32", scale=1 / 255)
     tb.empty((3, 1080, 1920), "float32", "CHW", device="cuda")
     torch.cuda.synchronize()
-    side = busy_side_stream(torch)
+    side = busy_stream(torch)
     start = time.perf_counter()
     planar = tb.reformat(image, "CHW")
     normalized = tb.convert(image, "CHW", "float32", scale=1 / 255)

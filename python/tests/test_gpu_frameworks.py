@@ -4,13 +4,14 @@ ordered before the consumer, lifetimes, a dtype table, strided and empty views, 
 convert results equal to PyTorch's. Each framework is skipped, with the reason, when it is not
 installed or no GPU is usable."""
 import gc
+import time
 
 import pytest
 
 import tensorbridge as tb
+from gpu_required import busy_stream, skip_module_unless_gpu
 
-if tb.cuda_device_count() == 0:
-    pytest.skip("no CUDA GPU: tensorbridge.cuda_device_count() is 0", allow_module_level=True)
+skip_module_unless_gpu()
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +87,34 @@ def test_producer_side_stream_is_ordered_before_the_consumer(torch):
     result = torch.as_tensor(copy, device="cuda")
     torch.cuda.synchronize()
     assert int(result.min()) == 9 and int(result.max()) == 9
+
+
+def test_import_reformat_convert_return_while_the_producer_is_busy_and_wait_on_the_device(torch):
+    x = torch.randint(0, 256, (3, 37, 41, 3), dtype=torch.uint8, device="cuda")
+    scale, offset = [0.5, 2.0, -1.0], [1.0, 0.0, 3.0]
+    warm = tb.as_tensor(x, "NHWC")  # compile and load the kernels before any stream is busy
+    tb.reformat(warm, "NCHW")
+    tb.convert(warm, "NCHW", "float32", scale, offset)
+    y = torch.zeros_like(x)
+    torch.cuda.synchronize()
+    producer, consumer = busy_stream(torch, 1.0), torch.cuda.Stream()
+    with torch.cuda.stream(producer):
+        y.copy_(x)  # y holds the data only once the producer's spin has ended
+    start = time.perf_counter()
+    t = tb.as_tensor(CaiV3(y, producer.cuda_stream), "NHWC")
+    planar = tb.reformat(t, "NCHW", stream=consumer)
+    normalized = tb.convert(t, "NCHW", "float32", scale, offset, stream=consumer)
+    host_ms = (time.perf_counter() - start) * 1000
+    assert not producer.query(), "the producer finished early: nothing was shown"
+    assert not consumer.query(), "the consumer finished while the producer was busy: it did not wait"
+    assert host_ms < 100, f"the calls blocked the host for {host_ms:.1f} ms behind the producer"
+    consumer.synchronize()
+    assert torch.equal(torch.as_tensor(planar, device="cuda"), x.permute(0, 3, 1, 2))
+    s, o = (torch.tensor(v, device="cuda").view(1, 3, 1, 1) for v in (scale, offset))
+    expected = x.permute(0, 3, 1, 2).float() * s + o
+    torch.testing.assert_close(torch.as_tensor(normalized, device="cuda"), expected, rtol=1e-6, atol=1e-6)
+    del t
+    torch.cuda.synchronize()
 
 
 def test_lifetimes_after_del_and_gc_of_either_side(torch):

@@ -128,6 +128,11 @@ def test_convert_to_half_types_and_saturating_uint8():
     np.testing.assert_array_equal(as_u8, np.clip(np.rint(a * np.float32(0.5) + np.float32(10)), 0, 255).astype(np.uint8))
     bf16 = tb.convert(t, "CHW", "bfloat16")
     assert tuple(bf16.shape) == (2, 4, 5)
+    # bfloat16 is the top half of float32, rounded to nearest even (no NaN in `a`).
+    bits = np.ascontiguousarray(a.transpose(2, 0, 1)).view(np.uint32).astype(np.uint64)
+    expected = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
+    got = np.frombuffer(np.ascontiguousarray(np.asarray(bf16)).tobytes(), np.uint16).reshape(2, 4, 5)
+    np.testing.assert_array_equal(got, expected)
 
 
 def test_copy_into_between_different_strides():

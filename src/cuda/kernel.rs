@@ -4,6 +4,11 @@
 //! kept on disk, keyed by a hash of the source, options, architecture and NVRTC version, so a new
 //! process skips the compile. `TENSORBRIDGE_CACHE_DIR` chooses the directory (empty: no disk
 //! cache); the default is `$XDG_CACHE_HOME/tensorbridge` or `~/.cache/tensorbridge`.
+//!
+//! A cache file is the cubin followed by a trailer (its length, its FNV-1a hash and a magic
+//! tag). `cuModuleLoadData` takes no length and trusts the ELF headers, so a truncated or
+//! damaged file must never reach it: a file whose trailer does not match is ignored and
+//! replaced by a fresh compile, and so is one the driver still rejects.
 
 use super::context::ContextScope;
 use super::driver::{During, device};
@@ -16,7 +21,7 @@ use cudarc::nvrtc::result::{self as nvrtc, NvrtcError};
 use cudarc::nvrtc::sys as nvrtc_sys;
 use std::collections::HashMap;
 use std::ffi::{CString, c_void};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
 const SOURCE: &str = include_str!("kernels/layout.cu");
@@ -170,31 +175,111 @@ pub(crate) fn compile_only(spec: &KernelSpec, arch: (i32, i32)) -> Result<usize>
     Ok(compile(&nvrtc_options(&spec.defines, arch))?.len())
 }
 
-/// The cubin for `defines` on an sm_`arch` device: from the disk cache, or compiled (and cached).
-fn cubin(defines: &[String], arch: (i32, i32)) -> Result<Vec<u8>> {
-    nvrtc_available()?;
-    let options = nvrtc_options(defines, arch);
+/// Ends every cache file; the version digit changes with the file format.
+const CACHE_MAGIC: &[u8; 8] = b"tbcubin1";
+const TRAILER: usize = 8 + 8 + CACHE_MAGIC.len();
+
+/// A cache file's bytes: the cubin, its length and hash (little-endian u64 each), the magic.
+fn encode_cached(cubin: &[u8]) -> Vec<u8> {
+    let mut file = Vec::with_capacity(cubin.len() + TRAILER);
+    file.extend_from_slice(cubin);
+    file.extend_from_slice(&(cubin.len() as u64).to_le_bytes());
+    file.extend_from_slice(&fnv1a(&[cubin]).to_le_bytes());
+    file.extend_from_slice(CACHE_MAGIC);
+    file
+}
+
+/// The cubin inside a cache file, or `None` when the file is truncated, damaged or not ours.
+fn decode_cached(mut file: Vec<u8>) -> Option<Vec<u8>> {
+    let body = file.len().checked_sub(TRAILER)?;
+    let trailer = &file[body..];
+    let length = u64::from_le_bytes(trailer[..8].try_into().ok()?);
+    let hash = u64::from_le_bytes(trailer[8..16].try_into().ok()?);
+    let intact = &trailer[16..] == CACHE_MAGIC
+        && length == body as u64
+        && hash == fnv1a(&[&file[..body]])
+        && file.starts_with(b"\x7fELF");
+    if !intact {
+        return None;
+    }
+    file.truncate(body);
+    Some(file)
+}
+
+/// The cache file for `options` in `dir`, keyed by source, options and NVRTC version.
+fn cache_path(dir: &Path, options: &[String]) -> Result<PathBuf> {
     let version = nvrtc_version()?;
     let key = fnv1a(&[
         SOURCE.as_bytes(),
         options.join(" ").as_bytes(),
         format!("nvrtc {}.{}", version.0, version.1).as_bytes(),
     ]);
-    let path = cache_dir().map(|dir| dir.join(format!("{key:016x}.cubin")));
-    if let Some(cached) = path.as_ref().and_then(|p| std::fs::read(p).ok()) {
-        return Ok(cached);
+    Ok(dir.join(format!("{key:016x}.cubin")))
+}
+
+/// Writes a cache file, best effort and atomically: a failure to cache costs only a recompile.
+fn store(path: &Path, cubin: &[u8]) {
+    let temporary = path.with_extension(format!("tmp{}", std::process::id()));
+    let stored = path.parent().map(std::fs::create_dir_all).transpose().is_ok()
+        && std::fs::write(&temporary, encode_cached(cubin)).is_ok();
+    if stored {
+        let _ = std::fs::rename(&temporary, path);
+    } else {
+        let _ = std::fs::remove_file(&temporary);
+    }
+}
+
+/// Where a cubin came from: a compile or a cache file (which the driver may still reject).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Origin {
+    Compiled,
+    Disk,
+}
+
+/// The cubin for `defines` on an sm_`arch` device: from an intact file in the disk cache `dir`,
+/// or compiled (and cached there). `fresh` skips the cache read.
+fn cubin(
+    defines: &[String],
+    arch: (i32, i32),
+    dir: Option<&Path>,
+    fresh: bool,
+) -> Result<(Vec<u8>, Origin)> {
+    nvrtc_available()?;
+    let options = nvrtc_options(defines, arch);
+    let path = dir.map(|dir| cache_path(dir, &options)).transpose()?;
+    if !fresh
+        && let Some(cached) =
+            path.as_ref().and_then(|p| std::fs::read(p).ok()).and_then(decode_cached)
+    {
+        return Ok((cached, Origin::Disk));
     }
     let cubin = compile(&options)?;
     if let Some(path) = path {
-        // Best effort, atomic: a failure to cache costs only a recompile next time.
-        let temporary = path.with_extension(format!("tmp{}", std::process::id()));
-        let stored = path.parent().map(std::fs::create_dir_all).transpose().is_ok()
-            && std::fs::write(&temporary, &cubin).is_ok();
-        if stored {
-            let _ = std::fs::rename(&temporary, &path);
-        }
+        store(&path, &cubin);
     }
-    Ok(cubin)
+    Ok((cubin, Origin::Compiled))
+}
+
+/// Loads a cubin image as a module of the current context.
+fn load_module(image: &[u8]) -> Result<CUmodule> {
+    // SAFETY: a context is current; image is a complete cubin (compiled here, or a cache file
+    // whose length and hash matched), which the driver parses from its ELF headers.
+    unsafe { driver::module::load_data(image.as_ptr() as *const c_void) }.during("cuModuleLoadData")
+}
+
+/// The module for `defines` on device `ordinal`: a cached cubin the driver rejects (written by
+/// another driver or damaged in a way the hash missed) is compiled again and replaced.
+fn module_for(ordinal: i32, defines: &[String]) -> Result<CUmodule> {
+    let arch = compute_capability(ordinal)?;
+    let dir = cache_dir();
+    let (image, origin) = cubin(defines, arch, dir.as_deref(), false)?;
+    match load_module(&image) {
+        Err(_) if origin == Origin::Disk => {
+            let (image, _) = cubin(defines, arch, dir.as_deref(), true)?;
+            load_module(&image)
+        }
+        loaded => loaded,
+    }
 }
 
 /// The loaded function for `spec` on device `ordinal`, compiling and loading it on first use.
@@ -210,10 +295,7 @@ fn function(ordinal: i32, spec: &KernelSpec) -> Result<CUfunction> {
     let module = match existing {
         Some(module) => module as CUmodule,
         None => {
-            let image = cubin(&spec.defines, compute_capability(ordinal)?)?;
-            // SAFETY: a context is current; image is a complete cubin.
-            let module = unsafe { driver::module::load_data(image.as_ptr() as *const c_void) }
-                .during("cuModuleLoadData")?;
+            let module = module_for(ordinal, &spec.defines)?;
             *loaded().modules.entry(module_key).or_insert(module as usize) as CUmodule
         }
     };
@@ -258,4 +340,99 @@ pub(crate) fn launch<P>(
 pub(crate) fn load(ordinal: i32, spec: &KernelSpec) -> Result<Function> {
     let _scope = ContextScope::enter(ordinal)?;
     function(ordinal, spec).map(|f| Function(f as usize))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bytes that start like an ELF file, standing in for a cubin.
+    fn fake_cubin() -> Vec<u8> {
+        let mut bytes = b"\x7fELF".to_vec();
+        bytes.extend((0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8));
+        bytes
+    }
+
+    #[test]
+    fn intact_cache_files_round_trip() {
+        let cubin = fake_cubin();
+        assert_eq!(decode_cached(encode_cached(&cubin)), Some(cubin));
+    }
+
+    #[test]
+    fn damaged_cache_files_are_rejected_before_the_driver_sees_them() {
+        let file = encode_cached(&fake_cubin());
+        let mut flipped = file.clone();
+        flipped[100] ^= 0x01;
+        let mut not_elf = fake_cubin();
+        not_elf[0] = b'X';
+        let damaged: Vec<(&str, Vec<u8>)> = vec![
+            ("empty", Vec::new()),
+            ("shorter than the trailer", file[..TRAILER - 1].to_vec()),
+            ("truncated", file[..file.len() / 2].to_vec()),
+            ("cut before the trailer", file[..file.len() - 1].to_vec()),
+            ("one bit flipped", flipped),
+            ("a raw cubin without trailer (the old format)", fake_cubin()),
+            ("not ELF", encode_cached(&not_elf)),
+            ("garbage", vec![0xAB; 4096]),
+        ];
+        for (what, bytes) in damaged {
+            assert_eq!(decode_cached(bytes), None, "{what}");
+        }
+    }
+
+    /// NVRTC, or `None` where it is missing and `TENSORBRIDGE_REQUIRE_NVRTC=0` allows that.
+    fn nvrtc_or_explicit_opt_out() -> Option<()> {
+        match nvrtc_available() {
+            Ok(()) => Some(()),
+            Err(error) => {
+                assert!(
+                    std::env::var("TENSORBRIDGE_REQUIRE_NVRTC").as_deref() == Ok("0"),
+                    "NVRTC could not be loaded ({}); run scripts/test.sh",
+                    error.message
+                );
+                None
+            }
+        }
+    }
+
+    #[test]
+    fn a_corrupt_cache_file_is_compiled_again_and_replaced() {
+        if nvrtc_or_explicit_opt_out().is_none() {
+            return;
+        }
+        let dir =
+            std::env::temp_dir().join(format!("tensorbridge-cache-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        // The general kernel over 1-byte elements, as ops::gpu specialises it.
+        let defines: Vec<String> =
+            ["TB_TIN=tb_raw1", "TB_TOUT=tb_raw1", "TB_AFFINE=0", "TB_RANK=4"]
+                .map(String::from)
+                .to_vec();
+        let arch = (9, 0);
+
+        let (first, origin) = cubin(&defines, arch, Some(&dir), false).unwrap();
+        assert_eq!(origin, Origin::Compiled, "an empty cache directory compiles");
+        let path = cache_path(&dir, &nvrtc_options(&defines, arch)).unwrap();
+        assert!(path.exists(), "the compile populated {}", path.display());
+
+        let (again, origin) = cubin(&defines, arch, Some(&dir), false).unwrap();
+        assert_eq!((origin, &again), (Origin::Disk, &first), "a second call reads the file");
+
+        let mut file = std::fs::read(&path).unwrap();
+        file.truncate(file.len() / 3);
+        std::fs::write(&path, &file).unwrap();
+        let (rebuilt, origin) = cubin(&defines, arch, Some(&dir), false).unwrap();
+        assert_eq!(origin, Origin::Compiled, "a truncated file is not handed to the driver");
+        assert_eq!(rebuilt.len(), first.len());
+        assert_eq!(
+            decode_cached(std::fs::read(&path).unwrap()).map(|c| c.len()),
+            Some(first.len())
+        );
+
+        let (uncached, origin) = cubin(&defines, arch, None, false).unwrap();
+        assert_eq!(origin, Origin::Compiled, "no directory: no disk cache");
+        assert_eq!(uncached.len(), first.len());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -262,7 +262,8 @@ fn transpose(plan: &Plan, op: &ElementOp, target: &Target) -> Result<()> {
         && all_multiple_of(&[dst, batch.dst], unit_of(vector * s.extent * e_out))
     {
         // Loads narrower than 16 bytes per plane leave too little in flight: two chunks a thread
-        // (measured on an H100: u8 with 4 channels 0.905 -> 0.958 of copy bandwidth).
+        // (an earlier, unscripted H100 comparison favoured it; bench/layout_bench.cpp measures the
+        // current choice).
         let ilp = if vector * e_in < 16 { 2 } else { 1 };
         defines.extend([
             format!("TB_SMALL={}", s.extent),
@@ -334,6 +335,11 @@ mod tests {
 
     /// Compiles every specialisation for the H100/H200 architecture (sm_90) with NVRTC, which
     /// needs no GPU: a kernel that does not compile fails here, on any machine with NVRTC.
+    ///
+    /// A missing NVRTC fails the test rather than letting it pass without compiling anything:
+    /// `scripts/test.sh` puts `.deps/nvrtc` on the loader path (and sets
+    /// `TENSORBRIDGE_REQUIRE_NVRTC=1`). Only an explicit `TENSORBRIDGE_REQUIRE_NVRTC=0` lets it
+    /// return early, printing that nothing was compiled.
     #[test]
     fn every_kernel_specialisation_compiles_for_sm_90() {
         let specs = specialisations();
@@ -341,7 +347,18 @@ mod tests {
         if let Err(error) = &first
             && error.kind == crate::error::ErrorKind::CudaUnavailable
         {
-            println!("SKIPPED every_kernel_specialisation_compiles_for_sm_90: {}", error.message);
+            let required = std::env::var("TENSORBRIDGE_REQUIRE_NVRTC").as_deref() != Ok("0");
+            assert!(
+                !required,
+                "NVRTC is needed to compile the kernels and could not be loaded ({}); run \
+                 scripts/test.sh, or put .deps/nvrtc/nvidia/cu13/lib on LD_LIBRARY_PATH; \
+                 TENSORBRIDGE_REQUIRE_NVRTC=0 skips this check explicitly",
+                error.message
+            );
+            println!(
+                "NOT RUN (TENSORBRIDGE_REQUIRE_NVRTC=0): no kernel was compiled: {}",
+                error.message
+            );
             return;
         }
         first.unwrap();

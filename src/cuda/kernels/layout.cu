@@ -268,8 +268,9 @@ extern "C" __global__ void tb_interleave(const TransposeParams p) {
 // group, in steps large enough to keep the words one warp gathers on distinct banks. Partial tiles
 // at the edges go element by element through the same addressing.
 constexpr int TILE_THREADS = 256;
-// Blocks per SM the register budget must allow: 3 (80 registers) measured faster than 4 (64
-// registers, 16 bytes spilled) on an H100 — u8 C=64 0.985/0.976 vs 0.958/0.899 of copy bandwidth.
+// Blocks per SM the register budget must allow: 3 (80 registers) rather than 4 (64 registers,
+// which spills), chosen in an earlier H100 comparison no script reproduces; bench/layout_bench.cpp
+// measures the current choice.
 #ifndef TB_TILE_MIN_BLOCKS
 #define TB_TILE_MIN_BLOCKS 3
 #endif
@@ -295,7 +296,8 @@ struct Tile {
   static constexpr int M1 = CHUNKS >= 32 ? 1 : 32 / CHUNKS;
   // The column XOR: by the row's 16-byte group (the gather reads rows a group apart), and for
   // 1-byte elements (16-word rows) also by bits 1-2 of the row, so the 8 rows one warp stores in
-  // the load phase land on distinct banks (measured: 12.6 M store conflicts without it).
+  // the load phase land on distinct banks (without it an earlier profile showed store bank
+  // conflicts; no script in the repository reproduces that profile).
   static __device__ __forceinline__ int swizzle(int j) {
     const int spread = E == 1 && WORDS == 16 ? (j >> 1) & 3 : 0;
     return (((j / VEC) * (E == 1 ? M1 : M)) ^ spread) & (WORDS - 1);
