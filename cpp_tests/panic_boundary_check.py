@@ -18,9 +18,18 @@ NO_BOUNDARY = {
     "tb_device_type_name": "table lookup with a fallback for unknown codes",
     "tb_last_error_message": "returns the thread-local buffer's pointer",
     "tb_dtype_count": "counts a static table",
+    "tb_dlpack_exchange_api": "returns the address of a static table",
 }
 # Callbacks handed to C (not declared in the header) and what catches their panics.
-CALLBACKS = {"delete_export": "delete_once(...) runs the body under catch_unwind"}
+CALLBACKS = {
+    "delete_export": "delete_once(...) runs the body under catch_unwind",
+    "collect_error": "runs the body under catch_unwind",
+    "offer_managed_from_py": "offered(...) runs the body through boundary",
+    "offer_dltensor_from_py": "offered(...) runs the body through boundary",
+    "offer_managed_to_py": "offered(...) runs the body through boundary",
+    "offer_allocator": "runs the body through boundary",
+    "offer_current_stream": "a NULL check and one write",
+}
 
 DEFINITION = re.compile(r'extern\s+"C"\s+fn\s+(\w+)\s*(?:<[^>]*>)?\s*\(')
 

@@ -249,5 +249,6 @@ def test_the_offered_table_makes_tensors_from_managed_tensors_and_allocates():
 def test_the_offered_table_refuses_foreign_objects_with_a_buffer_error():
     api = _offered()
     managed = ctypes.POINTER(DLManagedTensorVersioned)()
+    foreign = np.zeros(3)  # alive during the call: the table receives a borrowed PyObject*
     with pytest.raises(BufferError, match="not a live tensorbridge.Tensor"):
-        _with_gil(FROM_PY, api.managed_tensor_from_py_object_no_sync)(id(np.zeros(3)), ctypes.byref(managed))
+        _with_gil(FROM_PY, api.managed_tensor_from_py_object_no_sync)(id(foreign), ctypes.byref(managed))

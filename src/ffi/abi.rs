@@ -5,8 +5,8 @@
 
 use super::alloc::TbAllocator;
 use super::cai::TbArrayInterface;
-use super::exchange::{TbDLPackExchangeAPI, TbDLPackExchangeAPIHeader};
 use super::dlpack::{TbDLManagedTensor, TbDLManagedTensorVersioned, TbDLPackVersion, TbDLTensor};
+use super::exchange::{TbDLPackExchangeAPI, TbDLPackExchangeAPIHeader};
 use super::{boundary, read_required_str, read_str, write_out};
 use crate::device::TbDevice;
 use crate::dtype::TbDataType;

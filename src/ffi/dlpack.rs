@@ -206,7 +206,7 @@ pub extern "C" fn tb_tensor_from_dlpack_versioned(
         write_out(out, std::ptr::null_mut(), "out")?;
         let managed = require_ptr(managed, "managed")?;
         let tensor = import_versioned(managed, read_layout_arg(layout)?)?;
-        write_out(out, handle::create(tensor)?, "out")
+        write_out(out, handle::create_adopted(tensor)?, "out")
     })
 }
 

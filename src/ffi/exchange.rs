@@ -291,9 +291,13 @@ unsafe extern "C" fn collect_error(
         // SAFETY: the producer passes NUL-terminated strings.
         false => unsafe { CStr::from_ptr(ptr) }.to_string_lossy().into_owned(),
     };
-    // SAFETY: error_ctx is the ErrorSlot passed to the allocator call below, alive during it.
-    let slot = unsafe { &mut *(error_ctx as *mut ErrorSlot) };
-    slot.text = format!("{}: {}", text(kind), text(message));
+    let record = || {
+        // SAFETY: error_ctx is the ErrorSlot passed to the allocator call below, alive during it.
+        let slot = unsafe { &mut *(error_ctx as *mut ErrorSlot) };
+        slot.text = format!("{}: {}", text(kind), text(message));
+    };
+    // Called by the producer's C code: nothing may unwind into it.
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(record));
 }
 
 /// A producer's `managed_tensor_allocator` as a tensorbridge allocator: each request becomes a
