@@ -234,7 +234,11 @@ impl DataType {
                 "typestr \"{typestr}\": size \"{size_text}\" is not a byte count"
             ))
         })?;
-        let bits = u8::try_from(size * 8).map_err(|_| bad("element size too large"))?;
+        // Checked: `size * 8` wrapped in release builds, so "<u536870913" read as uint8.
+        let bits = size
+            .checked_mul(8)
+            .and_then(|bits| u8::try_from(bits).ok())
+            .ok_or_else(|| bad("element size too large"))?;
         Self::from_raw(TbDataType { code: code as u8, bits, lanes: 1 })
             .map_err(|_| bad("unsupported element size"))
     }
@@ -282,6 +286,8 @@ mod tests {
             ("<q8", "unsupported kind"),
             ("", "empty"),
             ("xf4", "byte order"),
+            ("<u536870913", "element size too large"),
+            ("<i4294967295", "element size too large"),
         ] {
             let err = DataType::from_typestr(typestr).unwrap_err();
             assert!(err.message.contains(fragment), "{typestr}: {}", err.message);
