@@ -72,6 +72,9 @@ pub fn run(data: &[u8]) {
     let desc = descriptor(&mut input, &mut buffer);
     let layout = layout_arg(&mut input, desc.rank.clamp(0, 15) as usize);
     let cuda = input.bool();
+    if crate::debug() {
+        eprintln!("{desc:?}\nlayout {layout:?}, CUDA import: {cuda}");
+    }
 
     let counter = CallCounter::default();
     let mut out: *mut TbTensor = 1usize as *mut TbTensor;
@@ -136,6 +139,12 @@ pub fn run(data: &[u8]) {
             unsafe { tb_tensor_from_array_interface(&exported, std::ptr::null(), None, std::ptr::null_mut(), &mut again) },
             "re-import of an export",
         );
+        if s == TB_ERROR_OVERFLOW && info.element_count == 0 && crate::KNOWN_OPEN_ZERO_SIZE_OVERFLOW {
+            // Open defect, fuzz/regressions/array_interface/zero-size-export-reimport.open.
+            release(out);
+            assert_eq!(counter.calls.get(), 1);
+            return;
+        }
         assert_eq!(s, TB_SUCCESS, "re-import of an export: {}", last_error());
         let info2 = crate::abi::info(again);
         assert_eq!(info2.shape, info.shape);

@@ -127,6 +127,9 @@ pub fn run(data: &[u8]) {
     let with_deleter = input.below(4) != 0;
     let dl = dl_tensor(&mut input, &mut buffer, &mut shape, &mut strides);
     let layout = layout_arg(&mut input, dl.ndim.clamp(0, 15) as usize);
+    if crate::debug() {
+        eprintln!("{dl:?}\nshape {:?}\nstrides {:?}\nlayout {layout:?}", &shape[..8], &strides[..8]);
+    }
     let mut out: *mut TbTensor = 1usize as *mut TbTensor;
 
     if versioned {
@@ -180,7 +183,12 @@ fn finish(status: Status, out: *mut TbTensor, dl: &TbDLTensor, readonly: bool, w
     if dl.ndim > 0 {
         // SAFETY: live handle.
         let s = unsafe { tb_tensor_slice(out, -1, -1, i64::MIN, -1, &mut view) };
-        assert_eq!(no_internal(s, "reversed slice"), TB_SUCCESS, "{}", last_error());
+        let zero_size = info(out).element_count == 0;
+        // Open defect, fuzz/regressions/dlpack_import/zero-size-reversed-slice.open.
+        let known = s == TB_ERROR_OVERFLOW && zero_size && crate::KNOWN_OPEN_ZERO_SIZE_OVERFLOW;
+        if !known {
+            assert_eq!(no_internal(s, "reversed slice"), TB_SUCCESS, "{}", last_error());
+        }
     }
     assert_eq!(calls(), 0, "the deleter ran while the tensor is alive");
     release(out);
