@@ -34,7 +34,14 @@ fn check_consistent(info: &TbTensorInfo, item: i64) {
         info.shape[..rank].iter().try_fold(1i64, |a, &e| a.checked_mul(e))
     };
     assert_eq!(count, Some(info.element_count), "element count of {:?}", &info.shape[..rank]);
-    assert_eq!(info.element_count.checked_mul(item), Some(info.nbytes));
+    assert_eq!(
+        info.element_count.checked_mul(item),
+        Some(info.nbytes),
+        "nbytes of shape {:?}, strides {:?}, item size {item}, readonly {}",
+        &info.shape[..rank],
+        &info.strides[..rank],
+        info.readonly
+    );
     if let Some((lo, hi)) = span(info, item) {
         assert!(lo >= 0 && hi <= 1i128 << 64, "elements outside the address space: [{lo}, {hi})");
     }
