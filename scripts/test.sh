@@ -33,6 +33,13 @@ cpp_tests() {
     ctest --test-dir build --output-on-failure -j "$(nproc)"
 }
 
+fuzz_replay() {
+  # The fuzz targets' seeds, fixed regressions and a few thousand pseudo-random inputs, on stable
+  # (libFuzzer itself runs from scripts/fuzz.sh, which needs nightly).
+  LD_LIBRARY_PATH="$PWD/.deps/nvrtc/nvidia/cu13/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+    cargo test --release --quiet --manifest-path fuzz/Cargo.toml -p tb-fuzz-harness
+}
+
 python_tests() {
   TENSORBRIDGE_LIBRARY="$(./scripts/cargo-target-dir.sh)/release/libtensorbridge.so" \
     python3 -m pytest python/tests -q -rs
@@ -41,6 +48,7 @@ python_tests() {
 stage "header: include/tensorbridge.h must be what scripts/gen-header.sh generates" header_check
 stage "cargo test (NVRTC from .deps compiles every kernel for sm_90)" cargo_tests
 stage "CMake + CTest (C/C++)" cpp_tests
+stage "fuzz replay (seed corpus + regressions through the fuzz targets, stable toolchain)" fuzz_replay
 stage "pytest (Python package over ctypes; GPU framework tests skip with their reason)" python_tests
 
 # CTest does not show a skipped test's output: print the GPU tests' skip reason here.

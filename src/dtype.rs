@@ -300,6 +300,7 @@ mod tests {
             ("<M8[ns]", "datetimes"),
             ("<f3", "unsupported element size"),
             ("<f536870912", "element size 536870912 bytes is larger than any supported type"),
+            ("<u536870913", "larger than any supported type"), // wrapped to uint8 before
             ("<f4294967295", "element size 4294967295 bytes"),
             ("<f0", "unsupported element size"),
             ("<c32", "larger than any supported type"),
