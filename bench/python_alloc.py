@@ -65,7 +65,7 @@ def main():
     for name, us in results:
         print(f"| {name} | {us:.2f} | {us / into:.2f} | {us / permute:.2f} |")
 
-    from test_gpu_allocation import busy_side_stream
+    from gpu_required import busy_stream as busy_side_stream
 
     print()
     print("| release while a PyTorch side stream is busy for 1 s | host µs |")

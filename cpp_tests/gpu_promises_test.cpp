@@ -153,7 +153,11 @@ TEST(StreamPromises, ImportSyncReformatAndConvertReturnWhileTheProducerIsHeldAnd
   CUDA_OK(cudaMemset(image, 0, kPixels));
   Owned planar(alloc(tbtest::cuda(0), TB_DTYPE_UINT8, {kC, kH, kW}, "CHW"));
   Owned normalized(alloc(tbtest::cuda(0), TB_DTYPE_FLOAT32, {kC, kH, kW}, "CHW"));
-  std::vector<uint8_t> raw(kPixels, 0);
+  // Pinned, so that the application's asynchronous read below is asynchronous (a copy into
+  // pageable memory returns only when it is done).
+  uint8_t* raw = nullptr;
+  CUDA_OK(cudaMallocHost(reinterpret_cast<void**>(&raw), kPixels));
+  std::memset(raw, 0, kPixels);
   {
     TbArrayInterface plain = tbtest::array_interface(image, "|u1", {kH, kW, kC});
     TbTensor* warm = nullptr;
@@ -198,7 +202,7 @@ TEST(StreamPromises, ImportSyncReformatAndConvertReturnWhileTheProducerIsHeldAnd
       }
     }
     // The application's own read, ordered by tb_tensor_sync above.
-    CUDA_OK(cudaMemcpyAsync(raw.data(), image, kPixels, cudaMemcpyDeviceToHost, consumer));
+    CUDA_OK(cudaMemcpyAsync(raw, image, kPixels, cudaMemcpyDeviceToHost, consumer));
     EXPECT_EQ(cudaErrorNotReady, cudaStreamQuery(consumer)) << "the read did not wait for the producer";
     EXPECT_FALSE(gate.timed_out()) << "the calls took longer than the gate waits";
     gate.open();
@@ -206,7 +210,9 @@ TEST(StreamPromises, ImportSyncReformatAndConvertReturnWhileTheProducerIsHeldAnd
   CUDA_OK(cudaStreamSynchronize(consumer));
   std::vector<uint8_t> expected(kPixels);
   for (size_t i = 0; i < kPixels; ++i) expected[i] = pattern(i);
-  EXPECT_EQ(raw, expected) << "tb_tensor_sync: the consumer read before the producer wrote";
+  EXPECT_EQ(std::vector<uint8_t>(raw, raw + kPixels), expected)
+      << "tb_tensor_sync: the consumer read before the producer wrote";
+  CUDA_OK(cudaFreeHost(raw));
   expect_planar_results(read_back<uint8_t>(planar.t, kPixels), read_back<float>(normalized.t, kPixels),
                         "reformat/convert on the consumer stream");
   imported.reset();

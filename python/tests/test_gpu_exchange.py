@@ -10,9 +10,9 @@ import pytest
 
 import tensorbridge as tb
 from tensorbridge import _exchange
+from gpu_required import skip_module_unless_gpu
 
-if tb.cuda_device_count() == 0:
-    pytest.skip("no CUDA GPU: tensorbridge.cuda_device_count() is 0", allow_module_level=True)
+skip_module_unless_gpu()
 torch = pytest.importorskip("torch", reason="PyTorch is not installed")
 if not _exchange.exchange_api(torch.zeros(1)):
     pytest.skip(f"torch {torch.__version__} has no __dlpack_c_exchange_api__", allow_module_level=True)
@@ -50,7 +50,7 @@ def test_operations_take_torch_tensors_directly_and_match_torch():
 
 
 def test_the_producers_current_stream_is_ordered_before_tensorbridges_work_without_host_sync():
-    from test_gpu_allocation import busy_side_stream
+    from gpu_required import busy_stream as busy_side_stream
 
     x = torch.zeros((1 << 20,), dtype=torch.int32, device="cuda")
     out = tb.empty((1 << 20,), "int32", device="cuda")
