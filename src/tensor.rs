@@ -518,7 +518,10 @@ impl Tensor {
         let stride = self.strides[dim];
         let mut data = self.data;
         let mut strides = self.strides.clone();
-        if count > 0 {
+        // A view with no elements addresses nothing: its offset and stride are not computed (they
+        // may not even fit int64 when another dimension is empty).
+        let empty_elsewhere = self.shape.iter().enumerate().any(|(d, &e)| d != dim && e == 0);
+        if count > 0 && !empty_elsewhere {
             let offset = checked_mul(start, stride, "slice offset")?;
             data = data.wrapping_add_signed(offset);
             if count > 1 {

@@ -205,6 +205,10 @@ pub extern "C" fn tb_tensor_from_dlpack_versioned(
     boundary("tb_tensor_from_dlpack_versioned", || {
         write_out(out, std::ptr::null_mut(), "out")?;
         let managed = require_ptr(managed, "managed")?;
+        // The version is judged before anything else is read, the layout argument included.
+        // SAFETY: non-null; every DLPack version starts with DLPackVersion.
+        let version = unsafe { (*managed).version };
+        check_import_version(version.major, version.minor)?;
         let tensor = import_versioned(managed, read_layout_arg(layout)?)?;
         write_out(out, handle::create_adopted(tensor)?, "out")
     })

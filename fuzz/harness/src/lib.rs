@@ -33,7 +33,7 @@ pub const TARGETS: &[(&str, fn(&[u8]))] = &[
 /// multiply past int64 in the non-zero dimensions is accepted, but views and re-imports of it
 /// fail with `TB_ERROR_OVERFLOW`. Set to false once fixed; the `.open` regressions then fail
 /// until renamed.
-pub const KNOWN_OPEN_ZERO_SIZE_OVERFLOW: bool = true;
+pub const KNOWN_OPEN_ZERO_SIZE_OVERFLOW: bool = false;
 
 /// Whether to print each decoded case (`TB_FUZZ_DEBUG=1`), to read a reproducer.
 pub fn debug() -> bool {
