@@ -240,7 +240,8 @@ struct ExportContext {
 }
 
 /// Addresses of exported managed tensors whose deleter has not run yet: a second call of a
-/// deleter (a consumer bug) is then ignored instead of freeing twice.
+/// deleter (a consumer bug) is then ignored instead of freeing twice (see `QUARANTINE` for why
+/// the address cannot have been reused by then).
 fn exported() -> std::sync::MutexGuard<'static, HashSet<usize>> {
     static LIVE: OnceLock<Mutex<HashSet<usize>>> = OnceLock::new();
     LIVE.get_or_init(Default::default).lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -290,14 +291,45 @@ impl Exported for TbDLManagedTensorVersioned {
     }
 }
 
-/// The deleter of every export: frees the struct and its context, once.
+/// Deleted managed-tensor structs whose memory is not given back yet (oldest first), with the
+/// function that frees each: an address is reused by the allocator only after this many later
+/// deletions, so a consumer's repeated deleter call finds its address gone from `exported()` and
+/// is ignored, instead of freeing a newer export that landed at the same address.
+const QUARANTINE: usize = 4096;
+
+type Quarantined = (usize, unsafe fn(usize));
+
+fn quarantine() -> std::sync::MutexGuard<'static, std::collections::VecDeque<Quarantined>> {
+    static HELD: Mutex<std::collections::VecDeque<Quarantined>> =
+        Mutex::new(std::collections::VecDeque::new());
+    HELD.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Frees a managed-tensor struct of type `T` at `address`.
+///
+/// # Safety
+/// `address` came from `Box::into_raw` of a `T` whose deleter has run; it is freed once.
+unsafe fn free_struct<T>(address: usize) {
+    // SAFETY: contract.
+    drop(unsafe { Box::from_raw(address as *mut T) });
+}
+
+/// The deleter of every export: frees the context (releasing the tensor) at once, and the struct
+/// after the quarantine, once.
 unsafe extern "C" fn delete_export<T: Exported>(managed: *mut T) {
     delete_once(managed as usize, || {
-        // SAFETY: managed came from Box::into_raw in tb_tensor_to_dlpack[_versioned] and is
-        // freed once (delete_once).
-        let managed = unsafe { Box::from_raw(managed) };
-        // SAFETY: manager_ctx came from Box::into_raw of an ExportContext.
-        drop(unsafe { Box::from_raw(managed.manager_ctx() as *mut ExportContext) });
+        // SAFETY: managed came from Box::into_raw in tb_tensor_to_dlpack[_versioned] and is live
+        // (delete_once); manager_ctx came from Box::into_raw of an ExportContext, freed once.
+        drop(unsafe { Box::from_raw((*managed).manager_ctx() as *mut ExportContext) });
+        let expired = {
+            let mut held = quarantine();
+            held.push_back((managed as usize, free_struct::<T>));
+            if held.len() > QUARANTINE { held.pop_front() } else { None }
+        };
+        if let Some((address, free)) = expired {
+            // SAFETY: a quarantined struct, deleted long ago, freed once.
+            unsafe { free(address) };
+        }
     });
 }
 
@@ -412,4 +444,48 @@ pub(crate) fn managed_versioned(
     }));
     exported().insert(managed as usize);
     Ok(managed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: a repeated deleter call freed a later export that had landed at the address
+    /// of the first (the allocator reused it at once).
+    #[test]
+    fn a_repeated_deleter_call_cannot_free_a_later_export() {
+        let mut data = [0u8; 16];
+        let shape = [16i64];
+        let mut wrapped: *mut TbTensor = std::ptr::null_mut();
+        let status = super::super::tensor::tb_tensor_wrap(
+            data.as_mut_ptr() as *mut c_void,
+            TbDevice { device_type: 1, device_id: 0 },
+            crate::dtype::DataType::U8.to_raw(),
+            1,
+            shape.as_ptr(),
+            std::ptr::null(),
+            std::ptr::null(),
+            false,
+            None,
+            std::ptr::null_mut(),
+            &mut wrapped,
+        );
+        assert_eq!(status, TbStatus::TB_SUCCESS);
+        let mut first: *mut TbDLManagedTensorVersioned = std::ptr::null_mut();
+        assert_eq!(tb_tensor_to_dlpack_versioned(wrapped, &mut first), TbStatus::TB_SUCCESS);
+        // SAFETY: a live export made above.
+        let deleter = unsafe { (*first).deleter }.unwrap();
+        // SAFETY: the export's own deleter, called once as the contract says.
+        unsafe { deleter(first) };
+        let mut later: *mut TbDLManagedTensorVersioned = std::ptr::null_mut();
+        assert_eq!(tb_tensor_to_dlpack_versioned(wrapped, &mut later), TbStatus::TB_SUCCESS);
+        assert_ne!(first, later, "the deleted struct's address was reused at once");
+        // The consumer's bug: the first deleter again. It must not touch `later`.
+        // SAFETY: the first struct is quarantined, not freed: the call is ignored.
+        unsafe { deleter(first) };
+        assert!(exported().contains(&(later as usize)), "the later export was deleted");
+        // SAFETY: the later export's deleter, once.
+        unsafe { deleter(later) };
+        assert_eq!(super::super::tensor::tb_tensor_release(wrapped), TbStatus::TB_SUCCESS);
+    }
 }
