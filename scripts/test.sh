@@ -40,6 +40,14 @@ fuzz_replay() {
     cargo test --release --quiet --manifest-path fuzz/Cargo.toml -p tb-fuzz-harness
 }
 
+# --- ABI stability: the library's exported ABI against the committed baseline (abi/) --------------
+# Fails on removed functions, changed signatures, struct layouts or enumerator values unless the
+# SONAME's major version changed; additions pass. Policy: docs/guide.md, "ABI stability".
+abi_check() {
+  ./scripts/abi-check.sh
+}
+# --- end ABI stability ------------------------------------------------------------------------------
+
 python_tests() {
   TENSORBRIDGE_LIBRARY="$(./scripts/cargo-target-dir.sh)/release/libtensorbridge.so" \
     python3 -m pytest python/tests -q -rs
@@ -49,6 +57,7 @@ stage "header: include/tensorbridge.h must be what scripts/gen-header.sh generat
 stage "cargo test (NVRTC from .deps compiles every kernel for sm_90)" cargo_tests
 stage "CMake + CTest (C/C++)" cpp_tests
 stage "fuzz replay (seed corpus + regressions through the fuzz targets, stable toolchain)" fuzz_replay
+stage "ABI: libtensorbridge.so against abi/libtensorbridge.abi (abidw/abidiff)" abi_check
 stage "pytest (Python package over ctypes; GPU framework tests skip with their reason)" python_tests
 
 # CTest does not show a skipped test's output: print the GPU tests' skip reason here.
