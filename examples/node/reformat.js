@@ -65,8 +65,9 @@ const [H, W, C] = [4, 5, 3];
 const bytes = H * W * C;
 
 // The tensors keep the memory's address after tb_tensor_wrap returns, so it must not move: koffi
-// moves nothing it allocated, whereas V8 may move a small TypedArray's storage. Node Buffers
-// over that memory (koffi.view) let JavaScript fill and read it in place.
+// moves nothing it allocated, whereas a Buffer or TypedArray passed as a pointer is valid only
+// during the call (V8 may move a small typed array's storage). Node Buffers over that memory
+// (koffi.view) let JavaScript fill and read it in place.
 const srcMemory = koffi.alloc('uint8_t', bytes);
 const dstMemory = koffi.alloc('uint8_t', bytes);
 const image = Buffer.from(koffi.view(srcMemory, bytes)); // HWC
