@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing tensorbridge needs on a fresh Debian machine with Rust:
-# cmake, a C/C++ compiler, GoogleTest, pkg-config (Debian), the CUDA runtime headers and
-# libcudart (.deps/cuda) and NVRTC (.deps/nvrtc) from PyPI — no CUDA toolkit or GPU needed. Idempotent and quiet when done.
+# cmake, a C/C++ compiler, GoogleTest, pkg-config, libabigail's abidw/abidiff (Debian), the CUDA
+# runtime headers and libcudart (.deps/cuda) and NVRTC (.deps/nvrtc) from PyPI — no CUDA toolkit
+# or GPU needed. Idempotent and quiet when done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +11,7 @@ command -v cmake >/dev/null || need_apt+=(cmake)
 command -v c++ >/dev/null || need_apt+=(g++)
 command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 [ -f /usr/include/gtest/gtest.h ] || need_apt+=(libgtest-dev)
+command -v abidw >/dev/null || need_apt+=(abigail-tools) # abidw/abidiff for scripts/abi-check.sh
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]} (apt-get)"
   sudo_cmd=""

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of tensorbridge on this machine: the header freshness check, Rust unit tests,
-# the C/C++ suites under CTest (the cargo-driven CMake build) and the Python package's pytest. GPU
+# the C/C++ suites under CTest (the cargo-driven CMake build), the fuzz replay, the ABI check
+# against abi/, the Node.js example (where node exists) and the Python package's pytest. GPU
 # tests skip, printing why, where no GPU is usable. Every stage runs even when an earlier one
 # fails; the script fails at the end, naming the stages that failed.
 set -euo pipefail
@@ -40,6 +41,28 @@ fuzz_replay() {
     cargo test --release --quiet --manifest-path fuzz/Cargo.toml -p tb-fuzz-harness
 }
 
+# --- ABI stability: the library's exported ABI against the committed baseline (abi/) --------------
+# Fails on removed functions, changed signatures, struct layouts or enumerator values unless the
+# SONAME's major version changed; additions pass. Policy: docs/guide.md, "ABI stability".
+abi_check() {
+  ./scripts/abi-check.sh
+}
+# --- end ABI stability ------------------------------------------------------------------------------
+
+# --- Node.js consumer of the C ABI (examples/node, koffi from npm) ---------------------------------
+# Runs where `node` and `npm` exist; otherwise skips, saying why. The dependency is installed from
+# the committed package-lock.json into examples/node/node_modules (git-ignored).
+node_example() {
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    echo "node example skipped: node/npm not found on PATH (install Node.js >= 18 to run it)"
+    return 0
+  fi
+  (cd examples/node && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) &&
+    TENSORBRIDGE_LIBRARY="$(./scripts/cargo-target-dir.sh)/release/libtensorbridge.so" \
+      node examples/node/reformat.js
+}
+# --- end Node.js consumer ---------------------------------------------------------------------------
+
 python_tests() {
   TENSORBRIDGE_LIBRARY="$(./scripts/cargo-target-dir.sh)/release/libtensorbridge.so" \
     python3 -m pytest python/tests -q -rs
@@ -49,6 +72,8 @@ stage "header: include/tensorbridge.h must be what scripts/gen-header.sh generat
 stage "cargo test (NVRTC from .deps compiles every kernel for sm_90)" cargo_tests
 stage "CMake + CTest (C/C++)" cpp_tests
 stage "fuzz replay (seed corpus + regressions through the fuzz targets, stable toolchain)" fuzz_replay
+stage "ABI: libtensorbridge.so against abi/libtensorbridge.abi (abidw/abidiff)" abi_check
+stage "Node.js (examples/node over koffi: wrap, permute, reformat, errors, leak check)" node_example
 stage "pytest (Python package over ctypes; GPU framework tests skip with their reason)" python_tests
 
 # CTest does not show a skipped test's output: print the GPU tests' skip reason here.
