@@ -1,7 +1,7 @@
 """The package's type information (py.typed, tensorbridge/__init__.pyi) is checked by mypy: the
 stub and a small program using the public API under --strict, the whole package in mypy's default
 mode, and stubtest, which fails when the stub and the runtime disagree (a name, a parameter, a
-default). The installed wheel's types are checked by scripts/wheel-check.py."""
+default). The installed wheel's types are checked by python/wheel_tests."""
 import os
 import runpy
 import subprocess
