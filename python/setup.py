@@ -1,31 +1,94 @@
-"""Builds the Rust library with cargo and installs libtensorbridge.so inside the package, so
-``pip install ./python`` gives a self-contained, compiler-free-at-import package."""
+"""Packages libtensorbridge.so inside the Python package, so that the wheel installs and imports
+with no Rust, no compiler and no build tree.
+
+The library comes from ``$TENSORBRIDGE_LIBRARY`` when set (an already-built libtensorbridge.so: no
+cargo run, the way scripts/test.sh builds the wheel); otherwise ``cargo build --release`` runs in
+this checkout and the library is taken from cargo's target directory as cargo resolves it
+(scripts/cargo-target-dir.sh: ``$CARGO_TARGET_DIR``, a .cargo/config.toml, else target/).
+
+The wheel is tagged ``py3-none-<platform>``: the Python code is plain ctypes (any CPython 3, no
+extension-module ABI) but the library is native. On Linux the platform is
+``manylinux_<X>_<Y>_<arch>``, X.Y being the newest glibc symbol version the library needs (read
+from the library itself), so pip installs the wheel exactly where the library can load; build on an
+older glibc for a wider tag. ``--plat-name`` overrides it.
+"""
+import functools
+import os
+import platform
+import re
 import shutil
 import subprocess
+import sys
+import sysconfig
 from pathlib import Path
 
 from setuptools import setup
 from setuptools.command.build_py import build_py
 from setuptools.dist import Distribution
 
+try:
+    from setuptools.command.bdist_wheel import bdist_wheel
+except ImportError:  # setuptools < 70.1: the wheel package provides it
+    from wheel.bdist_wheel import bdist_wheel
+
 ROOT = Path(__file__).resolve().parent.parent
+LIBRARY = "libtensorbridge.so"
+
+
+@functools.lru_cache(maxsize=None)
+def built_library():
+    """The libtensorbridge.so to package: ``$TENSORBRIDGE_LIBRARY``, else a fresh cargo build."""
+    explicit = os.environ.get("TENSORBRIDGE_LIBRARY")
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            sys.exit(f"setup.py: TENSORBRIDGE_LIBRARY={explicit} is not a file")
+        return path
+    cargo = shutil.which("cargo") or str(Path.home() / ".cargo" / "bin" / "cargo")
+    subprocess.run([cargo, "build", "--release", "--manifest-path", str(ROOT / "Cargo.toml")], check=True)
+    target_dir = subprocess.run([str(ROOT / "scripts" / "cargo-target-dir.sh")], check=True,
+                                capture_output=True, text=True).stdout.strip()
+    return Path(target_dir) / "release" / LIBRARY
+
+
+def glibc_platform_tag(library):
+    """``manylinux_X_Y_<arch>`` for the newest GLIBC_X.Y symbol version ``library`` needs, or None
+    when it names none (not a glibc build). Version needs are NUL-terminated strings in the
+    library's dynamic string table."""
+    versions = re.findall(rb"(?<=\0)GLIBC_(\d+)\.(\d+)(?:\.\d+)?(?=\0)", library.read_bytes())
+    needed = {(int(major), int(minor)) for major, minor in versions}
+    if not needed:
+        return None
+    major, minor = max(needed)
+    return f"manylinux_{major}_{minor}_{platform.machine()}"
 
 
 class BuildWithLibrary(build_py):
     def run(self):
         super().run()
-        cargo = shutil.which("cargo") or str(Path.home() / ".cargo" / "bin" / "cargo")
-        subprocess.run([cargo, "build", "--release", "--manifest-path", str(ROOT / "Cargo.toml")], check=True)
         target = Path(self.build_lib) / "tensorbridge"
         target.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / "target" / "release" / "libtensorbridge.so", target / "libtensorbridge.so")
+        shutil.copyfile(built_library(), target / LIBRARY)  # the file itself, never a symlink
+
+
+class PlatformWheel(bdist_wheel):
+    """py3-none-<platform>: pure-Python ctypes code shipping one native library."""
+
+    def get_tag(self):
+        if self.plat_name_supplied:
+            plat = self.plat_name
+        elif sys.platform.startswith("linux"):
+            plat = glibc_platform_tag(built_library()) or sysconfig.get_platform()
+        else:
+            plat = sysconfig.get_platform()
+        return "py3", "none", plat.replace("-", "_").replace(".", "_")
 
 
 class BinaryDistribution(Distribution):
-    """The wheel holds a native library: tag it for the platform."""
+    """The wheel holds a native library: platlib, not purelib."""
 
     def has_ext_modules(self):
         return True
 
 
-setup(cmdclass={"build_py": BuildWithLibrary}, distclass=BinaryDistribution)
+setup(cmdclass={"build_py": BuildWithLibrary, "bdist_wheel": PlatformWheel}, distclass=BinaryDistribution)

@@ -38,4 +38,10 @@ if ! python3 -c "import numpy, pytest" 2>/dev/null; then
   echo "setup: installing numpy and pytest (pip)"
   PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check numpy pytest
 fi
+# mypy (pinned: a new release must not turn the type checks red by itself) for python/tests/test_typing.py
+# and the wheel check's type check of the installed package.
+if ! python3 -c "import mypy.version, sys; sys.exit(mypy.version.__version__ != '2.4.1')" 2>/dev/null; then
+  echo "setup: installing mypy (pip)"
+  PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check "mypy==2.4.1"
+fi
 echo "setup: ready (cmake $(cmake --version | head -1 | awk '{print $3}'), CUDA headers in $cuda_root)"

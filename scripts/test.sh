@@ -76,6 +76,15 @@ stage "ABI: libtensorbridge.so against abi/libtensorbridge.abi (abidw/abidiff)" 
 stage "Node.js (examples/node over koffi: wrap, permute, reformat, errors, leak check)" node_example
 stage "pytest (Python package over ctypes; GPU framework tests skip with their reason)" python_tests
 
+# --- wheel: pip wheel ./python from the library built above, installed with pip --no-index into a
+# fresh venv with no Rust on PATH; the CPU tests and mypy --strict run against that copy.
+wheel_check() {
+  TENSORBRIDGE_LIBRARY="$(./scripts/cargo-target-dir.sh)/release/libtensorbridge.so" \
+    python3 -m pytest python/wheel_tests -q -rs
+}
+stage "wheel (py3-none-manylinux wheel, fresh venv without Rust, CPU tests + mypy on the installed copy)" wheel_check
+# --- end wheel
+
 # CTest does not show a skipped test's output: print the GPU tests' skip reason here.
 if [ -x build/cpp_tests/tb_cuda_runtime_tests ]; then
   reason=$(build/cpp_tests/tb_cuda_runtime_tests 2>&1 | grep -m1 'CUDA GPU(s):' || true)

@@ -17,7 +17,7 @@ _LEGACY_STREAM = 1
 
 # Every installed callback pair stays referenced for the life of the process: memory allocated
 # through it may be freed long after another allocator is installed.
-_installed = []
+_installed: list = []
 
 
 def _write_message(buffer, capacity, text):

@@ -1,15 +1,22 @@
 """Devices: the public ``Device`` value, device names from the library (``tb_device_type_name``),
 parsing "cuda:1"-style strings, and the CUDA device count."""
 import ctypes
-from collections import namedtuple
+from typing import NamedTuple
 
 from ._lib import Device as _CDevice
 from ._lib import lib
 from ._values import INT32, integer
 
-Device = namedtuple("Device", ["type", "index"])
-Device.__str__ = lambda self: self.type if self.type == "cpu" else f"{self.type}:{self.index}"
-Device.__doc__ = "Where a tensor lives: type 'cpu', 'cuda', 'cuda_host' (pinned) or 'cuda_managed', and an ordinal."
+
+class Device(NamedTuple):
+    """Where a tensor lives: type 'cpu', 'cuda', 'cuda_host' (pinned) or 'cuda_managed', and an ordinal."""
+
+    type: str
+    index: int  # type: ignore[assignment]  # the field shadows tuple.index, as it always has
+
+    def __str__(self):
+        return self.type if self.type == "cpu" else f"{self.type}:{self.index}"
+
 
 _UNKNOWN = lib.tb_device_type_name(-1).decode()
 # DLPack device type codes are small integers; the library names those it supports.

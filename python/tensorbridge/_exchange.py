@@ -17,7 +17,7 @@ _capsule_pointer = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.py_object, ctypes.c
     ("PyCapsule_GetPointer", ctypes.pythonapi))
 
 _with_gil = ctypes.PyDLL(lib._name)
-_IMPORT_ARGUMENTS = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p)]
+_IMPORT_ARGUMENTS: list = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p)]
 _import_owned = _with_gil.tb_tensor_from_exchange_api
 _import_borrowed = _with_gil.tb_tensor_from_exchange_api_borrowed
 for _function in (_import_owned, _import_borrowed):
@@ -34,7 +34,7 @@ _set_factory.argtypes, _set_factory.restype = [ctypes.py_object], ctypes.c_int
 _capsule_new = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p)(
     ("PyCapsule_New", ctypes.pythonapi))
 
-_BY_TYPE = {}  # type -> DLPackExchangeAPI* as an int, or 0 when the type has none
+_BY_TYPE: dict[type, int] = {}  # type -> DLPackExchangeAPI* as an int, or 0 when the type has none
 
 
 def offer(tensor_type):

@@ -6,7 +6,7 @@ import itertools
 
 from ._lib import CLEANUP
 
-_KEEP = {}  # token -> producer
+_KEEP: dict[int, object] = {}  # token -> producer
 _TOKENS = itertools.count(1)
 
 

@@ -188,7 +188,7 @@ class TensorBridgeError(RuntimeError):
     status = _status_name(9)
 
 
-_ERRORS = {}  # TbStatus value -> exception class
+_ERRORS: dict[int, type] = {}  # TbStatus value -> exception class
 
 
 def _error(status, name, *bases):

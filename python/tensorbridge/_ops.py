@@ -13,7 +13,7 @@ from ._values import layout_bytes, remember
 
 _reformat_new = unchecked("tb_reformat_new", convert_arguments=False)
 _convert_new = unchecked("tb_convert_new", convert_arguments=False)
-_COEFFICIENTS = {}  # (scale, offset) as given -> (scale array, offset array, count)
+_COEFFICIENTS: dict = {}  # (scale, offset) as given -> (scale array, offset array, count)
 _reformat = unchecked("tb_reformat", convert_arguments=False)
 _copy = unchecked("tb_copy", convert_arguments=False)
 _release = unchecked("tb_tensor_release", convert_arguments=False)

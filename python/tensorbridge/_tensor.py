@@ -266,9 +266,9 @@ def _slice_bound(value, default):
 
 _alloc = unchecked("tb_tensor_alloc", convert_arguments=False)
 _alloc_async = unchecked("tb_tensor_alloc_async", convert_arguments=False)
-_C_DEVICES = {}  # device argument -> TbDevice
-_C_DTYPES = {}  # dtype argument -> TbDataType
-_EXTENTS = {}  # checked shape tuple -> ctypes int64 array
+_C_DEVICES: dict = {}  # device argument -> TbDevice
+_C_DTYPES: dict = {}  # dtype argument -> TbDataType
+_EXTENTS: dict = {}  # checked shape tuple -> ctypes int64 array
 
 
 def _c_device_of(device):

@@ -16,8 +16,8 @@ INT64 = Range("int64", -(2**63), 2**63 - 1)
 UINT64 = Range("uint64", 0, 2**64 - 1)
 
 _MEMO_LIMIT = 256
-ENCODED = {}  # str/bytes -> validated bytes (hot paths look up inline)
-INT64_TUPLES = {}  # tuple of exact ints in int64 range -> itself (hot paths look up inline)
+ENCODED: dict[object, bytes] = {}  # str/bytes -> validated bytes (hot paths look up inline)
+INT64_TUPLES: dict[tuple, tuple] = {}  # tuple of exact ints in int64 range -> itself (hot paths look up inline)
 
 
 def remember(table, key, value):

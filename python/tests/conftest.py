@@ -1,11 +1,16 @@
-"""Shared fixtures: the package from this checkout, and a leak check around every test."""
+"""Shared fixtures: the package from this checkout (or the installed one), and a leak check
+around every test."""
 import gc
+import os
 import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# TENSORBRIDGE_TEST_INSTALLED=1: test the installed package (a wheel in a virtual environment),
+# never the checkout's python/ directory.
+if os.environ.get("TENSORBRIDGE_TEST_INSTALLED") != "1":
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import tensorbridge  # noqa: E402
 from tensorbridge import _keepalive  # noqa: E402
