@@ -27,6 +27,12 @@ cargo_tests() {
     cargo test --release --quiet
 }
 
+# The fault-injection build (a test-only cargo feature): the n-th allocation or handle fails, n
+# walked over a whole host scenario (src/ffi/fault_walk.rs).
+fault_injection() {
+  cargo test --release --quiet --features fault-injection --lib fault_walk
+}
+
 cpp_tests() {
   cmake -S . -B build -DCMAKE_BUILD_TYPE=Release \
     -DTENSORBRIDGE_CUDA_ROOT="$PWD/.deps/cuda/nvidia/cu13" >/dev/null &&
@@ -70,6 +76,7 @@ python_tests() {
 
 stage "header: include/tensorbridge.h must be what scripts/gen-header.sh generates" header_check
 stage "cargo test (NVRTC from .deps compiles every kernel for sm_90)" cargo_tests
+stage "fault injection (cargo feature fault-injection: every allocation and handle fails in turn)" fault_injection
 stage "CMake + CTest (C/C++)" cpp_tests
 stage "fuzz replay (seed corpus + regressions through the fuzz targets, stable toolchain)" fuzz_replay
 stage "ABI: libtensorbridge.so against abi/libtensorbridge.abi (abidw/abidiff)" abi_check

@@ -17,6 +17,7 @@ pub(crate) mod cuda;
 pub(crate) mod device;
 pub(crate) mod dtype;
 pub(crate) mod error;
+pub(crate) mod fault;
 pub(crate) mod ffi;
 pub(crate) mod interop;
 pub(crate) mod layout;

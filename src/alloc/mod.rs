@@ -114,6 +114,7 @@ pub(crate) fn installed_for(kind: DeviceType) -> Option<Arc<dyn Allocator>> {
 
 /// Allocates `request` with the allocator installed for its device kind, or the built-in one.
 pub(crate) fn allocate(request: &Request) -> Result<Allocation> {
+    crate::fault::check("allocation")?;
     match installed_for(request.device.kind) {
         Some(allocator) => allocator.allocate(request),
         None => BuiltIn.allocate(request),

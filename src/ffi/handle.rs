@@ -79,6 +79,7 @@ impl Table {
 
     /// A slot that holds nothing, for a new handle.
     fn vacant(&self) -> Result<u32> {
+        crate::fault::check("handle")?;
         #[cfg(test)]
         if tests::FAIL_NEXT_CREATE.with(|fail| fail.replace(false)) {
             return Err(table_full());

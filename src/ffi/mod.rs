@@ -13,6 +13,8 @@ pub mod cai;
 pub mod dlpack;
 pub mod dtype;
 pub mod exchange;
+#[cfg(all(test, feature = "fault-injection"))]
+mod fault_walk;
 pub mod handle;
 pub mod layout;
 pub mod ops;
