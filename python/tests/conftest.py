@@ -25,3 +25,12 @@ def no_leaked_handles():
     gc.collect()
     assert tensorbridge.live_tensor_count() == handles, "leaked TbTensor handles"
     assert _keepalive.count() == kept, "leaked keep-alive references"
+
+
+@pytest.fixture(scope="module")
+def torch():
+    """PyTorch with a usable CUDA device, or the test is skipped saying which is missing."""
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed")
+    if not torch.cuda.is_available():
+        pytest.skip("PyTorch sees no CUDA device")
+    return torch

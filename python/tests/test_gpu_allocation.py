@@ -12,14 +12,6 @@ from gpu_required import busy_stream, skip_module_unless_gpu
 skip_module_unless_gpu()
 
 
-@pytest.fixture(scope="module")
-def torch():
-    torch = pytest.importorskip("torch", reason="PyTorch is not installed")
-    if not torch.cuda.is_available():
-        pytest.skip("PyTorch sees no CUDA device")
-    return torch
-
-
 def test_allocating_operations_and_releases_do_not_wait_for_a_busy_side_stream(torch):
     image = tb.as_tensor(torch.randint(0, 255, (1080, 1920, 3), dtype=torch.uint8, device="cuda"), "HWC")
     # Warm up: each kernel specialisation is compiled and loaded on first use, and loading a

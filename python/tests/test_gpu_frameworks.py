@@ -14,14 +14,6 @@ from gpu_required import busy_stream, skip_module_unless_gpu
 skip_module_unless_gpu()
 
 
-@pytest.fixture(scope="module")
-def torch():
-    torch = pytest.importorskip("torch", reason="PyTorch is not installed")
-    if not torch.cuda.is_available():
-        pytest.skip("PyTorch sees no CUDA device")
-    return torch
-
-
 # ---- PyTorch (the seeds' own example) ---------------------------------------------------------
 
 

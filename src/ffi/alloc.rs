@@ -283,17 +283,34 @@ pub extern "C" fn tb_tensor_alloc_async(
     out: *mut *mut TbTensor,
 ) -> TbStatus {
     boundary("tb_tensor_alloc_async", || {
-        write_out(out, std::ptr::null_mut(), "out")?;
-        let requirements = Requirements::compute(
-            Device::from_raw(device)?,
-            DataType::from_raw(dtype)?,
-            &read_shape(rank, shape)?,
-            read_layout_arg(layout)?,
-            row_alignment,
-        )?;
-        let tensor = Tensor::allocate(requirements, Some(Stream::from_handle(stream as u64)))?;
-        write_out(out, handle::create(tensor)?, "out")
+        let first_use = Some(Stream::from_handle(stream as u64));
+        allocate_into(device, dtype, rank, shape, layout, row_alignment, first_use, out)
     })
+}
+
+/// The body of `tb_tensor_alloc` (`first_use` = None: usable on every stream at once) and
+/// `tb_tensor_alloc_async`: reads the arguments, allocates, hands the tensor out.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn allocate_into(
+    device: TbDevice,
+    dtype: TbDataType,
+    rank: i32,
+    shape: *const i64,
+    layout: *const c_char,
+    row_alignment: i64,
+    first_use: Option<Stream>,
+    out: *mut *mut TbTensor,
+) -> Result<()> {
+    write_out(out, std::ptr::null_mut(), "out")?;
+    let requirements = Requirements::compute(
+        Device::from_raw(device)?,
+        DataType::from_raw(dtype)?,
+        &read_shape(rank, shape)?,
+        read_layout_arg(layout)?,
+        row_alignment,
+    )?;
+    let tensor = Tensor::allocate(requirements, first_use)?;
+    write_out(out, handle::create(tensor)?, "out")
 }
 
 /// Gives the unused memory of device `ordinal`'s memory pool back to the driver, keeping at least

@@ -12,7 +12,7 @@ use crate::ffi::status::TbStatus;
 use crate::layout::{Layout, TB_MAX_RANK, TbLayout};
 use crate::storage::{ReleaseFn, Use};
 use crate::stream::Stream;
-use crate::tensor::{Requirements, Tensor, TensorDesc};
+use crate::tensor::{Tensor, TensorDesc};
 use std::ffi::{c_char, c_void};
 
 /// A cleanup callback: called exactly once, with the context pointer given at wrap time and the
@@ -226,17 +226,7 @@ pub extern "C" fn tb_tensor_alloc(
     out: *mut *mut TbTensor,
 ) -> TbStatus {
     boundary("tb_tensor_alloc", || {
-        write_out(out, std::ptr::null_mut(), "out")?;
-        let device = Device::from_raw(device)?;
-        let requirements = Requirements::compute(
-            device,
-            DataType::from_raw(dtype)?,
-            &read_shape(rank, shape)?,
-            read_layout_arg(layout)?,
-            row_alignment,
-        )?;
-        let tensor = Tensor::allocate(requirements, None)?;
-        write_out(out, handle::create(tensor)?, "out")
+        super::alloc::allocate_into(device, dtype, rank, shape, layout, row_alignment, None, out)
     })
 }
 
