@@ -38,11 +38,7 @@ TbTensor* alloc_on(cudaStream_t stream, int64_t elements) {
   return t;
 }
 
-void* data_of(TbTensor* t) {
-  void* data = nullptr;
-  EXPECT_EQ(TB_SUCCESS, tb_tensor_data(t, &data));
-  return data;
-}
+using tbtest::data_of;
 
 uint64_t pool_used() {
   uint64_t bytes = 0;

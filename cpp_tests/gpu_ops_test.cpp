@@ -13,15 +13,7 @@
 
 namespace {
 
-// An owning tensor handle.
-struct Owned {
-  TbTensor* t = nullptr;
-  Owned() = default;
-  explicit Owned(TbTensor* tensor) : t(tensor) {}
-  Owned(const Owned&) = delete;
-  Owned& operator=(const Owned&) = delete;
-  ~Owned() { tb_tensor_release(t); }
-};
+using tbtest::Owned;
 
 TbTensorInfo info_of(const TbTensor* t) {
   TbTensorInfo info{};

@@ -73,18 +73,8 @@ class Gate {
   std::atomic<bool> open_{false}, finished_{false}, timed_out_{false};
 };
 
-struct Owned {
-  TbTensor* t = nullptr;
-  Owned() = default;
-  explicit Owned(TbTensor* tensor) : t(tensor) {}
-  Owned(const Owned&) = delete;
-  Owned& operator=(const Owned&) = delete;
-  ~Owned() { reset(); }
-  void reset() {
-    tb_tensor_release(t);
-    t = nullptr;
-  }
-};
+using tbtest::Owned;
+using tbtest::data_of;
 
 TbTensor* alloc(TbDevice device, TbDataType dtype, const std::vector<int64_t>& shape, const char* layout) {
   TbTensor* t = nullptr;
@@ -92,12 +82,6 @@ TbTensor* alloc(TbDevice device, TbDataType dtype, const std::vector<int64_t>& s
                                         layout, 0, &t))
       << tb_last_error_message();
   return t;
-}
-
-void* data_of(const TbTensor* t) {
-  void* data = nullptr;
-  EXPECT_EQ(TB_SUCCESS, tb_tensor_data(t, &data));
-  return data;
 }
 
 template <typename T>

@@ -38,6 +38,27 @@ inline std::string last_error() { return tb_last_error_message(); }
 inline TbDevice cpu() { return TbDevice{TB_DEVICE_CPU, 0}; }
 inline TbDevice cuda(int32_t ordinal) { return TbDevice{TB_DEVICE_CUDA, ordinal}; }
 
+// An owning tensor handle: released when it goes out of scope, or earlier with reset().
+struct Owned {
+  TbTensor* t = nullptr;
+  Owned() = default;
+  explicit Owned(TbTensor* tensor) : t(tensor) {}
+  Owned(const Owned&) = delete;
+  Owned& operator=(const Owned&) = delete;
+  ~Owned() { reset(); }
+  void reset() {
+    tb_tensor_release(t);
+    t = nullptr;
+  }
+};
+
+// The address of a tensor's element (0, …, 0).
+inline void* data_of(const TbTensor* t) {
+  void* data = nullptr;
+  EXPECT_EQ(TB_SUCCESS, tb_tensor_data(t, &data)) << tb_last_error_message();
+  return data;
+}
+
 // Number of live tensor handles, for leak checks.
 inline int64_t live_tensors() {
   int64_t count = -1;

@@ -87,6 +87,11 @@ impl Storage {
         uses.push(Use { stream, marker, named });
     }
 
+    /// The completion marker of `stream`'s use, if it has one.
+    pub(crate) fn marker_of(&self, stream: Stream) -> Option<u64> {
+        self.uses_lock().iter().find(|u| u.stream == stream).and_then(|u| u.marker)
+    }
+
     /// Stores the completion marker of `stream`'s use; returns the marker it replaces, if any.
     pub(crate) fn set_marker(&self, stream: Stream, marker: u64) -> Option<u64> {
         let mut uses = self.uses_lock();

@@ -6,15 +6,13 @@ type. The library's functions that call the producer run with the GIL held (``ct
 so a producer's Python exception propagates as itself."""
 import ctypes
 
+from ._dlpack import _get_pointer as _capsule_pointer
+from ._dlpack import _is_valid as _capsule_valid
+from ._dlpack import _new as _capsule_new
 from ._lib import lib, raise_for
 
 CAPSULE_NAME = b"dlpack_exchange_api"
 ATTRIBUTES = ("__dlpack_c_exchange_api__", "__c_dlpack_exchange_api__")
-
-_capsule_valid = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.py_object, ctypes.c_char_p)(
-    ("PyCapsule_IsValid", ctypes.pythonapi))
-_capsule_pointer = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.py_object, ctypes.c_char_p)(
-    ("PyCapsule_GetPointer", ctypes.pythonapi))
 
 _with_gil = ctypes.PyDLL(lib._name)
 _IMPORT_ARGUMENTS: list = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p)]
@@ -31,8 +29,6 @@ _offered_table = lib.tb_dlpack_exchange_api
 _offered_table.argtypes, _offered_table.restype = [], ctypes.c_void_p
 _set_factory = _with_gil.tb_dlpack_exchange_api_set_tensor_factory
 _set_factory.argtypes, _set_factory.restype = [ctypes.py_object], ctypes.c_int
-_capsule_new = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p)(
-    ("PyCapsule_New", ctypes.pythonapi))
 
 _BY_TYPE: dict[type, int] = {}  # type -> DLPackExchangeAPI* as an int, or 0 when the type has none
 

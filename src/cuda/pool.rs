@@ -49,6 +49,15 @@ fn set_attribute<T>(
         .during("cuMemPoolSetAttribute")
 }
 
+/// A pool attribute whose value is a u64 (the release threshold, the byte counters).
+fn u64_attribute(pool: sys::CUmemoryPool, attribute: CUmemPool_attribute) -> Result<u64> {
+    let mut value: u64 = 0;
+    // SAFETY: a valid pool; the attribute's value is a u64.
+    unsafe { mem_pool::get_attribute(pool, attribute, &mut value as *mut u64 as *mut _) }
+        .during("cuMemPoolGetAttribute")?;
+    Ok(value)
+}
+
 /// A pool of device `ordinal`'s memory that keeps freed memory and never reuses it by making an
 /// allocating stream wait for a pending free.
 fn create_own_pool(ordinal: i32) -> Result<sys::CUmemoryPool> {
@@ -75,12 +84,8 @@ fn open(ordinal: i32) -> Result<DevicePool> {
     let device = device(ordinal)?;
     // SAFETY: the device came from cuDeviceGet.
     let pool = unsafe { driver::device::get_mem_pool(device) }.during("cuDeviceGetMemPool")?;
-    let mut threshold: u64 = 0;
     let attribute = CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD;
-    // SAFETY: a valid pool; the release threshold is a u64.
-    unsafe { mem_pool::get_attribute(pool, attribute, &mut threshold as *mut u64 as *mut _) }
-        .during("cuMemPoolGetAttribute")?;
-    if threshold == 0 {
+    if u64_attribute(pool, attribute)? == 0 {
         set_attribute(pool, attribute, u64::MAX)?;
     }
     let own = create_own_pool(ordinal)?;
@@ -104,8 +109,8 @@ fn device_pool(ordinal: i32) -> Result<DevicePool> {
         return Ok(*state);
     }
     let state = open(ordinal)?;
-    // A racing thread may have stored its own: keep the first (the pool is the same; one quiet
-    // stream is leaked, once per device at most).
+    // A racing thread may have stored its own: keep the first (the shared pool is the same; the
+    // loser's own pool and two streams are leaked, once per device at most).
     Ok(*slot.get_or_init(|| state))
 }
 
@@ -121,7 +126,8 @@ fn out_of_memory(bytes: usize, ordinal: i32, error: Error) -> Error {
 /// `stream = None` the memory is usable on every stream when this returns (it is allocated on
 /// the private allocation stream, which is waited for: it holds nothing else).
 pub(crate) fn allocate(ordinal: i32, bytes: usize, stream: Option<Stream>) -> Result<u64> {
-    if let Some(ptr) = stream.and_then(|stream| reuse(ordinal, stream, bytes.max(1))) {
+    let size = bytes.max(1);
+    if let Some(ptr) = stream.and_then(|stream| reuse(ordinal, stream, size)) {
         return Ok(ptr);
     }
     let _scope = ContextScope::enter(ordinal)?;
@@ -130,7 +136,6 @@ pub(crate) fn allocate(ordinal: i32, bytes: usize, stream: Option<Stream>) -> Re
         Some(stream) => (state.pool, raw(stream)),
         None => (state.own, state.allocations as sys::CUstream),
     };
-    let size = bytes.max(1);
     // SAFETY: a valid pool and stream; the memory is handed to a tensor that frees it once.
     let ptr = unsafe { mem_pool::alloc_async(pool as sys::CUmemoryPool, size, target) }
         .during("cuMemAllocFromPoolAsync")
@@ -211,13 +216,11 @@ pub(crate) fn free(ordinal: i32, ptr: u64, size: usize, uses: &[Use]) -> Result<
         }
         _ => free_stream_after(ordinal, uses)?,
     };
-    let _scope = ContextScope::enter(ordinal)?;
-    // SAFETY: ptr came from `allocate` and is freed once, after its uses.
-    unsafe { driver::free_async(ptr, raw(frees)) }.during("cuMemFreeAsync")
+    free_on(ordinal, ptr, frees)
 }
 
-/// Gives `ptr` back to the pool in the order of `stream`, which the caller is still using (a
-/// staging buffer freed at the end of the operation that used it).
+/// Gives `ptr` back to the pool in the order of `stream`, after the work enqueued there so far
+/// (the caller knows the memory's last use is on `stream`, and that `stream` exists).
 pub(crate) fn free_on(ordinal: i32, ptr: u64, stream: Stream) -> Result<()> {
     let _scope = ContextScope::enter(ordinal)?;
     // SAFETY: ptr came from `allocate` and is freed once, after the work on `stream`.
@@ -235,8 +238,7 @@ pub(crate) fn trim(ordinal: i32, keep_bytes: usize) -> Result<()> {
         mine
     };
     for block in kept {
-        // SAFETY: a cached block from `allocate`, freed once, in its stream's order.
-        unsafe { driver::free_async(block.ptr, raw(block.stream)) }.during("cuMemFreeAsync")?;
+        free_on(ordinal, block.ptr, block.stream)?;
     }
     for pool in [state.pool, state.own] {
         // SAFETY: a valid pool.
@@ -253,19 +255,7 @@ pub(crate) fn used_bytes(ordinal: i32) -> Result<u64> {
     let _scope = ContextScope::enter(ordinal)?;
     let state = device_pool(ordinal)?;
     let attribute = CUmemPool_attribute::CU_MEMPOOL_ATTR_USED_MEM_CURRENT;
-    let mut total = 0;
-    for pool in [state.pool, state.own] {
-        let mut value: u64 = 0;
-        // SAFETY: a valid pool; the attribute is a u64.
-        unsafe {
-            mem_pool::get_attribute(
-                pool as sys::CUmemoryPool,
-                attribute,
-                &mut value as *mut u64 as *mut _,
-            )
-        }
-        .during("cuMemPoolGetAttribute")?;
-        total += value;
-    }
+    let total = u64_attribute(state.pool as sys::CUmemoryPool, attribute)?
+        + u64_attribute(state.own as sys::CUmemoryPool, attribute)?;
     Ok(total.saturating_sub(cached_bytes(ordinal)))
 }

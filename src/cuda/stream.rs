@@ -17,26 +17,24 @@ pub(crate) fn raw(stream: Stream) -> sys::CUstream {
 
 /// Makes `consumer` wait, on the device, for all work enqueued so far on `producer`.
 pub(crate) fn wait_for(ordinal: i32, consumer: Stream, producer: Stream) -> Result<()> {
+    let marker = record_marker(ordinal, producer, None)?;
+    let waited = wait_on(ordinal, consumer, marker);
+    destroy_marker(ordinal, marker);
+    waited
+}
+
+/// Makes `consumer` wait, on the device, for the work before `marker`'s last record.
+fn wait_on(ordinal: i32, consumer: Stream, marker: u64) -> Result<()> {
     let _scope = ContextScope::enter(ordinal)?;
-    let marker =
-        event::create(sys::CUevent_flags::CU_EVENT_DISABLE_TIMING).during("cuEventCreate")?;
-    // SAFETY: the event was just created; the streams are the caller's, valid per the contract.
-    let ordered =
-        unsafe { event::record(marker, raw(producer)) }.during("cuEventRecord").and_then(|()| {
-            // SAFETY: as above.
-            unsafe {
-                stream::wait_event(
-                    raw(consumer),
-                    marker,
-                    sys::CUevent_wait_flags::CU_EVENT_WAIT_DEFAULT,
-                )
-            }
-            .during("cuStreamWaitEvent")
-        });
-    // The driver keeps the event alive until the wait has completed.
-    // SAFETY: the event was created above and is destroyed once.
-    let _ = unsafe { event::destroy(marker) };
-    ordered
+    // SAFETY: a live event of this context; the stream is the caller's or tensorbridge's own.
+    unsafe {
+        stream::wait_event(
+            raw(consumer),
+            marker as sys::CUevent,
+            sys::CUevent_wait_flags::CU_EVENT_WAIT_DEFAULT,
+        )
+    }
+    .during("cuStreamWaitEvent")
 }
 
 /// Blocks the host until the work queued on `stream` is done.
@@ -118,16 +116,7 @@ pub(crate) fn wait_for_uses(ordinal: i32, target: Stream, uses: &[Use]) -> Resul
         match marker {
             Ok(Some(event)) => {
                 if u.stream != target {
-                    // SAFETY: a live event; the target stream is tensorbridge's own or a default.
-                    let waited = unsafe {
-                        stream::wait_event(
-                            raw(target),
-                            event as sys::CUevent,
-                            sys::CUevent_wait_flags::CU_EVENT_WAIT_DEFAULT,
-                        )
-                    }
-                    .during("cuStreamWaitEvent");
-                    result = result.and(waited);
+                    result = result.and(wait_on(ordinal, target, event));
                 }
                 destroy_marker(ordinal, event);
             }

@@ -103,7 +103,7 @@ pub(crate) fn read_dl_tensor(raw: &TbDLTensor, readonly: bool) -> Result<DlTenso
 }
 
 /// The release action of an imported managed tensor: its producer's deleter (if any), once.
-fn call_deleter<T: 'static>(
+pub(crate) fn call_deleter<T: 'static>(
     managed: *mut T,
     deleter: Option<unsafe extern "C" fn(*mut T)>,
 ) -> ReleaseFn {

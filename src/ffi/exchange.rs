@@ -8,17 +8,17 @@
 //! (from Python: through a `ctypes.PyDLL` function object, which also raises that exception).
 
 use super::dlpack::{
-    TbDLManagedTensorVersioned, TbDLPackVersion, TbDLTensor, import_versioned, read_dl_tensor,
+    TbDLManagedTensorVersioned, TbDLPackVersion, TbDLTensor, call_deleter, import_versioned,
+    read_dl_tensor,
 };
 use super::handle::{self, TbTensor};
 use super::status::TbStatus;
-use super::{SendPtr, boundary, read_layout_arg, read_struct, require_out, write_out};
+use super::{boundary, read_layout_arg, read_struct, require_out, write_out};
 use crate::alloc::{Allocation, Allocator, Request};
 use crate::device::{Device, DeviceType, TbDevice};
 use crate::dtype::DataType;
 use crate::error::{Error, Result};
 use crate::interop::exchange::{MAX_CHAIN, usable_version};
-use crate::storage::{ReleaseFn, Use};
 use crate::stream::Stream;
 use crate::tensor::Tensor;
 use std::ffi::{CStr, c_char, c_void};
@@ -349,14 +349,7 @@ impl Allocator for ExchangeAllocator {
         // SAFETY: the producer returned a live managed tensor.
         let (dl, deleter) = unsafe { ((*managed).dl_tensor, (*managed).deleter) };
         let data = (dl.data as u64).wrapping_add(dl.byte_offset);
-        let owned = SendPtr(managed);
-        let release: ReleaseFn = Box::new(move |_: &[Use]| {
-            let owned = owned;
-            if let Some(deleter) = deleter {
-                // SAFETY: the producer's deleter, called once for its managed tensor.
-                unsafe { deleter(owned.0) };
-            }
-        });
+        let release = call_deleter(managed, deleter);
         if !data.is_multiple_of(request.alignment as u64) {
             release(&[]);
             return Err(Error::internal(format!(

@@ -131,21 +131,22 @@ pub(crate) fn convert(
     execute(&view, dst, &ElementOp::Convert(conversion), channel, stream)
 }
 
-/// The shape of `src` viewed in `layout` (its labels permuted), or its own shape when `layout`
-/// is none or equal to its own.
-fn shape_in(src: &Tensor, layout: Layout) -> Result<Vec<i64>> {
-    if layout.is_none() || layout == src.layout() {
-        return Ok(src.shape().to_vec());
-    }
-    Ok(src.permute_to_layout(&layout)?.shape().to_vec())
+/// A new packed output of `dtype` on `src`'s device, shaped like `src` viewed in `layout` (its
+/// labels permuted; `src`'s own shape when `layout` is none or its own), allocated ordered on
+/// `stream`.
+fn output_like(src: &Tensor, layout: Layout, dtype: DataType, stream: Stream) -> Result<Tensor> {
+    let shape = match layout.is_none() || layout == src.layout() {
+        true => src.shape().to_vec(),
+        false => src.permute_to_layout(&layout)?.shape().to_vec(),
+    };
+    let requirements = Requirements::compute(src.device(), dtype, &shape, layout, 0)?;
+    Tensor::allocate(requirements, Some(stream))
 }
 
 /// `reformat` into a new packed tensor in `layout` (a permutation of `src`'s labels), allocated
 /// ordered on `stream` on `src`'s device.
 pub(crate) fn reformat_into_new(src: &Tensor, layout: Layout, stream: Stream) -> Result<Tensor> {
-    let shape = shape_in(src, layout)?;
-    let requirements = Requirements::compute(src.device(), src.dtype(), &shape, layout, 0)?;
-    let out = Tensor::allocate(requirements, Some(stream))?;
+    let out = output_like(src, layout, src.dtype(), stream)?;
     reformat(src, &out, stream)?;
     Ok(out)
 }
@@ -161,9 +162,7 @@ pub(crate) fn convert_into_new(
     stream: Stream,
 ) -> Result<Tensor> {
     let layout = if layout.is_none() { src.layout() } else { layout };
-    let shape = shape_in(src, layout)?;
-    let requirements = Requirements::compute(src.device(), dtype, &shape, layout, 0)?;
-    let out = Tensor::allocate(requirements, Some(stream))?;
+    let out = output_like(src, layout, dtype, stream)?;
     convert(src, &out, scale, offset, stream)?;
     Ok(out)
 }

@@ -48,8 +48,7 @@ pub(crate) fn after(tensor: &Tensor, stream: Stream) -> Result<()> {
         return Ok(());
     }
     let ordinal = tensor.device().ordinal;
-    let existing = storage.uses().iter().find(|u| u.stream == stream).and_then(|u| u.marker);
-    let marker = record_marker(ordinal, stream, existing)?;
+    let marker = record_marker(ordinal, stream, storage.marker_of(stream))?;
     if let Some(replaced) = storage.set_marker(stream, marker) {
         destroy_marker(ordinal, replaced);
     }
