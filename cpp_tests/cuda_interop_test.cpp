@@ -13,11 +13,7 @@ namespace {
 
 using tbtest::CleanupCounter;
 
-TbTensorInfo info_of(const TbTensor* t) {
-  TbTensorInfo info{};
-  EXPECT_EQ(TB_SUCCESS, tb_tensor_info(t, &info)) << tb_last_error_message();
-  return info;
-}
+using tbtest::info_of;
 
 // Cleanup that frees device memory and counts its calls (context: a CleanupCounter).
 void free_device(void* counter, void* data) {

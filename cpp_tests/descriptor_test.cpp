@@ -47,11 +47,7 @@ struct Producer {
   }
 };
 
-TbTensorInfo info_of(const TbTensor* t) {
-  TbTensorInfo info{};
-  EXPECT_EQ(TB_SUCCESS, tb_tensor_info(t, &info)) << tb_last_error_message();
-  return info;
-}
+using tbtest::info_of;
 
 TEST(NumPyInterface, ImportIsZeroCopyAndExportMatches) {
   std::vector<int16_t> pixels(4 * 6 * 3);

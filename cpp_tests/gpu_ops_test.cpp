@@ -13,22 +13,11 @@
 
 namespace {
 
+using tbtest::alloc;
+using tbtest::cpu;
+using tbtest::cuda;
+using tbtest::info_of;
 using tbtest::Owned;
-
-TbTensorInfo info_of(const TbTensor* t) {
-  TbTensorInfo info{};
-  EXPECT_EQ(TB_SUCCESS, tb_tensor_info(t, &info)) << tb_last_error_message();
-  return info;
-}
-
-TbTensor* alloc(int32_t kind, TbDataType dtype, const std::vector<int64_t>& shape,
-                const char* layout, int64_t row_alignment = 0) {
-  TbTensor* t = nullptr;
-  EXPECT_EQ(TB_SUCCESS, tb_tensor_alloc(TbDevice{kind, 0}, dtype, static_cast<int32_t>(shape.size()),
-                                        shape.data(), layout, row_alignment, &t))
-      << tb_last_error_message();
-  return t;
-}
 
 // Bytes of the whole allocation behind a packed-or-padded host tensor (span from data).
 int64_t span_bytes(const TbTensorInfo& info) {
@@ -70,7 +59,7 @@ void fill_random(TbTensor* host, std::mt19937_64& rng, bool finite_floats) {
 TbTensor* to_device(TbTensor* host, int64_t row_alignment = 0) {
   TbTensorInfo info = info_of(host);
   std::vector<int64_t> shape(info.shape, info.shape + info.rank);
-  TbTensor* device = alloc(TB_DEVICE_CUDA, info.dtype, shape, info.layout.labels, row_alignment);
+  TbTensor* device = alloc(cuda(0), info.dtype, shape, info.layout.labels, row_alignment);
   EXPECT_EQ(TB_SUCCESS, tb_copy(host, device, nullptr)) << tb_last_error_message();
   return device;
 }
@@ -85,7 +74,7 @@ void poison(TbTensor* device) {
 TbTensor* to_host(TbTensor* device) {
   TbTensorInfo info = info_of(device);
   std::vector<int64_t> shape(info.shape, info.shape + info.rank);
-  TbTensor* host = alloc(TB_DEVICE_CPU, info.dtype, shape, info.layout.labels);
+  TbTensor* host = alloc(cpu(), info.dtype, shape, info.layout.labels);
   EXPECT_EQ(TB_SUCCESS, tb_copy(device, host, nullptr)) << tb_last_error_message();
   EXPECT_EQ(cudaSuccess, cudaDeviceSynchronize());
   return host;
@@ -159,12 +148,12 @@ TEST(GpuOps, ReformatEqualsCpuBitForBit) {
       for (int64_t padding : {0, 256}) {  // packed, and rows padded to 256 bytes on the GPU
         std::string what = std::string(c.from) + "->" + c.to + " bits " + std::to_string(dtype.bits) +
                            " pad " + std::to_string(padding);
-        Owned host_src(alloc(TB_DEVICE_CPU, dtype, c.shape, c.from));
+        Owned host_src(alloc(cpu(), dtype, c.shape, c.from));
         fill_random(host_src.t, rng, false);
-        Owned host_ref(alloc(TB_DEVICE_CPU, dtype, permuted_shape(c), c.to));
+        Owned host_ref(alloc(cpu(), dtype, permuted_shape(c), c.to));
         ASSERT_EQ(TB_SUCCESS, tb_reformat(host_src.t, host_ref.t, nullptr)) << tb_last_error_message();
         Owned device_src(to_device(host_src.t, padding));
-        Owned device_dst(alloc(TB_DEVICE_CUDA, dtype, permuted_shape(c), c.to, padding));
+        Owned device_dst(alloc(cuda(0), dtype, permuted_shape(c), c.to, padding));
         poison(device_dst.t);
         ASSERT_EQ(TB_SUCCESS, tb_reformat(device_src.t, device_dst.t, nullptr)) << what << ": " << tb_last_error_message();
         Owned back(to_host(device_dst.t));
@@ -178,7 +167,7 @@ TEST(GpuOps, StridedViewsAsSourcesEqualCpu) {
   SKIP_UNLESS_GPUS(1);
   std::mt19937_64 rng(std::random_device{}());
   for (TbDataType dtype : {TB_DTYPE_UINT8, TB_DTYPE_FLOAT32}) {
-    Owned host_full(alloc(TB_DEVICE_CPU, dtype, {3, 9, 1023, 3}, "NHWC"));
+    Owned host_full(alloc(cpu(), dtype, {3, 9, 1023, 3}, "NHWC"));
     fill_random(host_full.t, rng, false);
     Owned device_full(to_device(host_full.t));
     // Every other column, reversed rows: a view with negative and doubled strides.
@@ -190,9 +179,9 @@ TEST(GpuOps, StridedViewsAsSourcesEqualCpu) {
     Owned a(hv1), b(hv2), c(dv1), d(dv2);
     TbTensorInfo view = info_of(hv2);
     std::vector<int64_t> nchw = {view.shape[0], view.shape[3], view.shape[1], view.shape[2]};
-    Owned host_ref(alloc(TB_DEVICE_CPU, dtype, nchw, "NCHW"));
+    Owned host_ref(alloc(cpu(), dtype, nchw, "NCHW"));
     ASSERT_EQ(TB_SUCCESS, tb_reformat(hv2, host_ref.t, nullptr)) << tb_last_error_message();
-    Owned device_dst(alloc(TB_DEVICE_CUDA, dtype, nchw, "NCHW"));
+    Owned device_dst(alloc(cuda(0), dtype, nchw, "NCHW"));
     poison(device_dst.t);
     ASSERT_EQ(TB_SUCCESS, tb_reformat(dv2, device_dst.t, nullptr)) << tb_last_error_message();
     Owned back(to_host(device_dst.t));
@@ -233,14 +222,14 @@ TEST(GpuOps, ConvertWithinOneUlpOfCpu) {
     std::vector<int64_t> dst_shape;
     std::string from = c.src_layout;
     for (const char* p = c.dst_layout; *p; ++p) dst_shape.push_back(c.shape[from.find(*p)]);
-    Owned host_src(alloc(TB_DEVICE_CPU, c.from, c.shape, c.src_layout));
+    Owned host_src(alloc(cpu(), c.from, c.shape, c.src_layout));
     fill_random(host_src.t, rng, true);
-    Owned host_ref(alloc(TB_DEVICE_CPU, c.to, dst_shape, c.dst_layout));
+    Owned host_ref(alloc(cpu(), c.to, dst_shape, c.dst_layout));
     const int32_t n = static_cast<int32_t>(c.scale.size());
     ASSERT_EQ(TB_SUCCESS, tb_convert(host_src.t, host_ref.t, c.scale.data(), c.offset.data(), n, nullptr))
         << what << ": " << tb_last_error_message();
     Owned device_src(to_device(host_src.t));
-    Owned device_dst(alloc(TB_DEVICE_CUDA, c.to, dst_shape, c.dst_layout));
+    Owned device_dst(alloc(cuda(0), c.to, dst_shape, c.dst_layout));
     poison(device_dst.t);
     ASSERT_EQ(TB_SUCCESS, tb_convert(device_src.t, device_dst.t, c.scale.data(), c.offset.data(), n, nullptr))
         << what << ": " << tb_last_error_message();
@@ -253,15 +242,15 @@ TEST(GpuOps, CopiesBetweenHostPinnedAndDeviceWithStridesOnBothSides) {
   SKIP_UNLESS_GPUS(1);
   std::mt19937_64 rng(std::random_device{}());
   const std::vector<int64_t> shape = {5, 7, 1023, 3};
-  Owned host(alloc(TB_DEVICE_CPU, TB_DTYPE_UINT8, shape, "NHWC"));
+  Owned host(alloc(cpu(), TB_DTYPE_UINT8, shape, "NHWC"));
   fill_random(host.t, rng, false);
   for (int32_t staging : {TB_DEVICE_CPU, TB_DEVICE_CUDA_HOST}) {
     for (int64_t padding : {0, 512}) {
       // host -> device (padded) -> staging (padded) -> device (packed) -> host
-      Owned device(alloc(TB_DEVICE_CUDA, TB_DTYPE_UINT8, shape, "NHWC", padding));
-      Owned middle(alloc(staging, TB_DTYPE_UINT8, shape, "NHWC", padding));
-      Owned device2(alloc(TB_DEVICE_CUDA, TB_DTYPE_UINT8, shape, "NHWC"));
-      Owned back(alloc(TB_DEVICE_CPU, TB_DTYPE_UINT8, shape, "NHWC"));
+      Owned device(alloc(cuda(0), TB_DTYPE_UINT8, shape, "NHWC", padding));
+      Owned middle(alloc(TbDevice{staging, 0}, TB_DTYPE_UINT8, shape, "NHWC", padding));
+      Owned device2(alloc(cuda(0), TB_DTYPE_UINT8, shape, "NHWC"));
+      Owned back(alloc(cpu(), TB_DTYPE_UINT8, shape, "NHWC"));
       poison(device.t);
       ASSERT_EQ(TB_SUCCESS, tb_copy(host.t, device.t, nullptr)) << tb_last_error_message();
       ASSERT_EQ(TB_SUCCESS, tb_copy(device.t, middle.t, nullptr)) << tb_last_error_message();
@@ -288,12 +277,12 @@ TEST(GpuOps, RunsOnTheCallersNonBlockingStreamAndLeavesTheCurrentDevice) {
   CUDA_OK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   int before = -1;
   CUDA_OK(cudaGetDevice(&before));
-  Owned host(alloc(TB_DEVICE_CPU, TB_DTYPE_FLOAT32, {4, 64, 64, 3}, "NHWC"));
+  Owned host(alloc(cpu(), TB_DTYPE_FLOAT32, {4, 64, 64, 3}, "NHWC"));
   fill_random(host.t, rng, false);
-  Owned ref(alloc(TB_DEVICE_CPU, TB_DTYPE_FLOAT32, {4, 3, 64, 64}, "NCHW"));
+  Owned ref(alloc(cpu(), TB_DTYPE_FLOAT32, {4, 3, 64, 64}, "NCHW"));
   ASSERT_EQ(TB_SUCCESS, tb_reformat(host.t, ref.t, nullptr));
-  Owned src(alloc(TB_DEVICE_CUDA, TB_DTYPE_FLOAT32, {4, 64, 64, 3}, "NHWC"));
-  Owned dst(alloc(TB_DEVICE_CUDA, TB_DTYPE_FLOAT32, {4, 3, 64, 64}, "NCHW"));
+  Owned src(alloc(cuda(0), TB_DTYPE_FLOAT32, {4, 64, 64, 3}, "NHWC"));
+  Owned dst(alloc(cuda(0), TB_DTYPE_FLOAT32, {4, 3, 64, 64}, "NCHW"));
   ASSERT_EQ(TB_SUCCESS, tb_copy(host.t, src.t, stream));
   ASSERT_EQ(TB_SUCCESS, tb_reformat(src.t, dst.t, stream));
   TbArrayInterface cai{};
@@ -314,8 +303,8 @@ TEST(GpuOps, RunsOnTheCallersNonBlockingStreamAndLeavesTheCurrentDevice) {
 // (gpu_promises_test.cpp).
 TEST(GpuOps, MismatchedDtypesAndOverlappingOperandsAreClearErrors) {
   SKIP_UNLESS_GPUS(1);
-  Owned device(alloc(TB_DEVICE_CUDA, TB_DTYPE_UINT8, {2, 3}, "HW"));
-  Owned wrong_dtype(alloc(TB_DEVICE_CUDA, TB_DTYPE_FLOAT32, {2, 3}, "HW"));
+  Owned device(alloc(cuda(0), TB_DTYPE_UINT8, {2, 3}, "HW"));
+  Owned wrong_dtype(alloc(cuda(0), TB_DTYPE_FLOAT32, {2, 3}, "HW"));
   TB_EXPECT_STATUS(TB_ERROR_INVALID_ARGUMENT, tb_reformat(device.t, wrong_dtype.t, nullptr));
   EXPECT_NE(tbtest::last_error().find("use tb_convert"), std::string::npos) << tbtest::last_error();
   TB_EXPECT_STATUS(TB_ERROR_INVALID_ARGUMENT, tb_copy(device.t, wrong_dtype.t, nullptr));
@@ -330,9 +319,9 @@ TEST(MultiGpu, CopyAcrossDevicesAndOpOnDeviceOneWhileZeroIsCurrent) {
   SKIP_UNLESS_GPUS(2);
   std::mt19937_64 rng(std::random_device{}());
   const std::vector<int64_t> shape = {2, 33, 65, 3};
-  Owned host(alloc(TB_DEVICE_CPU, TB_DTYPE_UINT8, shape, "NHWC"));
+  Owned host(alloc(cpu(), TB_DTYPE_UINT8, shape, "NHWC"));
   fill_random(host.t, rng, false);
-  Owned ref(alloc(TB_DEVICE_CPU, TB_DTYPE_UINT8, {2, 3, 33, 65}, "NCHW"));
+  Owned ref(alloc(cpu(), TB_DTYPE_UINT8, {2, 3, 33, 65}, "NCHW"));
   ASSERT_EQ(TB_SUCCESS, tb_reformat(host.t, ref.t, nullptr));
   CUDA_OK(cudaSetDevice(0));
   TbTensor *on0 = nullptr, *on1 = nullptr, *out1 = nullptr;

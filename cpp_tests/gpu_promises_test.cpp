@@ -76,13 +76,7 @@ class Gate {
 using tbtest::Owned;
 using tbtest::data_of;
 
-TbTensor* alloc(TbDevice device, TbDataType dtype, const std::vector<int64_t>& shape, const char* layout) {
-  TbTensor* t = nullptr;
-  EXPECT_EQ(TB_SUCCESS, tb_tensor_alloc(device, dtype, static_cast<int32_t>(shape.size()), shape.data(),
-                                        layout, 0, &t))
-      << tb_last_error_message();
-  return t;
-}
+using tbtest::alloc;
 
 template <typename T>
 std::vector<T> read_back(const TbTensor* device, size_t count) {

@@ -32,11 +32,7 @@ struct Batch {
   }
 };
 
-TbTensorInfo info_of(const TbTensor* t) {
-  TbTensorInfo info{};
-  EXPECT_EQ(TB_SUCCESS, tb_tensor_info(t, &info)) << tb_last_error_message();
-  return info;
-}
+using tbtest::info_of;
 
 // Reads element `index` of a uint8 tensor through its strides.
 uint8_t at(const TbTensorInfo& info, std::initializer_list<int64_t> index) {

@@ -59,6 +59,24 @@ inline void* data_of(const TbTensor* t) {
   return data;
 }
 
+// Everything `tb_tensor_info` reports about a tensor.
+inline TbTensorInfo info_of(const TbTensor* t) {
+  TbTensorInfo info{};
+  EXPECT_EQ(TB_SUCCESS, tb_tensor_info(t, &info)) << tb_last_error_message();
+  return info;
+}
+
+// A new tensor from `tb_tensor_alloc` (one reference, for the caller to release); NULL, with a
+// test failure naming the error, when the allocation fails.
+inline TbTensor* alloc(TbDevice device, TbDataType dtype, const std::vector<int64_t>& shape,
+                       const char* layout, int64_t row_alignment = 0) {
+  TbTensor* t = nullptr;
+  EXPECT_EQ(TB_SUCCESS, tb_tensor_alloc(device, dtype, static_cast<int32_t>(shape.size()), shape.data(),
+                                        layout, row_alignment, &t))
+      << tb_last_error_message();
+  return t;
+}
+
 // Number of live tensor handles, for leak checks.
 inline int64_t live_tensors() {
   int64_t count = -1;
