@@ -171,6 +171,27 @@ def test_a_table_of_another_major_version_is_refused_with_a_message():
     assert producer.calls["owned"] == 0
 
 
+def test_an_older_major_1_table_down_the_chain_is_used():
+    producer = FakeProducer()
+    producer.older = ExchangeAPI.from_buffer_copy(producer.api)
+    # The head claims major 2 and has no functions: only the older table can serve the import.
+    producer.api.header = Header(DLPackVersion(2, 0), ctypes.cast(ctypes.pointer(producer.older), ctypes.POINTER(Header)))
+    producer.api.managed_tensor_from_py_object_no_sync = FROM_PY()
+    array = np.arange(6, dtype=np.float32).reshape(2, 3)
+    t = tb.as_tensor(producer.Tensor(array))
+    assert producer.calls["owned"] == 1 and np.array_equal(np.asarray(t), array)
+    del t
+    assert producer.deleted == 1
+
+
+def test_a_cyclic_chain_is_walked_at_most_eight_tables_deep():
+    producer = FakeProducer(major=2)
+    producer.api.header.prev_api = ctypes.cast(ctypes.pointer(producer.api), ctypes.POINTER(Header))
+    with pytest.raises(tb.NotSupportedError, match=r"offers version\(s\) (2\.3, ){7}2\.3, none with major"):
+        tb.as_tensor(producer.Tensor(np.zeros((2, 2), np.float32)))
+    assert producer.calls["owned"] == 0
+
+
 def test_an_import_refused_after_the_hand_over_gives_the_managed_tensor_back_once():
     producer = FakeProducer()
     fake = producer.Tensor(np.zeros((2, 3), np.float32))

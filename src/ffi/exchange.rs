@@ -100,19 +100,22 @@ pub struct TbDLPackExchangeAPI {
     pub current_work_stream: TbDLPackCurrentWorkStream,
 }
 
-/// The table of `api`'s chain that tensorbridge can use (major version 1).
+/// The table of `api`'s chain that tensorbridge can use (major version 1). Runs on every import,
+/// so the chain (at most `MAX_CHAIN` tables) is walked on the stack, without allocating.
 fn resolve(api: *const TbDLPackExchangeAPI) -> Result<TbDLPackExchangeAPI> {
     let mut header = read_struct(api as *const TbDLPackExchangeAPIHeader, "api")?;
-    let mut chain = vec![(header.version.major, header.version.minor)];
-    let mut tables = vec![api];
-    while !header.prev_api.is_null() && chain.len() < MAX_CHAIN {
+    let mut chain = [(header.version.major, header.version.minor); MAX_CHAIN];
+    let mut tables = [api; MAX_CHAIN];
+    let mut len = 1;
+    while !header.prev_api.is_null() && len < MAX_CHAIN {
         let older = header.prev_api;
         // SAFETY: the producer's chain of tables, each starting with a header, lives forever.
         header = unsafe { older.read() };
-        chain.push((header.version.major, header.version.minor));
-        tables.push(older as *const TbDLPackExchangeAPI);
+        chain[len] = (header.version.major, header.version.minor);
+        tables[len] = older as *const TbDLPackExchangeAPI;
+        len += 1;
     }
-    let index = usable_version(&chain)?;
+    let index = usable_version(&chain[..len])?;
     // SAFETY: a major-1 table has the layout of TbDLPackExchangeAPI.
     Ok(unsafe { tables[index].read() })
 }
