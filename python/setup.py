@@ -6,8 +6,10 @@ cargo run, the way scripts/test.sh builds the wheel); otherwise ``cargo build --
 this checkout and the library is taken from cargo's target directory as cargo resolves it
 (scripts/cargo-target-dir.sh: ``$CARGO_TARGET_DIR``, a .cargo/config.toml, else target/).
 
-The wheel is tagged ``py3-none-<platform>``: the Python code is plain ctypes (any CPython 3, no
-extension-module ABI) but the library is native. On Linux the platform is
+The optional compiled fast path ``tensorbridge._native`` (``tensorbridge/_native.c``, the stable
+ABI) is built where a C compiler and Python's headers exist; where they do not, the build goes on
+without it and the package runs on ctypes alone. The wheel is tagged ``cp39-abi3-<platform>``:
+the extension (when built) needs CPython >= 3.9's stable ABI, and the library is native. On Linux the platform is
 ``manylinux_<X>_<Y>_<arch>``, X.Y being the newest glibc symbol version the library needs (read
 from the library itself), so pip installs the wheel exactly where the library can load; build on an
 older glibc for a wider tag. ``--plat-name`` overrides it.
@@ -22,14 +24,17 @@ import sys
 import sysconfig
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import Extension, setup
 from setuptools.command.build_py import build_py
 from setuptools.dist import Distribution
 
 try:
     from setuptools.command.bdist_wheel import bdist_wheel
 except ImportError:  # setuptools < 70.1: the wheel package provides it
-    from wheel.bdist_wheel import bdist_wheel
+    try:
+        from wheel.bdist_wheel import bdist_wheel
+    except ImportError:  # neither: only commands that make no wheel (build_ext --inplace) work
+        bdist_wheel = object
 
 ROOT = Path(__file__).resolve().parent.parent
 LIBRARY = "libtensorbridge.so"
@@ -72,7 +77,7 @@ class BuildWithLibrary(build_py):
 
 
 class PlatformWheel(bdist_wheel):
-    """py3-none-<platform>: pure-Python ctypes code shipping one native library."""
+    """cp39-abi3-<platform>: the stable-ABI fast path (optional) and one native library."""
 
     def get_tag(self):
         if self.plat_name_supplied:
@@ -81,7 +86,7 @@ class PlatformWheel(bdist_wheel):
             plat = glibc_platform_tag(built_library()) or sysconfig.get_platform()
         else:
             plat = sysconfig.get_platform()
-        return "py3", "none", plat.replace("-", "_").replace(".", "_")
+        return "cp39", "abi3", plat.replace("-", "_").replace(".", "_")
 
 
 class BinaryDistribution(Distribution):
@@ -91,4 +96,10 @@ class BinaryDistribution(Distribution):
         return True
 
 
-setup(cmdclass={"build_py": BuildWithLibrary, "bdist_wheel": PlatformWheel}, distclass=BinaryDistribution)
+NATIVE = Extension("tensorbridge._native", ["tensorbridge/_native.c"], py_limited_api=True,
+                   define_macros=[("Py_LIMITED_API", "0x03090000")], optional=True)
+
+COMMANDS = {"build_py": BuildWithLibrary}
+if bdist_wheel is not object:
+    COMMANDS["bdist_wheel"] = PlatformWheel
+setup(cmdclass=COMMANDS, distclass=BinaryDistribution, ext_modules=[NATIVE])

@@ -9,7 +9,8 @@
 # Exits non-zero, naming the failed steps, when any step fails. On a machine where nvidia-smi
 # works, a GPU test that skips is a failure too (a skip there means the test proved nothing):
 # every CTest skip except MultiGpu.* on a one-GPU machine, and every pytest skip except those
-# whose reason says the test needs a machine without a GPU ("a GPU is present: ..."). So is a
+# whose reason says the test needs a machine without a GPU ("a GPU is present: ...") or is not a
+# GPU test ("not a GPU test: ...", e.g. mypy is not installed there). So is a
 # build without the CUDA runtime test binary, or a machine without compute-sanitizer.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -91,14 +92,24 @@ elif [ -x build-gpu/cpp_tests/tb_cuda_runtime_tests ]; then
   done
 fi
 
+# The Python package's compiled fast path, built with the library (scripts/stage-prebuilt.sh): the
+# suite runs on it, as an installed wheel does; CI runs the ctypes path too.
+if [ -f .prebuilt/_native.abi3.so ]; then
+  cp .prebuilt/_native.abi3.so python/tensorbridge/
+  log "python fast path: $(TENSORBRIDGE_LIBRARY="$PWD/.prebuilt/libtensorbridge.so" python3 -c \
+    'import sys; sys.path.insert(0, "python"); from tensorbridge import _compiled; print(_compiled.native)')"
+else
+  log "python fast path: NOT STAGED (.prebuilt/_native.abi3.so missing): pytest runs the ctypes path"
+  step "python fast path not staged" 1
+fi
 TENSORBRIDGE_LIBRARY="$PWD/.prebuilt/libtensorbridge.so" python3 -m pytest python/tests -q -rs \
   >"$out/pytest.log" 2>&1
 step pytest $?
 log "pytest: $(tail -1 "$out/pytest.log")"
 # -rs prints "SKIPPED [n] file:line: reason" per skip; only tests that need a machine without a
-# GPU may skip here.
+# GPU, and tests that are not GPU tests, may skip here.
 if [ "$gpus" -gt 0 ]; then
-  pytest_skips=$(grep -E '^SKIPPED ' "$out/pytest.log" | grep -v 'a GPU is present' || true)
+  pytest_skips=$(grep -E '^SKIPPED ' "$out/pytest.log" | grep -v -e 'a GPU is present' -e 'not a GPU test' || true)
   if [ -n "$pytest_skips" ]; then
     echo "$pytest_skips"
     log "pytest skips on a GPU machine: $(echo "$pytest_skips" | wc -l) line(s), see pytest.log"

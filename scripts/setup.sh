@@ -12,6 +12,9 @@ command -v c++ >/dev/null || need_apt+=(g++)
 command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 [ -f /usr/include/gtest/gtest.h ] || need_apt+=(libgtest-dev)
 command -v abidw >/dev/null || need_apt+=(abigail-tools) # abidw/abidiff for scripts/abi-check.sh
+# Python's headers, for the Python package's compiled fast path (scripts/build-python-native.sh).
+python3 -c "import os, sys, sysconfig; sys.exit(not os.path.isfile(os.path.join(sysconfig.get_paths()['include'], 'Python.h')))" ||
+  need_apt+=(python3-dev)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]} (apt-get)"
   sudo_cmd=""
@@ -33,10 +36,10 @@ if [ ! -f .deps/nvrtc/nvidia/cu13/lib/libnvrtc.so.13 ]; then
   PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check --no-deps \
     --target .deps/nvrtc "nvidia-cuda-nvrtc==13.0.*"
 fi
-# NumPy and pytest for the Python package's tests.
-if ! python3 -c "import numpy, pytest" 2>/dev/null; then
-  echo "setup: installing numpy and pytest (pip)"
-  PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check numpy pytest
+# NumPy and pytest for the Python package's tests; setuptools builds its compiled fast path.
+if ! python3 -c "import numpy, pytest, setuptools" 2>/dev/null; then
+  echo "setup: installing numpy, pytest and setuptools (pip)"
+  PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check numpy pytest setuptools
 fi
 # mypy (pinned: a new release must not turn the type checks red by itself) for python/tests/test_typing.py
 # and the wheel check's type check of the installed package.

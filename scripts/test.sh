@@ -70,8 +70,12 @@ node_example() {
 # --- end Node.js consumer ---------------------------------------------------------------------------
 
 python_tests() {
-  TENSORBRIDGE_LIBRARY="$(./scripts/cargo-target-dir.sh)/release/libtensorbridge.so" \
-    python3 -m pytest python/tests -q -rs
+  local library
+  library="$(./scripts/cargo-target-dir.sh)/release/libtensorbridge.so"
+  scripts/build-python-native.sh &&
+    TENSORBRIDGE_REQUIRE_NATIVE=1 TENSORBRIDGE_LIBRARY="$library" python3 -m pytest python/tests -q -rs &&
+    echo "== pytest again on the ctypes path alone (TENSORBRIDGE_PURE_PYTHON=1)" &&
+    TENSORBRIDGE_PURE_PYTHON=1 TENSORBRIDGE_LIBRARY="$library" python3 -m pytest python/tests -q -rs
 }
 
 stage "header: include/tensorbridge.h must be what scripts/gen-header.sh generates" header_check
@@ -81,7 +85,7 @@ stage "CMake + CTest (C/C++)" cpp_tests
 stage "fuzz replay (seed corpus + regressions through the fuzz targets, stable toolchain)" fuzz_replay
 stage "ABI: libtensorbridge.so against abi/libtensorbridge.abi (abidw/abidiff)" abi_check
 stage "Node.js (examples/node over koffi: wrap, permute, reformat, errors, leak check)" node_example
-stage "pytest (Python package over ctypes; GPU framework tests skip with their reason)" python_tests
+stage "pytest (Python package: compiled fast path, then ctypes alone; GPU tests skip with their reason)" python_tests
 
 # --- wheel: pip wheel ./python from the library built above, installed with pip --no-index into a
 # fresh venv with no Rust on PATH; the CPU tests and mypy --strict run against that copy.
@@ -89,7 +93,7 @@ wheel_check() {
   TENSORBRIDGE_LIBRARY="$(./scripts/cargo-target-dir.sh)/release/libtensorbridge.so" \
     python3 -m pytest python/wheel_tests -q -rs
 }
-stage "wheel (py3-none-manylinux wheel, fresh venv without Rust, CPU tests + mypy on the installed copy)" wheel_check
+stage "wheel (cp39-abi3-manylinux wheel, fresh venv without Rust, CPU tests + mypy on the installed copy)" wheel_check
 # --- end wheel
 
 # CTest does not show a skipped test's output: print the GPU tests' skip reason here.

@@ -36,7 +36,6 @@ _Coefficients = float | Sequence[float]
 
 class Tensor:
     def __init__(self) -> None: ...  # raises TypeError: use as_tensor() or empty()
-    def __del__(self) -> None: ...
     __dlpack_c_exchange_api__: Any  # a PyCapsule: the library's DLPack C exchange API table
     @property
     def shape(self) -> tuple[int, ...]: ...

@@ -3,6 +3,7 @@
 carries DLPack's C exchange API (PyTorch) is borrowed for the call only, converted in C."""
 import ctypes
 
+from ._compiled import native
 from ._exchange import exchange_api, import_borrowed
 from ._lib import lib, raise_for, unchecked
 from ._producers import as_tensor
@@ -56,10 +57,17 @@ def _stream_argument(stream):
     return None if stream is None else ctypes.c_void_p(stream_handle(stream))
 
 
+_INTO_REFORMAT, _INTO_COPY = 0, 1  # the compiled module's operation codes for into()
+
+
 def reformat(tensor, layout, stream=None):
     """A new tensor holding ``tensor`` in ``layout`` (same device and dtype), e.g. NHWC -> NCHW:
     allocated ordered on ``stream`` and written in one library call. A framework tensor must
     carry its layout: wrap it with ``as_tensor(x, "NHWC")`` first."""
+    if native is not None:  # operands a Tensor or an exchange-API producer's: the call is made in C
+        made = native.reformat_new(tensor, layout_bytes(layout), None if stream is None else stream_handle(stream))
+        if made is not NotImplemented:
+            return made
     out = ctypes.c_void_p()
     with _Operands() as operands:
         status = _reformat_new(operands.handle(tensor), layout_bytes(layout), _stream_argument(stream),
@@ -69,8 +77,12 @@ def reformat(tensor, layout, stream=None):
     return Tensor._adopt(out.value)
 
 
-def _into(function, dst, src, stream):
+def _into(which, function, dst, src, stream):
     """Runs a library operation writing ``src`` into ``dst``; returns ``dst``."""
+    if native is not None:  # operands Tensors or exchange-API producers': the call is made in C
+        done = native.into(which, dst, src, None if stream is None else stream_handle(stream))
+        if done is not NotImplemented:
+            return done
     with _Operands() as operands:
         status = function(operands.handle(src), operands.handle(dst), _stream_argument(stream))
     if status:
@@ -80,12 +92,12 @@ def _into(function, dst, src, stream):
 
 def reformat_into(dst, src, stream=None):
     """Writes ``src`` into ``dst`` in ``dst``'s layout; returns ``dst``."""
-    return _into(_reformat, dst, src, stream)
+    return _into(_INTO_REFORMAT, _reformat, dst, src, stream)
 
 
 def copy_into(dst, src, stream=None):
     """Copies ``src`` into ``dst`` (same shape and dtype, any devices and strides); returns ``dst``."""
-    return _into(_copy, dst, src, stream)
+    return _into(_INTO_COPY, _copy, dst, src, stream)
 
 
 def _coefficients(scale, offset):

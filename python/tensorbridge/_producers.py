@@ -10,8 +10,17 @@ from ._interface import (
     import_interface,
 )
 from ._streams import stream_handle
+from ._compiled import native
 from ._tensor import Tensor
 from ._values import ENCODED, layout_bytes
+
+
+def _import_with_ctypes(api, obj, layout):
+    return Tensor._adopt(import_owned(api, obj, layout))
+
+
+# A Tensor owning an exchange-API producer's tensor: made in C when the compiled module is there.
+_import_tensor = native.import_owned if native is not None else _import_with_ctypes
 
 
 def as_tensor(obj, layout=None, *, stream=None):
@@ -37,7 +46,7 @@ def as_tensor(obj, layout=None, *, stream=None):
         return obj if layout is None else obj.with_layout(layout)
     api = exchange_api(obj)
     if api:
-        return Tensor._adopt(import_owned(api, obj, encoded))
+        return _import_tensor(api, obj, encoded)
     cai = getattr(obj, CUDA_ARRAY_INTERFACE, None)
     if cai is not None:
         return Tensor._adopt(import_interface(from_cuda_array_interface, cai, CUDA_ARRAY_INTERFACE, encoded), obj)

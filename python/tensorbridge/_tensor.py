@@ -5,6 +5,7 @@ import ctypes
 import operator
 
 from . import _dlpack, _keepalive
+from ._compiled import connect, native
 from ._devices import Device, c_device, device_name, is_known_type, parse_device, public_device
 from ._dtypes import data_type, numpy_dtype
 from ._interface import interface_dict
@@ -16,17 +17,11 @@ from ._values import INT64, int64_tuple, integer, layout_bytes, remember
 _release = unchecked("tb_tensor_release")
 
 
-class Tensor:
-    """A tensor of the library: a reference to strided memory on the CPU or a GPU, with a layout.
-
-    Create one with :func:`as_tensor` (zero-copy over NumPy, PyTorch, CuPy, Numba, JAX and any
-    producer of the CUDA Array Interface, DLPack or the NumPy array interface) or :func:`empty`.
-    """
+class _TensorBase:
+    """A library tensor handle owned by a Python object (the ctypes twin of
+    ``_native.TensorBase``, used when the compiled module is absent)."""
 
     __slots__ = ("_handle", "_cached_info", "_owner", "__weakref__")
-
-    def __init__(self):
-        raise TypeError("use tensorbridge.as_tensor() or tensorbridge.empty()")
 
     @classmethod
     def _adopt(cls, handle, owner=None):
@@ -35,6 +30,25 @@ class Tensor:
         tensor._cached_info = None
         tensor._owner = owner
         return tensor
+
+    def __del__(self):
+        handle = getattr(self, "_handle", None)
+        if handle:
+            self._handle = None
+            _release(handle)  # a status here cannot be reported from a finalizer
+
+
+class Tensor(native.TensorBase if native is not None else _TensorBase):  # type: ignore[misc]
+    """A tensor of the library: a reference to strided memory on the CPU or a GPU, with a layout.
+
+    Create one with :func:`as_tensor` (zero-copy over NumPy, PyTorch, CuPy, Numba, JAX and any
+    producer of the CUDA Array Interface, DLPack or the NumPy array interface) or :func:`empty`.
+    """
+
+    __slots__ = ()
+
+    def __init__(self):
+        raise TypeError("use tensorbridge.as_tensor() or tensorbridge.empty()")
 
     def _view(self, handle):
         return Tensor._adopt(handle, self._owner)
@@ -47,12 +61,6 @@ class Tensor:
             info = self._cached_info = TensorInfo()
             lib.tb_tensor_info(self._handle, ctypes.byref(info))
         return info
-
-    def __del__(self):
-        handle = getattr(self, "_handle", None)
-        if handle:
-            self._handle = None
-            _release(handle)  # a status here cannot be reported from a finalizer
 
     # -- properties ---------------------------------------------------------------------------
 
@@ -250,6 +258,10 @@ class Tensor:
             tensor = self._view(out.value)
         return tensor
 
+
+
+if native is not None:
+    connect(Tensor)
 
 
 def _slice_bound(value, default):

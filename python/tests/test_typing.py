@@ -19,6 +19,7 @@ checkout_only = pytest.mark.skipif(
 
 
 def _run(request, module, *arguments):
+    pytest.importorskip("mypy", reason="not a GPU test: mypy is not installed (pip install mypy)")
     cache = ["--cache-dir", str(request.config.cache.mkdir("mypy"))] if module == "mypy" else []
     command = [sys.executable, "-m", module, *cache, *arguments]
     done = subprocess.run(command, cwd=PYTHON_DIR, capture_output=True, text=True)

@@ -1,5 +1,6 @@
-"""The wheel: ``pip wheel ./python`` from an already-built library gives a py3-none-manylinux wheel
-holding libtensorbridge.so (no absolute RPATH, only manylinux-allowed dependencies), which installs
+"""The wheel: ``pip wheel ./python`` from an already-built library gives a cp39-abi3-manylinux wheel
+holding libtensorbridge.so and the compiled fast path (``_native.abi3.so``; this machine has a C
+compiler and Python's headers) (no absolute RPATH, only manylinux-allowed dependencies), which installs
 with ``pip install --no-index`` into a fresh virtual environment with no Rust on PATH and passes
 the CPU tests of python/tests and mypy --strict there, importing the environment's copy.
 
@@ -69,14 +70,15 @@ def venv(wheel, tmp_path_factory):
     return python, env
 
 
-def test_wheel_is_a_py3_platform_wheel_with_the_library_and_types(wheel):
-    name = re.fullmatch(r"tensorbridge-[\w.]+-py3-none-(manylinux_\d+_\d+_\w+)\.whl", wheel.name)
-    assert name, f"{wheel.name}: want a py3-none-manylinux_X_Y_<arch> wheel"
+def test_wheel_is_an_abi3_platform_wheel_with_the_library_the_fast_path_and_types(wheel):
+    name = re.fullmatch(r"tensorbridge-[\w.]+-cp39-abi3-(manylinux_\d+_\d+_\w+)\.whl", wheel.name)
+    assert name, f"{wheel.name}: want a cp39-abi3-manylinux_X_Y_<arch> wheel"
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
         meta = archive.read(next(n for n in names if n.endswith(".dist-info/WHEEL"))).decode()
-    assert {"tensorbridge/libtensorbridge.so", "tensorbridge/py.typed", "tensorbridge/__init__.pyi"} <= names
-    assert "Root-Is-Purelib: false" in meta and f"Tag: py3-none-{name.group(1)}" in meta
+    assert {"tensorbridge/libtensorbridge.so", "tensorbridge/_native.abi3.so", "tensorbridge/py.typed",
+            "tensorbridge/__init__.pyi"} <= names
+    assert "Root-Is-Purelib: false" in meta and f"Tag: cp39-abi3-{name.group(1)}" in meta
 
 
 def test_packaged_library_is_manylinux_compatible(wheel, tmp_path):

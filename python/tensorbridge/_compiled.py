@@ -1,0 +1,29 @@
+"""The optional compiled fast path (``_native.c``, built by ``pip install`` where a C compiler and
+Python's headers exist): a Tensor base type that owns its library handle in C, and exchange-API
+imports and operations that call the library without ctypes. ``native`` is that module, or None
+when it is absent or ``TENSORBRIDGE_PURE_PYTHON=1`` turns it off; the ctypes code then does the
+same work. Either way the library's C ABI is the one boundary: the module calls the functions
+ctypes loaded, by address."""
+import ctypes
+import os
+from types import ModuleType
+from typing import Optional
+
+from ._exchange import _BY_TYPE
+from ._lib import lib, raise_for
+
+native: Optional[ModuleType] = None
+if os.environ.get("TENSORBRIDGE_PURE_PYTHON", "0") in ("", "0"):
+    try:
+        from . import _native as native
+    except ImportError:
+        native = None
+
+_FUNCTIONS = ("tb_tensor_from_exchange_api", "tb_tensor_from_exchange_api_borrowed", "tb_tensor_release",
+              "tb_reformat", "tb_copy", "tb_reformat_new")
+
+
+def connect(tensor_type):
+    """Hands the compiled module the library's functions and the Tensor class (once, at import)."""
+    addresses = tuple(ctypes.cast(lib[name], ctypes.c_void_p).value for name in _FUNCTIONS)
+    native.init(addresses, tensor_type, raise_for, _BY_TYPE)

@@ -1,0 +1,74 @@
+"""The compiled fast path (tensorbridge._native): in use exactly when asked for, and the Tensor
+base type it provides behaves as the ctypes one does — the handle is released with the object
+(also when a reference cycle through the producer is collected), weak references work, bad
+values are refused, and operands it cannot take go to the ctypes path. The whole suite runs on
+both paths (scripts/test.sh), so every other test covers both as well."""
+import gc
+import os
+import weakref
+
+import numpy
+import pytest
+
+import tensorbridge as tb
+from tensorbridge import _compiled
+from tensorbridge._lib import lib
+
+
+def test_the_path_in_use_is_the_one_asked_for():
+    if os.environ.get("TENSORBRIDGE_PURE_PYTHON") == "1":
+        assert _compiled.native is None
+    elif os.environ.get("TENSORBRIDGE_REQUIRE_NATIVE") == "1":
+        assert _compiled.native is not None, "tensorbridge._native did not import (scripts/build-python-native.sh)"
+        assert issubclass(tb.Tensor, _compiled.native.TensorBase)
+    else:
+        pytest.skip("not a GPU test: set TENSORBRIDGE_REQUIRE_NATIVE=1 or TENSORBRIDGE_PURE_PYTHON=1 to say "
+                    "which path this run must use")
+
+
+class _Holder:
+    tensor = None
+
+
+def test_a_cycle_through_the_owner_is_collected_and_its_handle_released():
+    base = tb.live_tensor_count()
+    array = numpy.arange(6, dtype=numpy.int32)
+    source = tb.as_tensor(array)
+    lib.tb_tensor_retain(source._handle)  # the reference the adopted tensor below takes over
+    holder = _Holder()
+    holder.tensor = type(source)._adopt(source._handle, holder)  # tensor -> holder -> tensor
+    del holder, source
+    gc.collect()
+    assert tb.live_tensor_count() == base
+
+
+def test_weak_references_see_the_tensor_go():
+    tensor = tb.as_tensor(numpy.zeros(3))
+    ref = weakref.ref(tensor)
+    assert ref() is tensor
+    del tensor
+    assert ref() is None
+
+
+@pytest.mark.skipif(_compiled.native is None,
+                    reason="not a GPU test: the ctypes twin of _adopt (internal) does not check its argument")
+def test_adopt_refuses_what_is_not_a_handle():
+    with pytest.raises(TypeError):
+        tb.Tensor._adopt("not a handle")
+
+
+def test_direct_construction_is_refused():
+    with pytest.raises(TypeError, match="as_tensor"):
+        tb.Tensor()
+
+
+def test_operands_the_fast_path_cannot_take_go_to_the_ctypes_path():
+    src = numpy.arange(24, dtype=numpy.uint8).reshape(2, 3, 4)
+    dst = numpy.zeros((4, 2, 3), numpy.uint8)
+    tb.reformat_into(tb.as_tensor(dst, "CHW"), tb.as_tensor(src, "HWC"))
+    numpy.testing.assert_array_equal(dst, src.transpose(2, 0, 1))
+    out = numpy.zeros_like(src)
+    tb.copy_into(out, src)  # NumPy arrays themselves: no exchange API, the ctypes path wraps them
+    numpy.testing.assert_array_equal(out, src)
+    planar = tb.reformat(tb.as_tensor(src, "HWC"), "CHW")
+    numpy.testing.assert_array_equal(numpy.asarray(planar), src.transpose(2, 0, 1))
