@@ -97,6 +97,7 @@ class BinaryDistribution(Distribution):
 
 
 NATIVE = Extension("tensorbridge._native", ["tensorbridge/_native.c"], py_limited_api=True,
+                   include_dirs=[str(ROOT / "include")],
                    define_macros=[("Py_LIMITED_API", "0x03090000")], optional=True)
 
 COMMANDS = {"build_py": BuildWithLibrary}

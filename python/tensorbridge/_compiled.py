@@ -20,10 +20,11 @@ if os.environ.get("TENSORBRIDGE_PURE_PYTHON", "0") in ("", "0"):
         native = None
 
 _FUNCTIONS = ("tb_tensor_from_exchange_api", "tb_tensor_from_exchange_api_borrowed", "tb_tensor_release",
-              "tb_reformat", "tb_copy", "tb_reformat_new")
+              "tb_reformat", "tb_copy", "tb_reformat_new", "tb_tensor_from_array_interface",
+              "tb_tensor_from_cuda_array_interface")
 
 
 def connect(tensor_type):
     """Hands the compiled module the library's functions and the Tensor class (once, at import)."""
-    addresses = tuple(ctypes.cast(lib[name], ctypes.c_void_p).value for name in _FUNCTIONS)
+    addresses = {name: ctypes.cast(lib[name], ctypes.c_void_p).value for name in _FUNCTIONS}
     native.init(addresses, tensor_type, raise_for, _BY_TYPE)

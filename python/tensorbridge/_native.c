@@ -11,12 +11,18 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 #include <structmember.h>
+
+#include "tensorbridge.h" /* the library's C ABI: its types (functions are called by address) */
 
 typedef int (*ImportFn)(const void *api, void *py_object, const char *layout, void **out);
 typedef int (*ReleaseFn)(void *tensor);
 typedef int (*IntoFn)(const void *src, void *dst, void *stream);
 typedef int (*NewFn)(const void *src, const char *layout, void *stream, void **out);
+typedef int (*InterfaceFn)(const TbArrayInterface *desc, const char *layout, TbCleanupFn keep_alive,
+                           void *keep_alive_context, void **out);
 
 /* The library functions this module calls (init() fills them) and the Python objects it uses. */
 static struct {
@@ -25,6 +31,7 @@ static struct {
   ReleaseFn release;
   IntoFn into[2]; /* INTO_REFORMAT, INTO_COPY */
   NewFn reformat_new;
+  InterfaceFn from_interface[2]; /* [0] NumPy array interface, [1] CUDA Array Interface */
   PyObject *raise_for;     /* raise_for(status): raises the library's error for a status */
   PyObject *api_by_type;   /* dict: type -> DLPackExchangeAPI* as an int (0: none) */
   PyTypeObject *tensor;    /* tensorbridge.Tensor, a subclass of TensorBase */
@@ -284,32 +291,156 @@ static void replace(PyObject **slot, PyObject *value) {
   Py_XDECREF(old);
 }
 
-/* init(functions, tensor_type, raise_for, api_by_type): `functions` holds the addresses of
- * tb_tensor_from_exchange_api, tb_tensor_from_exchange_api_borrowed, tb_tensor_release,
- * tb_reformat, tb_copy and tb_reformat_new, in that order. */
+/* The interface dict's keys, interned once (PyInit__native). */
+static PyObject *key_data, *key_shape, *key_typestr, *key_strides, *key_version, *key_stream, *key_mask;
+
+/* Reading an interface dict: 1 read, 0 when a value is not of the plain form this reader takes
+ * (the Python reader then takes the dict, and reports what is wrong with it). Only exact builtin
+ * types are read, so none of the producer's code runs. */
+static int read_int64(PyObject *value, int64_t *out) {
+  if (!PyLong_CheckExact(value)) return 0;
+  long long number = PyLong_AsLongLong(value);
+  if (number == -1 && PyErr_Occurred()) {
+    PyErr_Clear();
+    return 0;
+  }
+  *out = number;
+  return 1;
+}
+
+static int read_uint64(PyObject *value, uint64_t *out) {
+  if (!PyLong_CheckExact(value)) return 0;
+  unsigned long long number = PyLong_AsUnsignedLongLong(value);
+  if (number == (unsigned long long)-1 && PyErr_Occurred()) {
+    PyErr_Clear();
+    return 0;
+  }
+  *out = number;
+  return 1;
+}
+
+static int read_extents(PyObject *value, int64_t *out, Py_ssize_t *count) {
+  if (!PyTuple_CheckExact(value)) return 0;
+  Py_ssize_t n = PyTuple_Size(value);
+  if (n > TB_MAX_RANK) return 0;
+  for (Py_ssize_t i = 0; i < n; i++)
+    if (!read_int64(PyTuple_GetItem(value, i), &out[i])) return 0;
+  *count = n;
+  return 1;
+}
+
+/* Fills `desc` from an interface dict (`cuda`: the CUDA Array Interface, which has `stream`). */
+static int read_interface(PyObject *interface, int cuda, TbArrayInterface *desc) {
+  if (!PyDict_CheckExact(interface)) return 0;
+  PyObject *data = PyDict_GetItem(interface, key_data);
+  PyObject *shape = PyDict_GetItem(interface, key_shape);
+  PyObject *typestr = PyDict_GetItem(interface, key_typestr);
+  if (data == NULL || shape == NULL || typestr == NULL) return 0;
+  PyObject *version = PyDict_GetItem(interface, key_version);
+  int64_t number = 0;
+  if (version != NULL && (!read_int64(version, &number) || number < INT32_MIN || number > INT32_MAX)) return 0;
+  desc->version = (int32_t)number;
+  if (!PyTuple_CheckExact(data) || PyTuple_Size(data) != 2) return 0;
+  PyObject *pointer = PyTuple_GetItem(data, 0), *readonly = PyTuple_GetItem(data, 1);
+  uint64_t address = 0;
+  if (pointer != Py_None && !read_uint64(pointer, &address)) return 0;
+  desc->data = (void *)(uintptr_t)address;
+  if (readonly == Py_True || readonly == Py_False) {
+    desc->readonly = readonly == Py_True;
+  } else {
+    int64_t flag;
+    if (!read_int64(readonly, &flag)) return 0;
+    desc->readonly = flag != 0;
+  }
+  if (!PyUnicode_CheckExact(typestr)) return 0;
+  PyObject *ascii = PyUnicode_AsASCIIString(typestr);
+  if (ascii == NULL) {
+    PyErr_Clear();
+    return 0;
+  }
+  Py_ssize_t length = PyBytes_Size(ascii);
+  if (length >= TB_TYPESTR_CAPACITY || memchr(PyBytes_AsString(ascii), 0, (size_t)length) != NULL) {
+    Py_DECREF(ascii);
+    return 0;
+  }
+  memcpy(desc->typestr, PyBytes_AsString(ascii), (size_t)length + 1);
+  Py_DECREF(ascii);
+  Py_ssize_t rank;
+  if (!read_extents(shape, desc->shape, &rank)) return 0;
+  desc->rank = (int32_t)rank;
+  PyObject *strides = PyDict_GetItem(interface, key_strides);
+  desc->has_strides = strides != NULL && strides != Py_None;
+  if (desc->has_strides) {
+    Py_ssize_t count;
+    if (!read_extents(strides, desc->strides, &count) || count != rank) return 0;
+  }
+  PyObject *stream = cuda ? PyDict_GetItem(interface, key_stream) : NULL;
+  desc->has_stream = stream != NULL && stream != Py_None;
+  if (desc->has_stream && !read_uint64(stream, &desc->stream)) return 0;
+  PyObject *mask = PyDict_GetItem(interface, key_mask);
+  desc->has_mask = mask != NULL && mask != Py_None;
+  return 1;
+}
+
+/* import_interface(cuda, interface, layout, owner): a Tensor over the memory an interface dict
+ * describes (`cuda`: a __cuda_array_interface__, else an __array_interface__), keeping `owner`
+ * alive; NotImplemented when the dict is not of the plain form read here. */
+static PyObject *import_interface(PyObject *module, PyObject *args) {
+  (void)module;
+  PyObject *cuda_object, *interface, *layout_object, *owner;
+  if (not_ready() || !PyArg_UnpackTuple(args, "import_interface", 4, 4, &cuda_object, &interface,
+                                        &layout_object, &owner))
+    return NULL;
+  int cuda = PyObject_IsTrue(cuda_object);
+  const char *layout;
+  if (cuda < 0 || layout_of(layout_object, &layout) < 0) return NULL;
+  TbArrayInterface desc;
+  memset(&desc, 0, sizeof desc);
+  if (!read_interface(interface, cuda, &desc)) {
+    Py_INCREF(Py_NotImplemented);
+    return Py_NotImplemented;
+  }
+  void *handle = NULL;
+  int status = native.from_interface[cuda](&desc, layout, NULL, NULL, &handle);
+  if (status != 0) return fail(status);
+  return adopt(native.tensor, handle, owner);
+}
+
+/* The address of library function `name` in the dict `functions`; NULL with an exception. */
+static void *function_address(PyObject *functions, const char *name) {
+  PyObject *number = PyDict_GetItemString(functions, name);
+  if (number == NULL) {
+    PyErr_Format(PyExc_KeyError, "init: no address for %s", name);
+    return NULL;
+  }
+  void *address = PyLong_AsVoidPtr(number);
+  if (address == NULL && !PyErr_Occurred()) PyErr_Format(PyExc_ValueError, "init: %s is NULL", name);
+  return address;
+}
+
+/* init(functions, tensor_type, raise_for, api_by_type): `functions` maps each library function
+ * this module calls (FUNCTIONS below) to its address. */
 static PyObject *init(PyObject *module, PyObject *args) {
   (void)module;
   PyObject *functions, *tensor_type, *raise_for, *api_by_type;
   if (!PyArg_UnpackTuple(args, "init", 4, 4, &functions, &tensor_type, &raise_for, &api_by_type)) return NULL;
-  void *addresses[6];
-  if (!PyTuple_Check(functions) || PyTuple_Size(functions) != 6) {
-    PyErr_SetString(PyExc_TypeError, "init: functions is a tuple of 6 addresses");
+  if (!PyDict_Check(functions) || !PyDict_Check(api_by_type) || !PyCallable_Check(raise_for)) {
+    PyErr_SetString(PyExc_TypeError, "init: functions and api_by_type are dicts, raise_for is callable");
     return NULL;
-  }
-  for (Py_ssize_t i = 0; i < 6; i++) {
-    addresses[i] = PyLong_AsVoidPtr(PyTuple_GetItem(functions, i));
-    if (addresses[i] == NULL) {
-      if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "init: a NULL function address");
-      return NULL;
-    }
   }
   if (!PyType_Check(tensor_type) || !PyType_IsSubtype((PyTypeObject *)tensor_type, tensor_base)) {
     PyErr_SetString(PyExc_TypeError, "init: tensor_type must subclass TensorBase");
     return NULL;
   }
-  if (!PyDict_Check(api_by_type) || !PyCallable_Check(raise_for)) {
-    PyErr_SetString(PyExc_TypeError, "init: raise_for is callable and api_by_type a dict");
-    return NULL;
+  static const char *const FUNCTIONS[] = {
+      "tb_tensor_from_exchange_api", "tb_tensor_from_exchange_api_borrowed", "tb_tensor_release",
+      "tb_reformat", "tb_copy", "tb_reformat_new", "tb_tensor_from_array_interface",
+      "tb_tensor_from_cuda_array_interface",
+  };
+  void *addresses[sizeof FUNCTIONS / sizeof FUNCTIONS[0]];
+  for (size_t i = 0; i < sizeof FUNCTIONS / sizeof FUNCTIONS[0]; i++) {
+    addresses[i] = function_address(functions, FUNCTIONS[i]);
+    if (addresses[i] == NULL) return NULL;
   }
   native.import_owned = (ImportFn)addresses[0];
   native.import_borrowed = (ImportFn)addresses[1];
@@ -317,6 +448,8 @@ static PyObject *init(PyObject *module, PyObject *args) {
   native.into[INTO_REFORMAT] = (IntoFn)addresses[3];
   native.into[INTO_COPY] = (IntoFn)addresses[4];
   native.reformat_new = (NewFn)addresses[5];
+  native.from_interface[0] = (InterfaceFn)addresses[6];
+  native.from_interface[1] = (InterfaceFn)addresses[7];
   replace(&native.raise_for, raise_for);
   replace(&native.api_by_type, api_by_type);
   replace((PyObject **)&native.tensor, tensor_type);
@@ -331,6 +464,9 @@ static PyMethodDef module_methods[] = {
     {"into", into, METH_VARARGS,
      "into(which, dst, src, stream): reformat (0) or copy (1) src into dst; NotImplemented when an "
      "operand needs the Python path."},
+    {"import_interface", import_interface, METH_VARARGS,
+     "import_interface(cuda, interface, layout, owner): a Tensor over an interface dict's memory; "
+     "NotImplemented when the dict needs the Python reader."},
     {"reformat_new", reformat_new, METH_VARARGS,
      "reformat_new(src, layout, stream): a new Tensor of src in layout; NotImplemented when src "
      "needs the Python path."},
@@ -344,6 +480,15 @@ static struct PyModuleDef module_def = {
 };
 
 PyMODINIT_FUNC PyInit__native(void) {
+  struct {
+    PyObject **key;
+    const char *name;
+  } keys[] = {{&key_data, "data"},       {&key_shape, "shape"},   {&key_typestr, "typestr"},
+              {&key_strides, "strides"}, {&key_version, "version"}, {&key_stream, "stream"},
+              {&key_mask, "mask"}};
+  for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+    if (*keys[i].key == NULL && (*keys[i].key = PyUnicode_InternFromString(keys[i].name)) == NULL) return NULL;
+  }
   PyObject *module = PyModule_Create(&module_def);
   if (module == NULL) return NULL;
   tensor_base = (PyTypeObject *)PyType_FromSpec(&base_spec);

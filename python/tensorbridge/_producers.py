@@ -19,6 +19,9 @@ def _import_with_ctypes(api, obj, layout):
     return Tensor._adopt(import_owned(api, obj, layout))
 
 
+# The interfaces as_tensor reads, in order, with the library import of each.
+_INTERFACES = ((CUDA_ARRAY_INTERFACE, from_cuda_array_interface), (ARRAY_INTERFACE, from_array_interface))
+
 # A Tensor owning an exchange-API producer's tensor: made in C when the compiled module is there.
 _import_tensor = native.import_owned if native is not None else _import_with_ctypes
 
@@ -47,12 +50,15 @@ def as_tensor(obj, layout=None, *, stream=None):
     api = exchange_api(obj)
     if api:
         return _import_tensor(api, obj, encoded)
-    cai = getattr(obj, CUDA_ARRAY_INTERFACE, None)
-    if cai is not None:
-        return Tensor._adopt(import_interface(from_cuda_array_interface, cai, CUDA_ARRAY_INTERFACE, encoded), obj)
-    numpy_interface = getattr(obj, ARRAY_INTERFACE, None)
-    if numpy_interface is not None:
-        return Tensor._adopt(import_interface(from_array_interface, numpy_interface, ARRAY_INTERFACE, encoded), obj)
+    for attribute, function in _INTERFACES:
+        interface = getattr(obj, attribute, None)
+        if interface is None:
+            continue
+        if native is not None:  # a plain dict is read in C; anything else by the Python reader
+            made = native.import_interface(attribute is CUDA_ARRAY_INTERFACE, interface, encoded, obj)
+            if made is not NotImplemented:
+                return made
+        return Tensor._adopt(import_interface(function, interface, attribute, encoded), obj)
     if hasattr(obj, "__dlpack__"):
         capsule = _dlpack.capsule_from(obj, stream_handle(stream))
         return Tensor._adopt(_dlpack.consume(capsule, encoded))

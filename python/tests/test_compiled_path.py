@@ -72,3 +72,38 @@ def test_operands_the_fast_path_cannot_take_go_to_the_ctypes_path():
     numpy.testing.assert_array_equal(out, src)
     planar = tb.reformat(tb.as_tensor(src, "HWC"), "CHW")
     numpy.testing.assert_array_equal(numpy.asarray(planar), src.transpose(2, 0, 1))
+
+
+@pytest.mark.skipif(_compiled.native is None, reason="not a GPU test: the compiled reader is not in use on this run")
+def test_the_compiled_interface_reader_agrees_with_the_python_one():
+    from tensorbridge import _interface
+
+    array = numpy.arange(24, dtype=numpy.float32).reshape(2, 3, 4)
+    base = array.__array_interface__
+    dicts = [
+        base,
+        {**base, "strides": (48, 16, 4)},
+        {**base, "data": (base["data"][0], True), "version": 2},
+        {**base, "shape": (0, 3), "data": (None, False), "strides": None},
+        {**base, "shape": [2, 3, 4]},  # a list: the Python reader takes it
+        {**base, "typestr": b"<f4"},   # bytes: the Python reader takes it
+    ]
+    for interface in dicts:
+        made = _compiled.native.import_interface(False, interface, None, array)
+        handle = _interface.import_interface(_interface.from_array_interface, interface,
+                                             _interface.ARRAY_INTERFACE, None)
+        reference = tb.Tensor._adopt(handle, array)
+        if made is NotImplemented:
+            assert not isinstance(interface["shape"], tuple) or not isinstance(interface["typestr"], str)
+            continue
+        for name in ("shape", "strides", "dtype", "layout", "readonly", "data_ptr", "device"):
+            assert getattr(made, name) == getattr(reference, name), (name, interface)
+
+
+@pytest.mark.skipif(_compiled.native is None, reason="not a GPU test: the compiled reader is not in use on this run")
+def test_a_bad_interface_dict_gets_the_python_readers_message():
+    class Producer:
+        __array_interface__ = {"data": (0, False), "shape": (2, "x"), "typestr": "<f4", "version": 3}
+
+    with pytest.raises((TypeError, ValueError), match="shape"):
+        tb.as_tensor(Producer())
