@@ -21,6 +21,10 @@ typedef int (*ImportFn)(const void *api, void *py_object, const char *layout, vo
 typedef int (*ReleaseFn)(void *tensor);
 typedef int (*IntoFn)(const void *src, void *dst, void *stream);
 typedef int (*NewFn)(const void *src, const char *layout, void *stream, void **out);
+typedef int (*InfoFn)(const void *tensor, TbTensorInfo *out);
+typedef int (*SyncFn)(const void *tensor, void *stream);
+typedef int (*ExportFn)(const void *tensor, void **out);
+typedef int (*ExportVersionedFn)(const void *tensor, uint64_t flags, void **out);
 typedef int (*InterfaceFn)(const TbArrayInterface *desc, const char *layout, TbCleanupFn keep_alive,
                            void *keep_alive_context, void **out);
 
@@ -32,6 +36,10 @@ static struct {
   IntoFn into[2]; /* INTO_REFORMAT, INTO_COPY */
   NewFn reformat_new;
   InterfaceFn from_interface[2]; /* [0] NumPy array interface, [1] CUDA Array Interface */
+  InfoFn info;
+  SyncFn sync;
+  ExportFn to_dlpack;
+  ExportVersionedFn to_dlpack_versioned;
   PyObject *raise_for;     /* raise_for(status): raises the library's error for a status */
   PyObject *api_by_type;   /* dict: type -> DLPackExchangeAPI* as an int (0: none) */
   PyTypeObject *tensor;    /* tensorbridge.Tensor, a subclass of TensorBase */
@@ -119,9 +127,126 @@ static PyMemberDef base_members[] = {
     {NULL, 0, 0, 0, NULL},
 };
 
+static PyObject *fail(int status);
+
+/* The tensor's description from the library; 0, or -1 with an exception. */
+static int describe(PyObject *self, TbTensorInfo *info) {
+  int status = native.info((const void *)(uintptr_t)((TensorBase *)self)->handle, info);
+  if (status != 0) {
+    fail(status);
+    return -1;
+  }
+  return 0;
+}
+
+/* __dlpack_device__(): (device_type, device_id), as the array API asks. */
+static PyObject *base_dlpack_device(PyObject *self, PyObject *unused) {
+  (void)unused;
+  TbTensorInfo info;
+  if (native.info == NULL || describe(self, &info) < 0) return NULL;
+  return Py_BuildValue("(ii)", info.device.device_type, info.device.device_id);
+}
+
+static const char CAPSULE_LEGACY[] = "dltensor", CAPSULE_VERSIONED[] = "dltensor_versioned";
+
+/* A capsule's destructor: the managed tensor's deleter runs unless a consumer took it (a consumer
+ * renames the capsule "used_..."). Runs with the GIL held, as the capsule goes. */
+static void capsule_destructor(PyObject *capsule) {
+  if (PyCapsule_IsValid(capsule, CAPSULE_VERSIONED)) {
+    TbDLManagedTensorVersioned *managed = PyCapsule_GetPointer(capsule, CAPSULE_VERSIONED);
+    if (managed->deleter != NULL) managed->deleter(managed);
+  } else if (PyCapsule_IsValid(capsule, CAPSULE_LEGACY)) {
+    TbDLManagedTensor *managed = PyCapsule_GetPointer(capsule, CAPSULE_LEGACY);
+    if (managed->deleter != NULL) managed->deleter(managed);
+  }
+  PyErr_Clear(); /* a destructor reports nothing */
+}
+
+/* The major version asked for by `max_version` (None: 0, legacy DLPack); -1 when it is not a
+ * plain tuple of ints (the Python path then takes the call). */
+static long major_version(PyObject *max_version) {
+  if (max_version == NULL || max_version == Py_None) return 0;
+  if (!PyTuple_CheckExact(max_version) || PyTuple_Size(max_version) < 1) return -1;
+  PyObject *major = PyTuple_GetItem(max_version, 0);
+  if (!PyLong_CheckExact(major)) return -1;
+  long value = PyLong_AsLong(major);
+  if (value == -1 && PyErr_Occurred()) {
+    PyErr_Clear();
+    return -1;
+  }
+  return value < 0 ? -1 : value;
+}
+
+/* __dlpack__(*, stream=None, max_version=None, dl_device=None, copy=None): the common export
+ * (this device, no copy, a plain stream, a tensor that keeps no Python producer) is made here;
+ * every other call goes to the Tensor's Python implementation (_dlpack_export), which also
+ * raises the errors the array API asks for. */
+static PyObject *base_dlpack(PyObject *self, PyObject *args, PyObject *kwargs) {
+  PyObject *stream = NULL, *max_version = NULL, *dl_device = NULL, *copy = NULL;
+  int plain = native.info != NULL && PyTuple_Size(args) == 0;
+  if (plain && kwargs != NULL) {
+    Py_ssize_t used = 0;
+    stream = PyDict_GetItemString(kwargs, "stream");
+    max_version = PyDict_GetItemString(kwargs, "max_version");
+    dl_device = PyDict_GetItemString(kwargs, "dl_device");
+    copy = PyDict_GetItemString(kwargs, "copy");
+    used = (stream != NULL) + (max_version != NULL) + (dl_device != NULL) + (copy != NULL);
+    plain = used == PyDict_Size(kwargs) && (dl_device == NULL || dl_device == Py_None) &&
+            (copy == NULL || copy == Py_None || copy == Py_False);
+  }
+  long major = plain ? major_version(max_version) : -1;
+  TbTensorInfo info;
+  if (major >= 0 && ((TensorBase *)self)->owner == NULL) {
+    if (describe(self, &info) < 0) return NULL;
+    int32_t type = info.device.device_type;
+    int gpu = type == TB_DEVICE_CUDA || type == TB_DEVICE_CUDA_HOST || type == TB_DEVICE_CUDA_MANAGED;
+    long long handle = -2;
+    if (stream == NULL || stream == Py_None) {
+      handle = gpu ? 1 : -1;
+    } else if (PyLong_CheckExact(stream)) {
+      handle = PyLong_AsLongLong(stream);
+      if (handle == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        handle = -2;
+      }
+    }
+    /* Plain: a GPU tensor with stream -1 or a positive handle, a host tensor with none or -1, a
+     * read-only tensor only in a versioned capsule. */
+    if (((gpu && (handle == -1 || handle > 0)) || (!gpu && handle == -1)) && (major >= 1 || !info.readonly)) {
+      const void *tensor = (const void *)(uintptr_t)((TensorBase *)self)->handle;
+      if (gpu && handle != -1) {
+        int status = native.sync(tensor, (void *)(uintptr_t)handle);
+        if (status != 0) return fail(status);
+      }
+      void *managed = NULL;
+      int status = major >= 1 ? native.to_dlpack_versioned(tensor, 0, &managed) : native.to_dlpack(tensor, &managed);
+      if (status != 0) return fail(status);
+      PyObject *capsule = PyCapsule_New(managed, major >= 1 ? CAPSULE_VERSIONED : CAPSULE_LEGACY, capsule_destructor);
+      if (capsule == NULL) {
+        if (major >= 1) {
+          ((TbDLManagedTensorVersioned *)managed)->deleter(managed);
+        } else {
+          ((TbDLManagedTensor *)managed)->deleter(managed);
+        }
+      }
+      return capsule;
+    }
+  }
+  PyObject *export = PyObject_GetAttrString(self, "_dlpack_export");
+  if (export == NULL) return NULL;
+  PyObject *result = PyObject_Call(export, args, kwargs);
+  Py_DECREF(export);
+  return result;
+}
+
 static PyMethodDef base_methods[] = {
     {"_adopt", base_adopt, METH_VARARGS | METH_CLASS,
      "_adopt(handle, owner=None): a tensor owning a library handle (one reference)."},
+    {"__dlpack_device__", base_dlpack_device, METH_NOARGS,
+     "__dlpack_device__($self, /)\n--\n\n(device_type, device_id), DLPack's codes."},
+    {"__dlpack__", (PyCFunction)(void (*)(void))base_dlpack, METH_VARARGS | METH_KEYWORDS,
+     "__dlpack__($self, /, *, stream=None, max_version=None, dl_device=None, copy=None)\n--\n\n"
+     "A DLPack capsule (versioned when max_version >= (1, 0)), per the array API."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -435,7 +560,8 @@ static PyObject *init(PyObject *module, PyObject *args) {
   static const char *const FUNCTIONS[] = {
       "tb_tensor_from_exchange_api", "tb_tensor_from_exchange_api_borrowed", "tb_tensor_release",
       "tb_reformat", "tb_copy", "tb_reformat_new", "tb_tensor_from_array_interface",
-      "tb_tensor_from_cuda_array_interface",
+      "tb_tensor_from_cuda_array_interface", "tb_tensor_info", "tb_tensor_sync", "tb_tensor_to_dlpack",
+      "tb_tensor_to_dlpack_versioned_with_flags",
   };
   void *addresses[sizeof FUNCTIONS / sizeof FUNCTIONS[0]];
   for (size_t i = 0; i < sizeof FUNCTIONS / sizeof FUNCTIONS[0]; i++) {
@@ -450,6 +576,10 @@ static PyObject *init(PyObject *module, PyObject *args) {
   native.reformat_new = (NewFn)addresses[5];
   native.from_interface[0] = (InterfaceFn)addresses[6];
   native.from_interface[1] = (InterfaceFn)addresses[7];
+  native.info = (InfoFn)addresses[8];
+  native.sync = (SyncFn)addresses[9];
+  native.to_dlpack = (ExportFn)addresses[10];
+  native.to_dlpack_versioned = (ExportVersionedFn)addresses[11];
   replace(&native.raise_for, raise_for);
   replace(&native.api_by_type, api_by_type);
   replace((PyObject **)&native.tensor, tensor_type);

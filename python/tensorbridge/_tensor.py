@@ -143,16 +143,16 @@ class Tensor(native.TensorBase if native is not None else _TensorBase):  # type:
         lib.tb_tensor_to_array_interface(self._handle, ctypes.byref(description))
         return interface_dict(description, cuda=False)
 
-    def __dlpack_device__(self):
+    def _dlpack_device(self):
         d = self._info.device
         return (d.device_type, d.device_id)
 
-    def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
+    def _dlpack_export(self, *, stream=None, max_version=None, dl_device=None, copy=None):
         """A DLPack capsule (versioned when ``max_version >= (1, 0)``), per the array API."""
         source = self
-        if dl_device is not None and tuple(dl_device) != self.__dlpack_device__():
+        if dl_device is not None and tuple(dl_device) != self._dlpack_device():
             if copy is False:
-                raise BufferError(f"dl_device {tuple(dl_device)} differs from {self.__dlpack_device__()} and copy=False")
+                raise BufferError(f"dl_device {tuple(dl_device)} differs from {self._dlpack_device()} and copy=False")
             if not is_known_type(dl_device[0]):
                 raise BufferError(f"cannot copy to DLPack device type {dl_device[0]}")
             source = self.to(Device(device_name(dl_device[0]), dl_device[1]))
@@ -176,6 +176,10 @@ class Tensor(native.TensorBase if native is not None else _TensorBase):  # type:
             return _dlpack.export(source._handle, versioned, copied)
         alias = source._alias_keeping_owner()
         return _dlpack.export(alias._handle, versioned, copied)
+
+    if native is None:  # else the compiled base type's, which make the common export in C
+        __dlpack_device__ = _dlpack_device
+        __dlpack__ = _dlpack_export
 
     def _alias_keeping_owner(self):
         """A second library tensor over the same memory whose native cleanup keeps the Python

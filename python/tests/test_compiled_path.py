@@ -107,3 +107,32 @@ def test_a_bad_interface_dict_gets_the_python_readers_message():
 
     with pytest.raises((TypeError, ValueError), match="shape"):
         tb.as_tensor(Producer())
+
+
+def test_dlpack_exports_of_an_owned_tensor_on_either_path():
+    tensor = tb.empty((2, 3), "float32")
+    numpy.asarray(tensor)[...] = numpy.arange(6).reshape(2, 3)
+    assert tensor.__dlpack_device__() == (1, 0)
+    for max_version in (None, (1, 0), (1, 3)):
+        capsule = tensor.__dlpack__(max_version=max_version)
+        again = tb.from_dlpack(capsule)
+        assert again.data_ptr == tensor.data_ptr and again.shape == (2, 3)
+        del capsule, again
+    numpy.testing.assert_array_equal(numpy.from_dlpack(tensor), numpy.arange(6).reshape(2, 3))
+    tensor.__dlpack__(stream=-1)  # unconsumed: its destructor runs the deleter (leak-checked)
+    with pytest.raises(ValueError, match="host tensor"):
+        tensor.__dlpack__(stream=5)
+    with pytest.raises(TypeError):
+        tensor.__dlpack__(unknown=1)
+    with pytest.raises(TypeError):
+        tensor.__dlpack__(1)  # keyword-only
+
+
+def test_a_read_only_tensor_needs_a_versioned_capsule_on_either_path():
+    array = numpy.arange(4.0)
+    array.flags.writeable = False
+    readonly = tb.as_tensor(array).clone().__dlpack__(max_version=(1, 0))  # an owned copy
+    del readonly
+    source = tb.as_tensor(array)
+    with pytest.raises(BufferError, match="read-only"):
+        source.__dlpack__()
