@@ -83,12 +83,14 @@ impl Error {
 }
 
 /// Checked 64-bit arithmetic that reports overflow as `TB_ERROR_OVERFLOW`, naming what was computed.
-pub(crate) fn checked_mul(a: i64, b: i64, what: &str) -> Result<i64> {
+/// `what` is formatted only on overflow: a name with context (`format_args!("strides[{dim}]")`)
+/// costs nothing on success.
+pub(crate) fn checked_mul(a: i64, b: i64, what: impl fmt::Display) -> Result<i64> {
     a.checked_mul(b).ok_or_else(|| Error::overflow(format!("{what}: {a} * {b} overflows int64")))
 }
 
 /// See `checked_mul`.
-pub(crate) fn checked_add(a: i64, b: i64, what: &str) -> Result<i64> {
+pub(crate) fn checked_add(a: i64, b: i64, what: impl fmt::Display) -> Result<i64> {
     a.checked_add(b).ok_or_else(|| Error::overflow(format!("{what}: {a} + {b} overflows int64")))
 }
 

@@ -15,6 +15,7 @@
 pub(crate) mod alloc;
 pub(crate) mod cuda;
 pub(crate) mod device;
+pub(crate) mod dims;
 pub(crate) mod dtype;
 pub(crate) mod error;
 pub(crate) mod fault;

@@ -7,6 +7,7 @@
 
 use crate::alloc::{Allocation, Request};
 use crate::device::{Device, DeviceType};
+use crate::dims::Dims;
 use crate::dtype::DataType;
 use crate::error::{Error, Result, checked_add, checked_mul};
 use crate::layout::{Layout, TB_MAX_RANK};
@@ -24,9 +25,9 @@ pub(crate) struct TensorDesc {
     /// Element type.
     pub dtype: DataType,
     /// Extent of each dimension, outermost first.
-    pub shape: Vec<i64>,
+    pub shape: Dims,
     /// Byte strides; `None` means C-contiguous (packed, row-major).
-    pub strides: Option<Vec<i64>>,
+    pub strides: Option<Dims>,
     /// Dimension labels, or `Layout::NONE`.
     pub layout: Layout,
     /// Whether writes through this tensor are forbidden.
@@ -47,8 +48,8 @@ pub(crate) struct Tensor {
     data: u64,
     device: Device,
     dtype: DataType,
-    shape: Vec<i64>,
-    strides: Vec<i64>,
+    shape: Dims,
+    strides: Dims,
     layout: Layout,
     readonly: bool,
     /// Number of elements; see the invariants.
@@ -59,8 +60,9 @@ pub(crate) struct Tensor {
 }
 
 /// Byte strides of a C-contiguous tensor of `shape` and `item_size`.
-pub(crate) fn contiguous_strides(shape: &[i64], item_size: i64) -> Result<Vec<i64>> {
-    let mut strides = vec![0; shape.len()];
+#[inline]
+pub(crate) fn contiguous_strides(shape: &[i64], item_size: i64) -> Result<Dims> {
+    let mut strides = Dims::zeros(shape.len());
     let mut step = item_size;
     for (dim, &extent) in shape.iter().enumerate().rev() {
         strides[dim] = step;
@@ -78,9 +80,9 @@ pub(crate) struct Requirements {
     /// Element type.
     pub dtype: DataType,
     /// Extents.
-    pub shape: Vec<i64>,
+    pub shape: Dims,
     /// Byte strides of the new tensor (row-major, rows padded to the alignment asked for).
-    pub strides: Vec<i64>,
+    pub strides: Dims,
     /// Dimension labels.
     pub layout: Layout,
     /// Bytes to allocate.
@@ -103,7 +105,7 @@ impl Requirements {
         check_shape(shape, None)?;
         layout.check_rank(shape.len())?;
         let (strides, bytes) = padded_strides(shape, &layout, dtype.item_size(), row_alignment)?;
-        Ok(Requirements { device, dtype, shape: shape.to_vec(), strides, layout, bytes })
+        Ok(Requirements { device, dtype, shape: shape.into(), strides, layout, bytes })
     }
 
     /// A packed (C-contiguous) tensor of `like`'s device, dtype, shape and layout.
@@ -118,7 +120,7 @@ fn padded_strides(
     layout: &Layout,
     item_size: i64,
     row_alignment: i64,
-) -> Result<(Vec<i64>, i64)> {
+) -> Result<(Dims, i64)> {
     if row_alignment < 0 || (row_alignment > 0 && row_alignment.count_ones() != 1) {
         return Err(Error::invalid_argument(format!(
             "row_alignment = {row_alignment} is not 0 or a power of two"
@@ -189,7 +191,7 @@ pub(crate) fn byte_extent(shape: &[i64], strides: &[i64], item_size: i64) -> Res
     Ok((low, checked_add(high, item_size, "byte extent")?))
 }
 
-fn check_shape(shape: &[i64], strides: Option<&Vec<i64>>) -> Result<()> {
+fn check_shape(shape: &[i64], strides: Option<&Dims>) -> Result<()> {
     if shape.len() > TB_MAX_RANK {
         return Err(Error::invalid_argument(format!(
             "rank {} exceeds the maximum rank {TB_MAX_RANK}",
@@ -232,23 +234,44 @@ fn check_alignment(data: u64, dtype: DataType, shape: &[i64], strides: &[i64]) -
     Ok(())
 }
 
+/// Whether the elements are packed in row-major order: every dimension of extent above 1 steps
+/// exactly over the dimensions inside it (strides of extent-1 dimensions do not matter).
+fn is_packed(shape: &[i64], strides: &[i64], item_size: i64) -> bool {
+    let mut expected = item_size;
+    for (&extent, &stride) in shape.iter().zip(strides).rev() {
+        if extent != 1 && stride != expected {
+            return false;
+        }
+        match expected.checked_mul(extent) {
+            Some(next) => expected = next,
+            None => return false,
+        }
+    }
+    true
+}
+
 /// Rejects writable tensors in which two indices reach the same byte. Sorted by |stride|, every
 /// dimension must step past the whole span of the dimensions inside it (the rule NumPy and
-/// PyTorch use for "no internal overlap"); dimensions of extent ≤ 1 never overlap.
+/// PyTorch use for "no internal overlap"); dimensions of extent ≤ 1 never overlap. Packed
+/// row-major strides satisfy the rule by construction (each steps exactly over the span inside
+/// it, and that span is at most the tensor's size in bytes, which fits int64), so they are
+/// accepted without sorting. `shape` has at most `TB_MAX_RANK` dimensions (`check_shape`).
 fn check_no_overlap(shape: &[i64], strides: &[i64], item_size: i64) -> Result<()> {
-    if shape.contains(&0) {
+    if shape.contains(&0) || is_packed(shape, strides, item_size) {
         return Ok(());
     }
-    let mut dims: Vec<(i64, i64, usize)> = shape
-        .iter()
-        .zip(strides)
-        .enumerate()
-        .filter(|(_, (extent, _))| **extent > 1)
-        .map(|(dim, (&extent, &stride))| (stride.unsigned_abs() as i64, extent, dim))
-        .collect();
-    dims.sort_unstable();
+    // (|stride|, extent, dim) of the dimensions of extent above 1, sorted on the stack.
+    let mut dims = [(0i64, 0i64, 0usize); TB_MAX_RANK];
+    let mut len = 0;
+    for (dim, (&extent, &stride)) in shape.iter().zip(strides).enumerate() {
+        if extent > 1 {
+            dims[len] = (stride.unsigned_abs() as i64, extent, dim);
+            len += 1;
+        }
+    }
+    dims[..len].sort_unstable();
     let mut span = item_size;
-    for (stride, extent, dim) in dims {
+    for &(stride, extent, dim) in &dims[..len] {
         if stride < span {
             return Err(Error::invalid_argument(format!(
                 "strides[{dim}] = {} makes elements overlap (it must step at least {span} bytes); \
@@ -274,6 +297,12 @@ fn check_no_overlap(shape: &[i64], strides: &[i64], item_size: i64) -> Result<()
 impl Tensor {
     /// Validates `desc` and makes a tensor over `storage`.
     pub(crate) fn new(desc: TensorDesc, storage: &Arc<Storage>) -> Result<Tensor> {
+        Tensor::validated(desc, || storage.clone())
+    }
+
+    /// Validates `desc` and makes a tensor over the storage that `storage` gives, which is called
+    /// only once `desc` is known to be valid.
+    fn validated(desc: TensorDesc, storage: impl FnOnce() -> Arc<Storage>) -> Result<Tensor> {
         let dtype = desc.dtype;
         check_shape(&desc.shape, desc.strides.as_ref())?;
         desc.layout.check_rank(desc.shape.len())?;
@@ -314,7 +343,7 @@ impl Tensor {
             readonly: desc.readonly,
             count,
             nbytes,
-            storage: storage.clone(),
+            storage: storage(),
         })
     }
 
@@ -349,8 +378,8 @@ impl Tensor {
     /// used. If `desc` is invalid, `release` is dropped without running: the memory stays the
     /// caller's.
     pub(crate) fn adopt(desc: TensorDesc, release: Option<ReleaseFn>) -> Result<Tensor> {
-        let storage = Storage::with_release(release);
-        Tensor::new(desc, &storage).inspect_err(|_| drop(storage.disarm()))
+        // The storage is made only for a valid `desc`: on failure `release` is simply dropped.
+        Tensor::validated(desc, || Storage::with_release(release))
     }
 
     /// Hands a tensor that `adopt` just made to `hand_off` (which gives it to C). If that fails,
@@ -412,21 +441,9 @@ impl Tensor {
     }
     /// Whether the elements are packed in row-major order (ignoring strides of extent-1 dims).
     pub(crate) fn is_contiguous(&self) -> bool {
-        if self.count == 0 {
-            return true;
-        }
-        let mut expected = self.dtype.item_size();
-        for (&extent, &stride) in self.shape.iter().zip(&self.strides).rev() {
-            if extent != 1 && stride != expected {
-                return false;
-            }
-            // Never None: partial products are at most `nbytes` (the type's invariant).
-            match expected.checked_mul(extent) {
-                Some(next) => expected = next,
-                None => return false,
-            }
-        }
-        true
+        // Partial products of the extents are at most `nbytes` (the type's invariant), so
+        // `is_packed` never meets an overflow here.
+        self.count == 0 || is_packed(&self.shape, &self.strides, self.dtype.item_size())
     }
 
     /// Fails with `TB_ERROR_READ_ONLY` when the tensor may not be written.
@@ -439,13 +456,7 @@ impl Tensor {
 
     /// A view of the same storage. Its sizes are checked again (they cannot overflow when the
     /// view's extents are a permutation or a subset of this tensor's, which is all views make).
-    fn view(
-        &self,
-        data: u64,
-        shape: Vec<i64>,
-        strides: Vec<i64>,
-        layout: Layout,
-    ) -> Result<Tensor> {
+    fn view(&self, data: u64, shape: Dims, strides: Dims, layout: Layout) -> Result<Tensor> {
         let (count, nbytes) = sizes(&shape, self.dtype.item_size())?;
         Ok(Tensor { data, shape, strides, layout, count, nbytes, ..self.clone() })
     }
@@ -545,10 +556,7 @@ impl Tensor {
             )));
         }
         let offset = checked_mul(resolved, self.strides[dim], "select offset")?;
-        let mut shape = self.shape.clone();
-        let mut strides = self.strides.clone();
-        shape.remove(dim);
-        strides.remove(dim);
+        let (shape, strides) = (self.shape.without(dim), self.strides.without(dim));
         self.view(self.data.wrapping_add_signed(offset), shape, strides, self.layout.without(dim))
     }
 
@@ -593,8 +601,8 @@ mod tests {
             data: 0x1000,
             device: Device::CPU,
             dtype: DataType::F32,
-            shape: shape.to_vec(),
-            strides: strides.map(<[i64]>::to_vec),
+            shape: shape.into(),
+            strides: strides.map(Dims::from),
             layout: Layout::parse(layout).unwrap(),
             readonly: false,
         }
@@ -795,13 +803,13 @@ mod tests {
     fn row_alignment_pads_the_pitch_of_the_w_row() {
         let nhwc = Layout::parse("NHWC").unwrap();
         let (strides, total) = padded_strides(&[2, 3, 5, 3], &nhwc, 1, 64).unwrap();
-        assert_eq!(strides, vec![192, 64, 3, 1]);
+        assert_eq!(*strides, [192, 64, 3, 1]);
         assert_eq!(total, 384);
         let nchw = Layout::parse("NCHW").unwrap();
         let (strides, _) = padded_strides(&[1, 3, 2, 5], &nchw, 4, 32).unwrap();
-        assert_eq!(strides, vec![192, 64, 32, 4]);
+        assert_eq!(*strides, [192, 64, 32, 4]);
         let (strides, total) = padded_strides(&[7], &Layout::NONE, 4, 256).unwrap();
-        assert_eq!((strides, total), (vec![4], 28));
+        assert_eq!((&*strides, total), (&[4][..], 28));
         let err = padded_strides(&[7], &Layout::NONE, 4, 48).unwrap_err();
         assert!(err.message.contains("row_alignment = 48"));
     }

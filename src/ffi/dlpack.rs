@@ -3,9 +3,10 @@
 
 use super::handle::{self, TbTensor};
 use super::{
-    SendPtr, boundary, read_array, read_layout_arg, read_shape, require_out, require_ptr, write_out,
+    SendPtr, boundary, read_dims, read_layout_arg, read_shape, require_out, require_ptr, write_out,
 };
 use crate::device::TbDevice;
+use crate::dims::Dims;
 use crate::dtype::TbDataType;
 use crate::error::{Error, Result};
 use crate::ffi::status::TbStatus;
@@ -89,7 +90,7 @@ pub(crate) fn read_dl_tensor(raw: &TbDLTensor, readonly: bool) -> Result<DlTenso
     let shape = read_shape(raw.ndim, raw.shape)?;
     let strides = match raw.strides.is_null() {
         true => None,
-        false => Some(read_array(raw.strides, shape.len(), "dl_tensor.strides")?),
+        false => Some(read_dims(raw.strides, shape.len(), "dl_tensor.strides")?),
     };
     Ok(DlTensorFields {
         data: raw.data as u64,
@@ -123,7 +124,7 @@ fn import(
     release: ReleaseFn,
     out: *mut *mut TbTensor,
 ) -> Result<()> {
-    let desc = fields.to_desc(read_layout_arg(layout)?)?;
+    let desc = fields.into_desc(read_layout_arg(layout)?)?;
     write_out(out, handle::create_adopted(Tensor::adopt(desc, Some(release))?)?, "out")
 }
 
@@ -228,15 +229,15 @@ pub(crate) fn import_versioned(
     let (flags, dl_tensor, deleter) =
         unsafe { ((*managed).flags, (*managed).dl_tensor, (*managed).deleter) };
     let fields = read_dl_tensor(&dl_tensor, import_readonly(flags)?)?;
-    Tensor::adopt(fields.to_desc(layout)?, Some(call_deleter(managed, deleter)))
+    Tensor::adopt(fields.into_desc(layout)?, Some(call_deleter(managed, deleter)))
 }
 
 /// What an exported managed tensor owns: a reference to the source tensor (keeping its memory
 /// alive) and the shape/strides arrays its `DLTensor` points into.
 struct ExportContext {
     _tensor: Tensor,
-    shape: Vec<i64>,
-    strides: Vec<i64>,
+    shape: Dims,
+    strides: Dims,
 }
 
 /// Addresses of exported managed tensors whose deleter has not run yet: a second call of a

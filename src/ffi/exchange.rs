@@ -246,7 +246,7 @@ pub extern "C" fn tb_tensor_from_exchange_api_borrowed(
             ));
         }
         let fields = read_dl_tensor(&dl_tensor, false)?;
-        let tensor = Tensor::adopt(fields.to_desc(layout)?, None)?;
+        let tensor = Tensor::adopt(fields.into_desc(layout)?, None)?;
         order_after_producer(&tensor, &api)?;
         write_out(out, handle::create(tensor)?, "out")
     })
@@ -448,7 +448,7 @@ unsafe extern "C" fn offer_dltensor_from_py(py_object: *mut c_void, out: *mut Tb
         let handle = unsafe { handle_of(py_object)? };
         let strides_in_elements = |tensor: &Tensor| {
             crate::interop::dlpack::DlTensorFields::describe(tensor)
-                .map(|fields| fields.strides.unwrap_or_default())
+                .map(|fields| fields.strides.unwrap_or_default().to_vec())
         };
         // The shape and the element strides live as long as the handle, which the object holds.
         let (tensor, strides) = handle::with_element_strides(handle, strides_in_elements)?;

@@ -251,7 +251,7 @@ pub(crate) mod tests {
             data: 0x1000,
             device: Device::CPU,
             dtype: DataType::U8,
-            shape: vec![4],
+            shape: [4].into(),
             strides: None,
             layout: Layout::NONE,
             readonly: false,

@@ -22,6 +22,7 @@ pub(crate) mod python;
 pub mod status;
 pub mod tensor;
 
+use crate::dims::Dims;
 use crate::error::{Error, Result};
 use crate::ffi::status::TbStatus;
 use crate::layout::Layout;
@@ -132,18 +133,32 @@ pub(crate) fn write_out<T>(out: *mut T, value: T, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Reads `len` elements from a C array; NULL is allowed only when `len` is 0.
-pub(crate) fn read_array<T: Copy>(ptr: *const T, len: usize, name: &str) -> Result<Vec<T>> {
+/// Borrows `len` elements of a C array, valid for the call; NULL is allowed only when `len` is 0.
+#[inline]
+fn borrow_array<'a, T>(ptr: *const T, len: usize, name: &str) -> Result<&'a [T]> {
     if len == 0 {
-        return Ok(Vec::new());
+        return Ok(&[]);
     }
     if ptr.is_null() {
         return Err(Error::invalid_argument(format!(
             "{name} is NULL but {len} entries are needed"
         )));
     }
-    // SAFETY: non-null; the C contract says ptr points to at least len readable elements.
-    Ok(unsafe { std::slice::from_raw_parts(ptr, len) }.to_vec())
+    // SAFETY: non-null; the C contract says ptr points to at least len readable elements, which
+    // the caller does not change during the call.
+    Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
+}
+
+/// Reads `len` elements from a C array; NULL is allowed only when `len` is 0.
+pub(crate) fn read_array<T: Copy>(ptr: *const T, len: usize, name: &str) -> Result<Vec<T>> {
+    borrow_array(ptr, len, name).map(<[T]>::to_vec)
+}
+
+/// Reads `len` extents or strides from a C array (as `read_array`), without a heap allocation
+/// for any valid rank.
+#[inline]
+pub(crate) fn read_dims(ptr: *const i64, len: usize, name: &str) -> Result<Dims> {
+    borrow_array(ptr, len, name).map(Dims::from)
 }
 
 /// Reads an optional NUL-terminated UTF-8 string (NULL gives `None`).
@@ -169,8 +184,9 @@ pub(crate) fn read_layout_arg(layout: *const c_char) -> Result<Layout> {
 }
 
 /// Reads `rank` extents (`shape` may be NULL when `rank` is 0).
-pub(crate) fn read_shape(rank: i32, shape: *const i64) -> Result<Vec<i64>> {
-    read_array(shape, read_rank(rank)?, "shape")
+#[inline]
+pub(crate) fn read_shape(rank: i32, shape: *const i64) -> Result<Dims> {
+    read_dims(shape, read_rank(rank)?, "shape")
 }
 
 /// Checks a C rank argument: 0 ≤ rank ≤ `TB_MAX_RANK`.

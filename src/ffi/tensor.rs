@@ -2,8 +2,8 @@
 
 use super::handle::{self, TbTensor};
 use super::{
-    SendPtr, boundary, read_array, read_layout_arg, read_rank, read_required_str, read_shape,
-    require_out, write_out,
+    SendPtr, boundary, read_array, read_dims, read_layout_arg, read_rank, read_required_str,
+    read_shape, require_out, write_out,
 };
 use crate::device::{Device, TbDevice};
 use crate::dtype::{DataType, TbDataType};
@@ -162,7 +162,7 @@ pub extern "C" fn tb_tensor_wrap(
         let shape = read_shape(rank, shape)?;
         let strides = match strides.is_null() {
             true => None,
-            false => Some(read_array(strides, shape.len(), "strides")?),
+            false => Some(read_dims(strides, shape.len(), "strides")?),
         };
         let desc = TensorDesc {
             data: data as u64,

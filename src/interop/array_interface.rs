@@ -2,6 +2,7 @@
 //! two meanings (device memory with an optional stream; host memory without one).
 
 use crate::device::Device;
+use crate::dims::Dims;
 use crate::dtype::DataType;
 use crate::error::{Error, Result};
 use crate::layout::Layout;
@@ -122,8 +123,8 @@ impl ArrayInterface {
             data: self.data,
             device,
             dtype,
-            shape: self.shape.clone(),
-            strides: self.strides.clone(),
+            shape: self.shape.as_slice().into(),
+            strides: self.strides.as_deref().map(Dims::from),
             layout,
             readonly: self.readonly,
         }

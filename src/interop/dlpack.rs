@@ -2,6 +2,7 @@
 //! bytes, `byte_offset` applied), and a `Tensor` back to element strides.
 
 use crate::device::{Device, TbDevice};
+use crate::dims::Dims;
 use crate::dtype::{DataType, TbDataType};
 use crate::error::{Error, Result, checked_mul};
 use crate::layout::Layout;
@@ -66,12 +67,12 @@ pub(crate) struct DlTensorFields {
     pub data: u64,
     /// `device`.
     pub device: TbDevice,
-    /// `dtype`, as the producer wrote it (validated by `to_desc`).
+    /// `dtype`, as the producer wrote it (validated by `into_desc`).
     pub dtype: TbDataType,
     /// `shape[0..ndim)`.
-    pub shape: Vec<i64>,
+    pub shape: Dims,
     /// `strides[0..ndim)` in elements, or `None` for compact row-major.
-    pub strides: Option<Vec<i64>>,
+    pub strides: Option<Dims>,
     /// `byte_offset`.
     pub byte_offset: u64,
     /// From the versioned flags' read-only bit (legacy tensors are writable).
@@ -79,8 +80,8 @@ pub(crate) struct DlTensorFields {
 }
 
 impl DlTensorFields {
-    /// The tensor these fields describe.
-    pub(crate) fn to_desc(&self, layout: Layout) -> Result<TensorDesc> {
+    /// The tensor these fields describe (their shape and strides move into it).
+    pub(crate) fn into_desc(self, layout: Layout) -> Result<TensorDesc> {
         let device = Device::from_raw(self.device)?;
         let dtype = DataType::from_raw(self.dtype)?;
         let item_size = dtype.item_size();
@@ -93,22 +94,19 @@ impl DlTensorFields {
                 self.data, self.byte_offset
             ))
         })?;
-        let strides = match &self.strides {
-            None => None,
-            Some(elements) => Some(
-                elements
-                    .iter()
-                    .enumerate()
-                    .map(|(dim, &s)| checked_mul(s, item_size, &format!("strides[{dim}] in bytes")))
-                    .collect::<Result<Vec<_>>>()?,
-            ),
-        };
+        let mut strides = self.strides;
+        if let Some(strides) = &mut strides {
+            // Element strides become byte strides in place.
+            for (dim, stride) in strides.iter_mut().enumerate() {
+                *stride = checked_mul(*stride, item_size, format_args!("strides[{dim}] in bytes"))?;
+            }
+        }
         let data = if self.shape.contains(&0) && self.data == 0 { 0 } else { data };
         Ok(TensorDesc {
             data,
             device,
             dtype,
-            shape: self.shape.clone(),
+            shape: self.shape,
             strides,
             layout,
             readonly: self.readonly,
@@ -137,12 +135,12 @@ impl DlTensorFields {
                     )))
                 }
             })
-            .collect::<Result<Vec<_>>>()?;
+            .collect::<Result<Dims>>()?;
         Ok(DlTensorFields {
             data: tensor.data(),
             device: tensor.device().to_raw(),
             dtype: tensor.dtype().to_raw(),
-            shape: tensor.shape().to_vec(),
+            shape: tensor.shape().into(),
             strides: Some(strides),
             byte_offset: 0,
             readonly: tensor.is_readonly(),
@@ -160,8 +158,8 @@ mod tests {
             data: 0x10000,
             device: Device::CPU.to_raw(),
             dtype: DataType::F32.to_raw(),
-            shape: vec![3, 4],
-            strides: Some(vec![1, 3]),
+            shape: [3, 4].into(),
+            strides: Some([1, 3].into()),
             byte_offset: 16,
             readonly: true,
         }
@@ -169,12 +167,12 @@ mod tests {
 
     #[test]
     fn element_strides_and_byte_offset_are_applied() {
-        let desc = fields().to_desc(Layout::NONE).unwrap();
+        let desc = fields().into_desc(Layout::NONE).unwrap();
         assert_eq!(desc.data, 0x10010);
-        assert_eq!(desc.strides, Some(vec![4, 12]));
+        assert_eq!(desc.strides.as_deref(), Some(&[4, 12][..]));
         let t = Tensor::new(desc, &Storage::with_release(None)).unwrap();
         let back = DlTensorFields::describe(&t).unwrap();
-        assert_eq!(back.strides, Some(vec![1, 3]));
+        assert_eq!(back.strides.as_deref(), Some(&[1, 3][..]));
         assert_eq!(back.data, 0x10010);
         assert!(back.readonly);
     }
@@ -185,8 +183,8 @@ mod tests {
             data: 0x10000,
             device: Device::CPU,
             dtype: DataType::C64,
-            shape: vec![2],
-            strides: Some(vec![12]),
+            shape: [2].into(),
+            strides: Some([12].into()),
             layout: Layout::NONE,
             readonly: false,
         };
@@ -197,7 +195,7 @@ mod tests {
 
     #[test]
     fn stride_overflow_is_reported() {
-        let f = DlTensorFields { strides: Some(vec![i64::MAX / 2, 1]), ..fields() };
-        assert_eq!(f.to_desc(Layout::NONE).unwrap_err().kind, crate::error::ErrorKind::Overflow);
+        let f = DlTensorFields { strides: Some([i64::MAX / 2, 1].into()), ..fields() };
+        assert_eq!(f.into_desc(Layout::NONE).unwrap_err().kind, crate::error::ErrorKind::Overflow);
     }
 }
