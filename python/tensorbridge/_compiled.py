@@ -22,7 +22,8 @@ if os.environ.get("TENSORBRIDGE_PURE_PYTHON", "0") in ("", "0"):
 _FUNCTIONS = ("tb_tensor_from_exchange_api", "tb_tensor_from_exchange_api_borrowed", "tb_tensor_release",
               "tb_reformat", "tb_copy", "tb_reformat_new", "tb_tensor_from_array_interface",
               "tb_tensor_from_cuda_array_interface", "tb_tensor_info", "tb_tensor_sync", "tb_tensor_to_dlpack",
-              "tb_tensor_to_dlpack_versioned_with_flags")
+              "tb_tensor_to_dlpack_versioned_with_flags", "tb_tensor_to_array_interface",
+              "tb_tensor_to_cuda_array_interface")
 
 
 def connect(tensor_type):

@@ -25,6 +25,7 @@ typedef int (*InfoFn)(const void *tensor, TbTensorInfo *out);
 typedef int (*SyncFn)(const void *tensor, void *stream);
 typedef int (*ExportFn)(const void *tensor, void **out);
 typedef int (*ExportVersionedFn)(const void *tensor, uint64_t flags, void **out);
+typedef int (*DescribeFn)(const void *tensor, TbArrayInterface *out);
 typedef int (*InterfaceFn)(const TbArrayInterface *desc, const char *layout, TbCleanupFn keep_alive,
                            void *keep_alive_context, void **out);
 
@@ -37,6 +38,7 @@ static struct {
   NewFn reformat_new;
   InterfaceFn from_interface[2]; /* [0] NumPy array interface, [1] CUDA Array Interface */
   InfoFn info;
+  DescribeFn to_interface[2]; /* [0] NumPy array interface, [1] CUDA Array Interface */
   SyncFn sync;
   ExportFn to_dlpack;
   ExportVersionedFn to_dlpack_versioned;
@@ -239,6 +241,71 @@ static PyObject *base_dlpack(PyObject *self, PyObject *args, PyObject *kwargs) {
   return result;
 }
 
+/* A tuple of `count` int64 values. */
+static PyObject *int64_tuple(const int64_t *values, int32_t count) {
+  PyObject *tuple = PyTuple_New(count);
+  for (int32_t i = 0; tuple != NULL && i < count; i++) {
+    PyObject *value = PyLong_FromLongLong(values[i]);
+    if (value == NULL || PyTuple_SetItem(tuple, i, value) < 0) {
+      Py_CLEAR(tuple);
+    }
+  }
+  return tuple;
+}
+
+/* The interface dict of a library descriptor (`cuda`: with its stream; else with `descr`). */
+static PyObject *interface_dict(const TbArrayInterface *desc, int cuda) {
+  PyObject *shape = int64_tuple(desc->shape, desc->rank);
+  PyObject *strides = desc->has_strides ? int64_tuple(desc->strides, desc->rank) : (Py_INCREF(Py_None), Py_None);
+  PyObject *dict = NULL;
+  if (shape != NULL && strides != NULL) {
+    dict = Py_BuildValue("{s:i,s:(KO),s:s,s:O,s:O}", "version", 3, "data",
+                         (unsigned long long)(uintptr_t)desc->data, desc->readonly ? Py_True : Py_False,
+                         "typestr", desc->typestr, "shape", shape, "strides", strides);
+  }
+  Py_XDECREF(shape);
+  Py_XDECREF(strides);
+  if (dict == NULL) return NULL;
+  PyObject *extra = cuda ? (desc->has_stream ? PyLong_FromUnsignedLongLong(desc->stream) : NULL)
+                         : Py_BuildValue("[(ss)]", "", desc->typestr);
+  const char *key = cuda ? "stream" : "descr";
+  if ((cuda && desc->has_stream && extra == NULL) || (!cuda && extra == NULL) ||
+      (extra != NULL && PyDict_SetItemString(dict, key, extra) < 0)) {
+    Py_XDECREF(extra);
+    Py_DECREF(dict);
+    return NULL;
+  }
+  Py_XDECREF(extra);
+  return dict;
+}
+
+/* __cuda_array_interface__ (closure 1) / __array_interface__ (closure 0): the library's
+ * descriptor as the protocol's dict; AttributeError where the memory does not qualify, so that
+ * hasattr() answers as consumers expect. */
+static PyObject *base_interface(PyObject *self, void *closure) {
+  int cuda = closure != NULL;
+  if (native.to_interface[cuda] == NULL) {
+    PyErr_SetString(PyExc_RuntimeError, "tensorbridge._native.init() has not run");
+    return NULL;
+  }
+  TbArrayInterface desc;
+  int status = native.to_interface[cuda]((const void *)(uintptr_t)((TensorBase *)self)->handle, &desc);
+  if (status == TB_ERROR_DEVICE_MISMATCH) {
+    PyErr_SetString(PyExc_AttributeError, cuda ? "host tensor: no __cuda_array_interface__ (use .cuda())"
+                                               : "GPU tensor: no __array_interface__ (use .cpu())");
+    return NULL;
+  }
+  if (status != 0) return fail(status);
+  return interface_dict(&desc, cuda);
+}
+
+static PyGetSetDef base_properties[] = {
+    {"__cuda_array_interface__", base_interface, NULL,
+     "CUDA Array Interface v3 over GPU-accessible memory, with the pending stream if any.", (void *)1},
+    {"__array_interface__", base_interface, NULL, "NumPy array interface v3 over host-accessible memory.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
 static PyMethodDef base_methods[] = {
     {"_adopt", base_adopt, METH_VARARGS | METH_CLASS,
      "_adopt(handle, owner=None): a tensor owning a library handle (one reference)."},
@@ -257,6 +324,7 @@ static PyType_Slot base_slots[] = {
     {Py_tp_clear, base_clear},
     {Py_tp_members, base_members},
     {Py_tp_methods, base_methods},
+    {Py_tp_getset, base_properties},
     {0, NULL},
 };
 
@@ -561,7 +629,8 @@ static PyObject *init(PyObject *module, PyObject *args) {
       "tb_tensor_from_exchange_api", "tb_tensor_from_exchange_api_borrowed", "tb_tensor_release",
       "tb_reformat", "tb_copy", "tb_reformat_new", "tb_tensor_from_array_interface",
       "tb_tensor_from_cuda_array_interface", "tb_tensor_info", "tb_tensor_sync", "tb_tensor_to_dlpack",
-      "tb_tensor_to_dlpack_versioned_with_flags",
+      "tb_tensor_to_dlpack_versioned_with_flags", "tb_tensor_to_array_interface",
+      "tb_tensor_to_cuda_array_interface",
   };
   void *addresses[sizeof FUNCTIONS / sizeof FUNCTIONS[0]];
   for (size_t i = 0; i < sizeof FUNCTIONS / sizeof FUNCTIONS[0]; i++) {
@@ -580,6 +649,8 @@ static PyObject *init(PyObject *module, PyObject *args) {
   native.sync = (SyncFn)addresses[9];
   native.to_dlpack = (ExportFn)addresses[10];
   native.to_dlpack_versioned = (ExportVersionedFn)addresses[11];
+  native.to_interface[0] = (DescribeFn)addresses[12];
+  native.to_interface[1] = (DescribeFn)addresses[13];
   replace(&native.raise_for, raise_for);
   replace(&native.api_by_type, api_by_type);
   replace((PyObject **)&native.tensor, tensor_type);

@@ -125,8 +125,7 @@ class Tensor(native.TensorBase if native is not None else _TensorBase):  # type:
 
     # -- interfaces ----------------------------------------------------------------------------
 
-    @property
-    def __cuda_array_interface__(self):
+    def _cuda_array_interface(self):
         """CUDA Array Interface v3 over GPU-accessible memory, with the pending stream if any."""
         if self._info.device.device_type == DEVICE_CPU:
             raise AttributeError("host tensor: no __cuda_array_interface__ (use .cuda())")
@@ -134,8 +133,7 @@ class Tensor(native.TensorBase if native is not None else _TensorBase):  # type:
         lib.tb_tensor_to_cuda_array_interface(self._handle, ctypes.byref(description))
         return interface_dict(description, cuda=True)
 
-    @property
-    def __array_interface__(self):
+    def _array_interface(self):
         """NumPy array interface v3 over host-accessible memory."""
         if self._info.device.device_type == DEVICE_CUDA:
             raise AttributeError("GPU tensor: no __array_interface__ (use .cpu())")
@@ -177,7 +175,9 @@ class Tensor(native.TensorBase if native is not None else _TensorBase):  # type:
         alias = source._alias_keeping_owner()
         return _dlpack.export(alias._handle, versioned, copied)
 
-    if native is None:  # else the compiled base type's, which make the common export in C
+    if native is None:  # else the compiled base type's (the interfaces and the common export in C)
+        __cuda_array_interface__ = property(_cuda_array_interface)
+        __array_interface__ = property(_array_interface)
         __dlpack_device__ = _dlpack_device
         __dlpack__ = _dlpack_export
 

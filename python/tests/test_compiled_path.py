@@ -136,3 +136,10 @@ def test_a_read_only_tensor_needs_a_versioned_capsule_on_either_path():
     source = tb.as_tensor(array)
     with pytest.raises(BufferError, match="read-only"):
         source.__dlpack__()
+
+
+def test_interface_dicts_equal_the_python_ones_and_host_tensors_have_no_cai():
+    for tensor in (tb.empty((2, 3, 4), "float32", "HWC"), tb.empty((2, 3, 4), "uint8")[:, 1:]):
+        assert tensor.__array_interface__ == tensor._array_interface()
+        assert not hasattr(tensor, "__cuda_array_interface__")
+        numpy.testing.assert_array_equal(numpy.asarray(tensor), numpy.zeros(tensor.shape, tensor.dtype))

@@ -64,3 +64,16 @@ def test_the_producers_current_stream_is_ordered_before_tensorbridges_work_witho
     assert not side.query(), "the host waited for the producer's stream"
     torch.cuda.synchronize()
     assert torch.equal(torch.as_tensor(out, device="cuda"), torch.full((1 << 20,), 3, dtype=torch.int32, device="cuda"))
+
+
+def test_gpu_exports_of_either_path_agree_and_torch_reads_them_without_copying():
+    x = torch.randint(0, 255, (2, 8, 6, 3), dtype=torch.uint8, device="cuda")
+    t = tb.reformat(tb.as_tensor(x, "NHWC"), "NCHW")  # owned by tensorbridge: the common export
+    assert t.__cuda_array_interface__ == t._cuda_array_interface()
+    assert t.__dlpack_device__() == t._dlpack_device() == (2, 0)
+    assert not hasattr(t, "__array_interface__")
+    via_cai = torch.as_tensor(t, device="cuda")
+    via_dlpack = torch.from_dlpack(t)
+    assert via_cai.data_ptr() == via_dlpack.data_ptr() == t.data_ptr
+    torch.testing.assert_close(via_dlpack, x.permute(0, 3, 1, 2))
+    torch.testing.assert_close(via_cai, x.permute(0, 3, 1, 2))
