@@ -102,6 +102,14 @@ def main():
         rows.append(("torch.from_dlpack(DLPack producer)", median_us(lambda: torch.from_dlpack(producer))))
         rows.append(("torch.as_tensor(t.cuda(), device='cuda')", median_us(lambda: torch.as_tensor(t.cuda(), device="cuda"))))
         rows.append(("torch.from_dlpack(tensorbridge tensor)", median_us(lambda: torch.from_dlpack(t))))
+        # Where torch.from_dlpack's time goes: the producer's two calls, torch's C consumer of the
+        # capsule, and the current-stream lookup torch.from_dlpack makes in Python first.
+        rows.append(("  of which ours: t.__dlpack_device__() + t.__dlpack__(stream=1, max_version=(1, 0))",
+                     median_us(lambda: (t.__dlpack_device__(), t.__dlpack__(stream=1, max_version=(1, 0))))))
+        rows.append(("  torch._C._from_dlpack(t.__dlpack__(stream=1, max_version=(1, 0)))",
+                     median_us(lambda: torch._C._from_dlpack(t.__dlpack__(stream=1, max_version=(1, 0))))))
+        rows.append(("  torch.cuda.current_stream('cuda:0').cuda_stream",
+                     median_us(lambda: torch.cuda.current_stream("cuda:0").cuda_stream)))
         try:
             import cupy
 

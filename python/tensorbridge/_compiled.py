@@ -6,17 +6,26 @@ same work. Either way the library's C ABI is the one boundary: the module calls 
 ctypes loaded, by address."""
 import ctypes
 import os
+import warnings
 from types import ModuleType
 from typing import Optional
 
 from ._exchange import _BY_TYPE
 from ._lib import lib, raise_for
 
+API_VERSION = 4  # _native.c's NATIVE_API_VERSION this package expects
+
 native: Optional[ModuleType] = None
 if os.environ.get("TENSORBRIDGE_PURE_PYTHON", "0") in ("", "0"):
     try:
         from . import _native as native
     except ImportError:
+        native = None
+    if native is not None and getattr(native, "API_VERSION", None) != API_VERSION:
+        warnings.warn(f"tensorbridge: ignoring {getattr(native, '__file__', native.__name__)}: built from another version of _native.c "
+                      f"(API {getattr(native, 'API_VERSION', None)}, this package needs {API_VERSION}); "
+                      "rebuild it (scripts/build-python-native.sh or pip install) to get the fast path",
+                      RuntimeWarning, stacklevel=2)
         native = None
 
 _FUNCTIONS = ("tb_tensor_from_exchange_api", "tb_tensor_from_exchange_api_borrowed", "tb_tensor_release",

@@ -49,6 +49,10 @@ static struct {
 
 enum { INTO_REFORMAT = 0, INTO_COPY = 1 };
 
+/* What this module provides, as a number the Python side checks (_compiled.py): a stale build
+ * left in a checkout is not used. Raise it whenever the module's functions or types change. */
+#define NATIVE_API_VERSION 4
+
 /* TensorBase: a library tensor handle owned by a Python object. */
 typedef struct {
   PyObject_HEAD
@@ -699,5 +703,9 @@ PyMODINIT_FUNC PyInit__native(void) {
     return NULL;
   }
   Py_INCREF(tensor_base); /* the module's reference was stolen; this file keeps its own */
+  if (PyModule_AddIntConstant(module, "API_VERSION", NATIVE_API_VERSION) < 0) {
+    Py_DECREF(module);
+    return NULL;
+  }
   return module;
 }

@@ -3,6 +3,8 @@ from typing import Any, Callable, Optional, TypeVar
 
 _T = TypeVar("_T", bound="TensorBase")
 
+API_VERSION: int
+
 class TensorBase:
     _handle: int
     _cached_info: Any

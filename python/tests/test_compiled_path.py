@@ -143,3 +143,22 @@ def test_interface_dicts_equal_the_python_ones_and_host_tensors_have_no_cai():
         assert tensor.__array_interface__ == tensor._array_interface()
         assert not hasattr(tensor, "__cuda_array_interface__")
         numpy.testing.assert_array_equal(numpy.asarray(tensor), numpy.zeros(tensor.shape, tensor.dtype))
+
+
+def test_a_stale_compiled_module_is_ignored_with_a_warning(monkeypatch):
+    """A module built from another _native.c (a build left in a checkout) must not be used: the
+    package's Python side and the module would disagree about what is done in C."""
+    import importlib
+    import sys
+    import types
+
+    stale = types.ModuleType("tensorbridge._native")
+    stale.API_VERSION = _compiled.API_VERSION - 1
+    monkeypatch.setitem(sys.modules, "tensorbridge._native", stale)
+    monkeypatch.setattr(tb, "_native", stale, raising=False)
+    monkeypatch.delenv("TENSORBRIDGE_PURE_PYTHON", raising=False)
+    spec = importlib.util.find_spec("tensorbridge._compiled")
+    fresh = importlib.util.module_from_spec(spec)
+    with pytest.warns(RuntimeWarning, match="another version of _native.c"):
+        spec.loader.exec_module(fresh)
+    assert fresh.native is None
