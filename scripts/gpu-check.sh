@@ -10,7 +10,9 @@
 # works, a GPU test that skips is a failure too (a skip there means the test proved nothing):
 # every CTest skip except MultiGpu.* on a one-GPU machine, and every pytest skip except those
 # whose reason says the test needs a machine without a GPU ("a GPU is present: ...") or is not a
-# GPU test ("not a GPU test: ...", e.g. mypy is not installed there). So is a
+# GPU test ("not a GPU test: ...", e.g. mypy is not installed there), or needs a framework the
+# machine lacks ("optional framework not installed: ..."; scripts/framework-wheels.sh test installs
+# them and fails on any skip). So is a
 # build without the CUDA runtime test binary, or a machine without compute-sanitizer.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -109,7 +111,8 @@ log "pytest: $(tail -1 "$out/pytest.log")"
 # -rs prints "SKIPPED [n] file:line: reason" per skip; only tests that need a machine without a
 # GPU, and tests that are not GPU tests, may skip here.
 if [ "$gpus" -gt 0 ]; then
-  pytest_skips=$(grep -E '^SKIPPED ' "$out/pytest.log" | grep -v -e 'a GPU is present' -e 'not a GPU test' || true)
+  pytest_skips=$(grep -E '^SKIPPED ' "$out/pytest.log" |
+    grep -v -e 'a GPU is present' -e 'not a GPU test' -e 'optional framework not installed' || true)
   if [ -n "$pytest_skips" ]; then
     echo "$pytest_skips"
     log "pytest skips on a GPU machine: $(echo "$pytest_skips" | wc -l) line(s), see pytest.log"

@@ -10,7 +10,7 @@ import tensorbridge as tb
 from gpu_required import skip_module_unless_gpu
 
 skip_module_unless_gpu()
-nvimgcodec = pytest.importorskip("nvidia.nvimgcodec", reason="nvImageCodec is not installed "
+nvimgcodec = pytest.importorskip("nvidia.nvimgcodec", reason="optional framework not installed: nvImageCodec "
                                  "(pip install nvidia-nvimgcodec-cu13; scripts/framework-wheels.sh)")
 torch = pytest.importorskip("torch", reason="PyTorch is not installed")
 
