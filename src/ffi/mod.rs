@@ -207,6 +207,96 @@ mod tests {
         unsafe { CStr::from_ptr(last_error_ptr()) }.to_string_lossy().into_owned()
     }
 
+    /// The sources of the C boundary, test modules cut off.
+    const FFI_SOURCES: [(&str, &str); 13] = [
+        ("abi.rs", include_str!("abi.rs")),
+        ("alloc.rs", include_str!("alloc.rs")),
+        ("cai.rs", include_str!("cai.rs")),
+        ("dlpack.rs", include_str!("dlpack.rs")),
+        ("dtype.rs", include_str!("dtype.rs")),
+        ("exchange.rs", include_str!("exchange.rs")),
+        ("handle.rs", include_str!("handle.rs")),
+        ("layout.rs", include_str!("layout.rs")),
+        ("mod.rs", include_str!("mod.rs")),
+        ("ops.rs", include_str!("ops.rs")),
+        ("python.rs", include_str!("python.rs")),
+        ("status.rs", include_str!("status.rs")),
+        ("tensor.rs", include_str!("tensor.rs")),
+    ];
+
+    /// Functions C calls that run no fallible or panicking code, so need no boundary: each returns
+    /// static data or writes one pointer.
+    const WITHOUT_BOUNDARY: [&str; 8] = [
+        "tb_dtype_count",
+        "tb_dlpack_exchange_api",
+        "tb_version",
+        "tb_version_string",
+        "tb_status_name",
+        "tb_device_type_name",
+        "tb_last_error_message",
+        "offer_current_stream",
+    ];
+
+    /// What catches a panic before it reaches C: the status boundary, the exchange API's wrapper
+    /// of it, the deleters' once-guard, or catch_unwind itself.
+    const GUARDS: [&str; 4] = ["boundary(", "offered(", "delete_once(", "catch_unwind("];
+
+    /// Every function defined `extern "C"` in the C boundary outside test modules: its name, file
+    /// and body (up to the first closing brace at the start of a line).
+    fn extern_c_functions() -> Vec<(String, &'static str, String)> {
+        let mut found = Vec::new();
+        for (file, source) in FFI_SOURCES {
+            // The parts after a #[cfg(test)] line that open a test module are left out.
+            let source: String = source
+                .split("#[cfg(test)]\n")
+                .filter(|part| !part.trim_start().starts_with("pub(crate) mod tests {"))
+                .filter(|part| !part.trim_start().starts_with("mod tests {"))
+                .collect();
+            let mut rest = source.as_str();
+            while let Some(at) = rest.find("extern \"C\" fn ") {
+                let after = &rest[at + "extern \"C\" fn ".len()..];
+                let name_end =
+                    after.find(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap_or(0);
+                let body_end = after.find("\n}\n").unwrap_or(after.len());
+                // A definition (not a function-pointer type): a name, then a body.
+                if name_end > 0 && after[..body_end].contains('{') {
+                    found.push((
+                        after[..name_end].to_string(),
+                        file,
+                        after[..body_end].to_string(),
+                    ));
+                }
+                rest = &after[name_end..];
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn every_function_c_calls_catches_panics_before_they_reach_c() {
+        let functions = extern_c_functions();
+        assert!(
+            functions.len() > 60,
+            "the scan found only {} functions: it is broken",
+            functions.len()
+        );
+        let unguarded: Vec<String> = functions
+            .iter()
+            .filter(|(name, _, body)| {
+                !WITHOUT_BOUNDARY.contains(&name.as_str())
+                    && !GUARDS.iter().any(|g| body.contains(g))
+            })
+            .map(|(name, file, _)| format!("{file}: {name}"))
+            .collect();
+        assert!(unguarded.is_empty(), "functions C calls without a panic boundary: {unguarded:?}");
+        for exempt in WITHOUT_BOUNDARY {
+            assert!(
+                functions.iter().any(|(name, _, _)| name == exempt),
+                "{exempt} is exempted but no longer exists: remove it from WITHOUT_BOUNDARY"
+            );
+        }
+    }
+
     #[test]
     fn a_panic_becomes_internal_error_with_message() {
         let status = boundary("tb_test", || panic!("boom {}", 42));
