@@ -143,6 +143,23 @@ enum TbDataTypeCode
   TB_DTYPE_CODE_COMPLEX = 5,
   // Boolean stored in one byte (0 or 1).
   TB_DTYPE_CODE_BOOL = 6,
+  // float8, 3 exponent and 4 mantissa bits (DLPack 1.1 `kDLFloat8_e3m4`).
+  TB_DTYPE_CODE_FLOAT8_E3M4 = 7,
+  // float8, 4 exponent and 3 mantissa bits, IEEE-like with infinities (`kDLFloat8_e4m3`).
+  TB_DTYPE_CODE_FLOAT8_E4M3 = 8,
+  // float8 e4m3, exponent bias 11, finite, NaN only as 0x80 (`kDLFloat8_e4m3b11fnuz`).
+  TB_DTYPE_CODE_FLOAT8_E4M3B11FNUZ = 9,
+  // float8 e4m3, finite (no infinities), one NaN per sign (`kDLFloat8_e4m3fn`; PyTorch
+  // `float8_e4m3fn`).
+  TB_DTYPE_CODE_FLOAT8_E4M3FN = 10,
+  // float8 e4m3, finite, NaN only as 0x80 (`kDLFloat8_e4m3fnuz`).
+  TB_DTYPE_CODE_FLOAT8_E4M3FNUZ = 11,
+  // float8, 5 exponent and 2 mantissa bits, IEEE-like (`kDLFloat8_e5m2`; PyTorch `float8_e5m2`).
+  TB_DTYPE_CODE_FLOAT8_E5M2 = 12,
+  // float8 e5m2, finite, NaN only as 0x80 (`kDLFloat8_e5m2fnuz`).
+  TB_DTYPE_CODE_FLOAT8_E5M2FNUZ = 13,
+  // float8, 8 exponent bits and no mantissa: a power-of-two scale (`kDLFloat8_e8m0fnu`).
+  TB_DTYPE_CODE_FLOAT8_E8M0FNU = 14,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -231,7 +248,8 @@ typedef struct TbAllocator {
 // An element type as C passes it, ABI-identical to DLPack's `DLDataType`: `code` is a
 // `TbDataTypeCode` value, `bits` the size of one lane in bits, `lanes` the vector width. Any bit
 // pattern can arrive here; tensorbridge supports `lanes == 1` and these combinations: bool8,
-// int8/16/32/64, uint8/16/32/64, float16/32/64, bfloat16, complex64/128.
+// int8/16/32/64, uint8/16/32/64, float16/32/64, bfloat16, complex64/128, and DLPack 1.1's eight
+// float8 formats (codes 7–14, 8 bits). The sub-byte float6/float4 codes (15–17) are refused.
 typedef struct TbDataType {
   // Type code: a `TbDataTypeCode` value.
   uint8_t code;
@@ -771,15 +789,15 @@ enum TbStatus tb_tensor_to_dlpack_versioned_with_flags(const struct TbTensor *te
 enum TbStatus tb_dtype_from_typestr(const char *typestr, struct TbDataType *out);
 
 // Stores in `*out` the little-endian NumPy typestr of `dtype` (`"<f4"`) as a static string
-// (do not free). Unsupported dtypes (lanes ≠ 1, unknown codes) fail with
-// `TB_ERROR_NOT_SUPPORTED`.
+// (do not free). Unsupported dtypes (lanes ≠ 1, unknown codes) and the float8 types, which have
+// no typestr, fail with `TB_ERROR_NOT_SUPPORTED`.
 //
 // \param[in] dtype  the element type.
 // \param[out] out   receives a static NUL-terminated string; not NULL; unchanged on failure.
 // \retval TB_SUCCESS                 `*out` written.
 // \retval TB_ERROR_INVALID_ARGUMENT  `out` is NULL.
 // \retval TB_ERROR_NOT_SUPPORTED     `dtype` is not a supported type (lanes ≠ 1, unknown code or
-//                                    bits).
+//                                    bits), or a float8 type (no typestr).
 // \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_dtype_to_typestr(struct TbDataType dtype, const char **out);
 

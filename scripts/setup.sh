@@ -36,10 +36,11 @@ if [ ! -f .deps/nvrtc/nvidia/cu13/lib/libnvrtc.so.13 ]; then
   PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check --no-deps \
     --target .deps/nvrtc "nvidia-cuda-nvrtc==13.0.*"
 fi
-# NumPy and pytest for the Python package's tests; setuptools builds its compiled fast path.
-if ! python3 -c "import numpy, pytest, setuptools" 2>/dev/null; then
-  echo "setup: installing numpy, pytest and setuptools (pip)"
-  PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check numpy pytest setuptools
+# NumPy and pytest for the Python package's tests; setuptools builds its compiled fast path;
+# ml_dtypes is the reference of the float8 tests.
+if ! python3 -c "import numpy, pytest, setuptools, ml_dtypes" 2>/dev/null; then
+  echo "setup: installing numpy, pytest, setuptools and ml_dtypes (pip)"
+  PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check numpy pytest setuptools ml_dtypes
 fi
 # mypy (pinned: a new release must not turn the type checks red by itself) for python/tests/test_typing.py
 # and the wheel check's type check of the installed package.

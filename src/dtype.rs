@@ -22,12 +22,30 @@ pub enum TbDataTypeCode {
     TB_DTYPE_CODE_COMPLEX = 5,
     /// Boolean stored in one byte (0 or 1).
     TB_DTYPE_CODE_BOOL = 6,
+    /// float8, 3 exponent and 4 mantissa bits (DLPack 1.1 `kDLFloat8_e3m4`).
+    TB_DTYPE_CODE_FLOAT8_E3M4 = 7,
+    /// float8, 4 exponent and 3 mantissa bits, IEEE-like with infinities (`kDLFloat8_e4m3`).
+    TB_DTYPE_CODE_FLOAT8_E4M3 = 8,
+    /// float8 e4m3, exponent bias 11, finite, NaN only as 0x80 (`kDLFloat8_e4m3b11fnuz`).
+    TB_DTYPE_CODE_FLOAT8_E4M3B11FNUZ = 9,
+    /// float8 e4m3, finite (no infinities), one NaN per sign (`kDLFloat8_e4m3fn`; PyTorch
+    /// `float8_e4m3fn`).
+    TB_DTYPE_CODE_FLOAT8_E4M3FN = 10,
+    /// float8 e4m3, finite, NaN only as 0x80 (`kDLFloat8_e4m3fnuz`).
+    TB_DTYPE_CODE_FLOAT8_E4M3FNUZ = 11,
+    /// float8, 5 exponent and 2 mantissa bits, IEEE-like (`kDLFloat8_e5m2`; PyTorch `float8_e5m2`).
+    TB_DTYPE_CODE_FLOAT8_E5M2 = 12,
+    /// float8 e5m2, finite, NaN only as 0x80 (`kDLFloat8_e5m2fnuz`).
+    TB_DTYPE_CODE_FLOAT8_E5M2FNUZ = 13,
+    /// float8, 8 exponent bits and no mantissa: a power-of-two scale (`kDLFloat8_e8m0fnu`).
+    TB_DTYPE_CODE_FLOAT8_E8M0FNU = 14,
 }
 
 /// An element type as C passes it, ABI-identical to DLPack's `DLDataType`: `code` is a
 /// `TbDataTypeCode` value, `bits` the size of one lane in bits, `lanes` the vector width. Any bit
 /// pattern can arrive here; tensorbridge supports `lanes == 1` and these combinations: bool8,
-/// int8/16/32/64, uint8/16/32/64, float16/32/64, bfloat16, complex64/128.
+/// int8/16/32/64, uint8/16/32/64, float16/32/64, bfloat16, complex64/128, and DLPack 1.1's eight
+/// float8 formats (codes 7–14, 8 bits). The sub-byte float6/float4 codes (15–17) are refused.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct TbDataType {
@@ -48,25 +66,38 @@ pub(crate) struct DataType {
     bits: u8,
 }
 
-type Entry = (TbDataTypeCode, u8, &'static CStr, &'static CStr);
+/// A row: code, bits, name, NumPy typestr (None: NumPy and the CUDA Array Interface have none).
+type Entry = (TbDataTypeCode, u8, &'static CStr, Option<&'static CStr>);
 
-const SUPPORTED: [Entry; 15] = [
-    (TbDataTypeCode::TB_DTYPE_CODE_BOOL, 8, c"bool", c"|b1"),
-    (TbDataTypeCode::TB_DTYPE_CODE_INT, 8, c"int8", c"|i1"),
-    (TbDataTypeCode::TB_DTYPE_CODE_INT, 16, c"int16", c"<i2"),
-    (TbDataTypeCode::TB_DTYPE_CODE_INT, 32, c"int32", c"<i4"),
-    (TbDataTypeCode::TB_DTYPE_CODE_INT, 64, c"int64", c"<i8"),
-    (TbDataTypeCode::TB_DTYPE_CODE_UINT, 8, c"uint8", c"|u1"),
-    (TbDataTypeCode::TB_DTYPE_CODE_UINT, 16, c"uint16", c"<u2"),
-    (TbDataTypeCode::TB_DTYPE_CODE_UINT, 32, c"uint32", c"<u4"),
-    (TbDataTypeCode::TB_DTYPE_CODE_UINT, 64, c"uint64", c"<u8"),
-    (TbDataTypeCode::TB_DTYPE_CODE_FLOAT, 16, c"float16", c"<f2"),
-    (TbDataTypeCode::TB_DTYPE_CODE_FLOAT, 32, c"float32", c"<f4"),
-    (TbDataTypeCode::TB_DTYPE_CODE_FLOAT, 64, c"float64", c"<f8"),
-    (TbDataTypeCode::TB_DTYPE_CODE_BFLOAT, 16, c"bfloat16", c"<V2"),
-    (TbDataTypeCode::TB_DTYPE_CODE_COMPLEX, 64, c"complex64", c"<c8"),
-    (TbDataTypeCode::TB_DTYPE_CODE_COMPLEX, 128, c"complex128", c"<c16"),
+const SUPPORTED: [Entry; 23] = [
+    (TbDataTypeCode::TB_DTYPE_CODE_BOOL, 8, c"bool", Some(c"|b1")),
+    (TbDataTypeCode::TB_DTYPE_CODE_INT, 8, c"int8", Some(c"|i1")),
+    (TbDataTypeCode::TB_DTYPE_CODE_INT, 16, c"int16", Some(c"<i2")),
+    (TbDataTypeCode::TB_DTYPE_CODE_INT, 32, c"int32", Some(c"<i4")),
+    (TbDataTypeCode::TB_DTYPE_CODE_INT, 64, c"int64", Some(c"<i8")),
+    (TbDataTypeCode::TB_DTYPE_CODE_UINT, 8, c"uint8", Some(c"|u1")),
+    (TbDataTypeCode::TB_DTYPE_CODE_UINT, 16, c"uint16", Some(c"<u2")),
+    (TbDataTypeCode::TB_DTYPE_CODE_UINT, 32, c"uint32", Some(c"<u4")),
+    (TbDataTypeCode::TB_DTYPE_CODE_UINT, 64, c"uint64", Some(c"<u8")),
+    (TbDataTypeCode::TB_DTYPE_CODE_FLOAT, 16, c"float16", Some(c"<f2")),
+    (TbDataTypeCode::TB_DTYPE_CODE_FLOAT, 32, c"float32", Some(c"<f4")),
+    (TbDataTypeCode::TB_DTYPE_CODE_FLOAT, 64, c"float64", Some(c"<f8")),
+    (TbDataTypeCode::TB_DTYPE_CODE_BFLOAT, 16, c"bfloat16", Some(c"<V2")),
+    (TbDataTypeCode::TB_DTYPE_CODE_COMPLEX, 64, c"complex64", Some(c"<c8")),
+    (TbDataTypeCode::TB_DTYPE_CODE_COMPLEX, 128, c"complex128", Some(c"<c16")),
+    (TbDataTypeCode::TB_DTYPE_CODE_FLOAT8_E3M4, 8, c"float8_e3m4", None),
+    (TbDataTypeCode::TB_DTYPE_CODE_FLOAT8_E4M3, 8, c"float8_e4m3", None),
+    (TbDataTypeCode::TB_DTYPE_CODE_FLOAT8_E4M3B11FNUZ, 8, c"float8_e4m3b11fnuz", None),
+    (TbDataTypeCode::TB_DTYPE_CODE_FLOAT8_E4M3FN, 8, c"float8_e4m3fn", None),
+    (TbDataTypeCode::TB_DTYPE_CODE_FLOAT8_E4M3FNUZ, 8, c"float8_e4m3fnuz", None),
+    (TbDataTypeCode::TB_DTYPE_CODE_FLOAT8_E5M2, 8, c"float8_e5m2", None),
+    (TbDataTypeCode::TB_DTYPE_CODE_FLOAT8_E5M2FNUZ, 8, c"float8_e5m2fnuz", None),
+    (TbDataTypeCode::TB_DTYPE_CODE_FLOAT8_E8M0FNU, 8, c"float8_e8m0fnu", None),
 ];
+
+/// DLPack 1.1's sub-byte float codes (float6 e2m3fn, e3m2fn; float4 e2m1fn), refused by name.
+const SUB_BYTE_FLOATS: [(u8, &str); 3] =
+    [(15, "float6_e2m3fn"), (16, "float6_e3m2fn"), (17, "float4_e2m1fn")];
 
 impl std::fmt::Display for TbDataType {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -116,6 +147,10 @@ impl DataType {
     /// `bool` (one byte).
     #[cfg(test)]
     pub(crate) const BOOL: Self = Self::new(TbDataTypeCode::TB_DTYPE_CODE_BOOL, 8);
+    /// `float8_e4m3fn` (PyTorch's `torch.float8_e4m3fn`).
+    pub(crate) const F8_E4M3FN: Self = Self::new(TbDataTypeCode::TB_DTYPE_CODE_FLOAT8_E4M3FN, 8);
+    /// `float8_e5m2` (PyTorch's `torch.float8_e5m2`).
+    pub(crate) const F8_E5M2: Self = Self::new(TbDataTypeCode::TB_DTYPE_CODE_FLOAT8_E5M2, 8);
 
     /// Every supported type, in a fixed order (bool, signed, unsigned, floats, complex).
     pub(crate) fn all() -> impl Iterator<Item = Self> {
@@ -142,11 +177,16 @@ impl DataType {
             .iter()
             .find(|(code, bits, _, _)| *code as u8 == raw.code && *bits == raw.bits)
             .map(|e| Self::new(e.0, e.1))
-            .ok_or_else(|| {
-                Error::not_supported(format!(
+            .ok_or_else(|| match SUB_BYTE_FLOATS.iter().find(|(code, _)| *code == raw.code) {
+                Some((_, name)) => Error::not_supported(format!(
+                    "dtype {name} (code {}, {} bits) is a sub-byte type: packed and padded \
+                     sub-byte elements are not supported",
+                    raw.code, raw.bits
+                )),
+                None => Error::not_supported(format!(
                     "dtype {raw} (code {}, bits {}) is not a supported element type",
                     raw.code, raw.bits
-                ))
+                )),
             })
     }
 
@@ -189,14 +229,20 @@ impl DataType {
     }
 
     /// NumPy's little-endian typestr (`"|u1"`, `"<f4"`, `"<c8"`). bfloat16 has none in NumPy and
-    /// is spelled `"<V2"` (two raw bytes) as ml_dtypes and JAX do in the array interfaces.
-    pub(crate) fn to_typestr(self) -> &'static str {
-        self.c_typestr().to_str().unwrap_or_default()
+    /// is spelled `"<V2"` (two raw bytes) as ml_dtypes and JAX do in the array interfaces. The
+    /// float8 types have none (a `"|V1"` would lose which format it is): `TB_ERROR_NOT_SUPPORTED`.
+    pub(crate) fn to_typestr(self) -> Result<&'static str> {
+        Ok(self.c_typestr()?.to_str().unwrap_or_default())
     }
 
     /// `Self::to_typestr` as a static C string.
-    pub(crate) fn c_typestr(self) -> &'static CStr {
-        self.entry().3
+    pub(crate) fn c_typestr(self) -> Result<&'static CStr> {
+        self.entry().3.ok_or_else(|| {
+            Error::not_supported(format!(
+                "dtype {self} has no NumPy typestr: the NumPy array interface and the CUDA Array \
+                 Interface cannot describe it; exchange it through DLPack"
+            ))
+        })
     }
 
     /// Parses a NumPy array-interface typestr: a byte-order character (`<`, `|`, or `=` on this
@@ -260,10 +306,16 @@ mod tests {
     fn every_supported_type_round_trips_through_its_typestr_and_name() {
         for (code, bits, name, typestr) in SUPPORTED.iter() {
             let dt = DataType::new(*code, *bits);
-            let (name, typestr) = (name.to_str().unwrap(), typestr.to_str().unwrap());
+            assert_eq!(DataType::from_name(name.to_str().unwrap()).unwrap(), dt);
+            let Some(typestr) = typestr else {
+                let error = dt.to_typestr().unwrap_err();
+                assert_eq!(error.kind, ErrorKind::NotSupported);
+                assert!(error.message.contains("exchange it through DLPack"), "{}", error.message);
+                continue;
+            };
+            let typestr = typestr.to_str().unwrap();
             assert_eq!(DataType::from_typestr(typestr).unwrap(), dt, "{typestr}");
-            assert_eq!(dt.to_typestr(), typestr);
-            assert_eq!(DataType::from_name(name).unwrap(), dt);
+            assert_eq!(dt.to_typestr().unwrap(), typestr);
         }
     }
 

@@ -20,6 +20,7 @@ pub(crate) mod dtype;
 pub(crate) mod error;
 pub(crate) mod fault;
 pub(crate) mod ffi;
+pub(crate) mod float8;
 pub(crate) mod interop;
 pub(crate) mod layout;
 pub(crate) mod ops;

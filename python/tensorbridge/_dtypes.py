@@ -4,9 +4,10 @@ conversions between it, the spellings NumPy / PyTorch / JAX use, and NumPy dtype
 import ctypes
 from collections import namedtuple
 
-from ._lib import DataType, lib
+from ._lib import DataType, lib, unchecked
 
-DType = namedtuple("DType", ["name", "typestr", "code", "bits"])
+DType = namedtuple("DType", ["name", "typestr", "code", "bits"])  # typestr None: NumPy has none
+_typestr_of = unchecked("tb_dtype_to_typestr")
 
 
 def _read_table():
@@ -15,8 +16,9 @@ def _read_table():
         dtype, name, typestr = DataType(), ctypes.c_char_p(), ctypes.c_char_p()
         lib.tb_dtype_at(index, ctypes.byref(dtype))
         lib.tb_dtype_name(dtype, ctypes.byref(name))
-        lib.tb_dtype_to_typestr(dtype, ctypes.byref(typestr))
-        table.append(DType(name.value.decode(), typestr.value.decode(), dtype.code, dtype.bits))
+        has_typestr = _typestr_of(dtype, ctypes.byref(typestr)) == 0  # float8: none
+        table.append(DType(name.value.decode(), typestr.value.decode() if has_typestr else None, dtype.code,
+                           dtype.bits))
     return table
 
 
@@ -42,7 +44,8 @@ def data_type(dtype):
 
 
 def numpy_dtype(dtype):
-    """A NumPy dtype for a TbDataType (bfloat16 through ml_dtypes when installed, else its name)."""
+    """A NumPy dtype for a TbDataType; bfloat16 and the float8 types through ml_dtypes when it is
+    installed (NumPy has none of them), else their name."""
     entry = _BY_CODE.get((dtype.code, dtype.bits))
     if entry is None:
         return f"code{dtype.code}_bits{dtype.bits}"
@@ -50,11 +53,11 @@ def numpy_dtype(dtype):
         import numpy
     except ImportError:
         return entry.name
-    if entry.name == "bfloat16":  # NumPy's typestr for it is an opaque "<V2"
+    if entry.name == "bfloat16" or entry.typestr is None:  # "<V2" is opaque; float8 has none
         try:
             import ml_dtypes
 
-            return numpy.dtype(ml_dtypes.bfloat16)
-        except ImportError:
+            return numpy.dtype(getattr(ml_dtypes, entry.name))
+        except (ImportError, AttributeError):
             return entry.name
     return numpy.dtype(entry.typestr)

@@ -51,7 +51,12 @@ def as_tensor(obj, layout=None, *, stream=None):
     if api:
         return _import_tensor(api, obj, encoded)
     for attribute, function in _INTERFACES:
-        interface = getattr(obj, attribute, None)
+        try:
+            interface = getattr(obj, attribute, None)
+        except Exception:
+            if hasattr(obj, "__dlpack__"):  # e.g. PyTorch's CAI has no typestr for float8: use DLPack
+                break
+            raise
         if interface is None:
             continue
         if native is not None:  # a plain dict is read in C; anything else by the Python reader

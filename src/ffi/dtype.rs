@@ -32,21 +32,21 @@ pub extern "C" fn tb_dtype_from_typestr(typestr: *const c_char, out: *mut TbData
 }
 
 /// Stores in `*out` the little-endian NumPy typestr of `dtype` (`"<f4"`) as a static string
-/// (do not free). Unsupported dtypes (lanes ≠ 1, unknown codes) fail with
-/// `TB_ERROR_NOT_SUPPORTED`.
+/// (do not free). Unsupported dtypes (lanes ≠ 1, unknown codes) and the float8 types, which have
+/// no typestr, fail with `TB_ERROR_NOT_SUPPORTED`.
 ///
 /// \param[in] dtype  the element type.
 /// \param[out] out   receives a static NUL-terminated string; not NULL; unchanged on failure.
 /// \retval TB_SUCCESS                 `*out` written.
 /// \retval TB_ERROR_INVALID_ARGUMENT  `out` is NULL.
 /// \retval TB_ERROR_NOT_SUPPORTED     `dtype` is not a supported type (lanes ≠ 1, unknown code or
-///                                    bits).
+///                                    bits), or a float8 type (no typestr).
 /// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_dtype_to_typestr(dtype: TbDataType, out: *mut *const c_char) -> TbStatus {
     boundary("tb_dtype_to_typestr", || {
         require_out(out, "out")?;
-        let text = DataType::from_raw(dtype)?.c_typestr();
+        let text = DataType::from_raw(dtype)?.c_typestr()?;
         write_out(out, text.as_ptr(), "out")
     })
 }

@@ -163,7 +163,7 @@ impl ArrayInterface {
             version: 3,
             data: tensor.data(),
             readonly: tensor.is_readonly(),
-            typestr: tensor.dtype().to_typestr().to_string(),
+            typestr: tensor.dtype().to_typestr()?.to_string(),
             shape: tensor.shape().to_vec(),
             strides: (!tensor.is_contiguous()).then(|| tensor.strides().to_vec()),
             stream,

@@ -4,13 +4,14 @@
 
 use crate::dtype::DataType;
 use crate::error::{Error, Result};
+use crate::float8;
 
 /// Most channels a per-channel affine of `tb_convert` may have: `count` is 1 or the number of
 /// channels, at most this (the GPU kernels carry the coefficients inline).
 pub const TB_MAX_CHANNELS: usize = 64;
 
 /// Element types `tb_convert` reads.
-pub(crate) const CONVERT_INPUTS: [DataType; 7] = [
+pub(crate) const CONVERT_INPUTS: [DataType; 9] = [
     DataType::U8,
     DataType::I8,
     DataType::U16,
@@ -18,10 +19,21 @@ pub(crate) const CONVERT_INPUTS: [DataType; 7] = [
     DataType::F16,
     DataType::BF16,
     DataType::F32,
+    DataType::F8_E4M3FN,
+    DataType::F8_E5M2,
 ];
 /// Element types `tb_convert` writes.
-pub(crate) const CONVERT_OUTPUTS: [DataType; 4] =
-    [DataType::F16, DataType::BF16, DataType::F32, DataType::U8];
+pub(crate) const CONVERT_OUTPUTS: [DataType; 6] = [
+    DataType::F16,
+    DataType::BF16,
+    DataType::F32,
+    DataType::U8,
+    DataType::F8_E4M3FN,
+    DataType::F8_E5M2,
+];
+
+/// The float8 types `tb_convert` reads and writes, which only the CPU path converts so far.
+pub(crate) const FLOAT8: [DataType; 2] = [DataType::F8_E4M3FN, DataType::F8_E5M2];
 
 /// A dtype conversion with a per-channel affine (one coefficient pair broadcasts).
 #[derive(Clone, Debug, PartialEq)]
@@ -56,12 +68,14 @@ impl Conversion {
     ) -> Result<Self> {
         if !CONVERT_INPUTS.contains(&from) {
             return Err(Error::not_supported(format!(
-                "tb_convert reads uint8, int8, uint16, int16, float16, bfloat16 or float32, not {from}"
+                "tb_convert reads uint8, int8, uint16, int16, float16, bfloat16, float32, \
+                 float8_e4m3fn or float8_e5m2, not {from}"
             )));
         }
         if !CONVERT_OUTPUTS.contains(&to) {
             return Err(Error::not_supported(format!(
-                "tb_convert writes float16, bfloat16, float32 or uint8, not {to}"
+                "tb_convert writes float16, bfloat16, float32, uint8, float8_e4m3fn or \
+                 float8_e5m2, not {to}"
             )));
         }
         if scale.len() != offset.len() || scale.is_empty() {
@@ -111,12 +125,14 @@ pub(crate) fn read_as_f32(dtype: DataType, bytes: &[u8]) -> f32 {
         DataType::I16 => f32::from(i16::from_le_bytes(two())),
         DataType::F16 => half::f16::from_le_bytes(two()).to_f32(),
         DataType::BF16 => half::bf16::from_le_bytes(two()).to_f32(),
+        DataType::F8_E4M3FN => float8::E4M3FN.decode(bytes[0]),
+        DataType::F8_E5M2 => float8::E5M2.decode(bytes[0]),
         _ => f32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]),
     }
 }
 
 /// Writes float32 `y` as a `convert` output type: round to nearest even; uint8 saturates to
-/// [0, 255] and turns NaN into 0.
+/// [0, 255] and turns NaN into 0; float8 as PyTorch converts (see `float8`).
 pub(crate) fn write_from_f32(dtype: DataType, y: f32, bytes: &mut [u8]) {
     match dtype {
         DataType::U8 => {
@@ -124,6 +140,8 @@ pub(crate) fn write_from_f32(dtype: DataType, y: f32, bytes: &mut [u8]) {
         }
         DataType::F16 => bytes[..2].copy_from_slice(&half::f16::from_f32(y).to_le_bytes()),
         DataType::BF16 => bytes[..2].copy_from_slice(&half::bf16::from_f32(y).to_le_bytes()),
+        DataType::F8_E4M3FN => bytes[0] = float8::E4M3FN.encode_f32(y),
+        DataType::F8_E5M2 => bytes[0] = float8::E5M2.encode_f32(y),
         _ => bytes[..4].copy_from_slice(&y.to_le_bytes()),
     }
 }
