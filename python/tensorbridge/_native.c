@@ -21,6 +21,8 @@ typedef int (*ImportFn)(const void *api, void *py_object, const char *layout, vo
 typedef int (*ReleaseFn)(void *tensor);
 typedef int (*IntoFn)(const void *src, void *dst, void *stream);
 typedef int (*NewFn)(const void *src, const char *layout, void *stream, void **out);
+typedef int (*ConvertNewFn)(const void *src, const char *layout, TbDataType dtype, const float *scale,
+                            const float *offset, int32_t count, void *stream, void **out);
 typedef int (*InfoFn)(const void *tensor, TbTensorInfo *out);
 typedef int (*SyncFn)(const void *tensor, void *stream);
 typedef int (*ExportFn)(const void *tensor, void **out);
@@ -36,6 +38,7 @@ static struct {
   ReleaseFn release;
   IntoFn into[2]; /* INTO_REFORMAT, INTO_COPY */
   NewFn reformat_new;
+  ConvertNewFn convert_new;
   InterfaceFn from_interface[2]; /* [0] NumPy array interface, [1] CUDA Array Interface */
   InfoFn info;
   DescribeFn to_interface[2]; /* [0] NumPy array interface, [1] CUDA Array Interface */
@@ -51,7 +54,7 @@ enum { INTO_REFORMAT = 0, INTO_COPY = 1 };
 
 /* What this module provides, as a number the Python side checks (_compiled.py): a stale build
  * left in a checkout is not used. Raise it whenever the module's functions or types change. */
-#define NATIVE_API_VERSION 4
+#define NATIVE_API_VERSION 5
 
 /* TensorBase: a library tensor handle owned by a Python object. */
 typedef struct {
@@ -603,6 +606,56 @@ static PyObject *import_interface(PyObject *module, PyObject *args) {
   return adopt(native.tensor, handle, owner);
 }
 
+/* The floats of a tuple of at most TB_MAX_CHANNELS Python floats; 0 when it is not one. */
+static int read_coefficients(PyObject *tuple, float *out, Py_ssize_t *count) {
+  if (!PyTuple_CheckExact(tuple)) return 0;
+  Py_ssize_t n = PyTuple_Size(tuple);
+  if (n < 1 || n > TB_MAX_CHANNELS) return 0;
+  for (Py_ssize_t i = 0; i < n; i++) {
+    PyObject *item = PyTuple_GetItem(tuple, i);
+    if (!PyFloat_CheckExact(item)) return 0;
+    out[i] = (float)PyFloat_AsDouble(item);
+  }
+  *count = n;
+  return 1;
+}
+
+/* convert_new(src, layout, (code, bits), scale, offset, stream): a new Tensor of src converted
+ * (y = x * scale[c] + offset[c]) to the dtype, in layout (bytes or None), allocated ordered on
+ * stream; scale and offset are tuples of floats of equal length. NotImplemented when src or an
+ * argument needs the Python path. */
+static PyObject *convert_new(PyObject *module, PyObject *args) {
+  (void)module;
+  PyObject *src, *layout_object, *dtype_object, *scale_object, *offset_object, *stream_object;
+  if (not_ready() || !PyArg_UnpackTuple(args, "convert_new", 6, 6, &src, &layout_object, &dtype_object,
+                                        &scale_object, &offset_object, &stream_object))
+    return NULL;
+  const char *layout;
+  void *stream;
+  if (layout_of(layout_object, &layout) < 0 || pointer_of(stream_object, &stream) < 0) return NULL;
+  float scale[TB_MAX_CHANNELS], offset[TB_MAX_CHANNELS];
+  Py_ssize_t scales, offsets;
+  int64_t code, bits;
+  int plain = PyTuple_CheckExact(dtype_object) && PyTuple_Size(dtype_object) == 2 &&
+              read_int64(PyTuple_GetItem(dtype_object, 0), &code) &&
+              read_int64(PyTuple_GetItem(dtype_object, 1), &bits) && code >= 0 && code < 256 && bits > 0 &&
+              bits < 256 && read_coefficients(scale_object, scale, &scales) &&
+              read_coefficients(offset_object, offset, &offsets) && scales == offsets;
+  void *src_handle, *borrowed = NULL;
+  int found = plain ? operand(src, &src_handle, &borrowed) : 0;
+  if (found <= 0) {
+    if (found < 0) return NULL;
+    Py_INCREF(Py_NotImplemented);
+    return Py_NotImplemented;
+  }
+  TbDataType dtype = {(uint8_t)code, (uint8_t)bits, 1};
+  void *out = NULL;
+  int status = native.convert_new(src_handle, layout, dtype, scale, offset, (int32_t)scales, stream, &out);
+  if (borrowed != NULL) native.release(borrowed);
+  if (status != 0) return fail(status);
+  return adopt(native.tensor, out, NULL);
+}
+
 /* The address of library function `name` in the dict `functions`; NULL with an exception. */
 static void *function_address(PyObject *functions, const char *name) {
   PyObject *number = PyDict_GetItemString(functions, name);
@@ -634,7 +687,7 @@ static PyObject *init(PyObject *module, PyObject *args) {
       "tb_reformat", "tb_copy", "tb_reformat_new", "tb_tensor_from_array_interface",
       "tb_tensor_from_cuda_array_interface", "tb_tensor_info", "tb_tensor_sync", "tb_tensor_to_dlpack",
       "tb_tensor_to_dlpack_versioned_with_flags", "tb_tensor_to_array_interface",
-      "tb_tensor_to_cuda_array_interface",
+      "tb_tensor_to_cuda_array_interface", "tb_convert_new",
   };
   void *addresses[sizeof FUNCTIONS / sizeof FUNCTIONS[0]];
   for (size_t i = 0; i < sizeof FUNCTIONS / sizeof FUNCTIONS[0]; i++) {
@@ -655,6 +708,7 @@ static PyObject *init(PyObject *module, PyObject *args) {
   native.to_dlpack_versioned = (ExportVersionedFn)addresses[11];
   native.to_interface[0] = (DescribeFn)addresses[12];
   native.to_interface[1] = (DescribeFn)addresses[13];
+  native.convert_new = (ConvertNewFn)addresses[14];
   replace(&native.raise_for, raise_for);
   replace(&native.api_by_type, api_by_type);
   replace((PyObject **)&native.tensor, tensor_type);
@@ -672,6 +726,9 @@ static PyMethodDef module_methods[] = {
     {"import_interface", import_interface, METH_VARARGS,
      "import_interface(cuda, interface, layout, owner): a Tensor over an interface dict's memory; "
      "NotImplemented when the dict needs the Python reader."},
+    {"convert_new", convert_new, METH_VARARGS,
+     "convert_new(src, layout, (code, bits), scale, offset, stream): a new converted Tensor; "
+     "NotImplemented when an argument needs the Python path."},
     {"reformat_new", reformat_new, METH_VARARGS,
      "reformat_new(src, layout, stream): a new Tensor of src in layout; NotImplemented when src "
      "needs the Python path."},

@@ -101,7 +101,8 @@ def copy_into(dst, src, stream=None):
 
 
 def _coefficients(scale, offset):
-    """The coefficient arrays of ``tb_convert_new`` (memoised; lists by their values)."""
+    """The coefficient arrays of ``tb_convert_new`` and their values as tuples of floats (memoised;
+    lists by their values)."""
     key = (tuple(scale) if type(scale) is list else scale,
            tuple(offset) if type(offset) is list else offset)
     try:
@@ -118,7 +119,7 @@ def _coefficients(scale, offset):
     if len(scales) != len(offsets):
         raise ValueError(f"{len(scales)} scale values and {len(offsets)} offset values")
     arrays = ((ctypes.c_float * count)(*scales), (ctypes.c_float * count)(*offsets),
-              ctypes.c_int32(count))
+              ctypes.c_int32(count), tuple(scales), tuple(offsets))
     try:
         return remember(_COEFFICIENTS, key, arrays)
     except TypeError:  # unhashable (a NumPy array, say): not memoised
@@ -130,10 +131,16 @@ def convert(tensor, layout=None, dtype="float32", scale=1.0, offset=0.0, stream=
     written in ``layout`` (default: the tensor's own) — e.g. uint8 NHWC -> float32 NCHW
     normalisation, allocated ordered on ``stream``. ``scale`` and ``offset`` are numbers or
     per-channel sequences."""
-    scales, offsets, count = _coefficients(scale, offset)
+    scales, offsets, count, scale_values, offset_values = _coefficients(scale, offset)
+    target = c_dtype(dtype)
+    if native is not None:  # a Tensor or an exchange-API producer's tensor: the call is made in C
+        made = native.convert_new(tensor, layout_bytes(layout), (target.code, target.bits), scale_values,
+                                  offset_values, None if stream is None else stream_handle(stream))
+        if made is not NotImplemented:
+            return made
     out = ctypes.c_void_p()
     with _Operands() as operands:
-        status = _convert_new(operands.handle(tensor), layout_bytes(layout), c_dtype(dtype), scales,
+        status = _convert_new(operands.handle(tensor), layout_bytes(layout), target, scales,
                               offsets, count, _stream_argument(stream), ctypes.byref(out))
     if status:
         raise_for(status)

@@ -162,3 +162,15 @@ def test_a_stale_compiled_module_is_ignored_with_a_warning(monkeypatch):
     with pytest.warns(RuntimeWarning, match="another version of _native.c"):
         spec.loader.exec_module(fresh)
     assert fresh.native is None
+
+
+def test_convert_with_per_channel_coefficients_of_mixed_types_matches_numpy():
+    """The compiled route takes the coefficients as tuples of floats (ints and tuples given here);
+    the ctypes route is checked by the same test in the TENSORBRIDGE_PURE_PYTHON=1 run."""
+    image = numpy.arange(2 * 3 * 4 * 3, dtype=numpy.uint8).reshape(2, 3, 4, 3)
+    converted = tb.convert(tb.as_tensor(image, "NHWC"), "NCHW", "float32", [0.5, 2, -1.0], (1.0, 0.0, 3))
+    expected = image.transpose(0, 3, 1, 2).astype(numpy.float32) * numpy.float32([0.5, 2, -1])[:, None, None] \
+        + numpy.float32([1, 0, 3])[:, None, None]
+    numpy.testing.assert_array_equal(numpy.asarray(converted), expected)
+    with pytest.raises(ValueError, match="2 scale values and 3 offset values"):
+        tb.convert(tb.as_tensor(image, "NHWC"), "NCHW", "float32", [1.0, 2.0], [0.0, 0.0, 0.0])
