@@ -1,5 +1,6 @@
 """tensorbridge: zero-copy tensor exchange between NumPy, PyTorch, CuPy, Numba, JAX and C/C++,
-and layout conversion at memory speed on the GPU — over ctypes, no compiler needed.
+and layout conversion at memory speed on the GPU — over ctypes, no compiler needed (an optional
+compiled fast path, built by pip where a compiler exists, takes the per-tensor calls out of ctypes).
 
     t = tensorbridge.as_tensor(torch_tensor, "HWC")          # zero-copy
     planar = tensorbridge.reformat(t, "CHW")                   # one kernel on the GPU
