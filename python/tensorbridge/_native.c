@@ -21,6 +21,10 @@ typedef int (*ImportFn)(const void *api, void *py_object, const char *layout, vo
 typedef int (*ReleaseFn)(void *tensor);
 typedef int (*IntoFn)(const void *src, void *dst, void *stream);
 typedef int (*NewFn)(const void *src, const char *layout, void *stream, void **out);
+typedef int (*AllocFn)(TbDevice device, TbDataType dtype, int32_t rank, const int64_t *shape, const char *layout,
+                       int64_t row_alignment, void **out);
+typedef int (*AllocAsyncFn)(TbDevice device, TbDataType dtype, int32_t rank, const int64_t *shape,
+                            const char *layout, int64_t row_alignment, void *stream, void **out);
 typedef int (*ConvertNewFn)(const void *src, const char *layout, TbDataType dtype, const float *scale,
                             const float *offset, int32_t count, void *stream, void **out);
 typedef int (*InfoFn)(const void *tensor, TbTensorInfo *out);
@@ -39,6 +43,8 @@ static struct {
   IntoFn into[2]; /* INTO_REFORMAT, INTO_COPY */
   NewFn reformat_new;
   ConvertNewFn convert_new;
+  AllocFn alloc;
+  AllocAsyncFn alloc_async;
   InterfaceFn from_interface[2]; /* [0] NumPy array interface, [1] CUDA Array Interface */
   InfoFn info;
   DescribeFn to_interface[2]; /* [0] NumPy array interface, [1] CUDA Array Interface */
@@ -54,7 +60,7 @@ enum { INTO_REFORMAT = 0, INTO_COPY = 1 };
 
 /* What this module provides, as a number the Python side checks (_compiled.py): a stale build
  * left in a checkout is not used. Raise it whenever the module's functions or types change. */
-#define NATIVE_API_VERSION 5
+#define NATIVE_API_VERSION 6
 
 /* TensorBase: a library tensor handle owned by a Python object. */
 typedef struct {
@@ -656,6 +662,43 @@ static PyObject *convert_new(PyObject *module, PyObject *args) {
   return adopt(native.tensor, out, NULL);
 }
 
+/* A pair of ints (a device or a dtype) of the given ranges; 0 when it is not one. */
+static int read_pair(PyObject *tuple, int64_t *first, int64_t *second) {
+  return PyTuple_CheckExact(tuple) && PyTuple_Size(tuple) == 2 && read_int64(PyTuple_GetItem(tuple, 0), first) &&
+         read_int64(PyTuple_GetItem(tuple, 1), second);
+}
+
+/* alloc(shape, (device_type, device_id), (code, bits), layout, row_alignment, stream): a new
+ * Tensor owning memory (tb_tensor_alloc, or tb_tensor_alloc_async on `stream` when it is not
+ * None); NotImplemented when an argument is not of the plain form read here. */
+static PyObject *alloc(PyObject *module, PyObject *args) {
+  (void)module;
+  PyObject *shape_object, *device_object, *dtype_object, *layout_object, *alignment_object, *stream_object;
+  if (not_ready() || !PyArg_UnpackTuple(args, "alloc", 6, 6, &shape_object, &device_object, &dtype_object,
+                                        &layout_object, &alignment_object, &stream_object))
+    return NULL;
+  int64_t shape[TB_MAX_RANK], device_type, device_id, code, bits, alignment;
+  Py_ssize_t rank;
+  const char *layout;
+  void *stream;
+  if (layout_of(layout_object, &layout) < 0 || pointer_of(stream_object, &stream) < 0) return NULL;
+  if (!read_extents(shape_object, shape, &rank) || !read_pair(device_object, &device_type, &device_id) ||
+      !read_pair(dtype_object, &code, &bits) || !read_int64(alignment_object, &alignment) ||
+      device_type < INT32_MIN || device_type > INT32_MAX || device_id < INT32_MIN || device_id > INT32_MAX ||
+      code < 0 || code > 255 || bits < 0 || bits > 255) {
+    Py_INCREF(Py_NotImplemented);
+    return Py_NotImplemented;
+  }
+  TbDevice device = {(int32_t)device_type, (int32_t)device_id};
+  TbDataType dtype = {(uint8_t)code, (uint8_t)bits, 1};
+  void *out = NULL;
+  int status = stream_object == Py_None
+                   ? native.alloc(device, dtype, (int32_t)rank, shape, layout, alignment, &out)
+                   : native.alloc_async(device, dtype, (int32_t)rank, shape, layout, alignment, stream, &out);
+  if (status != 0) return fail(status);
+  return adopt(native.tensor, out, NULL);
+}
+
 /* The address of library function `name` in the dict `functions`; NULL with an exception. */
 static void *function_address(PyObject *functions, const char *name) {
   PyObject *number = PyDict_GetItemString(functions, name);
@@ -687,7 +730,7 @@ static PyObject *init(PyObject *module, PyObject *args) {
       "tb_reformat", "tb_copy", "tb_reformat_new", "tb_tensor_from_array_interface",
       "tb_tensor_from_cuda_array_interface", "tb_tensor_info", "tb_tensor_sync", "tb_tensor_to_dlpack",
       "tb_tensor_to_dlpack_versioned_with_flags", "tb_tensor_to_array_interface",
-      "tb_tensor_to_cuda_array_interface", "tb_convert_new",
+      "tb_tensor_to_cuda_array_interface", "tb_convert_new", "tb_tensor_alloc", "tb_tensor_alloc_async",
   };
   void *addresses[sizeof FUNCTIONS / sizeof FUNCTIONS[0]];
   for (size_t i = 0; i < sizeof FUNCTIONS / sizeof FUNCTIONS[0]; i++) {
@@ -709,6 +752,8 @@ static PyObject *init(PyObject *module, PyObject *args) {
   native.to_interface[0] = (DescribeFn)addresses[12];
   native.to_interface[1] = (DescribeFn)addresses[13];
   native.convert_new = (ConvertNewFn)addresses[14];
+  native.alloc = (AllocFn)addresses[15];
+  native.alloc_async = (AllocAsyncFn)addresses[16];
   replace(&native.raise_for, raise_for);
   replace(&native.api_by_type, api_by_type);
   replace((PyObject **)&native.tensor, tensor_type);
@@ -726,6 +771,9 @@ static PyMethodDef module_methods[] = {
     {"import_interface", import_interface, METH_VARARGS,
      "import_interface(cuda, interface, layout, owner): a Tensor over an interface dict's memory; "
      "NotImplemented when the dict needs the Python reader."},
+    {"alloc", alloc, METH_VARARGS,
+     "alloc(shape, (device_type, device_id), (code, bits), layout, row_alignment, stream): a new Tensor "
+     "owning memory; NotImplemented when an argument needs the Python path."},
     {"convert_new", convert_new, METH_VARARGS,
      "convert_new(src, layout, (code, bits), scale, offset, stream): a new converted Tensor; "
      "NotImplemented when an argument needs the Python path."},
