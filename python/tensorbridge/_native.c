@@ -21,6 +21,9 @@ typedef int (*ImportFn)(const void *api, void *py_object, const char *layout, vo
 typedef int (*ReleaseFn)(void *tensor);
 typedef int (*IntoFn)(const void *src, void *dst, void *stream);
 typedef int (*NewFn)(const void *src, const char *layout, void *stream, void **out);
+typedef int (*RelabelFn)(const void *tensor, const char *layout, void **out);
+typedef int (*SelectFn)(const void *tensor, int32_t dim, int64_t index, void **out);
+typedef int (*SliceFn)(const void *tensor, int32_t dim, int64_t start, int64_t stop, int64_t step, void **out);
 typedef int (*AllocFn)(TbDevice device, TbDataType dtype, int32_t rank, const int64_t *shape, const char *layout,
                        int64_t row_alignment, void **out);
 typedef int (*AllocAsyncFn)(TbDevice device, TbDataType dtype, int32_t rank, const int64_t *shape,
@@ -44,6 +47,9 @@ static struct {
   NewFn reformat_new;
   ConvertNewFn convert_new;
   AllocFn alloc;
+  RelabelFn relabel[2]; /* RELABEL_PERMUTE, RELABEL_WITH_LAYOUT */
+  SelectFn select;
+  SliceFn slice;
   AllocAsyncFn alloc_async;
   InterfaceFn from_interface[2]; /* [0] NumPy array interface, [1] CUDA Array Interface */
   InfoFn info;
@@ -57,10 +63,11 @@ static struct {
 } native;
 
 enum { INTO_REFORMAT = 0, INTO_COPY = 1 };
+enum { RELABEL_PERMUTE = 0, RELABEL_WITH_LAYOUT = 1 };
 
 /* What this module provides, as a number the Python side checks (_compiled.py): a stale build
  * left in a checkout is not used. Raise it whenever the module's functions or types change. */
-#define NATIVE_API_VERSION 6
+#define NATIVE_API_VERSION 7
 
 /* TensorBase: a library tensor handle owned by a Python object. */
 typedef struct {
@@ -319,9 +326,78 @@ static PyGetSetDef base_properties[] = {
     {NULL, NULL, NULL, NULL, NULL},
 };
 
+static int layout_of(PyObject *object, const char **layout);
+static int read_int64(PyObject *value, int64_t *out);
+
+/* A view of `self` the library made (`status`, then `out`: call the library before this, never in
+ * its argument list, whose evaluation order C leaves open): a Tensor keeping self's producer. */
+static PyObject *view_of(PyObject *self, int status, void *out) {
+  if (status != 0) return fail(status);
+  return adopt(native.tensor, out, ((TensorBase *)self)->owner);
+}
+
+static const void *handle_of(PyObject *self) { return (const void *)(uintptr_t)((TensorBase *)self)->handle; }
+
+/* _relabel(which, layout): permute (0) or with_layout (1) as a view. */
+static PyObject *base_relabel(PyObject *self, PyObject *args) {
+  PyObject *which_object, *layout_object;
+  int64_t which;
+  const char *layout;
+  if (native.select == NULL || !PyArg_UnpackTuple(args, "_relabel", 2, 2, &which_object, &layout_object)) {
+    if (!PyErr_Occurred()) PyErr_SetString(PyExc_RuntimeError, "tensorbridge._native.init() has not run");
+    return NULL;
+  }
+  if (!read_int64(which_object, &which) || (which != RELABEL_PERMUTE && which != RELABEL_WITH_LAYOUT)) {
+    PyErr_SetString(PyExc_ValueError, "_relabel: which is 0 (permute) or 1 (with_layout)");
+    return NULL;
+  }
+  if (layout_of(layout_object, &layout) < 0) return NULL;
+  void *out = NULL;
+  int status = native.relabel[which](handle_of(self), layout, &out);
+  return view_of(self, status, out);
+}
+
+/* The int64 arguments of a view call (checked by the Python caller); -1 with a TypeError. */
+static int int64_arguments(PyObject *args, const char *name, int64_t *values, Py_ssize_t count) {
+  if (PyTuple_Size(args) != count) {
+    PyErr_Format(PyExc_TypeError, "%s takes %zd ints", name, count);
+    return -1;
+  }
+  for (Py_ssize_t i = 0; i < count; i++) {
+    if (!read_int64(PyTuple_GetItem(args, i), &values[i])) {
+      PyErr_Format(PyExc_TypeError, "%s takes ints of int64 range", name);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* _select(dim, index): the view at `index` along `dim`, which it drops. */
+static PyObject *base_select(PyObject *self, PyObject *args) {
+  int64_t values[2];
+  if (native.select == NULL || int64_arguments(args, "_select", values, 2) < 0) return NULL;
+  if (values[0] < INT32_MIN || values[0] > INT32_MAX) values[0] = INT32_MAX; /* out of range: refused */
+  void *out = NULL;
+  int status = native.select(handle_of(self), (int32_t)values[0], values[1], &out);
+  return view_of(self, status, out);
+}
+
+/* _slice(dim, start, stop, step): the view of a range along `dim`. */
+static PyObject *base_slice(PyObject *self, PyObject *args) {
+  int64_t values[4];
+  if (native.slice == NULL || int64_arguments(args, "_slice", values, 4) < 0) return NULL;
+  if (values[0] < INT32_MIN || values[0] > INT32_MAX) values[0] = INT32_MAX;
+  void *out = NULL;
+  int status = native.slice(handle_of(self), (int32_t)values[0], values[1], values[2], values[3], &out);
+  return view_of(self, status, out);
+}
+
 static PyMethodDef base_methods[] = {
     {"_adopt", base_adopt, METH_VARARGS | METH_CLASS,
      "_adopt(handle, owner=None): a tensor owning a library handle (one reference)."},
+    {"_relabel", base_relabel, METH_VARARGS, "_relabel(which, layout): permute (0) or with_layout (1), a view."},
+    {"_select", base_select, METH_VARARGS, "_select(dim, index): a view without dimension dim."},
+    {"_slice", base_slice, METH_VARARGS, "_slice(dim, start, stop, step): a view of a range."},
     {"__dlpack_device__", base_dlpack_device, METH_NOARGS,
      "__dlpack_device__($self, /)\n--\n\n(device_type, device_id), DLPack's codes."},
     {"__dlpack__", (PyCFunction)(void (*)(void))base_dlpack, METH_VARARGS | METH_KEYWORDS,
@@ -731,6 +807,7 @@ static PyObject *init(PyObject *module, PyObject *args) {
       "tb_tensor_from_cuda_array_interface", "tb_tensor_info", "tb_tensor_sync", "tb_tensor_to_dlpack",
       "tb_tensor_to_dlpack_versioned_with_flags", "tb_tensor_to_array_interface",
       "tb_tensor_to_cuda_array_interface", "tb_convert_new", "tb_tensor_alloc", "tb_tensor_alloc_async",
+      "tb_tensor_permute", "tb_tensor_with_layout", "tb_tensor_select", "tb_tensor_slice",
   };
   void *addresses[sizeof FUNCTIONS / sizeof FUNCTIONS[0]];
   for (size_t i = 0; i < sizeof FUNCTIONS / sizeof FUNCTIONS[0]; i++) {
@@ -754,6 +831,10 @@ static PyObject *init(PyObject *module, PyObject *args) {
   native.convert_new = (ConvertNewFn)addresses[14];
   native.alloc = (AllocFn)addresses[15];
   native.alloc_async = (AllocAsyncFn)addresses[16];
+  native.relabel[RELABEL_PERMUTE] = (RelabelFn)addresses[17];
+  native.relabel[RELABEL_WITH_LAYOUT] = (RelabelFn)addresses[18];
+  native.select = (SelectFn)addresses[19];
+  native.slice = (SliceFn)addresses[20];
   replace(&native.raise_for, raise_for);
   replace(&native.api_by_type, api_by_type);
   replace((PyObject **)&native.tensor, tensor_type);

@@ -232,12 +232,16 @@ class Tensor(native.TensorBase if native is not None else _TensorBase):  # type:
 
     def permute(self, layout):
         """A zero-copy view in ``layout``, a permutation of this tensor's labels ("NHWC" -> "NCHW")."""
+        if native is not None:
+            return self._relabel(_RELABEL_PERMUTE, layout_bytes(layout))
         out = ctypes.c_void_p()
         lib.tb_tensor_permute(self._handle, layout_bytes(layout), ctypes.byref(out))
         return self._view(out.value)
 
     def with_layout(self, layout):
         """A zero-copy view with the dimensions labelled ``layout`` (None removes the labels)."""
+        if native is not None:
+            return self._relabel(_RELABEL_WITH_LAYOUT, layout_bytes(layout))
         out = ctypes.c_void_p()
         lib.tb_tensor_with_layout(self._handle, layout_bytes(layout), ctypes.byref(out))
         return self._view(out.value)
@@ -247,25 +251,42 @@ class Tensor(native.TensorBase if native is not None else _TensorBase):  # type:
         indices = index if isinstance(index, tuple) else (index,)
         tensor, dim = self, 0
         for item in indices:
-            out = ctypes.c_void_p()
             if isinstance(item, slice):
                 step = 1 if item.step is None else item.step
                 step = integer(step, "slice step", INT64)
                 start = _slice_bound(item.start, 0 if step > 0 else INT64.high)
                 stop = _slice_bound(item.stop, INT64.high if step > 0 else INT64.low)
-                lib.tb_tensor_slice(tensor._handle, dim, start, stop, step, ctypes.byref(out))
+                tensor = _slice_view(tensor, dim, start, stop, step)
                 dim += 1
             elif isinstance(item, int) or hasattr(item, "__index__"):
-                lib.tb_tensor_select(tensor._handle, dim, integer(item, "index", INT64), ctypes.byref(out))
+                tensor = _select_view(tensor, dim, integer(item, "index", INT64))
             else:
                 raise TypeError(f"tensorbridge.Tensor indices are ints and slices, not {type(item).__name__}")
-            tensor = self._view(out.value)
         return tensor
 
 
 
+_RELABEL_PERMUTE, _RELABEL_WITH_LAYOUT = 0, 1  # the compiled base type's _relabel codes
+
+
+def _slice_view_with_ctypes(tensor, dim, start, stop, step):
+    out = ctypes.c_void_p()
+    lib.tb_tensor_slice(tensor._handle, dim, start, stop, step, ctypes.byref(out))
+    return tensor._view(out.value)
+
+
+def _select_view_with_ctypes(tensor, dim, index):
+    out = ctypes.c_void_p()
+    lib.tb_tensor_select(tensor._handle, dim, index, ctypes.byref(out))
+    return tensor._view(out.value)
+
+
+# The views of __getitem__: made in C by the compiled base type when it is there.
 if native is not None:
     connect(Tensor)
+    _slice_view, _select_view = Tensor._slice, Tensor._select
+else:
+    _slice_view, _select_view = _slice_view_with_ctypes, _select_view_with_ctypes
 
 
 def _slice_bound(value, default):
