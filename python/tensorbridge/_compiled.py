@@ -13,7 +13,7 @@ from typing import Optional
 from ._exchange import _BY_TYPE
 from ._lib import lib, raise_for
 
-API_VERSION = 7  # _native.c's NATIVE_API_VERSION this package expects
+API_VERSION = 8  # _native.c's NATIVE_API_VERSION this package expects
 
 native: Optional[ModuleType] = None
 if os.environ.get("TENSORBRIDGE_PURE_PYTHON", "0") in ("", "0"):
@@ -34,7 +34,7 @@ _FUNCTIONS = ("tb_tensor_from_exchange_api", "tb_tensor_from_exchange_api_borrow
               "tb_tensor_to_dlpack_versioned_with_flags", "tb_tensor_to_array_interface",
               "tb_tensor_to_cuda_array_interface", "tb_convert_new", "tb_tensor_alloc",
               "tb_tensor_alloc_async", "tb_tensor_permute", "tb_tensor_with_layout", "tb_tensor_select",
-              "tb_tensor_slice")
+              "tb_tensor_slice", "tb_tensor_wrap")
 
 
 def connect(tensor_type):

@@ -24,6 +24,9 @@ typedef int (*NewFn)(const void *src, const char *layout, void *stream, void **o
 typedef int (*RelabelFn)(const void *tensor, const char *layout, void **out);
 typedef int (*SelectFn)(const void *tensor, int32_t dim, int64_t index, void **out);
 typedef int (*SliceFn)(const void *tensor, int32_t dim, int64_t start, int64_t stop, int64_t step, void **out);
+typedef int (*WrapFn)(void *data, TbDevice device, TbDataType dtype, int32_t rank, const int64_t *shape,
+                      const int64_t *strides, const char *layout, bool readonly, TbCleanupFn cleanup,
+                      void *cleanup_context, void **out);
 typedef int (*AllocFn)(TbDevice device, TbDataType dtype, int32_t rank, const int64_t *shape, const char *layout,
                        int64_t row_alignment, void **out);
 typedef int (*AllocAsyncFn)(TbDevice device, TbDataType dtype, int32_t rank, const int64_t *shape,
@@ -47,6 +50,7 @@ static struct {
   NewFn reformat_new;
   ConvertNewFn convert_new;
   AllocFn alloc;
+  WrapFn wrap;
   RelabelFn relabel[2]; /* RELABEL_PERMUTE, RELABEL_WITH_LAYOUT */
   SelectFn select;
   SliceFn slice;
@@ -67,7 +71,7 @@ enum { RELABEL_PERMUTE = 0, RELABEL_WITH_LAYOUT = 1 };
 
 /* What this module provides, as a number the Python side checks (_compiled.py): a stale build
  * left in a checkout is not used. Raise it whenever the module's functions or types change. */
-#define NATIVE_API_VERSION 7
+#define NATIVE_API_VERSION 8
 
 /* TensorBase: a library tensor handle owned by a Python object. */
 typedef struct {
@@ -184,6 +188,34 @@ static void capsule_destructor(PyObject *capsule) {
   PyErr_Clear(); /* a destructor reports nothing */
 }
 
+/* The cleanup of an alias made by alias_keeping: drops its reference to the Python producer, with
+ * the GIL (a DLPack consumer may free the export from any thread); after the interpreter is
+ * gone there is nothing left to release. */
+static void release_owner(void *owner, void *data) {
+  (void)data;
+  if (!Py_IsInitialized()) return;
+  PyGILState_STATE state = PyGILState_Ensure();
+  Py_DECREF((PyObject *)owner);
+  PyGILState_Release(state);
+}
+
+/* A second library tensor over the memory `info` describes whose cleanup keeps `owner` (the
+ * Python producer) alive until the last reference to it goes: for DLPack exports, which can
+ * outlive every Python object. NULL with an exception on failure. */
+static void *alias_keeping(PyObject *owner, const TbTensorInfo *info) {
+  void *alias = NULL;
+  Py_INCREF(owner);
+  int status = native.wrap(info->data, info->device, info->dtype, info->rank, info->shape, info->strides,
+                           info->layout.labels[0] != 0 ? info->layout.labels : NULL, info->readonly,
+                           release_owner, owner, &alias);
+  if (status != 0) {
+    Py_DECREF(owner); /* a failed wrap never runs the cleanup */
+    fail(status);
+    return NULL;
+  }
+  return alias;
+}
+
 /* The major version asked for by `max_version` (None: 0, legacy DLPack); -1 when it is not a
  * plain tuple of ints (the Python path then takes the call). */
 static long major_version(PyObject *max_version) {
@@ -200,7 +232,8 @@ static long major_version(PyObject *max_version) {
 }
 
 /* __dlpack__(*, stream=None, max_version=None, dl_device=None, copy=None): the common export
- * (this device, no copy, a plain stream, a tensor that keeps no Python producer) is made here;
+ * (this device, no copy, a plain stream; a tensor that keeps a Python producer exports an alias
+ * holding it) is made here;
  * every other call goes to the Tensor's Python implementation (_dlpack_export), which also
  * raises the errors the array API asks for. */
 static PyObject *base_dlpack(PyObject *self, PyObject *args, PyObject *kwargs) {
@@ -218,7 +251,7 @@ static PyObject *base_dlpack(PyObject *self, PyObject *args, PyObject *kwargs) {
   }
   long major = plain ? major_version(max_version) : -1;
   TbTensorInfo info;
-  if (major >= 0 && ((TensorBase *)self)->owner == NULL) {
+  if (major >= 0) {
     if (describe(self, &info) < 0) return NULL;
     int32_t type = info.device.device_type;
     int gpu = type == TB_DEVICE_CUDA || type == TB_DEVICE_CUDA_HOST || type == TB_DEVICE_CUDA_MANAGED;
@@ -240,8 +273,15 @@ static PyObject *base_dlpack(PyObject *self, PyObject *args, PyObject *kwargs) {
         int status = native.sync(tensor, (void *)(uintptr_t)handle);
         if (status != 0) return fail(status);
       }
+      void *alias = NULL; /* a tensor keeping a Python producer exports an alias that holds it */
+      if (((TensorBase *)self)->owner != NULL) {
+        alias = alias_keeping(((TensorBase *)self)->owner, &info);
+        if (alias == NULL) return NULL;
+        tensor = alias;
+      }
       void *managed = NULL;
       int status = major >= 1 ? native.to_dlpack_versioned(tensor, 0, &managed) : native.to_dlpack(tensor, &managed);
+      if (alias != NULL) native.release(alias); /* the export holds its own reference */
       if (status != 0) return fail(status);
       PyObject *capsule = PyCapsule_New(managed, major >= 1 ? CAPSULE_VERSIONED : CAPSULE_LEGACY, capsule_destructor);
       if (capsule == NULL) {
@@ -807,7 +847,7 @@ static PyObject *init(PyObject *module, PyObject *args) {
       "tb_tensor_from_cuda_array_interface", "tb_tensor_info", "tb_tensor_sync", "tb_tensor_to_dlpack",
       "tb_tensor_to_dlpack_versioned_with_flags", "tb_tensor_to_array_interface",
       "tb_tensor_to_cuda_array_interface", "tb_convert_new", "tb_tensor_alloc", "tb_tensor_alloc_async",
-      "tb_tensor_permute", "tb_tensor_with_layout", "tb_tensor_select", "tb_tensor_slice",
+      "tb_tensor_permute", "tb_tensor_with_layout", "tb_tensor_select", "tb_tensor_slice", "tb_tensor_wrap",
   };
   void *addresses[sizeof FUNCTIONS / sizeof FUNCTIONS[0]];
   for (size_t i = 0; i < sizeof FUNCTIONS / sizeof FUNCTIONS[0]; i++) {
@@ -835,6 +875,7 @@ static PyObject *init(PyObject *module, PyObject *args) {
   native.relabel[RELABEL_WITH_LAYOUT] = (RelabelFn)addresses[18];
   native.select = (SelectFn)addresses[19];
   native.slice = (SliceFn)addresses[20];
+  native.wrap = (WrapFn)addresses[21];
   replace(&native.raise_for, raise_for);
   replace(&native.api_by_type, api_by_type);
   replace((PyObject **)&native.tensor, tensor_type);

@@ -174,3 +174,24 @@ def test_convert_with_per_channel_coefficients_of_mixed_types_matches_numpy():
     numpy.testing.assert_array_equal(numpy.asarray(converted), expected)
     with pytest.raises(ValueError, match="2 scale values and 3 offset values"):
         tb.convert(tb.as_tensor(image, "NHWC"), "NCHW", "float32", [1.0, 2.0], [0.0, 0.0, 0.0])
+
+
+class _Producer:
+    """A host producer that can be weakly referenced (NumPy arrays cannot)."""
+
+    def __init__(self, array):
+        self.array = array
+        self.__array_interface__ = array.__array_interface__
+
+
+def test_a_dlpack_export_keeps_the_python_producer_until_the_consumer_lets_go():
+    producer = _Producer(numpy.arange(6.0))
+    alive = weakref.ref(producer)
+    consumer = numpy.from_dlpack(tb.as_tensor(producer))  # the Tensor itself is gone at once
+    del producer
+    gc.collect()
+    assert alive() is not None, "the producer went while NumPy still used its memory"
+    numpy.testing.assert_array_equal(consumer, numpy.arange(6.0))
+    del consumer
+    gc.collect()
+    assert alive() is None, "the producer outlived the last consumer"
