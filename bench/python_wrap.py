@@ -98,6 +98,10 @@ def main():
                      median_us(lambda: tb.copy_into(out, x.permute(2, 0, 1)))))
         rows.append(("torch: out.copy_(img.permute(0, 3, 1, 2)) 1x224x224x3",
                      median_us(lambda: out_small.copy_(img.permute(0, 3, 1, 2)))))
+        batch = tb.as_tensor(torch.zeros((8, 224, 224, 3), dtype=torch.uint8, device="cuda"), "NHWC")
+        rows.append(("batch[3] (a view of a wrapped 8x224x224x3 batch)", median_us(lambda: batch[3])))
+        rows.append(("torch: batch[3] of the torch tensor, for comparison",
+                     median_us(lambda t=torch.zeros((8, 224, 224, 3), device="cuda"): t[3])))
         rows.append(("tensorbridge.as_tensor(DLPack producer, 'HWC')", median_us(lambda: tb.as_tensor(producer, "HWC"))))
         rows.append(("torch.from_dlpack(DLPack producer)", median_us(lambda: torch.from_dlpack(producer))))
         rows.append(("torch.as_tensor(t.cuda(), device='cuda')", median_us(lambda: torch.as_tensor(t.cuda(), device="cuda"))))
@@ -118,6 +122,9 @@ def main():
             rows.append(("torch.as_tensor(cupy array, device='cuda'), for comparison",
                          median_us(lambda: torch.as_tensor(xc, device="cuda"))))
             rows.append(("torch.from_dlpack(cupy array), for comparison", median_us(lambda: torch.from_dlpack(xc))))
+            wrapped = tb.as_tensor(xc, "HWC")  # keeps the CuPy array: exported through an alias holding it
+            rows.append(("torch.from_dlpack(tb.as_tensor(cupy array)) (wrapped beforehand)",
+                         median_us(lambda: torch.from_dlpack(wrapped))))
         except ImportError:
             pass
     from tensorbridge import _compiled
