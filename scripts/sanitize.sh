@@ -4,12 +4,22 @@
 #
 #   asan-rust   Rust unit tests with AddressSanitizer (nightly, -Zsanitizer=address, std rebuilt
 #               with it through -Zbuild-std so that std's allocations are instrumented too).
+#               libnvrtc.so.13 is preloaded (resident): cudarc's NVRTC probe (is_culib_present)
+#               dlopens and dlcloses it, and every unload orphans the 72,704-byte emergency
+#               exception pool of the libstdc++ linked statically into NVRTC, which LeakSanitizer
+#               then reports as a direct leak inside libnvrtc (two per test process). Resident,
+#               NVRTC's own memory stays reachable; the library exports only nvrtc* symbols, so
+#               preloading it interposes nothing.
 #   asan-cpp    The C/C++ suites (tb_abi_tests, tb_hpp_tests, tb_stress_test) built with
 #               -fsanitize=address,undefined by GCC, against the library built by nightly with
 #               -Zsanitizer=address (linked as TENSORBRIDGE_PREBUILT_DIR). GCC's libasan is
 #               loaded by the executables and serves the Rust library's instrumentation too.
 #   tsan        The stress program under ThreadSanitizer: the library with -Zsanitizer=thread
-#               (std rebuilt), the program with -fsanitize=thread.
+#               (std rebuilt), the program with -fsanitize=thread. Nightly's LLVM turns memcpy,
+#               memmove and memset into calls to __tsan_memcpy/__tsan_memmove/__tsan_memset, which
+#               GCC 12's libtsan lacks; the programs are linked with build-tsan/tsan_mem_shim.o,
+#               which forwards them to libtsan's memcpy/memmove/memset interceptors (the same
+#               range checks the newer runtime's entry points do).
 #   valgrind    valgrind memcheck over the same three C/C++ test binaries of the ordinary release
 #               build (build/), leaks reported as errors.
 #   miri        Miri over the unit tests of the safe core's pure modules (layout, dtype, error,
@@ -48,14 +58,15 @@ sanitized_cargo() {
     cargo +nightly "$@" -Zbuild-std --target "$host"
 }
 
-# Configures and builds the C/C++ tests in build-$1 against a sanitized library, with $2 flags.
+# Configures and builds the C/C++ tests in build-$1 against the library sanitized with $3, with
+# $2 flags; $4 (optional) is added to the executables' link flags only.
 sanitized_cmake() {
   local name=$1 flags=$2
   cmake -S . -B "build-$name" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DTENSORBRIDGE_PREBUILT_DIR="$PWD/target/sanitize-$3/$host/release" \
     -DTENSORBRIDGE_CUDA_ROOT="$cuda_root" \
     -DCMAKE_C_FLAGS="$flags" -DCMAKE_CXX_FLAGS="$flags" \
-    -DCMAKE_EXE_LINKER_FLAGS="$flags" >/dev/null &&
+    -DCMAKE_EXE_LINKER_FLAGS="$flags${4:+ $4}" >/dev/null &&
     cmake --build "build-$name" -j "$(nproc)" --target tb_abi_tests tb_hpp_tests tb_stress_test
 }
 
@@ -71,7 +82,7 @@ run_cpp_tests() {
 }
 
 stage_asan_rust() {
-  LD_LIBRARY_PATH="$nvrtc_lib" ASAN_OPTIONS=detect_leaks=1 \
+  LD_LIBRARY_PATH="$nvrtc_lib" LD_PRELOAD="$nvrtc_lib/libnvrtc.so.13" ASAN_OPTIONS=detect_leaks=1 \
     sanitized_cargo address test --release --lib
 }
 
@@ -82,9 +93,23 @@ stage_asan_cpp() {
       UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 run_cpp_tests build-asan
 }
 
+# The entry points nightly's TSan instrumentation calls and GCC 12's libtsan does not define,
+# forwarded to the libc names, which libtsan intercepts (the shim itself is not instrumented).
+tsan_mem_shim() {
+  mkdir -p build-tsan &&
+    cat >build-tsan/tsan_mem_shim.c <<'EOF_SHIM' &&
+#include <string.h>
+void *__tsan_memcpy(void *d, const void *s, size_t n) { return memcpy(d, s, n); }
+void *__tsan_memmove(void *d, const void *s, size_t n) { return memmove(d, s, n); }
+void *__tsan_memset(void *d, int c, size_t n) { return memset(d, c, n); }
+EOF_SHIM
+    cc -O1 -fno-builtin -c build-tsan/tsan_mem_shim.c -o build-tsan/tsan_mem_shim.o
+}
+
 stage_tsan() {
   sanitized_cargo thread build --release --lib &&
-    sanitized_cmake tsan "-fsanitize=thread -g" thread &&
+    tsan_mem_shim &&
+    sanitized_cmake tsan "-fsanitize=thread -g" thread "$PWD/build-tsan/tsan_mem_shim.o" &&
     LD_LIBRARY_PATH="$nvrtc_lib" TSAN_OPTIONS=halt_on_error=1 \
       TB_STRESS_ITERATIONS="${TB_STRESS_ITERATIONS:-500}" build-tsan/cpp_tests/tb_stress_test
 }
@@ -93,7 +118,7 @@ stage_valgrind() {
   [ -x build/cpp_tests/tb_abi_tests ] || ./scripts/test.sh >/dev/null
   cmake --build build -j "$(nproc)" --target tb_stress_test >/dev/null &&
     LD_LIBRARY_PATH="$nvrtc_lib" TB_STRESS_ITERATIONS="${TB_STRESS_ITERATIONS:-200}" run_cpp_tests build \
-      valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+      valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
       --track-origins=yes
 }
 
