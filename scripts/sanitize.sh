@@ -23,7 +23,7 @@
 #   valgrind    valgrind memcheck over the same three C/C++ test binaries of the ordinary release
 #               build (build/), leaks reported as errors.
 #   miri        Miri over the unit tests of the safe core's pure modules (layout, dtype, error,
-#               device): the rest calls the CUDA driver loader (dlopen), which Miri cannot run.
+#               device, float8): the rest calls the CUDA driver loader (dlopen), which Miri cannot run.
 #
 # Needs the nightly toolchain with rust-src and miri (installed here if missing), valgrind, and
 # the build of scripts/test.sh for the valgrind stage. Build trees: target/sanitize-*, build-*.
@@ -124,7 +124,7 @@ stage_valgrind() {
 
 stage_miri() {
   MIRIFLAGS="-Zmiri-disable-isolation" CARGO_TARGET_DIR=target/miri \
-    cargo +nightly miri test --lib -- layout:: dtype:: error:: device::
+    cargo +nightly miri test --lib -- layout:: dtype:: error:: device:: float8::
 }
 
 prerequisites || exit 1
