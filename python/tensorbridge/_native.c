@@ -595,8 +595,7 @@ static PyObject *reformat_new(PyObject *module, PyObject *args) {
   int found = operand(src, &src_handle, &borrowed);
   if (found <= 0) {
     if (found < 0) return NULL;
-    Py_INCREF(Py_NotImplemented);
-    return Py_NotImplemented;
+    Py_RETURN_NOTIMPLEMENTED;
   }
   void *out = NULL;
   int status = native.reformat_new(src_handle, layout, stream, &out);
@@ -719,8 +718,7 @@ static PyObject *import_interface(PyObject *module, PyObject *args) {
   TbArrayInterface desc;
   memset(&desc, 0, sizeof desc);
   if (!read_interface(interface, cuda, &desc)) {
-    Py_INCREF(Py_NotImplemented);
-    return Py_NotImplemented;
+    Py_RETURN_NOTIMPLEMENTED;
   }
   void *handle = NULL;
   int status = native.from_interface[cuda](&desc, layout, NULL, NULL, &handle);
@@ -742,6 +740,21 @@ static int read_coefficients(PyObject *tuple, float *out, Py_ssize_t *count) {
   return 1;
 }
 
+/* A pair of ints (a device or a dtype); 0 when it is not one. */
+static int read_pair(PyObject *tuple, int64_t *first, int64_t *second) {
+  return PyTuple_CheckExact(tuple) && PyTuple_Size(tuple) == 2 && read_int64(PyTuple_GetItem(tuple, 0), first) &&
+         read_int64(PyTuple_GetItem(tuple, 1), second);
+}
+
+/* A dtype given as (code, bits), each a byte (lanes 1); 0 when it is not one (the library then
+ * judges whether it is supported). */
+static int read_dtype(PyObject *tuple, TbDataType *dtype) {
+  int64_t code, bits;
+  if (!read_pair(tuple, &code, &bits) || code < 0 || code > 255 || bits < 0 || bits > 255) return 0;
+  *dtype = (TbDataType){(uint8_t)code, (uint8_t)bits, 1};
+  return 1;
+}
+
 /* convert_new(src, layout, (code, bits), scale, offset, stream): a new Tensor of src converted
  * (y = x * scale[c] + offset[c]) to the dtype, in layout (bytes or None), allocated ordered on
  * stream; scale and offset are tuples of floats of equal length. NotImplemented when src or an
@@ -757,31 +770,20 @@ static PyObject *convert_new(PyObject *module, PyObject *args) {
   if (layout_of(layout_object, &layout) < 0 || pointer_of(stream_object, &stream) < 0) return NULL;
   float scale[TB_MAX_CHANNELS], offset[TB_MAX_CHANNELS];
   Py_ssize_t scales, offsets;
-  int64_t code, bits;
-  int plain = PyTuple_CheckExact(dtype_object) && PyTuple_Size(dtype_object) == 2 &&
-              read_int64(PyTuple_GetItem(dtype_object, 0), &code) &&
-              read_int64(PyTuple_GetItem(dtype_object, 1), &bits) && code >= 0 && code < 256 && bits > 0 &&
-              bits < 256 && read_coefficients(scale_object, scale, &scales) &&
+  TbDataType dtype;
+  int plain = read_dtype(dtype_object, &dtype) && read_coefficients(scale_object, scale, &scales) &&
               read_coefficients(offset_object, offset, &offsets) && scales == offsets;
   void *src_handle, *borrowed = NULL;
   int found = plain ? operand(src, &src_handle, &borrowed) : 0;
   if (found <= 0) {
     if (found < 0) return NULL;
-    Py_INCREF(Py_NotImplemented);
-    return Py_NotImplemented;
+    Py_RETURN_NOTIMPLEMENTED;
   }
-  TbDataType dtype = {(uint8_t)code, (uint8_t)bits, 1};
   void *out = NULL;
   int status = native.convert_new(src_handle, layout, dtype, scale, offset, (int32_t)scales, stream, &out);
   if (borrowed != NULL) native.release(borrowed);
   if (status != 0) return fail(status);
   return adopt(native.tensor, out, NULL);
-}
-
-/* A pair of ints (a device or a dtype) of the given ranges; 0 when it is not one. */
-static int read_pair(PyObject *tuple, int64_t *first, int64_t *second) {
-  return PyTuple_CheckExact(tuple) && PyTuple_Size(tuple) == 2 && read_int64(PyTuple_GetItem(tuple, 0), first) &&
-         read_int64(PyTuple_GetItem(tuple, 1), second);
 }
 
 /* alloc(shape, (device_type, device_id), (code, bits), layout, row_alignment, stream): a new
@@ -793,20 +795,18 @@ static PyObject *alloc(PyObject *module, PyObject *args) {
   if (not_ready() || !PyArg_UnpackTuple(args, "alloc", 6, 6, &shape_object, &device_object, &dtype_object,
                                         &layout_object, &alignment_object, &stream_object))
     return NULL;
-  int64_t shape[TB_MAX_RANK], device_type, device_id, code, bits, alignment;
+  int64_t shape[TB_MAX_RANK], device_type, device_id, alignment;
+  TbDataType dtype;
   Py_ssize_t rank;
   const char *layout;
   void *stream;
   if (layout_of(layout_object, &layout) < 0 || pointer_of(stream_object, &stream) < 0) return NULL;
   if (!read_extents(shape_object, shape, &rank) || !read_pair(device_object, &device_type, &device_id) ||
-      !read_pair(dtype_object, &code, &bits) || !read_int64(alignment_object, &alignment) ||
-      device_type < INT32_MIN || device_type > INT32_MAX || device_id < INT32_MIN || device_id > INT32_MAX ||
-      code < 0 || code > 255 || bits < 0 || bits > 255) {
-    Py_INCREF(Py_NotImplemented);
-    return Py_NotImplemented;
+      !read_dtype(dtype_object, &dtype) || !read_int64(alignment_object, &alignment) ||
+      device_type < INT32_MIN || device_type > INT32_MAX || device_id < INT32_MIN || device_id > INT32_MAX) {
+    Py_RETURN_NOTIMPLEMENTED;
   }
   TbDevice device = {(int32_t)device_type, (int32_t)device_id};
-  TbDataType dtype = {(uint8_t)code, (uint8_t)bits, 1};
   void *out = NULL;
   int status = stream_object == Py_None
                    ? native.alloc(device, dtype, (int32_t)rank, shape, layout, alignment, &out)
