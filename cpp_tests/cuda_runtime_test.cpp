@@ -4,6 +4,7 @@
 
 #include "cuda_test_support.hpp"
 
+#include <cstring>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -128,6 +129,81 @@ TEST(CudaRuntime, NonexistentOrdinalIsAClearError) {
                    tb_tensor_alloc(TbDevice{TB_DEVICE_CUDA, devices}, TB_DTYPE_UINT8, 1, shape,
                                    nullptr, 0, &t));
   EXPECT_NE(tbtest::last_error().find("does not exist"), std::string::npos);
+}
+
+// A C++ NVDEC application: an NV12 frame in pitched device memory (cudaMallocPitch, as the
+// decoder's output surfaces are), wrapped as one (3H/2, W) tensor with its pitch and as two
+// planes, converted on the application's stream to normalised float32 NCHW; the same bytes as the
+// CPU path gives for a host copy of the frame.
+TEST(CudaRuntime, PitchedNv12FrameConvertsOnTheCallersStreamToTheCpuBytes) {
+  SKIP_WITHOUT_GPU();
+  const int64_t height = 36, width = 100, rows = height * 3 / 2;
+  std::vector<uint8_t> host(static_cast<size_t>(rows * width));
+  for (size_t i = 0; i < host.size(); ++i) host[i] = static_cast<uint8_t>((i * 2654435761u) >> 24);
+  void* frame = nullptr;
+  size_t pitch = 0;
+  CUDA_OK(cudaMallocPitch(&frame, &pitch, width, rows));
+  CUDA_OK(cudaMemcpy2D(frame, pitch, host.data(), width, width, rows, cudaMemcpyHostToDevice));
+  cudaStream_t stream = nullptr;
+  CUDA_OK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+
+  const int64_t one_shape[] = {rows, width}, one_strides[] = {static_cast<int64_t>(pitch), 1};
+  const int64_t y_shape[] = {height, width}, uv_shape[] = {height / 2, width / 2, 2};
+  const int64_t uv_strides[] = {static_cast<int64_t>(pitch), 2, 1};
+  TbTensor *whole = nullptr, *luma = nullptr, *chroma = nullptr, *packed = nullptr;
+  const TbDevice gpu{TB_DEVICE_CUDA, 0};
+  TB_ASSERT_OK(tb_tensor_wrap(frame, gpu, TB_DTYPE_UINT8, 2, one_shape, one_strides, nullptr, false,
+                              nullptr, nullptr, &whole));
+  TB_ASSERT_OK(tb_tensor_wrap(frame, gpu, TB_DTYPE_UINT8, 2, y_shape, one_strides, nullptr, false,
+                              nullptr, nullptr, &luma));
+  TB_ASSERT_OK(tb_tensor_wrap(static_cast<uint8_t*>(frame) + height * pitch, gpu, TB_DTYPE_UINT8, 3,
+                              uv_shape, uv_strides, nullptr, false, nullptr, nullptr, &chroma));
+  TB_ASSERT_OK(tb_tensor_wrap(host.data(), TbDevice{TB_DEVICE_CPU, 0}, TB_DTYPE_UINT8, 2, one_shape,
+                              nullptr, nullptr, false, nullptr, nullptr, &packed));
+
+  const TbFrameFormat format{TB_PIXEL_NV12, TB_COLOR_BT709, TB_RANGE_LIMITED, false};
+  const float scale[] = {1 / (255 * 0.229f), 1 / (255 * 0.224f), 1 / (255 * 0.225f)};
+  const float offset[] = {-0.485f / 0.229f, -0.456f / 0.224f, -0.406f / 0.225f};
+  TbTensor *expected = nullptr, *from_whole = nullptr, *from_planes = nullptr;
+  const TbTensor* cpu_frame[] = {packed};
+  TB_ASSERT_OK(tb_frame_convert_new(cpu_frame, 1, &format, "CHW", TB_DTYPE_FLOAT32, scale, offset, 3,
+                                    nullptr, &expected));
+  const TbTensor* one[] = {whole};
+  const TbTensor* two[] = {luma, chroma};
+  TB_ASSERT_OK(tb_frame_convert_new(one, 1, &format, "CHW", TB_DTYPE_FLOAT32, scale, offset, 3, stream,
+                                    &from_whole));
+  TB_ASSERT_OK(tb_frame_convert_new(two, 2, &format, "CHW", TB_DTYPE_FLOAT32, scale, offset, 3, stream,
+                                    &from_planes));
+  const size_t out_bytes = static_cast<size_t>(3 * height * width) * sizeof(float);
+  std::vector<uint8_t> want(out_bytes), got_whole(out_bytes), got_planes(out_bytes);
+  std::memcpy(want.data(), tbtest::data_of(expected), out_bytes);
+  CUDA_OK(cudaMemcpyAsync(got_whole.data(), tbtest::data_of(from_whole), out_bytes, cudaMemcpyDeviceToHost,
+                          stream));
+  CUDA_OK(cudaMemcpyAsync(got_planes.data(), tbtest::data_of(from_planes), out_bytes, cudaMemcpyDeviceToHost,
+                          stream));
+  CUDA_OK(cudaStreamSynchronize(stream));
+  EXPECT_EQ(want, got_whole);
+  EXPECT_EQ(want, got_planes);
+
+  // A chroma plane that does not match the luma: a clear status, nothing enqueued.
+  const int64_t bad_shape[] = {height / 2, width / 2 - 1, 2};
+  TbTensor* bad = nullptr;
+  TB_ASSERT_OK(tb_tensor_wrap(static_cast<uint8_t*>(frame) + height * pitch, gpu, TB_DTYPE_UINT8, 3,
+                              bad_shape, uv_strides, nullptr, false, nullptr, nullptr, &bad));
+  const TbTensor* mismatched[] = {luma, bad};
+  TbTensor* never = nullptr;
+  TB_EXPECT_STATUS(TB_ERROR_INVALID_ARGUMENT,
+                   tb_frame_convert_new(mismatched, 2, &format, "CHW", TB_DTYPE_FLOAT32, nullptr, nullptr, 0,
+                                        stream, &never));
+  EXPECT_EQ(never, nullptr);
+  EXPECT_NE(tbtest::last_error().find("does not match a 36×100 luma plane"), std::string::npos)
+      << tbtest::last_error();
+
+  for (TbTensor* t : {whole, luma, chroma, packed, expected, from_whole, from_planes, bad}) {
+    TB_ASSERT_OK(tb_tensor_release(t));
+  }
+  CUDA_OK(cudaStreamDestroy(stream));
+  CUDA_OK(cudaFree(frame));
 }
 
 }  // namespace

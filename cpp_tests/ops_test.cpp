@@ -131,4 +131,44 @@ TEST_P(OpRejects, WithStatusAndMessage) {
 INSTANTIATE_TEST_SUITE_P(Table, OpRejects, ::testing::ValuesIn(kBadOps),
                          [](const auto& info) { return std::string(info.param.name); });
 
+// Video frames through the C ABI on host memory: known colours, the channel order, and the
+// statuses of bad descriptions. GPU bytes are compared with this path in cuda_runtime_test.cpp.
+TEST(Ops, Nv12FrameToRgbOnTheHost) {
+  // A 2×4 frame: left half black (Y 16), right half white (Y 235); neutral chroma (128).
+  Host frame(TB_DTYPE_UINT8, {3, 4}, nullptr), rgb(TB_DTYPE_UINT8, {2, 4, 3}, "HWC");
+  const uint8_t samples[] = {16, 16, 235, 235, 16, 16, 235, 235, 128, 128, 128, 128};
+  std::memcpy(frame.data<uint8_t>(), samples, sizeof samples);
+  const TbTensor* planes[] = {frame.t};
+  TbFrameFormat format{TB_PIXEL_NV12, TB_COLOR_BT601, TB_RANGE_LIMITED, false};
+  TB_ASSERT_OK(tb_frame_convert(planes, 1, &format, rgb.t, nullptr, nullptr, 0, nullptr));
+  for (int pixel = 0; pixel < 8; ++pixel) {
+    const int expected = pixel % 4 < 2 ? 0 : 255;
+    for (int c = 0; c < 3; ++c) ASSERT_EQ(rgb.data<uint8_t>()[pixel * 3 + c], expected) << pixel;
+  }
+  // Red chroma (Cr 240, Cb 90 at Y 82: BT.601 red): R high, B low; BGR swaps them.
+  const uint8_t red[] = {82, 82, 82, 82, 82, 82, 82, 82, 90, 240, 90, 240};
+  std::memcpy(frame.data<uint8_t>(), red, sizeof red);
+  TB_ASSERT_OK(tb_frame_convert(planes, 1, &format, rgb.t, nullptr, nullptr, 0, nullptr));
+  EXPECT_GT(rgb.data<uint8_t>()[0], 250);
+  EXPECT_LT(rgb.data<uint8_t>()[2], 5);
+  format.bgr = true;
+  TB_ASSERT_OK(tb_frame_convert(planes, 1, &format, rgb.t, nullptr, nullptr, 0, nullptr));
+  EXPECT_LT(rgb.data<uint8_t>()[0], 5);
+  EXPECT_GT(rgb.data<uint8_t>()[2], 250);
+
+  format.pixel_format = 7;
+  TB_EXPECT_STATUS(TB_ERROR_INVALID_ARGUMENT,
+                   tb_frame_convert(planes, 1, &format, rgb.t, nullptr, nullptr, 0, nullptr));
+  EXPECT_NE(tbtest::last_error().find("pixel_format = 7 is not a TbPixelFormat"), std::string::npos);
+  format.pixel_format = TB_PIXEL_NV12;
+  TB_EXPECT_STATUS(TB_ERROR_INVALID_ARGUMENT,
+                   tb_frame_convert(planes, 0, &format, rgb.t, nullptr, nullptr, 0, nullptr));
+  TB_EXPECT_STATUS(TB_ERROR_INVALID_ARGUMENT,
+                   tb_frame_convert(nullptr, 1, &format, rgb.t, nullptr, nullptr, 0, nullptr));
+  Host wrong(TB_DTYPE_UINT8, {2, 4, 4}, "HWC");
+  TB_EXPECT_STATUS(TB_ERROR_INVALID_ARGUMENT,
+                   tb_frame_convert(planes, 1, &format, wrong.t, nullptr, nullptr, 0, nullptr));
+  EXPECT_NE(tbtest::last_error().find("with 3 channels"), std::string::npos) << tbtest::last_error();
+}
+
 }  // namespace

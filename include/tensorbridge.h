@@ -192,6 +192,65 @@ typedef int32_t TbDeviceType;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// YUV 4:2:0 sample layouts (`TbFrameFormat::pixel_format`).
+enum TbPixelFormat
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // uint8 Y plane, then interleaved Cb, Cr pairs at half width and height (NVDEC's default).
+  TB_PIXEL_NV12 = 1,
+  // uint8 Y, Cb and Cr planes, chroma at half width and height (YUV420p, "yuv420p").
+  TB_PIXEL_I420 = 2,
+  // NV12 with uint16 samples: P016, and P010 (ten significant bits in the high bits).
+  TB_PIXEL_P016 = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum TbPixelFormat TbPixelFormat;
+#else
+typedef int32_t TbPixelFormat;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// Colour matrices (`TbFrameFormat::standard`).
+enum TbColorStandard
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // ITU-R BT.601 (Kr = 0.299, Kb = 0.114): standard-definition video, JPEG.
+  TB_COLOR_BT601 = 0,
+  // ITU-R BT.709 (Kr = 0.2126, Kb = 0.0722): high-definition video.
+  TB_COLOR_BT709 = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum TbColorStandard TbColorStandard;
+#else
+typedef int32_t TbColorStandard;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// Sample ranges (`TbFrameFormat::range`).
+enum TbColorRange
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // Limited ("TV", "studio"): Y 16–235, Cb and Cr 16–240 (× 256 for 16-bit samples).
+  TB_RANGE_LIMITED = 0,
+  // Full ("PC", "JPEG"): the whole range of the sample type.
+  TB_RANGE_FULL = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum TbColorRange TbColorRange;
+#else
+typedef int32_t TbColorRange;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 // An opaque, reference-counted tensor handle. Create one with `tb_tensor_wrap`,
 // `tb_tensor_alloc` or a view function; add references with `tb_tensor_retain`; drop each with
 // `tb_tensor_release`. All functions taking a `TbTensor` are thread-safe.
@@ -408,6 +467,18 @@ typedef struct TbDLPackExchangeAPI {
   // The producer's current work stream (may be NULL: the producer does not manage streams).
   TbDLPackCurrentWorkStream current_work_stream;
 } TbDLPackExchangeAPI;
+
+// How `tb_frame_convert` reads a frame and orders the output's channels.
+typedef struct TbFrameFormat {
+  // A `TbPixelFormat` value.
+  int32_t pixel_format;
+  // A `TbColorStandard` value.
+  int32_t standard;
+  // A `TbColorRange` value.
+  int32_t range;
+  // Channel order of the output: B, G, R when true; R, G, B when false.
+  bool bgr;
+} TbFrameFormat;
 
 // A layout: the dimension labels as a NUL-terminated ASCII string (`"NHWC"`), outermost first.
 // Labels are ASCII letters, case-sensitive, none repeated. An all-NUL value is the empty layout
@@ -958,6 +1029,89 @@ const struct TbDLPackExchangeAPI *tb_dlpack_exchange_api(void);
 // \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_dlpack_exchange_api_set_tensor_factory(void *factory);
 
+// Converts a batch of YUV 4:2:0 video frames into RGB or BGR in `dst`, in one pass that reads
+// each input byte once and writes each output byte once, optionally applying a per-channel
+// affine y = x · scale[c] + offset[c] (x on a 0–255 scale; c in `dst`'s channel order).
+//
+// A frame is given as 1 tensor — `(3H/2, W)` rows (Y, then chroma), as decoders export NV12
+// through DLPack; I420 this way needs packed rows — or as its planes: NV12/P016 as Y `(H, W)`
+// and interleaved chroma `(H/2, W/2, 2)` (or `(H/2, W)` alternating Cb, Cr); I420 as Y, U
+// and V, chroma `(H/2, W/2)`. Each plane may have a leading batch `N` (a rank-3 plane is
+// batched when its layout starts with N, or when it has no layout and its last extent is
+// above 2) and a trailing channel extent (1, or 2 for interleaved chroma), and any strides (row
+// pitch included). Samples are uint8 (NV12, I420) or uint16 (P016/P010). H and W must be even.
+//
+// `dst`'s layout has H, W and C (3 channels), and N for a batch: HWC, CHW, NHWC, NCHW or any
+// permutation; its dtype is one `tb_convert` writes (uint8, float16, bfloat16, float32,
+// float8_e4m3fn, float8_e5m2). Colour follows `format` (BT.601 or BT.709, limited or full
+// range); chroma is the nearest sample of each 2×2 block. RGB is computed in float32, clamped
+// to [0, 255], then the affine is applied and the result written as `tb_convert` writes it.
+// The CPU path (all operands in host memory) gives the same bytes as the GPU kernel.
+//
+// \param[in] planes       `plane_count` live tensor handles (the frame or its planes).
+// \param[in] plane_count  1, 2 (NV12, P016) or 3 (I420).
+// \param[in] format       the pixel format, colour standard, range and channel order.
+// \param[out] dst         a live, writable tensor handle; its elements are written.
+// \param[in] scale        `count` multipliers (0–255 scale input); NULL when `count` is 0.
+// \param[in] offset       `count` addends; NULL when `count` is 0.
+// \param[in] count        0 (identity), 1 (broadcast) or 3.
+// \param[in] stream       a `cudaStream_t` of the device holding the operands (NULL = legacy
+//                         default stream); unused when all operands are in host memory.
+// \retval TB_SUCCESS                 the work is enqueued on `stream` (done, on the CPU path).
+// \retval TB_ERROR_INVALID_ARGUMENT  NULL or released handles; a bad `plane_count` or `format`
+//                                    value; planes of the wrong dtype, rank or shape (odd height
+//                                    or width, chroma that does not match luma, a one-tensor
+//                                    frame whose rows are not 3H/2); an output without H, W and C
+//                                    labels or of the wrong shape; overlapping input and output;
+//                                    operands both in pageable host memory and on a GPU, or on
+//                                    two GPUs; a bad `count`.
+// \retval TB_ERROR_READ_ONLY         `dst` is read-only.
+// \retval TB_ERROR_NOT_SUPPORTED     `dst`'s dtype is not a `tb_convert` output.
+// \retval TB_ERROR_CUDA_UNAVAILABLE  GPU operands but no CUDA driver or NVRTC.
+// \retval TB_ERROR_CUDA              a driver or kernel-compilation failure; the message names it.
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
+enum TbStatus tb_frame_convert(const struct TbTensor *const *planes,
+                               size_t plane_count,
+                               const struct TbFrameFormat *format,
+                               const struct TbTensor *dst,
+                               const float *scale,
+                               const float *offset,
+                               int32_t count,
+                               void *stream);
+
+// `tb_frame_convert` into a new packed tensor of `dtype` in `layout` (`"NCHW"`, `"NHWC"`,
+// `"CHW"`, `"HWC"`…: labels N, H, W, C; N holds the batch, 1 for an unbatched frame) on the
+// planes' device, allocated ordered on `stream`.
+//
+// \param[in] planes       `plane_count` live tensor handles (the frame or its planes).
+// \param[in] plane_count  1, 2 (NV12, P016) or 3 (I420).
+// \param[in] format       the pixel format, colour standard, range and channel order.
+// \param[in] layout       the new tensor's layout.
+// \param[in] dtype        the new tensor's element type (a `tb_convert` output).
+// \param[in] scale        `count` multipliers; NULL when `count` is 0.
+// \param[in] offset       `count` addends; NULL when `count` is 0.
+// \param[in] count        0, 1 or 3.
+// \param[in] stream       a `cudaStream_t` (NULL = legacy default stream); unused on the CPU.
+// \param[out] out         receives the new tensor (one reference); NULL on failure.
+// \retval TB_SUCCESS                 `*out` holds the converted frames.
+// \retval TB_ERROR_INVALID_ARGUMENT  as `tb_frame_convert`; NULL `out`; a layout with labels
+//                                    other than N, H, W, C.
+// \retval TB_ERROR_NOT_SUPPORTED     `dtype` is not a `tb_convert` output.
+// \retval TB_ERROR_OUT_OF_MEMORY     the output cannot be allocated.
+// \retval TB_ERROR_CUDA_UNAVAILABLE  GPU operands but no CUDA driver or NVRTC.
+// \retval TB_ERROR_CUDA              a driver or kernel-compilation failure.
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
+enum TbStatus tb_frame_convert_new(const struct TbTensor *const *planes,
+                                   size_t plane_count,
+                                   const struct TbFrameFormat *format,
+                                   const char *layout,
+                                   struct TbDataType dtype,
+                                   const float *scale,
+                                   const float *offset,
+                                   int32_t count,
+                                   void *stream,
+                                   struct TbTensor **out);
+
 // Parses a layout string such as `"NHWC"` into `*out`: ASCII letters, at most `TB_MAX_RANK`,
 // none repeated. `""` gives the empty layout. NULL `text` is an error.
 //
@@ -1097,7 +1251,7 @@ enum TbStatus tb_reformat_new(const struct TbTensor *src,
 //
 // \param[in] src      the tensor to convert.
 // \param[in] layout   the new tensor's layout (a permutation of `src`'s), or NULL for `src`'s.
-// \param[in] dtype    the new tensor's element type (float16, bfloat16, float32 or uint8).
+// \param[in] dtype    the new tensor's element type (a `tb_convert` output).
 // \param[in] scale    `count` multipliers (see `tb_convert`); NULL when `count` is 0.
 // \param[in] offset   `count` offsets; NULL when `count` is 0.
 // \param[in] count    0, 1 or the number of channels (at most `TB_MAX_CHANNELS`).
@@ -1124,8 +1278,10 @@ enum TbStatus tb_convert_new(const struct TbTensor *src,
 // y = x · scale[c] + offset[c] (one fused multiply-add in float32; c is the index along `dst`'s
 // `C` label). `count` values in `scale` and `offset`: 1 (broadcast) or the number of channels
 // (at most 64); `count` = 0 with NULL arrays means scale 1, offset 0. Inputs: uint8, int8,
-// uint16, int16, float16, bfloat16, float32; outputs: float16, bfloat16, float32 (round to
-// nearest even) or uint8 (rounded half to even, saturated to [0, 255], NaN → 0). The classic
+// uint16, int16, float16, bfloat16, float32, float8_e4m3fn, float8_e5m2; outputs: float16,
+// bfloat16, float32 (round to nearest even), uint8 (rounded half to even, saturated to
+// [0, 255], NaN → 0) or float8_e4m3fn / float8_e5m2 (nearest even, as PyTorch's `.to()`:
+// overflow gives NaN in e4m3fn, infinity in e5m2), on the CPU and the GPU alike. The classic
 // uint8 NHWC → float32 NCHW normalisation is one kernel. Devices and streams as `tb_reformat`.
 //
 // \param[in] src     a live tensor handle; its elements are read.

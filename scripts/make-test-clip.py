@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """Makes the H.264 test clip of the video tests and its reference frames: the GPU machine has
 video decoders but no encoder, so the clip is encoded here with the ffmpeg of the imageio-ffmpeg
-wheel (libx264), and the reference is that ffmpeg's own CPU decode of the clip to RGB.
+wheel (libx264), and the references are that ffmpeg's own CPU decode of the clip: to RGB (ffmpeg's
+conversion), and to NV12 (the decoded samples themselves, which every conforming H.264 decoder,
+NVDEC included, reproduces exactly).
 
     pip install imageio-ffmpeg && python3 scripts/make-test-clip.py
 
-Writes python/tests/data/clip_h264_128x96.mp4 and clip_h264_128x96_rgb.npz (frames x H x W x 3).
+Writes python/tests/data/clip_h264_128x96.mp4 and clip_h264_128x96_rgb.npz: "frames" (frames x H x W x 3
+RGB) and "nv12" (frames x 3H/2 x W samples).
 """
 import subprocess
 from pathlib import Path
@@ -36,7 +39,10 @@ def main():
     decoded = subprocess.run([ffmpeg, "-loglevel", "error", "-i", str(CLIP), "-f", "rawvideo", "-pix_fmt", "rgb24",
                               "-"], capture_output=True, check=True).stdout
     reference = numpy.frombuffer(decoded, numpy.uint8).reshape(-1, H, W, 3)
-    numpy.savez_compressed(DATA / "clip_h264_128x96_rgb.npz", frames=reference)
+    samples = subprocess.run([ffmpeg, "-loglevel", "error", "-i", str(CLIP), "-f", "rawvideo", "-pix_fmt", "nv12",
+                              "-"], capture_output=True, check=True).stdout
+    nv12 = numpy.frombuffer(samples, numpy.uint8).reshape(-1, H * 3 // 2, W)
+    numpy.savez_compressed(DATA / "clip_h264_128x96_rgb.npz", frames=reference, nv12=nv12)
     print(f"{CLIP.name}: {CLIP.stat().st_size} bytes, {len(reference)} frames; mean |decoded - source| = "
           f"{numpy.abs(reference.astype(int) - source.astype(int)).mean():.2f}")
 

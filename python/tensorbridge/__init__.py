@@ -21,6 +21,7 @@ from ._lib import (
 from . import _abi  # noqa: F401  (checks every ctypes struct against the library at import)
 from ._allocators import TorchAllocator, allocator_installed, pool_used_bytes, set_allocator, trim_pool
 from ._devices import Device, cuda_device_count, cuda_device_count_or_error
+from ._frames import convert_frames
 from ._ops import convert, copy_into, reformat, reformat_into
 from ._producers import as_tensor, from_dlpack
 from ._tensor import Tensor, empty, live_tensor_count
@@ -33,7 +34,7 @@ __version__ = _library.tb_version_string().decode()
 __all__ = [
     "CudaError", "CudaUnavailableError", "Device", "DeviceMismatchError", "InternalError",
     "InvalidArgumentError", "NotSupportedError", "OutOfMemoryError", "ReadOnlyError", "Tensor",
-    "TensorBridgeError", "as_tensor", "convert", "copy_into", "cuda_device_count",
+    "TensorBridgeError", "as_tensor", "convert", "convert_frames", "copy_into", "cuda_device_count",
     "cuda_device_count_or_error", "empty",
     "from_dlpack", "live_tensor_count", "reformat", "reformat_into", "TorchAllocator",
     "allocator_installed", "pool_used_bytes", "set_allocator", "trim_pool",

@@ -104,6 +104,20 @@ def convert(
     offset: _Coefficients = 0.0,
     stream: _StreamLike = None,
 ) -> Tensor: ...
+def convert_frames(
+    frames: Any,
+    layout: str | bytes | None = None,
+    dtype: _DTypeLike = "float32",
+    scale: _Coefficients = 1.0,
+    offset: _Coefficients = 0.0,
+    *,
+    format: str = "nv12",
+    standard: str = "bt709",
+    full_range: bool = False,
+    bgr: bool = False,
+    stream: _StreamLike = None,
+    out: Any = None,
+) -> Any: ...  # a new Tensor, or out
 def cuda_device_count() -> int: ...
 def cuda_device_count_or_error() -> tuple[int, TensorBridgeError | None]: ...
 

@@ -7,6 +7,7 @@ import ctypes
 from ._lib import (
     Allocator,
     ExchangeAPI,
+    FrameFormat,
     ExchangeAPIHeader,
     ArrayInterface,
     DataType,
@@ -34,6 +35,7 @@ STRUCTS = {
     "TbAllocator": Allocator,
     "TbDLPackExchangeAPIHeader": ExchangeAPIHeader,
     "TbDLPackExchangeAPI": ExchangeAPI,
+    "TbFrameFormat": FrameFormat,
 }
 
 

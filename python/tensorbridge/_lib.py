@@ -134,6 +134,13 @@ class ExchangeAPI(ctypes.Structure):
                 ("dltensor_from_py_object_no_sync", ctypes.c_void_p), ("current_work_stream", ctypes.c_void_p)]
 
 
+class FrameFormat(ctypes.Structure):
+    """TbFrameFormat: a YUV 4:2:0 frame's pixel format, colour standard, range and channel order."""
+
+    _fields_ = [("pixel_format", ctypes.c_int32), ("standard", ctypes.c_int32), ("range", ctypes.c_int32),
+                ("bgr", ctypes.c_bool)]
+
+
 class Allocator(ctypes.Structure):
     """TbAllocator: an application's allocate/free callbacks and their context."""
 
@@ -254,6 +261,9 @@ _PROTOTYPES = {
     "tb_convert": [P, P, P, P, I32, P],
     "tb_reformat_new": [P, ctypes.c_char_p, P, PP],
     "tb_convert_new": [P, ctypes.c_char_p, DataType, P, P, I32, P, PP],
+    "tb_frame_convert": [P, ctypes.c_size_t, ctypes.POINTER(FrameFormat), P, P, P, I32, P],
+    "tb_frame_convert_new": [P, ctypes.c_size_t, ctypes.POINTER(FrameFormat), ctypes.c_char_p, DataType, P, P, I32,
+                             P, PP],
     "tb_cuda_device_count": [ctypes.POINTER(I32)],
     "tb_tensor_live_count": [ctypes.POINTER(I64)],
     "tb_dtype_from_typestr": [ctypes.c_char_p, ctypes.POINTER(DataType)],

@@ -3,7 +3,7 @@ float32/float16/bfloat16/uint8 -> float8_e4m3fn / float8_e5m2 and back are bit-i
 ml_dtypes' (the conversions PyTorch's .to(torch.float8_*) makes: nearest, ties to even; e4m3fn
 overflow -> NaN, e5m2 overflow -> inf) over every float16 value, edge values and a million random
 float32 bit patterns (-0.0 excepted: the affine makes it +0.0); the array interfaces refuse float8 with a message that names DLPack, and
-DLPack carries it. The GPU kernels do not convert float8 yet (refused with a message)."""
+DLPack carries it. The GPU kernels (test_gpu_float8.py) give the same bytes."""
 import ctypes
 
 import numpy

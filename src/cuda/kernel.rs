@@ -1,4 +1,4 @@
-//! Run-time kernels: NVRTC compiles `kernels/layout.cu` with a set of `-D` defines to a cubin
+//! Run-time kernels: NVRTC compiles `kernels/layout.cu` (and `kernels/frame.cu`, appended) with a set of `-D` defines to a cubin
 //! for the device's exact architecture (PTX from a newer NVRTC could fail to load on an older
 //! driver). Each (defines, device) pair is compiled and loaded once per process; cubins are also
 //! kept on disk, keyed by a hash of the source, options, architecture and NVRTC version, so a new
@@ -24,7 +24,7 @@ use std::ffi::{CString, c_void};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
-const SOURCE: &str = include_str!("kernels/layout.cu");
+const SOURCE: &str = concat!(include_str!("kernels/layout.cu"), include_str!("kernels/frame.cu"));
 
 /// A kernel to run: its entry point and the compile-time defines that specialise the source.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -7,6 +7,7 @@ use super::alloc::TbAllocator;
 use super::cai::TbArrayInterface;
 use super::dlpack::{TbDLManagedTensor, TbDLManagedTensorVersioned, TbDLPackVersion, TbDLTensor};
 use super::exchange::{TbDLPackExchangeAPI, TbDLPackExchangeAPIHeader};
+use super::frame::TbFrameFormat;
 use super::{boundary, read_required_str, read_str, write_out};
 use crate::device::TbDevice;
 use crate::dtype::TbDataType;
@@ -62,6 +63,7 @@ const LAYOUT: &[Row] = rows! {
         version: TbDLPackVersion, manager_ctx: *mut u8, deleter: usize, flags: u64,
         dl_tensor: TbDLTensor,
     }
+    TbFrameFormat { pixel_format: i32, standard: i32, range: i32, bgr: bool }
 };
 
 /// The offset and size of `field` of `struct_name` (offset 0 and the struct's size for `""`).

@@ -15,6 +15,7 @@ pub mod dtype;
 pub mod exchange;
 #[cfg(all(test, feature = "fault-injection"))]
 mod fault_walk;
+pub mod frame;
 pub mod handle;
 pub mod layout;
 pub mod ops;

@@ -128,7 +128,7 @@ pub extern "C" fn tb_reformat_new(
 ///
 /// \param[in] src      the tensor to convert.
 /// \param[in] layout   the new tensor's layout (a permutation of `src`'s), or NULL for `src`'s.
-/// \param[in] dtype    the new tensor's element type (float16, bfloat16, float32 or uint8).
+/// \param[in] dtype    the new tensor's element type (a `tb_convert` output).
 /// \param[in] scale    `count` multipliers (see `tb_convert`); NULL when `count` is 0.
 /// \param[in] offset   `count` offsets; NULL when `count` is 0.
 /// \param[in] count    0, 1 or the number of channels (at most `TB_MAX_CHANNELS`).
@@ -167,7 +167,7 @@ pub extern "C" fn tb_convert_new(
 }
 
 /// Reads `tb_convert`'s coefficient arrays: `count` values each, or scale 1 and offset 0.
-fn read_coefficients(
+pub(crate) fn read_coefficients(
     scale: *const f32,
     offset: *const f32,
     count: i32,
@@ -184,8 +184,10 @@ fn read_coefficients(
 /// y = x · scale[c] + offset[c] (one fused multiply-add in float32; c is the index along `dst`'s
 /// `C` label). `count` values in `scale` and `offset`: 1 (broadcast) or the number of channels
 /// (at most 64); `count` = 0 with NULL arrays means scale 1, offset 0. Inputs: uint8, int8,
-/// uint16, int16, float16, bfloat16, float32; outputs: float16, bfloat16, float32 (round to
-/// nearest even) or uint8 (rounded half to even, saturated to [0, 255], NaN → 0). The classic
+/// uint16, int16, float16, bfloat16, float32, float8_e4m3fn, float8_e5m2; outputs: float16,
+/// bfloat16, float32 (round to nearest even), uint8 (rounded half to even, saturated to
+/// [0, 255], NaN → 0) or float8_e4m3fn / float8_e5m2 (nearest even, as PyTorch's `.to()`:
+/// overflow gives NaN in e4m3fn, infinity in e5m2), on the CPU and the GPU alike. The classic
 /// uint8 NHWC → float32 NCHW normalisation is one kernel. Devices and streams as `tb_reformat`.
 ///
 /// \param[in] src     a live tensor handle; its elements are read.

@@ -32,9 +32,6 @@ pub(crate) const CONVERT_OUTPUTS: [DataType; 6] = [
     DataType::F8_E5M2,
 ];
 
-/// The float8 types `tb_convert` reads and writes, which only the CPU path converts so far.
-pub(crate) const FLOAT8: [DataType; 2] = [DataType::F8_E4M3FN, DataType::F8_E5M2];
-
 /// A dtype conversion with a per-channel affine (one coefficient pair broadcasts).
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Conversion {

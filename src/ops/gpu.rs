@@ -2,7 +2,7 @@
 //! deinterleave / tiled transpose kernels for batched transposes whose alignment allows 16-byte
 //! accesses, and the general kernel for everything else.
 
-use super::element::{ElementOp, FLOAT8, TB_MAX_CHANNELS};
+use super::element::{Conversion, ElementOp, TB_MAX_CHANNELS};
 use super::plan::{Dim, Plan, Shape};
 use crate::cuda::kernel::{KernelSpec, launch, load};
 use crate::cuda::memory::copy_bytes;
@@ -13,7 +13,7 @@ use crate::stream::Stream;
 /// Mirrors `Affine` in layout.cu.
 #[repr(C)]
 #[derive(Clone, Copy)]
-struct Affine {
+pub(super) struct Affine {
     scale: [f32; TB_MAX_CHANNELS],
     offset: [f32; TB_MAX_CHANNELS],
     channels: i32,
@@ -48,22 +48,31 @@ struct GeneralParams {
     affine: Affine,
 }
 
-const THREADS: u32 = 256;
+pub(super) const THREADS: u32 = 256;
 /// Largest channel count of the register (interleave / deinterleave) kernels.
 const SMALL_MAX: i64 = 8;
 
+/// scale 1, offset 0 (what a copy's kernels are given; they do not apply it).
+const NO_AFFINE: Affine =
+    Affine { scale: [1.0; TB_MAX_CHANNELS], offset: [0.0; TB_MAX_CHANNELS], channels: 1 };
+
 fn affine_of(op: &ElementOp) -> Affine {
-    let mut affine =
-        Affine { scale: [1.0; TB_MAX_CHANNELS], offset: [0.0; TB_MAX_CHANNELS], channels: 1 };
-    if let ElementOp::Convert(c) = op {
-        affine.scale[..c.scale.len()].copy_from_slice(&c.scale);
-        affine.offset[..c.offset.len()].copy_from_slice(&c.offset);
-        affine.channels = c.scale.len() as i32;
+    match op {
+        ElementOp::Convert(c) => affine_for(c),
+        ElementOp::Copy => NO_AFFINE,
     }
+}
+
+/// The kernels' form of a conversion's coefficients.
+pub(super) fn affine_for(c: &Conversion) -> Affine {
+    let mut affine = NO_AFFINE;
+    affine.scale[..c.scale.len()].copy_from_slice(&c.scale);
+    affine.offset[..c.offset.len()].copy_from_slice(&c.offset);
+    affine.channels = c.scale.len() as i32;
     affine
 }
 
-fn type_name(dtype: DataType) -> &'static str {
+pub(super) fn type_name(dtype: DataType) -> &'static str {
     match dtype {
         DataType::U8 => "tb_u8",
         DataType::I8 => "tb_i8",
@@ -71,6 +80,8 @@ fn type_name(dtype: DataType) -> &'static str {
         DataType::I16 => "tb_i16",
         DataType::F16 => "tb_f16",
         DataType::BF16 => "tb_bf16",
+        DataType::F8_E4M3FN => "tb_f8e4m3fn",
+        DataType::F8_E5M2 => "tb_f8e5m2",
         _ => "tb_f32",
     }
 }
@@ -131,9 +142,8 @@ pub(crate) fn specialisations() -> Vec<KernelSpec> {
             with(raw, format!("TB_RANK={}", if size == 1 { 15 } else { 4 })),
         ));
     }
-    // float8 is converted on the CPU only (`run` refuses it on the GPU).
-    for from in CONVERT_INPUTS.into_iter().filter(|t| !FLOAT8.contains(t)) {
-        for to in CONVERT_OUTPUTS.into_iter().filter(|t| !FLOAT8.contains(t)) {
+    for from in CONVERT_INPUTS {
+        for to in CONVERT_OUTPUTS {
             let typed = types(type_name(from), type_name(to), true);
             let vec = format!("TB_VEC={}", (16 / to.item_size()).max(1));
             let small_defines = with(with(typed.clone(), "TB_SMALL=3".to_string()), vec);
@@ -172,16 +182,16 @@ fn tile_shape(item_size: i64, r_extent: i64, s_extent: i64) -> (i64, i64) {
 }
 
 /// ⌈a / b⌉ for positive b (i64::div_ceil is not stable).
-fn ceil_div(a: i64, b: i64) -> i64 {
+pub(super) fn ceil_div(a: i64, b: i64) -> i64 {
     (a + b - 1) / b
 }
 
 /// The largest power of two ≤ 16 dividing `bytes`: the access width a run of `bytes` allows.
-fn unit_of(bytes: i64) -> i64 {
+pub(super) fn unit_of(bytes: i64) -> i64 {
     [16, 8, 4, 2].into_iter().find(|u| bytes % u == 0).unwrap_or(1)
 }
 
-fn all_multiple_of(values: &[i64], unit: i64) -> bool {
+pub(super) fn all_multiple_of(values: &[i64], unit: i64) -> bool {
     values.iter().all(|v| v % unit == 0)
 }
 
@@ -199,16 +209,6 @@ pub(crate) struct Target {
 
 /// Runs `plan` with `op` on the GPU, asynchronously on `target.stream`.
 pub(crate) fn run(plan: &Plan, op: &ElementOp, target: &Target) -> Result<()> {
-    if let ElementOp::Convert(c) = op
-        && (FLOAT8.contains(&c.from) || FLOAT8.contains(&c.to))
-    {
-        return Err(Error::not_supported(format!(
-            "tb_convert from {} to {} runs on host-accessible memory only in this version: the \
-             GPU kernels do not convert float8 yet (copy, reformat and DLPack exchange of float8 \
-             tensors work on the GPU)",
-            c.from, c.to
-        )));
-    }
     match plan.shape() {
         Shape::Empty => Ok(()),
         Shape::Contiguous if *op == ElementOp::Copy => memcpy(plan, target),
@@ -353,7 +353,8 @@ mod tests {
     /// return early, printing that nothing was compiled.
     #[test]
     fn every_kernel_specialisation_compiles_for_sm_90() {
-        let specs = specialisations();
+        let mut specs = specialisations();
+        specs.extend(super::super::gpu_frame::specialisations());
         let first = crate::cuda::kernel::compile_only(&specs[0], (9, 0));
         if let Err(error) = &first
             && error.kind == crate::error::ErrorKind::CudaUnavailable

@@ -5,6 +5,7 @@
 //! which `Tensor::new` proved to lie inside the span the tensor's creator vouched for.
 
 use super::element::{ElementOp, read_as_f32, write_from_f32};
+use super::frame::FrameJob;
 use super::plan::{Plan, Shape};
 
 /// Visits every element of `plan`, calling `visit(src_offset, dst_offset, channel)` with byte
@@ -79,5 +80,50 @@ pub(crate) fn run(plan: &Plan, src: u64, dst: u64, op: &ElementOp) {
             let y = conversion.affine(read_as_f32(conversion.from, input), channel);
             write_from_f32(conversion.to, y, output);
         }),
+    }
+}
+
+/// Converts the frames of `job` on the CPU (host memory), pixel by pixel, as the GPU kernel does.
+pub(crate) fn run_frames(job: &FrameJob) {
+    let read = |address: i64| -> f32 {
+        // SAFETY: addresses of samples inside the planes (`FrameJob::new` derived every stride
+        // and extent from the plane tensors, whose spans `Tensor::new` checked).
+        unsafe {
+            match job.sample.item_size() {
+                1 => f32::from(*(address as *const u8)),
+                _ => f32::from((address as *const u16).read_unaligned()),
+            }
+        }
+    };
+    let item = job.conversion.to.item_size() as usize;
+    let [d_n, d_c, d_y, d_x] = job.dst_strides;
+    let mut bytes = [0u8; 4];
+    for n in 0..job.batch {
+        for row in 0..job.height {
+            let (y_row, c_row) = (
+                job.y.data as i64 + n * job.y.frame + row * job.y.row,
+                n * job.u.frame + row / 2 * job.u.row,
+            );
+            for x in 0..job.width {
+                let chroma = c_row + x / 2 * job.u.column;
+                let rgb = job.coefficients.rgb(
+                    read(y_row + x * job.y.column),
+                    read(job.u.data as i64 + chroma),
+                    read(job.v.data as i64 + chroma),
+                );
+                let ordered = if job.blue_first { [rgb[2], rgb[1], rgb[0]] } else { rgb };
+                for (c, value) in ordered.into_iter().enumerate() {
+                    write_from_f32(
+                        job.conversion.to,
+                        job.conversion.affine(value, c),
+                        &mut bytes[..item],
+                    );
+                    let at = job.dst as i64 + n * d_n + c as i64 * d_c + row * d_y + x * d_x;
+                    // SAFETY: an element of the output tensor (in its shape, see above), which
+                    // does not overlap the planes.
+                    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), at as *mut u8, item) };
+                }
+            }
+        }
     }
 }

@@ -4,7 +4,9 @@
 //! host-accessible, otherwise on the GPU on the caller's stream.
 
 pub(crate) mod element;
+pub(crate) mod frame;
 pub(crate) mod gpu;
+pub(crate) mod gpu_frame;
 pub(crate) mod host;
 pub(crate) mod ordering;
 pub(crate) mod plan;

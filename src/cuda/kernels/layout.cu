@@ -4,7 +4,7 @@
 // one with `convert(x, channel)`: a raw copy for reformat/copy (TIN and TOUT are the same
 // storage type), or dtype change + per-channel affine y = fma(x, scale[c], offset[c]) for
 // tb_convert. Compile-time parameters (-D):
-//   TB_TIN, TB_TOUT     element storage types (tb_u8 … tb_f32, tb_raw8, tb_raw16 …)
+//   TB_TIN, TB_TOUT     element storage types (tb_u8 … tb_f32, tb_f8e4m3fn, tb_f8e5m2, tb_raw8 …)
 //   TB_AFFINE           1 when the per-channel affine is applied
 //   TB_DEINTERLEAVE, TB_INTERLEAVE   which register kernel to build (one per program, so a cold
 //                       first call compiles only what it runs)
@@ -26,6 +26,8 @@ struct tb_raw8 { unsigned int w[2]; };
 struct tb_raw16 { unsigned int w[4]; };
 struct tb_f16 { unsigned short bits; };
 struct tb_bf16 { unsigned short bits; };
+struct tb_f8e4m3fn { unsigned char bits; };
+struct tb_f8e5m2 { unsigned char bits; };
 
 typedef long long i64;
 
@@ -54,7 +56,72 @@ __device__ __forceinline__ float to_float(tb_bf16 x) {
   return __uint_as_float(((unsigned int)x.bits) << 16);
 }
 
+// float8 as PyTorch's .to(torch.float8_*) and ml_dtypes convert (src/float8.rs is the CPU twin):
+// round to nearest even; e4m3fn (bias 7, no infinity) turns overflow, infinities and NaN into
+// NaN (0x7f | sign); e5m2 (bias 15, IEEE-like) turns overflow into infinity. Every step is exact
+// float32 arithmetic on powers of two, so both sides give the same bytes.
+template <int MANTISSA_BITS, int EXPONENT_BIAS, bool HAS_INFINITY> struct Float8Format {
+  static constexpr int M = MANTISSA_BITS;
+  static constexpr int BIAS = EXPONENT_BIAS;
+  static constexpr int EMIN = 1 - EXPONENT_BIAS;  // smallest normal exponent
+  static constexpr bool IEEE = HAS_INFINITY;      // all-ones exponent: infinity and NaN
+};
+typedef Float8Format<3, 7, false> E4M3FN;
+typedef Float8Format<2, 15, true> E5M2;
+
+__device__ __forceinline__ float pow2f(int exponent) {  // 2^exponent, -126 <= exponent <= 127
+  return __uint_as_float((unsigned int)(exponent + 127) << 23);
+}
+
+template <typename F> __device__ __forceinline__ unsigned char float8_encode(float x) {
+  constexpr int M = F::M, BIAS = F::BIAS;
+  constexpr bool IEEE = F::IEEE;
+  const float max_finite = IEEE ? 57344.0f : 448.0f;
+  const unsigned char overflow = IEEE ? 0x7c : 0x7f;
+  const unsigned char sign = (__float_as_uint(x) >> 24) & 0x80;
+  const float m = fabsf(x);
+  if (m != m) return sign | 0x7f;
+  if (m == 0.0f) return sign;
+  if (m > max_finite * 2.0f) return sign | overflow;  // infinity too; keeps the exponent in range
+  int e = (int)((__float_as_uint(m) >> 23) & 0xff) - 127;
+  if (e < F::EMIN) e = F::EMIN;
+  const float q = rintf(m * pow2f(M - e));  // units of the spacing around m: exact scaling
+  const float r = q * pow2f(e - M);
+  if (r > max_finite) return sign | overflow;
+  const int er = (int)((__float_as_uint(r) >> 23) & 0xff) - 127;
+  if (r == 0.0f || er < F::EMIN) return sign | (unsigned char)q;  // zero or subnormal: q is the mantissa
+  const unsigned int mantissa = (__float_as_uint(r) >> (23 - M)) & ((1u << M) - 1);
+  return sign | (unsigned char)(((unsigned int)(er + BIAS) << M) | mantissa);
+}
+
+template <typename F> __device__ __forceinline__ float float8_decode(unsigned char b) {
+  constexpr int M = F::M, BIAS = F::BIAS;
+  constexpr bool IEEE = F::IEEE;
+  const unsigned int field = b & 0x7f;
+  const unsigned int exponent = field >> M, mantissa = field & ((1u << M) - 1);
+  float magnitude;
+  if (IEEE && exponent == (1u << (7 - M)) - 1) {
+    magnitude = mantissa == 0 ? __uint_as_float(0x7f800000u) : __uint_as_float(0x7fc00000u);
+  } else if (!IEEE && field == 0x7f) {
+    magnitude = __uint_as_float(0x7fc00000u);
+  } else if (exponent == 0) {
+    magnitude = (float)mantissa * pow2f(F::EMIN - M);
+  } else {
+    magnitude = __uint_as_float(((exponent - BIAS + 127) << 23) | (mantissa << (23 - M)));
+  }
+  return (b & 0x80) ? -magnitude : magnitude;
+}
+
+__device__ __forceinline__ float to_float(tb_f8e4m3fn x) { return float8_decode<E4M3FN>(x.bits); }
+__device__ __forceinline__ float to_float(tb_f8e5m2 x) { return float8_decode<E5M2>(x.bits); }
+
 template <typename T> __device__ __forceinline__ T from_float(float y);
+template <> __device__ __forceinline__ tb_f8e4m3fn from_float<tb_f8e4m3fn>(float y) {
+  return tb_f8e4m3fn{float8_encode<E4M3FN>(y)};
+}
+template <> __device__ __forceinline__ tb_f8e5m2 from_float<tb_f8e5m2>(float y) {
+  return tb_f8e5m2{float8_encode<E5M2>(y)};
+}
 template <> __device__ __forceinline__ tb_f32 from_float<tb_f32>(float y) { return y; }
 template <> __device__ __forceinline__ tb_f16 from_float<tb_f16>(float y) {
   tb_f16 h;

@@ -1,0 +1,555 @@
+//! Video frames to a model's input in one pass: YUV 4:2:0 frames as decoders hand them out
+//! (NV12 and its 16-bit form P016/P010, and three-plane I420) converted to RGB or BGR,
+//! interleaved or planar, in any `convert` output dtype, with an optional per-channel affine —
+//! reading each input byte once and writing each output byte once.
+//!
+//! A frame arrives as one tensor (Y rows, then chroma rows: `(3H/2, W)`, as decoders' DLPack
+//! exports give it) or as its planes (Y `(H, W)`, interleaved chroma `(H/2, W/2, 2)` or three
+//! planes `(H/2, W/2)` for I420), each optionally batched (a leading `N`) and optionally with a
+//! trailing extent-1 channel. Chroma is sited per 2×2 block of luma (nearest sample, as NVDEC,
+//! NPP and CV-CUDA do). Colour: the BT.601 or BT.709 matrix on limited ("TV": Y 16–235, C
+//! 16–240) or full range samples; 16-bit samples are the 8-bit values × 256 (P010 keeps its ten
+//! bits high). RGB values are computed in float32 on a 0–255 scale, clamped to [0, 255], then
+//! the affine y = x · scale[c] + offset[c] is applied and the dtype written as `convert` writes
+//! it. The GPU kernel (`kernels/frame.cu`) performs the same float32 operations in the same
+//! order, so both paths give the same bytes.
+
+use super::element::Conversion;
+use super::{check_no_overlap, gpu_frame, host, ordering};
+use crate::dtype::DataType;
+use crate::error::{Error, Result};
+use crate::layout::Layout;
+use crate::stream::Stream;
+use crate::tensor::{Requirements, Tensor};
+
+/// How the samples of a frame are stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PixelFormat {
+    /// 8-bit Y plane, then one plane of interleaved Cb, Cr pairs at half resolution.
+    Nv12,
+    /// 8-bit Y, Cb and Cr planes, chroma at half resolution (YUV420p).
+    I420,
+    /// NV12 with 16-bit samples (P010: ten significant bits in the high bits).
+    P016,
+}
+
+/// The colour standard whose matrix turns Y'CbCr into R'G'B'.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Standard {
+    /// ITU-R BT.601 (standard definition): Kr = 0.299, Kb = 0.114.
+    Bt601,
+    /// ITU-R BT.709 (high definition): Kr = 0.2126, Kb = 0.0722.
+    Bt709,
+}
+
+/// Whether samples use the limited (studio) or the full range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Range {
+    /// Y in 16–235 and Cb, Cr in 16–240 (× 256 for 16-bit samples).
+    Limited,
+    /// Y and Cb, Cr over the whole range of the sample type.
+    Full,
+}
+
+/// What a frame conversion reads and how it writes colour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FrameFormat {
+    /// The sample layout.
+    pub pixel: PixelFormat,
+    /// The colour matrix.
+    pub standard: Standard,
+    /// The sample range.
+    pub range: Range,
+    /// Channel order of the output: B, G, R when true, else R, G, B.
+    pub bgr: bool,
+}
+
+impl PixelFormat {
+    fn sample(self) -> DataType {
+        match self {
+            PixelFormat::P016 => DataType::U16,
+            _ => DataType::U8,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            PixelFormat::Nv12 => "NV12",
+            PixelFormat::I420 => "I420",
+            PixelFormat::P016 => "P016",
+        }
+    }
+}
+
+/// One plane of a batch of frames: the address of sample (0, 0, 0) and byte strides.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Plane {
+    /// Address of the first frame's first sample.
+    pub data: u64,
+    /// Byte stride between frames (0 for a single frame).
+    pub frame: i64,
+    /// Byte stride between rows.
+    pub row: i64,
+    /// Byte stride between samples of a row.
+    pub column: i64,
+}
+
+/// The float32 coefficients of R, G and B in the sample values (0–255 output scale):
+/// R = y·Y + r_v·Cr + r_0, G = y·Y + g_u·Cb + g_v·Cr + g_0, B = y·Y + b_u·Cb + b_0.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Coefficients {
+    pub y: f32,
+    pub r_v: f32,
+    pub g_u: f32,
+    pub g_v: f32,
+    pub b_u: f32,
+    pub r_0: f32,
+    pub g_0: f32,
+    pub b_0: f32,
+}
+
+impl Coefficients {
+    fn new(format: &FrameFormat) -> Self {
+        let (kr, kb) = match format.standard {
+            Standard::Bt601 => (0.299, 0.114),
+            Standard::Bt709 => (0.2126, 0.0722),
+        };
+        let kg = 1.0 - kr - kb;
+        let unit: f64 = if format.pixel.sample() == DataType::U16 { 256.0 } else { 1.0 };
+        let (y_gain, c_gain, y_zero) = match format.range {
+            Range::Limited => (255.0 / (219.0 * unit), 255.0 / (224.0 * unit), 16.0 * unit),
+            Range::Full => {
+                let top = if unit == 1.0 { 255.0 } else { 65535.0 };
+                (255.0 / top, 255.0 / top, 0.0)
+            }
+        };
+        let c_zero = 128.0 * unit;
+        let r_v = c_gain * 2.0 * (1.0 - kr);
+        let g_u = -c_gain * 2.0 * kb * (1.0 - kb) / kg;
+        let g_v = -c_gain * 2.0 * kr * (1.0 - kr) / kg;
+        let b_u = c_gain * 2.0 * (1.0 - kb);
+        let base = -y_gain * y_zero;
+        Coefficients {
+            y: y_gain as f32,
+            r_v: r_v as f32,
+            g_u: g_u as f32,
+            g_v: g_v as f32,
+            b_u: b_u as f32,
+            r_0: (base - r_v * c_zero) as f32,
+            g_0: (base - (g_u + g_v) * c_zero) as f32,
+            b_0: (base - b_u * c_zero) as f32,
+        }
+    }
+
+    /// R, G, B of one pixel, clamped to [0, 255], as the kernel computes them (`max`/`min` as
+    /// CUDA's `fmaxf`/`fminf`, which `clamp` would not mirror for NaN).
+    #[allow(clippy::manual_clamp)]
+    pub(crate) fn rgb(&self, y: f32, u: f32, v: f32) -> [f32; 3] {
+        let cr = self.r_v.mul_add(v, self.r_0);
+        let cg = self.g_v.mul_add(v, self.g_u.mul_add(u, self.g_0));
+        let cb = self.b_u.mul_add(u, self.b_0);
+        [cr, cg, cb].map(|c| self.y.mul_add(y, c).max(0.0).min(255.0))
+    }
+}
+
+/// A validated frame conversion: the planes, the output's strides and the arithmetic.
+#[derive(Debug)]
+pub(crate) struct FrameJob {
+    /// Frames, rows and columns of the output (luma resolution).
+    pub batch: i64,
+    pub height: i64,
+    pub width: i64,
+    pub sample: DataType,
+    pub y: Plane,
+    /// Cb and Cr share strides (`frame`, `row`, `column` of `u` apply to `v`).
+    pub u: Plane,
+    pub v: Plane,
+    /// Output address and byte strides of (frame, channel, row, column).
+    pub dst: u64,
+    pub dst_strides: [i64; 4],
+    pub coefficients: Coefficients,
+    pub blue_first: bool,
+    pub conversion: Conversion,
+}
+
+/// A plane tensor's extents and strides: optional batch, rows, columns, optional channels.
+struct Dims4 {
+    batch: Option<(i64, i64)>,
+    rows: (i64, i64),
+    columns: (i64, i64),
+    channels: Option<(i64, i64)>,
+}
+
+/// Reads a plane tensor as `[N,] rows, columns [, K]`. A rank-3 tensor is `N, rows, columns`
+/// when its layout has an `N` label (or its last extent is above 2), else `rows, columns, K`.
+fn dims_of(t: &Tensor, name: &str) -> Result<Dims4> {
+    let (shape, strides) = (t.shape(), t.strides());
+    let at = |i: usize| (shape[i], strides[i]);
+    let batched_3 = || {
+        let layout = t.layout();
+        if layout.is_none() { shape[2] > 2 } else { layout.find(b'N') == Some(0) }
+    };
+    match shape.len() {
+        2 => Ok(Dims4 { batch: None, rows: at(0), columns: at(1), channels: None }),
+        3 if batched_3() => {
+            Ok(Dims4 { batch: Some(at(0)), rows: at(1), columns: at(2), channels: None })
+        }
+        3 => Ok(Dims4 { batch: None, rows: at(0), columns: at(1), channels: Some(at(2)) }),
+        4 => Ok(Dims4 { batch: Some(at(0)), rows: at(1), columns: at(2), channels: Some(at(3)) }),
+        rank => Err(Error::invalid_argument(format!(
+            "{name} has rank {rank}; a frame plane is (rows, columns), optionally with a leading \
+             batch and a trailing channel extent"
+        ))),
+    }
+}
+
+fn plane(t: &Tensor, dims: &Dims4) -> Plane {
+    Plane {
+        data: t.data(),
+        frame: dims.batch.map_or(0, |b| b.1),
+        row: dims.rows.1,
+        column: dims.columns.1,
+    }
+}
+
+fn require_channels(dims: &Dims4, allowed: &[i64], name: &str, shape: &[i64]) -> Result<()> {
+    match dims.channels {
+        Some((k, _)) if !allowed.contains(&k) => Err(Error::invalid_argument(format!(
+            "{name} of shape {shape:?} has {k} samples per position; expected {allowed:?}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The planes of `inputs` for `format`, with the frame size and batch.
+struct Planes {
+    batch: Option<i64>,
+    height: i64,
+    width: i64,
+    y: Plane,
+    u: Plane,
+    v: Plane,
+}
+
+fn frame_size(rows: i64, columns: i64, what: &str) -> Result<(i64, i64)> {
+    if rows <= 0 || columns <= 0 || rows % 2 != 0 || columns % 2 != 0 {
+        return Err(Error::invalid_argument(format!(
+            "{what} is {rows}×{columns}: 4:2:0 frames need an even, non-zero height and width"
+        )));
+    }
+    Ok((rows, columns))
+}
+
+/// One tensor holding a whole frame: `3H/2` rows (Y, then chroma) of `W` samples.
+fn single_tensor(t: &Tensor, pixel: PixelFormat) -> Result<Planes> {
+    let dims = dims_of(t, "the frame")?;
+    require_channels(&dims, &[1], "the frame", t.shape())?;
+    let (rows, row) = dims.rows;
+    let (width, column) = dims.columns;
+    if rows % 3 != 0 {
+        return Err(Error::invalid_argument(format!(
+            "a one-tensor {} frame has 3·H/2 rows (Y, then chroma); {rows} rows is not a multiple \
+             of 3",
+            pixel.name()
+        )));
+    }
+    let (height, width) = frame_size(rows / 3 * 2, width, "the frame")?;
+    let y = plane(t, &dims);
+    let chroma = (t.data() as i64 + height * row) as u64;
+    let item = pixel.sample().item_size();
+    let (u, v) = match pixel {
+        PixelFormat::I420 => {
+            // Cb then Cr, each (H/2)·(W/2) packed samples: only rows of exactly W packed samples
+            // lay them out as planes.
+            if column != item || row != width * item {
+                return Err(Error::invalid_argument(format!(
+                    "a one-tensor I420 frame needs packed rows (row stride {} bytes, sample \
+                     stride {item}); got {row} and {column}: pass the three planes instead",
+                    width * item
+                )));
+            }
+            let half = Plane { data: chroma, frame: y.frame, row: width / 2 * item, column: item };
+            let cr = (chroma as i64 + height / 2 * (width / 2) * item) as u64;
+            (half, Plane { data: cr, ..half })
+        }
+        _ => {
+            let cb = Plane { data: chroma, frame: y.frame, row, column: 2 * column };
+            (cb, Plane { data: (chroma as i64 + column) as u64, ..cb })
+        }
+    };
+    Ok(Planes { batch: dims.batch.map(|b| b.0), height, width, y, u, v })
+}
+
+fn batch_of(dims: &Dims4) -> Option<i64> {
+    dims.batch.map(|b| b.0)
+}
+
+/// Chroma planes must have half the luma's rows and columns, and the same batch.
+fn check_chroma(
+    luma: &Planes,
+    dims: &Dims4,
+    columns: i64,
+    name: &str,
+    shape: &[i64],
+) -> Result<()> {
+    if dims.rows.0 != luma.height / 2 || columns != luma.width / 2 || batch_of(dims) != luma.batch {
+        return Err(Error::invalid_argument(format!(
+            "{name} of shape {shape:?} does not match a {}×{} luma plane{}: chroma has half its \
+             rows and columns{}",
+            luma.height,
+            luma.width,
+            luma.batch.map_or(String::new(), |n| format!(" in a batch of {n}")),
+            if luma.batch.is_some() { " and the same batch" } else { "" }
+        )));
+    }
+    Ok(())
+}
+
+fn planes_of(inputs: &[&Tensor], pixel: PixelFormat) -> Result<Planes> {
+    for (i, t) in inputs.iter().enumerate() {
+        if t.dtype() != pixel.sample() {
+            return Err(Error::invalid_argument(format!(
+                "plane {i} is {}; {} samples are {}",
+                t.dtype(),
+                pixel.name(),
+                pixel.sample()
+            )));
+        }
+    }
+    let luma_planes = |t: &Tensor| -> Result<(Planes, Dims4)> {
+        let dims = dims_of(t, "the Y plane")?;
+        require_channels(&dims, &[1], "the Y plane", t.shape())?;
+        let (height, width) = frame_size(dims.rows.0, dims.columns.0, "the Y plane")?;
+        let y = plane(t, &dims);
+        let planes = Planes { batch: batch_of(&dims), height, width, y, u: y, v: y };
+        Ok((planes, dims))
+    };
+    match (pixel, inputs) {
+        (_, [frame]) => single_tensor(frame, pixel),
+        (PixelFormat::Nv12 | PixelFormat::P016, [y, uv]) => {
+            let (mut planes, _) = luma_planes(y)?;
+            let dims = dims_of(uv, "the UV plane")?;
+            require_channels(&dims, &[2], "the UV plane", uv.shape())?;
+            // (H/2, W/2, 2) pairs, or (H/2, W) samples alternating Cb, Cr.
+            let (cb, cr, columns) = match dims.channels {
+                Some((_, pair)) => {
+                    let cb = plane(uv, &dims);
+                    (cb, Plane { data: (cb.data as i64 + pair) as u64, ..cb }, dims.columns.0)
+                }
+                None => {
+                    let mut cb = plane(uv, &dims);
+                    cb.column *= 2;
+                    let cr = Plane { data: (cb.data as i64 + dims.columns.1) as u64, ..cb };
+                    if dims.columns.0 % 2 != 0 {
+                        return Err(Error::invalid_argument(format!(
+                            "the UV plane of shape {:?} has an odd number of samples per row; \
+                             Cb and Cr alternate",
+                            uv.shape()
+                        )));
+                    }
+                    (cb, cr, dims.columns.0 / 2)
+                }
+            };
+            check_chroma(&planes, &dims, columns, "the UV plane", uv.shape())?;
+            (planes.u, planes.v) = (cb, cr);
+            Ok(planes)
+        }
+        (PixelFormat::I420, [y, u, v]) => {
+            let (mut planes, _) = luma_planes(y)?;
+            for (t, name) in [(u, "the U plane"), (v, "the V plane")] {
+                let dims = dims_of(t, name)?;
+                require_channels(&dims, &[1], name, t.shape())?;
+                check_chroma(&planes, &dims, dims.columns.0, name, t.shape())?;
+            }
+            let (du, dv) = (dims_of(u, "the U plane")?, dims_of(v, "the V plane")?);
+            if (du.batch.map(|b| b.1), du.rows.1, du.columns.1)
+                != (dv.batch.map(|b| b.1), dv.rows.1, dv.columns.1)
+            {
+                return Err(Error::invalid_argument(
+                    "the U and V planes have different strides; they must share one geometry",
+                ));
+            }
+            (planes.u, planes.v) = (plane(u, &du), plane(v, &dv));
+            Ok(planes)
+        }
+        (pixel, inputs) => Err(Error::invalid_argument(format!(
+            "{} frames come as 1 tensor or {} planes, not {}",
+            pixel.name(),
+            if pixel == PixelFormat::I420 { 3 } else { 2 },
+            inputs.len()
+        ))),
+    }
+}
+
+/// The output's batch and byte strides of (frame, channel, row, column), checked against the
+/// frame size: a layout with H, W and C (3 channels), and N when the rank is 4.
+fn output_strides(dst: &Tensor, planes: &Planes) -> Result<(i64, [i64; 4])> {
+    let layout = dst.layout();
+    let find = |label: u8| layout.find(label);
+    let (shape, strides) = (dst.shape(), dst.strides());
+    let (Some(h), Some(w), Some(c)) = (find(b'H'), find(b'W'), find(b'C')) else {
+        return Err(Error::invalid_argument(format!(
+            "the output's layout \"{}\" needs H, W and C labels (HWC, CHW, NHWC, NCHW)",
+            layout.as_string()
+        )));
+    };
+    let n = find(b'N');
+    if shape.len() != 3 + usize::from(n.is_some()) {
+        return Err(Error::invalid_argument(format!(
+            "the output's layout \"{}\" has labels other than N, H, W and C",
+            layout.as_string()
+        )));
+    }
+    let batch = n.map_or(1, |n| shape[n]);
+    let frames = planes.batch.unwrap_or(1);
+    if shape[h] != planes.height || shape[w] != planes.width || shape[c] != 3 || batch != frames {
+        return Err(Error::invalid_argument(format!(
+            "the output of shape {shape:?} in layout \"{}\" does not hold {frames} frame(s) of \
+             {}×{} pixels with 3 channels",
+            layout.as_string(),
+            planes.height,
+            planes.width
+        )));
+    }
+    Ok((batch, [n.map_or(0, |n| strides[n]), strides[c], strides[h], strides[w]]))
+}
+
+impl FrameJob {
+    fn new(
+        inputs: &[&Tensor],
+        format: &FrameFormat,
+        dst: &Tensor,
+        scale: &[f32],
+        offset: &[f32],
+    ) -> Result<Self> {
+        dst.require_writable("destination")?;
+        let planes = planes_of(inputs, format.pixel)?;
+        let (batch, dst_strides) = output_strides(dst, &planes)?;
+        for input in inputs {
+            check_no_overlap(input, dst)?;
+        }
+        let conversion =
+            Conversion::new(DataType::U8, dst.dtype(), scale.to_vec(), offset.to_vec(), Some(3))?;
+        Ok(FrameJob {
+            batch,
+            height: planes.height,
+            width: planes.width,
+            sample: format.pixel.sample(),
+            y: planes.y,
+            u: planes.u,
+            v: planes.v,
+            dst: dst.data(),
+            dst_strides,
+            coefficients: Coefficients::new(format),
+            blue_first: format.bgr,
+            conversion,
+        })
+    }
+}
+
+/// Converts a batch of YUV 4:2:0 frames (`inputs`: one tensor or the planes) into `dst` (RGB or
+/// BGR in `dst`'s layout and dtype), applying y = x · scale[c] + offset[c] to the 0–255 values.
+/// On the GPU, enqueued on `stream`, when any operand is in device memory (all must then be
+/// GPU-accessible); on the CPU when all are host memory.
+pub(crate) fn convert_frames(
+    inputs: &[&Tensor],
+    format: &FrameFormat,
+    dst: &Tensor,
+    scale: &[f32],
+    offset: &[f32],
+    stream: Stream,
+) -> Result<()> {
+    let job = FrameJob::new(inputs, format, dst, scale, offset)?;
+    let operands: Vec<&Tensor> = inputs.iter().copied().chain([dst]).collect();
+    let device = operands.iter().find(|t| t.is_device_memory()).map(|t| t.device());
+    let Some(device) = device else {
+        for t in &operands {
+            ordering::host_sync(t)?;
+        }
+        host::run_frames(&job);
+        return Ok(());
+    };
+    if let Some(other) = operands.iter().find(|t| {
+        !super::gpu_accessible(t) || (t.is_device_memory() && t.device().ordinal != device.ordinal)
+    }) {
+        return Err(Error::invalid_argument(format!(
+            "frame conversion: the planes and the output must all be on the GPU ({device}, or \
+             pinned or managed memory) or all in host memory; one is on {}: copy it first",
+            other.device()
+        )));
+    }
+    for t in &operands {
+        ordering::before(t, stream)?;
+    }
+    gpu_frame::run_frames(&job, device.ordinal, stream)?;
+    for t in &operands {
+        ordering::after(t, stream)?;
+    }
+    Ok(())
+}
+
+/// `convert_frames` into a new packed tensor of `dtype` in `layout` (HWC, CHW, NHWC or NCHW;
+/// a batched input needs N) on the planes' device, allocated ordered on `stream`.
+pub(crate) fn convert_frames_new(
+    inputs: &[&Tensor],
+    format: &FrameFormat,
+    layout: Layout,
+    dtype: DataType,
+    scale: &[f32],
+    offset: &[f32],
+    stream: Stream,
+) -> Result<Tensor> {
+    let planes = planes_of(inputs, format.pixel)?;
+    let first = inputs.first().ok_or_else(|| Error::invalid_argument("no planes given"))?;
+    let extent = |label: u8| match label {
+        b'N' => Ok(planes.batch.unwrap_or(1)),
+        b'H' => Ok(planes.height),
+        b'W' => Ok(planes.width),
+        b'C' => Ok(3),
+        other => Err(Error::invalid_argument(format!(
+            "the output layout \"{}\" has the label '{}'; use N, H, W and C",
+            layout.as_string(),
+            other as char
+        ))),
+    };
+    let shape = layout.as_string().bytes().map(extent).collect::<Result<Vec<i64>>>()?;
+    let requirements = Requirements::compute(first.device(), dtype, &shape, layout, 0)?;
+    let out = Tensor::allocate(requirements, Some(stream))?;
+    convert_frames(inputs, format, &out, scale, offset, stream)?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn format(standard: Standard, range: Range) -> FrameFormat {
+        FrameFormat { pixel: PixelFormat::Nv12, standard, range, bgr: false }
+    }
+
+    #[test]
+    fn limited_range_black_white_and_primaries() {
+        let c = Coefficients::new(&format(Standard::Bt709, Range::Limited));
+        let close =
+            |got: [f32; 3], want: [f32; 3]| got.iter().zip(want).all(|(g, w)| (g - w).abs() < 0.02);
+        assert!(close(c.rgb(16.0, 128.0, 128.0), [0.0, 0.0, 0.0]));
+        assert!(close(c.rgb(235.0, 128.0, 128.0), [255.0, 255.0, 255.0]));
+        // BT.709 red (255, 0, 0) is Y 63, Cb 102, Cr 240 in limited range (rounded samples).
+        let red = c.rgb(63.0, 102.0, 240.0);
+        assert!(red[0] > 253.0 && red[1] < 2.0 && red[2] < 2.0, "{red:?}");
+    }
+
+    #[test]
+    fn full_range_and_16_bit_samples_scale_to_the_same_values() {
+        let eight = Coefficients::new(&format(Standard::Bt601, Range::Limited));
+        let sixteen = Coefficients::new(&FrameFormat {
+            pixel: PixelFormat::P016,
+            ..format(Standard::Bt601, Range::Limited)
+        });
+        let (a, b) = (eight.rgb(100.0, 90.0, 170.0), sixteen.rgb(25600.0, 23040.0, 43520.0));
+        assert!(a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-3), "{a:?} {b:?}");
+        let full = Coefficients::new(&format(Standard::Bt601, Range::Full));
+        assert_eq!(full.rgb(0.0, 128.0, 128.0), [0.0, 0.0, 0.0]);
+        assert!(full.rgb(255.0, 128.0, 128.0).iter().all(|v| (v - 255.0).abs() < 1e-3));
+    }
+}
