@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Everything the GPU machine runs, in one call (it has nvcc, CMake, GoogleTest, Python but no
 # Rust): configure against the prebuilt library, build, run CTest, then run the CUDA test binary
-# under compute-sanitizer. Prints a short summary last; full logs go to $OUT (or ./gpu-logs).
+# under compute-sanitizer (memcheck, racecheck, synccheck, initcheck). Prints a short summary
+# last; full logs go to $OUT (or ./gpu-logs).
 #
 # Prepare here (machine with Rust):  scripts/stage-prebuilt.sh   (fills .prebuilt/)
 # Run there:                          scripts/gpu-check.sh        (carry .prebuilt)
@@ -84,7 +85,9 @@ elif [ -x build-gpu/cpp_tests/tb_cuda_runtime_tests ]; then
   # the host, which a sanitizer that serialises launches turns into waits; the kernel-cache test
   # re-runs the binary in child processes. Each run has a time limit: a hang is a failure.
   excluded="GpuAlloc.OnePebibyteIsAClearOutOfMemory:StreamPromises.*:GpuKernelCache.*"
-  for tool in memcheck racecheck; do
+  # memcheck: out-of-bounds and misaligned accesses, leaks; racecheck: shared-memory hazards;
+  # synccheck: barrier misuse; initcheck: device reads of memory never written.
+  for tool in memcheck racecheck synccheck initcheck; do
     timeout 900 compute-sanitizer --tool "$tool" --error-exitcode 99 \
       build-gpu/cpp_tests/tb_cuda_runtime_tests --gtest_filter="-$excluded" \
       >"$out/sanitizer-$tool.log" 2>&1
