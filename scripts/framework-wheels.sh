@@ -48,16 +48,20 @@ PY
     python3 -c "import pycuda; print('PyCUDA', pycuda.VERSION_TEXT)"
     [ -f .prebuilt/_native.abi3.so ] && cp .prebuilt/_native.abi3.so python/tensorbridge/
     export TENSORBRIDGE_LIBRARY="$PWD/.prebuilt/libtensorbridge.so"
+    failed=0
     python3 -m pytest -q -rs python/tests/test_gpu_cuda_python.py python/tests/test_gpu_nvimgcodec.py \
-      python/tests/test_gpu_pynvvideocodec.py python/tests/test_gpu_pycuda.py | tee /tmp/framework-tests.log
+      python/tests/test_gpu_pynvvideocodec.py python/tests/test_gpu_pycuda.py | tee /tmp/framework-tests.log ||
+      failed=1
     if grep -q '^SKIPPED' /tmp/framework-tests.log; then
       echo "framework-wheels: a framework test skipped on the GPU machine (see above): it proved nothing" >&2
-      exit 1
+      failed=1
     fi
+    # The examples run even after a failed test: each says something of its own.
     for example in examples/python/frameworks/*.py; do
       echo "== $example"
-      python3 "$example"
+      python3 "$example" || failed=1
     done
+    exit $failed
     ;;
   *)
     sed -n '2,15p' "$0"

@@ -53,6 +53,14 @@ def test_batched_pitched_planes_with_mean_std_into_a_caller_tensor():
     numpy.testing.assert_allclose(out, want, atol=1e-4, rtol=1e-5)
 
 
+def test_a_batch_of_two_pixel_wide_frames_is_a_batch():
+    # (N, 3H/2, W) with W = 2 ends in 2, which is no channel extent of a whole frame (that is 1).
+    y, u, v = random_planes(RNG, 3, 2, 2)
+    got = as_numpy(tb.convert_frames(nv12(y, u, v)))
+    assert got.shape == (3, 3, 2, 2)
+    numpy.testing.assert_allclose(got, rgb(y, u, v).transpose(0, 3, 1, 2), atol=1e-3, rtol=1e-5)
+
+
 def test_uv_plane_as_alternating_samples_matches_pairs():
     y, u, v = random_planes(RNG, 1, 4, 8)
     uv = numpy.stack([u[0], v[0]], -1)

@@ -175,6 +175,47 @@ pub(crate) fn compile_only(spec: &KernelSpec, arch: (i32, i32)) -> Result<usize>
     Ok(compile(&nvrtc_options(&spec.defines, arch))?.len())
 }
 
+#[cfg(test)]
+/// Compiles each of `specs` for sm_90 with NVRTC (no GPU needed): a kernel that does not compile
+/// fails here, on any machine with NVRTC.
+///
+/// A missing NVRTC fails the test rather than letting it pass without compiling anything:
+/// `scripts/test.sh` puts `.deps/nvrtc` on the loader path (and sets
+/// `TENSORBRIDGE_REQUIRE_NVRTC=1`). Only an explicit `TENSORBRIDGE_REQUIRE_NVRTC=0` lets it
+/// return early, printing that nothing was compiled.
+pub(crate) fn compile_all_for_sm_90(specs: &[KernelSpec]) {
+    let first = compile_only(&specs[0], (9, 0));
+    if let Err(error) = &first
+        && error.kind == crate::error::ErrorKind::CudaUnavailable
+    {
+        let required = std::env::var("TENSORBRIDGE_REQUIRE_NVRTC").as_deref() != Ok("0");
+        assert!(
+            !required,
+            "NVRTC is needed to compile the kernels and could not be loaded ({}); run \
+             scripts/test.sh, or put .deps/nvrtc/nvidia/cu13/lib on LD_LIBRARY_PATH; \
+             TENSORBRIDGE_REQUIRE_NVRTC=0 skips this check explicitly",
+            error.message
+        );
+        println!(
+            "NOT RUN (TENSORBRIDGE_REQUIRE_NVRTC=0): no kernel was compiled: {}",
+            error.message
+        );
+        return;
+    }
+    first.unwrap();
+    let failures: Vec<String> = specs
+        .iter()
+        .filter_map(|spec| compile_only(spec, (9, 0)).err().map(|e| e.message))
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} failed:\n{}",
+        failures.len(),
+        specs.len(),
+        failures.join("\n")
+    );
+}
+
 /// Ends every cache file; the version digit changes with the file format.
 const CACHE_MAGIC: &[u8; 8] = b"tbcubin1";
 const TRAILER: usize = 8 + 8 + CACHE_MAGIC.len();

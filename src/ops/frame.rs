@@ -180,14 +180,16 @@ struct Dims4 {
     channels: Option<(i64, i64)>,
 }
 
-/// Reads a plane tensor as `[N,] rows, columns [, K]`. A rank-3 tensor is `N, rows, columns`
-/// when its layout has an `N` label (or its last extent is above 2), else `rows, columns, K`.
-fn dims_of(t: &Tensor, name: &str) -> Result<Dims4> {
+/// Reads a plane tensor as `[N,] rows, columns [, K]`, where K may only be one of `channels`
+/// (1 for luma and planar chroma, 2 for interleaved chroma). A rank-3 tensor is `N, rows,
+/// columns` when its layout starts with N, `rows, columns, K` when its layout has C; without a
+/// layout, `rows, columns, K` exactly when its last extent is an allowed K.
+fn dims_of(t: &Tensor, name: &str, channels: &[i64]) -> Result<Dims4> {
     let (shape, strides) = (t.shape(), t.strides());
     let at = |i: usize| (shape[i], strides[i]);
     let batched_3 = || {
         let layout = t.layout();
-        if layout.is_none() { shape[2] > 2 } else { layout.find(b'N') == Some(0) }
+        if layout.is_none() { !channels.contains(&shape[2]) } else { layout.find(b'N') == Some(0) }
     };
     match shape.len() {
         2 => Ok(Dims4 { batch: None, rows: at(0), columns: at(1), channels: None }),
@@ -242,7 +244,7 @@ fn frame_size(rows: i64, columns: i64, what: &str) -> Result<(i64, i64)> {
 
 /// One tensor holding a whole frame: `3H/2` rows (Y, then chroma) of `W` samples.
 fn single_tensor(t: &Tensor, pixel: PixelFormat) -> Result<Planes> {
-    let dims = dims_of(t, "the frame")?;
+    let dims = dims_of(t, "the frame", &[1])?;
     require_channels(&dims, &[1], "the frame", t.shape())?;
     let (rows, row) = dims.rows;
     let (width, column) = dims.columns;
@@ -317,7 +319,7 @@ fn planes_of(inputs: &[&Tensor], pixel: PixelFormat) -> Result<Planes> {
         }
     }
     let luma_planes = |t: &Tensor| -> Result<(Planes, Dims4)> {
-        let dims = dims_of(t, "the Y plane")?;
+        let dims = dims_of(t, "the Y plane", &[1])?;
         require_channels(&dims, &[1], "the Y plane", t.shape())?;
         let (height, width) = frame_size(dims.rows.0, dims.columns.0, "the Y plane")?;
         let y = plane(t, &dims);
@@ -328,7 +330,7 @@ fn planes_of(inputs: &[&Tensor], pixel: PixelFormat) -> Result<Planes> {
         (_, [frame]) => single_tensor(frame, pixel),
         (PixelFormat::Nv12 | PixelFormat::P016, [y, uv]) => {
             let (mut planes, _) = luma_planes(y)?;
-            let dims = dims_of(uv, "the UV plane")?;
+            let dims = dims_of(uv, "the UV plane", &[2])?;
             require_channels(&dims, &[2], "the UV plane", uv.shape())?;
             // (H/2, W/2, 2) pairs, or (H/2, W) samples alternating Cb, Cr.
             let (cb, cr, columns) = match dims.channels {
@@ -357,11 +359,11 @@ fn planes_of(inputs: &[&Tensor], pixel: PixelFormat) -> Result<Planes> {
         (PixelFormat::I420, [y, u, v]) => {
             let (mut planes, _) = luma_planes(y)?;
             for (t, name) in [(u, "the U plane"), (v, "the V plane")] {
-                let dims = dims_of(t, name)?;
+                let dims = dims_of(t, name, &[1])?;
                 require_channels(&dims, &[1], name, t.shape())?;
                 check_chroma(&planes, &dims, dims.columns.0, name, t.shape())?;
             }
-            let (du, dv) = (dims_of(u, "the U plane")?, dims_of(v, "the V plane")?);
+            let (du, dv) = (dims_of(u, "the U plane", &[1])?, dims_of(v, "the V plane", &[1])?);
             if (du.batch.map(|b| b.1), du.rows.1, du.columns.1)
                 != (dv.batch.map(|b| b.1), dv.rows.1, dv.columns.1)
             {

@@ -8,9 +8,40 @@ use crate::cuda::kernel::{KernelSpec, launch, load};
 use crate::dtype::DataType;
 use crate::error::Result;
 use crate::stream::Stream;
+use std::sync::OnceLock;
 
-/// Pixels of a row each thread converts (`TB_FRAME_X` in frame.cu).
-const PIXELS_PER_THREAD: i64 = 8;
+/// How the work is cut: pixels of a row per thread, rows per thread, streaming stores.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Tiling {
+    pixels: i64,
+    rows: i64,
+    streaming: bool,
+}
+
+/// The tiling for `job`: what the H100 sweep measured best (bench/frame_tiling_sweep.py,
+/// bench/RESULTS.md) — one row per thread, streaming stores, and as many pixels as make a
+/// planar row store 16 bytes (4 for float32, 8 for 2-byte outputs) or, for 1-byte and
+/// interleaved outputs, 8 — unless `TENSORBRIDGE_FRAME_KERNEL=pixels,rows,streaming` (e.g.
+/// `8,2,0`) names one: a tuning knob for benchmarks; an unreadable value is ignored.
+fn tiling(job: &FrameJob) -> Tiling {
+    static FORCED: OnceLock<Option<Tiling>> = OnceLock::new();
+    let forced = FORCED.get_or_init(|| {
+        let text = std::env::var("TENSORBRIDGE_FRAME_KERNEL").ok()?;
+        let parts: Vec<i64> = text.split(',').filter_map(|p| p.trim().parse().ok()).collect();
+        match parts[..] {
+            [pixels @ (4 | 8 | 16), rows @ (1 | 2), streaming @ (0 | 1)] => {
+                Some(Tiling { pixels, rows, streaming: streaming == 1 })
+            }
+            _ => None,
+        }
+    });
+    forced.unwrap_or_else(|| {
+        let item = job.conversion.to.item_size();
+        let planar = job.dst_strides[3] == item;
+        let pixels = if planar && item >= 4 { 4 } else { 8 };
+        Tiling { pixels, rows: 1, streaming: true }
+    })
+}
 
 /// Mirrors `FrameParams` in frame.cu.
 #[repr(C)]
@@ -30,15 +61,15 @@ struct FrameParams {
     affine: Affine,
 }
 
-/// How the kernel stores a thread's eight pixels of a row (`TB_FRAME_STORE`).
-fn store_mode(job: &FrameJob, item: i64) -> i32 {
+/// How the kernel stores a thread's pixels of a row (`TB_FRAME_STORE`).
+fn store_mode(job: &FrameJob, item: i64, pixels: i64) -> i32 {
     let [d_n, d_c, d_y, d_x] = job.dst_strides;
     let dst = job.dst as i64;
-    if d_x == item && all_multiple_of(&[dst, d_n, d_c, d_y], unit_of(PIXELS_PER_THREAD * item)) {
+    if d_x == item && all_multiple_of(&[dst, d_n, d_c, d_y], unit_of(pixels * item)) {
         1 // planar rows
     } else if d_c == item
         && d_x == 3 * item
-        && all_multiple_of(&[dst, d_n, d_y], unit_of(3 * PIXELS_PER_THREAD * item))
+        && all_multiple_of(&[dst, d_n, d_y], unit_of(3 * pixels * item))
     {
         2 // interleaved pixels
     } else {
@@ -47,12 +78,19 @@ fn store_mode(job: &FrameJob, item: i64) -> i32 {
 }
 
 /// The `-D` defines of the kernel `job` runs.
-fn defines(job: &FrameJob) -> Vec<String> {
+fn defines(job: &FrameJob, tiling: Tiling) -> Vec<String> {
     let sample = job.sample.item_size();
     let luma_vector = job.y.column == sample
         && all_multiple_of(
             &[job.y.data as i64, job.y.frame, job.y.row],
-            unit_of(PIXELS_PER_THREAD * sample),
+            unit_of(tiling.pixels * sample),
+        );
+    // Interleaved (Cb, Cr) pairs (NV12, P016): a thread's pixels/2 pairs are `pixels` samples.
+    let chroma_vector = job.u.column == 2 * sample
+        && job.v.data == job.u.data + sample as u64
+        && all_multiple_of(
+            &[job.u.data as i64, job.u.frame, job.u.row],
+            unit_of(tiling.pixels * sample),
         );
     let tin = if job.sample == DataType::U16 { "tb_u16" } else { "tb_u8" };
     vec![
@@ -60,8 +98,12 @@ fn defines(job: &FrameJob) -> Vec<String> {
         "TB_AFFINE=1".into(),
         format!("TB_TIN={tin}"),
         format!("TB_TOUT={}", type_name(job.conversion.to)),
+        format!("TB_FRAME_X={}", tiling.pixels),
+        format!("TB_FRAME_ROWS={}", tiling.rows),
+        format!("TB_FRAME_STREAMING={}", tiling.streaming as i32),
         format!("TB_FRAME_Y_VECTOR={}", luma_vector as i32),
-        format!("TB_FRAME_STORE={}", store_mode(job, job.conversion.to.item_size())),
+        format!("TB_FRAME_C_VECTOR={}", chroma_vector as i32),
+        format!("TB_FRAME_STORE={}", store_mode(job, job.conversion.to.item_size(), tiling.pixels)),
     ]
 }
 
@@ -83,9 +125,11 @@ pub(crate) fn run_frames(job: &FrameJob, ordinal: i32, stream: Stream) -> Result
         blue_first: job.blue_first as i32,
         affine: affine_for(&job.conversion),
     };
-    let threads = job.batch * (job.height / 2) * ceil_div(job.width, PIXELS_PER_THREAD);
+    let tiling = tiling(job);
+    let threads = job.batch * (job.height / tiling.rows) * ceil_div(job.width, tiling.pixels);
     let blocks = ceil_div(threads, THREADS as i64).min(1 << 20);
-    let function = load(ordinal, &KernelSpec { entry: "tb_frame_to_rgb", defines: defines(job) })?;
+    let spec = KernelSpec { entry: "tb_frame_to_rgb", defines: defines(job, tiling) };
+    let function = load(ordinal, &spec)?;
     launch(ordinal, function, blocks as u64, THREADS, stream, &params)
 }
 
@@ -99,15 +143,30 @@ pub(crate) fn specialisations() -> Vec<KernelSpec> {
         .enumerate()
         .map(|(i, (tin, out))| {
             let (vector, store) = [(1, 1), (1, 2), (0, 0)][i % 3];
+            let (pixels, rows, streaming) =
+                [(8, 2, 0), (4, 1, 1), (16, 1, 0), (8, 1, 1)][(i / 3) % 4];
             let defines = vec![
                 "TB_FRAME".into(),
                 "TB_AFFINE=1".into(),
                 format!("TB_TIN={tin}"),
                 format!("TB_TOUT={}", type_name(out)),
+                format!("TB_FRAME_X={pixels}"),
+                format!("TB_FRAME_ROWS={rows}"),
+                format!("TB_FRAME_STREAMING={streaming}"),
                 format!("TB_FRAME_Y_VECTOR={vector}"),
+                format!("TB_FRAME_C_VECTOR={vector}"),
                 format!("TB_FRAME_STORE={store}"),
             ];
             KernelSpec { entry: "tb_frame_to_rgb", defines }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    /// Compiles every frame-kernel specialisation for sm_90 with NVRTC (no GPU needed).
+    #[test]
+    fn every_frame_kernel_specialisation_compiles_for_sm_90() {
+        crate::cuda::kernel::compile_all_for_sm_90(&super::specialisations());
+    }
 }
