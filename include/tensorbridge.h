@@ -1036,10 +1036,10 @@ enum TbStatus tb_dlpack_exchange_api_set_tensor_factory(void *factory);
 // A frame is given as 1 tensor — `(3H/2, W)` rows (Y, then chroma), as decoders export NV12
 // through DLPack; I420 this way needs packed rows — or as its planes: NV12/P016 as Y `(H, W)`
 // and interleaved chroma `(H/2, W/2, 2)` (or `(H/2, W)` alternating Cb, Cr); I420 as Y, U
-// and V, chroma `(H/2, W/2)`. Each plane may have a leading batch `N` (a rank-3 plane is
-// batched when its layout starts with N, or when it has no layout and its last extent is
-// above 2) and a trailing channel extent (1, or 2 for interleaved chroma), and any strides (row
-// pitch included). Samples are uint8 (NV12, I420) or uint16 (P016/P010). H and W must be even.
+// and V, chroma `(H/2, W/2)`. Each plane may have a leading batch `N` and a trailing channel
+// extent (1, or 2 for interleaved chroma) — a rank-3 plane is batched when its layout starts
+// with N, or, without a layout, unless its last extent is that channel extent — and any
+// strides (row pitch included). Samples are uint8 (NV12, I420) or uint16 (P016/P010). H and W must be even.
 //
 // `dst`'s layout has H, W and C (3 channels), and N for a batch: HWC, CHW, NHWC, NCHW or any
 // permutation; its dtype is one `tb_convert` writes (uint8, float16, bfloat16, float32,
