@@ -7,7 +7,7 @@ use super::{boundary, read_array, read_layout_arg, write_out};
 use crate::dtype::{DataType, TbDataType};
 use crate::error::{Error, Result};
 use crate::ffi::status::TbStatus;
-use crate::ops::frame::{FrameFormat, PixelFormat, Range, Standard};
+use crate::ops::frame_job::{FrameFormat, PixelFormat, Range, Standard};
 use crate::stream::Stream;
 use crate::tensor::Tensor;
 use std::ffi::{c_char, c_void};

@@ -2,7 +2,7 @@
 //! (kernels/frame.cu), specialised for the sample and output types and for whether the luma rows
 //! and the output rows allow aligned vector accesses.
 
-use super::frame::FrameJob;
+use super::frame_job::FrameJob;
 use super::gpu::{Affine, THREADS, affine_for, all_multiple_of, ceil_div, type_name, unit_of};
 use crate::cuda::kernel::{KernelSpec, launch, load};
 use crate::dtype::DataType;

@@ -5,7 +5,7 @@
 //! which `Tensor::new` proved to lie inside the span the tensor's creator vouched for.
 
 use super::element::{ElementOp, read_as_f32, write_from_f32};
-use super::frame::FrameJob;
+use super::frame_job::FrameJob;
 use super::plan::{Plan, Shape};
 
 /// Visits every element of `plan`, calling `visit(src_offset, dst_offset, channel)` with byte

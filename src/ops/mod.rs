@@ -5,6 +5,7 @@
 
 pub(crate) mod element;
 pub(crate) mod frame;
+pub(crate) mod frame_job;
 pub(crate) mod gpu;
 pub(crate) mod gpu_frame;
 pub(crate) mod host;
