@@ -57,6 +57,9 @@
 // Capacity of `TbArrayInterface::typestr`, including the terminating NUL.
 #define TB_TYPESTR_CAPACITY 16
 
+// Bytes of a `TbIpcTensor`.
+#define TB_IPC_TENSOR_BYTES 512
+
 // Major version of this library (semantic versioning: the ABI changes only with it).
 #define TB_VERSION_MAJOR 0
 
@@ -479,6 +482,16 @@ typedef struct TbFrameFormat {
   // Channel order of the output: B, G, R when true; R, G, B when false.
   bool bgr;
 } TbFrameFormat;
+
+// A CUDA tensor described for another process: `TB_IPC_TENSOR_BYTES` plain bytes (versioned,
+// checksummed; the memory's CUDA IPC handle and offset, dtype, shape, strides in bytes, layout,
+// read-only flag, the GPU's UUID and an interprocess event the importer waits on). Send the
+// bytes through any channel — a pipe, a socket, a shared-memory file, a message queue — and
+// import them with `tb_tensor_import_ipc` in the other process.
+typedef struct TbIpcTensor {
+  // The descriptor's bytes; their format is private to tensorbridge and versioned.
+  uint8_t bytes[TB_IPC_TENSOR_BYTES];
+} TbIpcTensor;
 
 // A layout: the dimension labels as a NUL-terminated ASCII string (`"NHWC"`), outermost first.
 // Labels are ASCII letters, case-sensitive, none repeated. An all-NUL value is the empty layout
@@ -1109,6 +1122,56 @@ enum TbStatus tb_frame_convert_new(const struct TbTensor *const *planes,
                                    const float *scale,
                                    const float *offset,
                                    int32_t count,
+                                   void *stream,
+                                   struct TbTensor **out);
+
+// Describes `tensor` (CUDA device memory) for another process: fills `*out` with the memory's
+// CUDA IPC handle and the tensor's geometry, and records an interprocess event on `stream`
+// after the work queued there so far — the importer's stream waits on it, so writes the
+// exporter enqueued before the export are visible to the importer's work.
+//
+// **Lifetime.** The memory must stay allocated while any importer uses it: keep `tensor` (or
+// the memory under it) until the importers tell you, through your own channel, that they have
+// released their tensors. An importer whose exporter freed the memory or exited gets an error
+// from the import, or undefined contents if it already imported (as with any CUDA IPC).
+//
+// This version exports memory from `cudaMalloc` / `cuMemAlloc` (legacy CUDA IPC: PyTorch's and
+// CuPy's default allocators); memory from stream-ordered pools (tensorbridge's own allocations,
+// `cudaMallocAsync`) is refused with `TB_ERROR_NOT_SUPPORTED`.
+//
+// \param[in] tensor  a live tensor handle in CUDA device memory, not empty.
+// \param[in] stream  a `cudaStream_t` of the tensor's device (NULL = legacy default stream).
+// \param[out] out    receives the descriptor; not NULL.
+// \retval TB_SUCCESS                 `*out` holds the descriptor.
+// \retval TB_ERROR_INVALID_ARGUMENT  NULL `out`; a NULL or released `tensor`; an empty tensor.
+// \retval TB_ERROR_NOT_SUPPORTED     host, pinned or managed memory; pool memory (see above).
+// \retval TB_ERROR_CUDA_UNAVAILABLE  no CUDA driver.
+// \retval TB_ERROR_CUDA              a driver call failed; the message names it.
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
+enum TbStatus tb_tensor_export_ipc(const struct TbTensor *tensor,
+                                   void *stream,
+                                   struct TbIpcTensor *out);
+
+// Maps a tensor another process exported with `tb_tensor_export_ipc`: a new tensor over the
+// same device memory (zero-copy), on the local device with the exporter's GPU UUID, with
+// `stream` ordered after the exporter's event. The mapping is released with the last reference
+// to the tensor and its views. A process cannot import its own export (use the tensor itself).
+//
+// \param[in] descriptor  the bytes the exporter produced; not NULL.
+// \param[in] stream      a `cudaStream_t` of the importing device (NULL = legacy default
+//                        stream): it waits for the exporter's work before anything queued later.
+// \param[out] out        receives the new tensor (one reference); NULL on failure; not NULL.
+// \retval TB_SUCCESS                 `*out` holds the imported tensor.
+// \retval TB_ERROR_INVALID_ARGUMENT  NULL arguments; bytes that are not a descriptor, of another
+//                                    format version, or changed on the way (checksum); a GPU that
+//                                    is not a device of this process (another machine, hidden by
+//                                    `CUDA_VISIBLE_DEVICES`); a tensor outside its allocation.
+// \retval TB_ERROR_NOT_SUPPORTED     a handle kind this version does not import.
+// \retval TB_ERROR_CUDA_UNAVAILABLE  no CUDA driver.
+// \retval TB_ERROR_CUDA              the driver could not open the memory (the exporter exited or
+//                                    freed it; the descriptor came from this process) or the event.
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
+enum TbStatus tb_tensor_import_ipc(const struct TbIpcTensor *descriptor,
                                    void *stream,
                                    struct TbTensor **out);
 

@@ -8,6 +8,7 @@ from ._lib import (
     Allocator,
     ExchangeAPI,
     FrameFormat,
+    IpcTensor,
     ExchangeAPIHeader,
     ArrayInterface,
     DataType,
@@ -36,6 +37,7 @@ STRUCTS = {
     "TbDLPackExchangeAPIHeader": ExchangeAPIHeader,
     "TbDLPackExchangeAPI": ExchangeAPI,
     "TbFrameFormat": FrameFormat,
+    "TbIpcTensor": IpcTensor,
 }
 
 

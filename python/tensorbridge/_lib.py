@@ -141,6 +141,12 @@ class FrameFormat(ctypes.Structure):
                 ("bgr", ctypes.c_bool)]
 
 
+class IpcTensor(ctypes.Structure):
+    """TbIpcTensor: a CUDA tensor described for another process (plain bytes)."""
+
+    _fields_ = [("bytes", ctypes.c_uint8 * 512)]
+
+
 class Allocator(ctypes.Structure):
     """TbAllocator: an application's allocate/free callbacks and their context."""
 
@@ -247,6 +253,8 @@ _PROTOTYPES = {
     "tb_tensor_with_layout": [P, ctypes.c_char_p, PP],
     "tb_tensor_sync": [P, P],
     "tb_tensor_clone": [P, P, PP],
+    "tb_tensor_export_ipc": [P, P, ctypes.POINTER(IpcTensor)],
+    "tb_tensor_import_ipc": [ctypes.POINTER(IpcTensor), P, PP],
     "tb_tensor_from_cuda_array_interface": [ctypes.POINTER(ArrayInterface), ctypes.c_char_p, CLEANUP, P, PP],
     "tb_tensor_from_array_interface": [ctypes.POINTER(ArrayInterface), ctypes.c_char_p, CLEANUP, P, PP],
     "tb_tensor_to_cuda_array_interface": [P, ctypes.POINTER(ArrayInterface)],

@@ -10,7 +10,7 @@ from ._devices import Device, c_device, device_name, is_known_type, parse_device
 from ._dtypes import data_type, numpy_dtype
 from ._interface import interface_dict
 from ._lib import (DEVICE_CPU, DEVICE_CUDA, DEVICE_CUDA_HOST, DEVICE_CUDA_MANAGED, ArrayInterface, DataType,
-                   TensorInfo, lib, raise_for, unchecked)
+                   IpcTensor, TensorInfo, lib, raise_for, unchecked)
 from ._streams import stream_handle
 from ._values import INT64, int64_tuple, integer, layout_bytes, remember
 
@@ -222,6 +222,17 @@ class Tensor(native.TensorBase if native is not None else _TensorBase):  # type:
         lib.tb_tensor_clone(self._handle, stream_handle(stream), ctypes.byref(out))
         return Tensor._adopt(out.value)
 
+    def share(self, stream=None):
+        """This CUDA tensor described for another process, as bytes (``tb_tensor_export_ipc``):
+        send them through any channel and call ``tensorbridge.from_shared`` there. An event is
+        recorded on ``stream`` (default: the legacy default stream) for the importer to wait on.
+        Keep this tensor alive until the importers have released theirs. Memory from
+        ``cudaMalloc`` (PyTorch's and CuPy's default allocators) is shareable; tensorbridge's own
+        pool memory is not yet (NotSupportedError)."""
+        descriptor = IpcTensor()
+        lib.tb_tensor_export_ipc(self._handle, stream_handle(stream), ctypes.byref(descriptor))
+        return bytes(descriptor.bytes)
+
     def numpy(self):
         """A NumPy array over this (host-accessible) tensor's memory, without copying."""
         import numpy
@@ -370,3 +381,17 @@ def live_tensor_count():
     count = ctypes.c_int64()
     lib.tb_tensor_live_count(ctypes.byref(count))
     return count.value
+
+
+def from_shared(descriptor, stream=None):
+    """The tensor another process described with ``Tensor.share()`` (bytes or any buffer of
+    512 bytes), over the same GPU memory without copying (``tb_tensor_import_ipc``); ``stream``
+    waits for the exporter's work first. Bytes that are not a descriptor, were changed on the way,
+    name a GPU this process does not see, or whose exporter has gone raise with the reason."""
+    data = bytes(descriptor)
+    if len(data) != ctypes.sizeof(IpcTensor):
+        raise ValueError(f"an IPC descriptor has {ctypes.sizeof(IpcTensor)} bytes, not {len(data)}")
+    made = ctypes.c_void_p()
+    lib.tb_tensor_import_ipc(ctypes.byref(IpcTensor.from_buffer_copy(data)), stream_handle(stream),
+                             ctypes.byref(made))
+    return Tensor._adopt(made.value)

@@ -9,6 +9,7 @@
 pub(crate) mod calls;
 pub(crate) mod context;
 pub(crate) mod driver;
+pub(crate) mod ipc;
 pub(crate) mod kernel;
 pub(crate) mod memory;
 pub(crate) mod peer;

@@ -8,6 +8,7 @@ use super::cai::TbArrayInterface;
 use super::dlpack::{TbDLManagedTensor, TbDLManagedTensorVersioned, TbDLPackVersion, TbDLTensor};
 use super::exchange::{TbDLPackExchangeAPI, TbDLPackExchangeAPIHeader};
 use super::frame::TbFrameFormat;
+use super::ipc::TbIpcTensor;
 use super::{boundary, read_required_str, read_str, write_out};
 use crate::device::TbDevice;
 use crate::dtype::TbDataType;
@@ -64,6 +65,7 @@ const LAYOUT: &[Row] = rows! {
         dl_tensor: TbDLTensor,
     }
     TbFrameFormat { pixel_format: i32, standard: i32, range: i32, bgr: bool }
+    TbIpcTensor { bytes: [u8; 512] }
 };
 
 /// The offset and size of `field` of `struct_name` (offset 0 and the struct's size for `""`).

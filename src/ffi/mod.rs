@@ -17,6 +17,7 @@ pub mod exchange;
 mod fault_walk;
 pub mod frame;
 pub mod handle;
+pub mod ipc;
 pub mod layout;
 pub mod ops;
 pub(crate) mod python;

@@ -1,0 +1,299 @@
+//! Tensors shared between processes (CUDA IPC): the descriptor one process sends another, and the
+//! export and import that fill and read it.
+//!
+//! The descriptor is `DESCRIPTOR_BYTES` plain bytes, little-endian, that any channel can carry
+//! (pipe, socket, shared-memory file, message queue):
+//!
+//! | bytes | field |
+//! | --- | --- |
+//! | 0–7 | magic `TBIPC\0\0\0` |
+//! | 8–11, 12–15 | format version (1), descriptor size (512) |
+//! | 16–19, 20–23 | handle kind (1: legacy `cuIpcGetMemHandle`), flags (bit 0 read-only, bit 1 event) |
+//! | 24–39 | the exporting GPU's UUID |
+//! | 40–103, 104–167 | memory handle, event handle (what the importer's stream waits on) |
+//! | 168–175, 176–183 | tensor offset in the allocation, allocation size (bytes) |
+//! | 184–187, 188–191 | dtype (code, bits, lanes as u16), rank |
+//! | 192–207 | layout labels (NUL-padded) |
+//! | 208–327, 328–447 | shape, strides in bytes (15 × i64 each, unused entries 0) |
+//! | 448–451 | exporting process id (for messages) |
+//! | 504–511 | FNV-1a 64 of bytes 0–503 |
+//!
+//! Import checks all of it before touching the driver: magic, version, size, checksum, that the
+//! GPU is one of this process's devices, and that the tensor's bytes lie inside the allocation.
+
+use crate::cuda::ipc::{self as driver_ipc, ExportedMemory, HANDLE_BYTES};
+use crate::device::{Device, DeviceType};
+use crate::dims::Dims;
+use crate::dtype::{DataType, TbDataType};
+use crate::error::{Error, Result};
+use crate::layout::{Layout, TbLayout};
+use crate::stream::Stream;
+use crate::tensor::{Tensor, TensorDesc, byte_extent};
+use std::ffi::c_char;
+
+/// Bytes of a descriptor.
+pub(crate) const DESCRIPTOR_BYTES: usize = 512;
+const MAGIC: &[u8; 8] = b"TBIPC\0\0\0";
+const VERSION: u32 = 1;
+const LEGACY_HANDLE: u32 = 1;
+const READ_ONLY: u32 = 1;
+const HAS_EVENT: u32 = 2;
+const MAX_RANK: usize = 15;
+const CHECKSUMMED: usize = 504;
+
+/// A descriptor's contents.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Shared {
+    pub memory: ExportedMemory,
+    pub readonly: bool,
+    pub dtype: DataType,
+    pub layout: Layout,
+    pub shape: Dims,
+    pub strides: Dims,
+    pub process: u32,
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// Little-endian field writer over the descriptor.
+struct Writer<'a>(&'a mut [u8; DESCRIPTOR_BYTES]);
+
+impl Writer<'_> {
+    fn put(&mut self, at: usize, bytes: &[u8]) {
+        self.0[at..at + bytes.len()].copy_from_slice(bytes);
+    }
+}
+
+fn read<const N: usize>(bytes: &[u8; DESCRIPTOR_BYTES], at: usize) -> [u8; N] {
+    bytes[at..at + N].try_into().expect("in range")
+}
+
+fn u32_at(bytes: &[u8; DESCRIPTOR_BYTES], at: usize) -> u32 {
+    u32::from_le_bytes(read(bytes, at))
+}
+
+fn u64_at(bytes: &[u8; DESCRIPTOR_BYTES], at: usize) -> u64 {
+    u64::from_le_bytes(read(bytes, at))
+}
+
+impl Shared {
+    /// The descriptor's bytes.
+    pub(crate) fn encode(&self) -> [u8; DESCRIPTOR_BYTES] {
+        let mut bytes = [0u8; DESCRIPTOR_BYTES];
+        let mut w = Writer(&mut bytes);
+        w.put(0, MAGIC);
+        w.put(8, &VERSION.to_le_bytes());
+        w.put(12, &(DESCRIPTOR_BYTES as u32).to_le_bytes());
+        w.put(16, &LEGACY_HANDLE.to_le_bytes());
+        let flags = if self.readonly { READ_ONLY } else { 0 } | HAS_EVENT;
+        w.put(20, &flags.to_le_bytes());
+        w.put(24, &self.memory.uuid);
+        w.put(40, &self.memory.memory);
+        w.put(104, &self.memory.event);
+        w.put(168, &self.memory.offset.to_le_bytes());
+        w.put(176, &self.memory.allocation_bytes.to_le_bytes());
+        let dtype = self.dtype.to_raw();
+        w.put(184, &[dtype.code, dtype.bits]);
+        w.put(186, &dtype.lanes.to_le_bytes());
+        w.put(188, &(self.shape.len() as u32).to_le_bytes());
+        w.put(192, &self.layout.as_bytes());
+        for (i, (extent, stride)) in self.shape.iter().zip(self.strides.iter()).enumerate() {
+            w.put(208 + 8 * i, &extent.to_le_bytes());
+            w.put(328 + 8 * i, &stride.to_le_bytes());
+        }
+        w.put(448, &self.process.to_le_bytes());
+        let checksum = fnv1a(&bytes[..CHECKSUMMED]);
+        bytes[CHECKSUMMED..].copy_from_slice(&checksum.to_le_bytes());
+        bytes
+    }
+
+    /// Reads and checks a descriptor (no driver call).
+    pub(crate) fn decode(bytes: &[u8; DESCRIPTOR_BYTES]) -> Result<Shared> {
+        if &bytes[..8] != MAGIC {
+            return Err(Error::invalid_argument(
+                "not a tensorbridge IPC descriptor (its first 8 bytes are not \"TBIPC\\0\\0\\0\")",
+            ));
+        }
+        let version = u32_at(bytes, 8);
+        if version != VERSION {
+            return Err(Error::invalid_argument(format!(
+                "IPC descriptor format version {version}; this library reads version {VERSION}"
+            )));
+        }
+        let size = u32_at(bytes, 12);
+        if size as usize != DESCRIPTOR_BYTES {
+            return Err(Error::invalid_argument(format!(
+                "IPC descriptor of {size} bytes; version {VERSION} descriptors have {DESCRIPTOR_BYTES}"
+            )));
+        }
+        if u64_at(bytes, CHECKSUMMED) != fnv1a(&bytes[..CHECKSUMMED]) {
+            return Err(Error::invalid_argument(
+                "IPC descriptor checksum mismatch: the bytes were changed or cut on the way",
+            ));
+        }
+        let kind = u32_at(bytes, 16);
+        if kind != LEGACY_HANDLE {
+            return Err(Error::not_supported(format!(
+                "IPC handle kind {kind}; this library imports kind {LEGACY_HANDLE} (legacy CUDA IPC)"
+            )));
+        }
+        let flags = u32_at(bytes, 20);
+        let [code, bits] = read::<2>(bytes, 184);
+        let lanes = u16::from_le_bytes(read(bytes, 186));
+        let dtype = DataType::from_raw(TbDataType { code, bits, lanes })?;
+        let rank = u32_at(bytes, 188) as usize;
+        if rank > MAX_RANK {
+            return Err(Error::invalid_argument(format!(
+                "IPC descriptor rank {rank} exceeds {MAX_RANK}"
+            )));
+        }
+        let labels: [u8; 16] = read(bytes, 192);
+        let layout = Layout::from_raw(TbLayout { labels: labels.map(|b| b as c_char) })?;
+        let shape: Dims = (0..rank).map(|i| u64_at(bytes, 208 + 8 * i) as i64).collect();
+        let strides: Dims = (0..rank).map(|i| u64_at(bytes, 328 + 8 * i) as i64).collect();
+        if flags & HAS_EVENT == 0 {
+            return Err(Error::invalid_argument("IPC descriptor without an event to wait on"));
+        }
+        Ok(Shared {
+            memory: ExportedMemory {
+                memory: read::<HANDLE_BYTES>(bytes, 40),
+                offset: u64_at(bytes, 168),
+                allocation_bytes: u64_at(bytes, 176),
+                uuid: read(bytes, 24),
+                event: read::<HANDLE_BYTES>(bytes, 104),
+            },
+            readonly: flags & READ_ONLY != 0,
+            dtype,
+            layout,
+            shape,
+            strides,
+            process: u32_at(bytes, 448),
+        })
+    }
+}
+
+/// Exports `tensor` (CUDA device memory from `cudaMalloc`/`cuMemAlloc`) for another process, with
+/// an event recorded on `stream` after the work queued there: the importer's stream waits on it.
+pub(crate) fn export(tensor: &Tensor, stream: Stream) -> Result<[u8; DESCRIPTOR_BYTES]> {
+    let device = tensor.device();
+    if device.kind != DeviceType::TB_DEVICE_CUDA {
+        return Err(Error::not_supported(format!(
+            "only CUDA device memory is shared through CUDA IPC; this tensor is on {device} \
+             (copy it to the GPU first)"
+        )));
+    }
+    if tensor.element_count() == 0 {
+        return Err(Error::invalid_argument("an empty tensor has no memory to share"));
+    }
+    // The lowest byte the tensor touches is what the handle's offset must reach.
+    let (low, _) = byte_extent(tensor.shape(), tensor.strides(), tensor.dtype().item_size())?;
+    let first = (tensor.data() as i64 + low) as u64;
+    let mut memory = driver_ipc::export(first, device.ordinal, stream)?;
+    memory.offset = (memory.offset as i64 - low) as u64; // back to element (0, …, 0)
+    let shared = Shared {
+        memory,
+        readonly: tensor.is_readonly(),
+        dtype: tensor.dtype(),
+        layout: tensor.layout(),
+        shape: tensor.shape().iter().copied().collect(),
+        strides: tensor.strides().iter().copied().collect(),
+        process: std::process::id(),
+    };
+    Ok(shared.encode())
+}
+
+/// Imports a descriptor from another process as a tensor over the same memory, zero-copy, with
+/// `stream` ordered after the exporter's event. The mapping is released with the last reference
+/// to the tensor (and its views).
+pub(crate) fn import(bytes: &[u8; DESCRIPTOR_BYTES], stream: Stream) -> Result<Tensor> {
+    let shared = Shared::decode(bytes)?;
+    let item = shared.dtype.item_size();
+    let (low, high) = byte_extent(&shared.shape, &shared.strides, item)?;
+    let offset = shared.memory.offset as i64;
+    let inside = offset.checked_add(low).is_some_and(|start| start >= 0)
+        && offset.checked_add(high).is_some_and(|end| end as u64 <= shared.memory.allocation_bytes);
+    if !inside {
+        return Err(Error::invalid_argument(format!(
+            "IPC descriptor: the tensor's bytes [{}, {}) lie outside the {}-byte allocation",
+            offset.saturating_add(low),
+            offset.saturating_add(high),
+            shared.memory.allocation_bytes
+        )));
+    }
+    let ordinal = driver_ipc::ordinal_of(&shared.memory.uuid)?;
+    let base = driver_ipc::open(&shared.memory.memory, ordinal).map_err(|error| {
+        Error::cuda(format!("{} (exporting process {})", error.message, shared.process))
+    })?;
+    let handle = shared.memory.memory;
+    if let Err(error) = driver_ipc::wait(&shared.memory.event, ordinal, stream) {
+        driver_ipc::close(&handle);
+        return Err(error);
+    }
+    let desc = TensorDesc {
+        data: base + shared.memory.offset,
+        device: Device::cuda(ordinal),
+        dtype: shared.dtype,
+        shape: shared.shape,
+        strides: Some(shared.strides),
+        layout: shared.layout,
+        readonly: shared.readonly,
+    };
+    // An invalid desc drops the release without running it: close the mapping here then.
+    Tensor::adopt(desc, Some(Box::new(move |_| driver_ipc::close(&handle))))
+        .inspect_err(|_| driver_ipc::close(&handle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Shared {
+        Shared {
+            memory: ExportedMemory {
+                memory: [7; HANDLE_BYTES],
+                offset: 4096,
+                allocation_bytes: 1 << 20,
+                uuid: [9; 16],
+                event: [3; HANDLE_BYTES],
+            },
+            readonly: true,
+            dtype: DataType::F32,
+            layout: Layout::parse("NCHW").unwrap(),
+            shape: [2, 3, 4, 5].into_iter().collect(),
+            strides: [240, 80, 20, 4].into_iter().collect(),
+            process: 1234,
+        }
+    }
+
+    #[test]
+    fn descriptors_round_trip() {
+        let shared = sample();
+        assert_eq!(Shared::decode(&shared.encode()).unwrap(), shared);
+    }
+
+    #[test]
+    fn every_changed_byte_is_refused() {
+        let bytes = sample().encode();
+        for at in 0..DESCRIPTOR_BYTES {
+            let mut changed = bytes;
+            changed[at] ^= 0x40;
+            assert!(Shared::decode(&changed).is_err(), "byte {at} changed and accepted");
+        }
+    }
+
+    #[test]
+    fn refusals_say_why() {
+        let message = |bytes: &[u8; DESCRIPTOR_BYTES]| Shared::decode(bytes).unwrap_err().message;
+        assert!(message(&[0; DESCRIPTOR_BYTES]).contains("not a tensorbridge IPC descriptor"));
+        let mut newer = sample().encode();
+        newer[8] = 2;
+        assert!(message(&newer).contains("format version 2"));
+        let mut cut = sample().encode();
+        cut[300] ^= 1;
+        assert!(message(&cut).contains("checksum mismatch"));
+    }
+}
