@@ -83,8 +83,9 @@ elif [ -x build-gpu/cpp_tests/tb_cuda_runtime_tests ]; then
   # Left out under the sanitizer: the out-of-memory test asks the driver for 1 PiB on purpose (an
   # API error by design); the stream-promise tests hold a stream with a host-waited gate and time
   # the host, which a sanitizer that serialises launches turns into waits; the kernel-cache test
-  # re-runs the binary in child processes. Each run has a time limit: a hang is a failure.
-  excluded="GpuAlloc.OnePebibyteIsAClearOutOfMemory:StreamPromises.*:GpuKernelCache.*"
+  # re-runs the binary in child processes, and so do the CUDA IPC tests (a second process maps
+  # the first one's memory). Each run has a time limit: a hang is a failure.
+  excluded="GpuAlloc.OnePebibyteIsAClearOutOfMemory:StreamPromises.*:GpuKernelCache.*:CudaIpc.*"
   # memcheck: out-of-bounds and misaligned accesses, leaks; racecheck: shared-memory hazards;
   # synccheck: barrier misuse; initcheck: device reads of memory never written.
   for tool in memcheck racecheck synccheck initcheck; do
