@@ -81,7 +81,8 @@
 // `flags` bit: the producer made a copy, which the consumer owns alone.
 #define TB_DLPACK_FLAG_IS_COPIED (1 << 1)
 
-// `flags` bit: sub-byte types are padded (never set by tensorbridge; refused on import).
+// `flags` bit: sub-byte elements (float6, float4) are padded, one to a byte — the only form
+// tensorbridge holds: set on its versioned exports of such tensors, required on imports.
 #define TB_DLPACK_FLAG_IS_SUBBYTE_TYPE_PADDED (1 << 2)
 
 // The DLPack version of the exchange API table that tensorbridge offers (the layout of
@@ -163,6 +164,12 @@ enum TbDataTypeCode
   TB_DTYPE_CODE_FLOAT8_E5M2FNUZ = 13,
   // float8, 8 exponent bits and no mantissa: a power-of-two scale (`kDLFloat8_e8m0fnu`).
   TB_DTYPE_CODE_FLOAT8_E8M0FNU = 14,
+  // float6 e2m3, finite (`kDLFloat6_e2m3fn`, 6 bits), held padded: one element per byte.
+  TB_DTYPE_CODE_FLOAT6_E2M3FN = 15,
+  // float6 e3m2, finite (`kDLFloat6_e3m2fn`, 6 bits), held padded: one element per byte.
+  TB_DTYPE_CODE_FLOAT6_E3M2FN = 16,
+  // float4 e2m1, finite (`kDLFloat4_e2m1fn`, 4 bits), held padded: one element per byte.
+  TB_DTYPE_CODE_FLOAT4_E2M1FN = 17,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -310,8 +317,11 @@ typedef struct TbAllocator {
 // An element type as C passes it, ABI-identical to DLPack's `DLDataType`: `code` is a
 // `TbDataTypeCode` value, `bits` the size of one lane in bits, `lanes` the vector width. Any bit
 // pattern can arrive here; tensorbridge supports `lanes == 1` and these combinations: bool8,
-// int8/16/32/64, uint8/16/32/64, float16/32/64, bfloat16, complex64/128, and DLPack 1.1's eight
-// float8 formats (codes 7–14, 8 bits). The sub-byte float6/float4 codes (15–17) are refused.
+// int8/16/32/64, uint8/16/32/64, float16/32/64, bfloat16, complex64/128, DLPack 1.1's eight
+// float8 formats (codes 7–14, 8 bits), and its sub-byte float6_e2m3fn, float6_e3m2fn (6 bits)
+// and float4_e2m1fn (4 bits, codes 15–17), which tensorbridge holds *padded*: one element per
+// byte, as DLPack's `DLPACK_FLAG_BITMASK_IS_SUBBYTE_TYPE_PADDED` describes (packed ones are
+// refused).
 typedef struct TbDataType {
   // Type code: a `TbDataTypeCode` value.
   uint8_t code;
@@ -777,7 +787,8 @@ enum TbStatus tb_tensor_from_dlpack(struct TbDLManagedTensor *managed,
 // Imports a `DLManagedTensorVersioned` without copying, with the ownership rules of
 // `tb_tensor_from_dlpack`. A major version above `TB_DLPACK_MAJOR_VERSION` is refused
 // (`TB_ERROR_NOT_SUPPORTED`) after reading only `version`. The `TB_DLPACK_FLAG_READ_ONLY` flag
-// makes a read-only tensor; `TB_DLPACK_FLAG_IS_SUBBYTE_TYPE_PADDED` is refused.
+// makes a read-only tensor. Sub-byte dtypes (float6, float4) need
+// `TB_DLPACK_FLAG_IS_SUBBYTE_TYPE_PADDED` (one element per byte); packed ones are refused.
 //
 // \param[in] managed  the producer's managed tensor; not NULL. Owned by the new tensor on success
 //                     (its deleter runs once, later); still the caller's on failure.
@@ -792,8 +803,8 @@ enum TbStatus tb_tensor_from_dlpack(struct TbDLManagedTensor *managed,
 //                                    `TB_DLPACK_FLAG_READ_ONLY`); an unknown device type, a
 //                                    negative ordinal or a CPU ordinal other than 0; a malformed
 //                                    `layout` or one whose label count is not `ndim`.
-// \retval TB_ERROR_NOT_SUPPORTED     a major version above `TB_DLPACK_MAJOR_VERSION`;
-//                                    `TB_DLPACK_FLAG_IS_SUBBYTE_TYPE_PADDED`; a device type other
+// \retval TB_ERROR_NOT_SUPPORTED     a major version above `TB_DLPACK_MAJOR_VERSION`; a packed
+//                                    sub-byte dtype (no padded flag); a device type other
 //                                    than CPU, CUDA, CUDA host and CUDA managed; an unsupported
 //                                    dtype (lanes ≠ 1, unknown code or bits).
 // \retval TB_ERROR_OVERFLOW          `byte_offset`, a stride in bytes, the element count or the
@@ -818,7 +829,9 @@ enum TbStatus tb_tensor_from_dlpack_versioned(struct TbDLManagedTensorVersioned 
 //                    NULL; unchanged on failure.
 // \retval TB_SUCCESS                 `*out` written.
 // \retval TB_ERROR_INVALID_ARGUMENT  NULL `out`, or a NULL or released `tensor`.
-// \retval TB_ERROR_NOT_SUPPORTED     a byte stride DLPack cannot express (not whole elements).
+// \retval TB_ERROR_NOT_SUPPORTED     a byte stride DLPack cannot express (not whole elements); a
+//                                    sub-byte dtype (the legacy struct cannot mark it padded: use
+//                                    `tb_tensor_to_dlpack_versioned`).
 // \retval TB_ERROR_READ_ONLY         `tensor` is read-only (use `tb_tensor_to_dlpack_versioned`).
 // \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_tensor_to_dlpack(const struct TbTensor *tensor, struct TbDLManagedTensor **out);

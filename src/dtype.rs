@@ -39,13 +39,22 @@ pub enum TbDataTypeCode {
     TB_DTYPE_CODE_FLOAT8_E5M2FNUZ = 13,
     /// float8, 8 exponent bits and no mantissa: a power-of-two scale (`kDLFloat8_e8m0fnu`).
     TB_DTYPE_CODE_FLOAT8_E8M0FNU = 14,
+    /// float6 e2m3, finite (`kDLFloat6_e2m3fn`, 6 bits), held padded: one element per byte.
+    TB_DTYPE_CODE_FLOAT6_E2M3FN = 15,
+    /// float6 e3m2, finite (`kDLFloat6_e3m2fn`, 6 bits), held padded: one element per byte.
+    TB_DTYPE_CODE_FLOAT6_E3M2FN = 16,
+    /// float4 e2m1, finite (`kDLFloat4_e2m1fn`, 4 bits), held padded: one element per byte.
+    TB_DTYPE_CODE_FLOAT4_E2M1FN = 17,
 }
 
 /// An element type as C passes it, ABI-identical to DLPack's `DLDataType`: `code` is a
 /// `TbDataTypeCode` value, `bits` the size of one lane in bits, `lanes` the vector width. Any bit
 /// pattern can arrive here; tensorbridge supports `lanes == 1` and these combinations: bool8,
-/// int8/16/32/64, uint8/16/32/64, float16/32/64, bfloat16, complex64/128, and DLPack 1.1's eight
-/// float8 formats (codes 7–14, 8 bits). The sub-byte float6/float4 codes (15–17) are refused.
+/// int8/16/32/64, uint8/16/32/64, float16/32/64, bfloat16, complex64/128, DLPack 1.1's eight
+/// float8 formats (codes 7–14, 8 bits), and its sub-byte float6_e2m3fn, float6_e3m2fn (6 bits)
+/// and float4_e2m1fn (4 bits, codes 15–17), which tensorbridge holds *padded*: one element per
+/// byte, as DLPack's `DLPACK_FLAG_BITMASK_IS_SUBBYTE_TYPE_PADDED` describes (packed ones are
+/// refused).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct TbDataType {
@@ -69,7 +78,7 @@ pub(crate) struct DataType {
 /// A row: code, bits, name, NumPy typestr (None: NumPy and the CUDA Array Interface have none).
 type Entry = (TbDataTypeCode, u8, &'static CStr, Option<&'static CStr>);
 
-const SUPPORTED: [Entry; 23] = [
+const SUPPORTED: [Entry; 26] = [
     (TbDataTypeCode::TB_DTYPE_CODE_BOOL, 8, c"bool", Some(c"|b1")),
     (TbDataTypeCode::TB_DTYPE_CODE_INT, 8, c"int8", Some(c"|i1")),
     (TbDataTypeCode::TB_DTYPE_CODE_INT, 16, c"int16", Some(c"<i2")),
@@ -93,11 +102,10 @@ const SUPPORTED: [Entry; 23] = [
     (TbDataTypeCode::TB_DTYPE_CODE_FLOAT8_E5M2, 8, c"float8_e5m2", None),
     (TbDataTypeCode::TB_DTYPE_CODE_FLOAT8_E5M2FNUZ, 8, c"float8_e5m2fnuz", None),
     (TbDataTypeCode::TB_DTYPE_CODE_FLOAT8_E8M0FNU, 8, c"float8_e8m0fnu", None),
+    (TbDataTypeCode::TB_DTYPE_CODE_FLOAT6_E2M3FN, 6, c"float6_e2m3fn", None),
+    (TbDataTypeCode::TB_DTYPE_CODE_FLOAT6_E3M2FN, 6, c"float6_e3m2fn", None),
+    (TbDataTypeCode::TB_DTYPE_CODE_FLOAT4_E2M1FN, 4, c"float4_e2m1fn", None),
 ];
-
-/// DLPack 1.1's sub-byte float codes (float6 e2m3fn, e3m2fn; float4 e2m1fn), refused by name.
-const SUB_BYTE_FLOATS: [(u8, &str); 3] =
-    [(15, "float6_e2m3fn"), (16, "float6_e3m2fn"), (17, "float4_e2m1fn")];
 
 impl std::fmt::Display for TbDataType {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -177,16 +185,11 @@ impl DataType {
             .iter()
             .find(|(code, bits, _, _)| *code as u8 == raw.code && *bits == raw.bits)
             .map(|e| Self::new(e.0, e.1))
-            .ok_or_else(|| match SUB_BYTE_FLOATS.iter().find(|(code, _)| *code == raw.code) {
-                Some((_, name)) => Error::not_supported(format!(
-                    "dtype {name} (code {}, {} bits) is a sub-byte type: packed and padded \
-                     sub-byte elements are not supported",
-                    raw.code, raw.bits
-                )),
-                None => Error::not_supported(format!(
+            .ok_or_else(|| {
+                Error::not_supported(format!(
                     "dtype {raw} (code {}, bits {}) is not a supported element type",
                     raw.code, raw.bits
-                )),
+                ))
             })
     }
 
@@ -195,9 +198,14 @@ impl DataType {
         TbDataType { code: self.code as u8, bits: self.bits, lanes: 1 }
     }
 
-    /// Bytes per element.
+    /// Whether elements have fewer than 8 bits (float6, float4): held padded, a byte each.
+    pub(crate) fn is_sub_byte(self) -> bool {
+        self.bits < 8
+    }
+
+    /// Bytes per element (1 for the padded sub-byte types).
     pub(crate) fn item_size(self) -> i64 {
-        i64::from(self.bits) / 8
+        (i64::from(self.bits) + 7) / 8
     }
 
     /// Required alignment of an element's address in bytes: the size of one scalar component

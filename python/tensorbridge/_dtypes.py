@@ -44,8 +44,8 @@ def data_type(dtype):
 
 
 def numpy_dtype(dtype):
-    """A NumPy dtype for a TbDataType; bfloat16 and the float8 types through ml_dtypes when it is
-    installed (NumPy has none of them), else their name."""
+    """A NumPy dtype for a TbDataType; bfloat16, the float8 and the (padded) float6/float4 types
+    through ml_dtypes when it is installed (NumPy has none of them), else their name."""
     entry = _BY_CODE.get((dtype.code, dtype.bits))
     if entry is None:
         return f"code{dtype.code}_bits{dtype.bits}"
@@ -53,7 +53,7 @@ def numpy_dtype(dtype):
         import numpy
     except ImportError:
         return entry.name
-    if entry.name == "bfloat16" or entry.typestr is None:  # "<V2" is opaque; float8 has none
+    if entry.name == "bfloat16" or entry.typestr is None:  # "<V2" is opaque; float8/6/4 have none
         try:
             import ml_dtypes
 

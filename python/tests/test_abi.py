@@ -40,11 +40,12 @@ def test_dtype_table_is_the_librarys():
     assert len(_dtypes._TABLE) == _lib.lib.tb_dtype_count()
     for entry in _dtypes._TABLE:
         t = tb.empty((2,), entry.name)
-        if entry.typestr is None:  # float8: NumPy has no typestr; ml_dtypes' type, or the name
-            assert entry.name.startswith("float8_") and str(t.dtype) == entry.name
+        if entry.typestr is None:  # float8/6/4: NumPy has no typestr; ml_dtypes' type, or the name
+            assert entry.name.startswith(("float8_", "float6_", "float4_")) and str(t.dtype) == entry.name
         elif entry.name != "bfloat16":
             assert t.dtype == np.dtype(entry.typestr)
-    assert {"bool", "uint8", "float16", "bfloat16", "complex128", "float8_e4m3fn", "float8_e5m2"} <= {
+    assert {"bool", "uint8", "float16", "bfloat16", "complex128", "float8_e4m3fn", "float8_e5m2",
+            "float4_e2m1fn"} <= {
         e.name for e in _dtypes._TABLE}
 
 

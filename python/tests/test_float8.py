@@ -94,10 +94,16 @@ def test_the_array_interfaces_refuse_float8_and_dlpack_carries_it():
     numpy.testing.assert_array_equal(back, [1.0, -2.5, 448.0])
 
 
-def test_sub_byte_floats_are_refused_by_name():
-    shape = (ctypes.c_int64 * 1)(4)
-    out = ctypes.c_void_p()
-    buffer = numpy.zeros(4, numpy.uint8)
-    with pytest.raises(tb.NotSupportedError, match="float4_e2m1fn.*sub-byte"):
-        lib.tb_tensor_wrap(buffer.ctypes.data, Device(DEVICE_CPU, 0), DataType(17, 4, 1), 1, shape, None, None,
-                           False, CLEANUP(), None, ctypes.byref(out))
+@pytest.mark.parametrize("name, code, bits", [("float6_e2m3fn", 15, 6), ("float6_e3m2fn", 16, 6),
+                                              ("float4_e2m1fn", 17, 4)])
+def test_sub_byte_floats_are_held_padded_and_travel_through_versioned_dlpack(name, code, bits):
+    buffer = numpy.arange(8, dtype=numpy.uint8)
+    t = wrap_bytes(buffer, name)  # one element per byte: DLPack's padded form
+    assert str(t.dtype) == name and t.shape == (8,) and t.data_ptr == buffer.ctypes.data
+    again = tb.from_dlpack(t.__dlpack__(max_version=(1, 1)))  # the export sets the padded flag
+    assert str(again.dtype) == name and again.data_ptr == buffer.ctypes.data
+    with pytest.raises((BufferError, tb.NotSupportedError), match="padded"):
+        t.__dlpack__()  # a legacy DLManagedTensor cannot say "padded"
+    with pytest.raises(tb.NotSupportedError, match="DLPack"):
+        t.__array_interface__
+    assert _dtypes._BY_NAME[name].code == code and _dtypes._BY_NAME[name].bits == bits

@@ -11,8 +11,8 @@ use crate::dtype::TbDataType;
 use crate::error::{Error, Result};
 use crate::ffi::status::TbStatus;
 use crate::interop::dlpack::{
-    DlTensorFields, TB_DLPACK_MAJOR_VERSION, TB_DLPACK_MINOR_VERSION, check_import_version,
-    export_flags, import_readonly,
+    DlTensorFields, ImportFlags, TB_DLPACK_MAJOR_VERSION, TB_DLPACK_MINOR_VERSION,
+    check_import_version, check_sub_byte, export_flags,
 };
 use crate::layout::Layout;
 use crate::storage::ReleaseFn;
@@ -86,7 +86,8 @@ pub struct TbDLManagedTensorVersioned {
     pub dl_tensor: TbDLTensor,
 }
 
-pub(crate) fn read_dl_tensor(raw: &TbDLTensor, readonly: bool) -> Result<DlTensorFields> {
+pub(crate) fn read_dl_tensor(raw: &TbDLTensor, flags: ImportFlags) -> Result<DlTensorFields> {
+    check_sub_byte(raw.dtype, flags.padded)?;
     let shape = read_shape(raw.ndim, raw.shape)?;
     let strides = match raw.strides.is_null() {
         true => None,
@@ -99,7 +100,7 @@ pub(crate) fn read_dl_tensor(raw: &TbDLTensor, readonly: bool) -> Result<DlTenso
         shape,
         strides,
         byte_offset: raw.byte_offset,
-        readonly,
+        readonly: flags.readonly,
     })
 }
 
@@ -166,7 +167,7 @@ pub extern "C" fn tb_tensor_from_dlpack(
         let managed = require_ptr(managed, "managed")?;
         // SAFETY: non-null; the C contract says it points to a DLManagedTensor.
         let (dl_tensor, deleter) = unsafe { ((*managed).dl_tensor, (*managed).deleter) };
-        let fields = read_dl_tensor(&dl_tensor, false)?;
+        let fields = read_dl_tensor(&dl_tensor, ImportFlags::default())?;
         import(fields, layout, call_deleter(managed, deleter), out)
     })
 }
@@ -174,7 +175,8 @@ pub extern "C" fn tb_tensor_from_dlpack(
 /// Imports a `DLManagedTensorVersioned` without copying, with the ownership rules of
 /// `tb_tensor_from_dlpack`. A major version above `TB_DLPACK_MAJOR_VERSION` is refused
 /// (`TB_ERROR_NOT_SUPPORTED`) after reading only `version`. The `TB_DLPACK_FLAG_READ_ONLY` flag
-/// makes a read-only tensor; `TB_DLPACK_FLAG_IS_SUBBYTE_TYPE_PADDED` is refused.
+/// makes a read-only tensor. Sub-byte dtypes (float6, float4) need
+/// `TB_DLPACK_FLAG_IS_SUBBYTE_TYPE_PADDED` (one element per byte); packed ones are refused.
 ///
 /// \param[in] managed  the producer's managed tensor; not NULL. Owned by the new tensor on success
 ///                     (its deleter runs once, later); still the caller's on failure.
@@ -189,8 +191,8 @@ pub extern "C" fn tb_tensor_from_dlpack(
 ///                                    `TB_DLPACK_FLAG_READ_ONLY`); an unknown device type, a
 ///                                    negative ordinal or a CPU ordinal other than 0; a malformed
 ///                                    `layout` or one whose label count is not `ndim`.
-/// \retval TB_ERROR_NOT_SUPPORTED     a major version above `TB_DLPACK_MAJOR_VERSION`;
-///                                    `TB_DLPACK_FLAG_IS_SUBBYTE_TYPE_PADDED`; a device type other
+/// \retval TB_ERROR_NOT_SUPPORTED     a major version above `TB_DLPACK_MAJOR_VERSION`; a packed
+///                                    sub-byte dtype (no padded flag); a device type other
 ///                                    than CPU, CUDA, CUDA host and CUDA managed; an unsupported
 ///                                    dtype (lanes ≠ 1, unknown code or bits).
 /// \retval TB_ERROR_OVERFLOW          `byte_offset`, a stride in bytes, the element count or the
@@ -228,7 +230,7 @@ pub(crate) fn import_versioned(
     // SAFETY: a 1.x struct, whose layout TbDLManagedTensorVersioned matches.
     let (flags, dl_tensor, deleter) =
         unsafe { ((*managed).flags, (*managed).dl_tensor, (*managed).deleter) };
-    let fields = read_dl_tensor(&dl_tensor, import_readonly(flags)?)?;
+    let fields = read_dl_tensor(&dl_tensor, ImportFlags::of(flags))?;
     Tensor::adopt(fields.into_desc(layout)?, Some(call_deleter(managed, deleter)))
 }
 
@@ -348,7 +350,9 @@ unsafe extern "C" fn delete_export<T: Exported>(managed: *mut T) {
 ///                    NULL; unchanged on failure.
 /// \retval TB_SUCCESS                 `*out` written.
 /// \retval TB_ERROR_INVALID_ARGUMENT  NULL `out`, or a NULL or released `tensor`.
-/// \retval TB_ERROR_NOT_SUPPORTED     a byte stride DLPack cannot express (not whole elements).
+/// \retval TB_ERROR_NOT_SUPPORTED     a byte stride DLPack cannot express (not whole elements); a
+///                                    sub-byte dtype (the legacy struct cannot mark it padded: use
+///                                    `tb_tensor_to_dlpack_versioned`).
 /// \retval TB_ERROR_READ_ONLY         `tensor` is read-only (use `tb_tensor_to_dlpack_versioned`).
 /// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 #[unsafe(no_mangle)]
@@ -366,6 +370,14 @@ pub extern "C" fn tb_tensor_to_dlpack(
                  TB_DLPACK_FLAG_READ_ONLY",
             ));
         }
+        check_sub_byte(held.dtype().to_raw(), false).map_err(|_| {
+            Error::not_supported(format!(
+                "a legacy DLManagedTensor cannot say that {} elements are padded (its consumer \
+                 would read them packed); export with tb_tensor_to_dlpack_versioned, which sets \
+                 TB_DLPACK_FLAG_IS_SUBBYTE_TYPE_PADDED",
+                held.dtype()
+            ))
+        })?;
         let (context, dl_tensor) = export_context(&held)?;
         let managed = Box::into_raw(Box::new(TbDLManagedTensor {
             dl_tensor,

@@ -18,6 +18,7 @@ use crate::alloc::{Allocation, Allocator, Request};
 use crate::device::{Device, DeviceType, TbDevice};
 use crate::dtype::DataType;
 use crate::error::{Error, Result};
+use crate::interop::dlpack::ImportFlags;
 use crate::interop::exchange::{MAX_CHAIN, usable_version};
 use crate::stream::Stream;
 use crate::tensor::Tensor;
@@ -245,7 +246,7 @@ pub extern "C" fn tb_tensor_from_exchange_api_borrowed(
                 "the producer's dltensor_from_py_object_no_sync failed (see its Python exception)",
             ));
         }
-        let fields = read_dl_tensor(&dl_tensor, false)?;
+        let fields = read_dl_tensor(&dl_tensor, ImportFlags::default())?;
         let tensor = Tensor::adopt(fields.into_desc(layout)?, None)?;
         order_after_producer(&tensor, &api)?;
         write_out(out, handle::create(tensor)?, "out")

@@ -17,7 +17,8 @@ pub const TB_DLPACK_MINOR_VERSION: u32 = 1;
 pub const TB_DLPACK_FLAG_READ_ONLY: u64 = 1 << 0;
 /// `flags` bit: the producer made a copy, which the consumer owns alone.
 pub const TB_DLPACK_FLAG_IS_COPIED: u64 = 1 << 1;
-/// `flags` bit: sub-byte types are padded (never set by tensorbridge; refused on import).
+/// `flags` bit: sub-byte elements (float6, float4) are padded, one to a byte — the only form
+/// tensorbridge holds: set on its versioned exports of such tensors, required on imports.
 pub const TB_DLPACK_FLAG_IS_SUBBYTE_TYPE_PADDED: u64 = 1 << 2;
 
 /// Checks a versioned managed tensor's version: a newer major version is refused
@@ -37,13 +38,37 @@ pub(crate) fn check_import_version(major: u32, minor: u32) -> Result<()> {
     Ok(())
 }
 
-/// Whether an imported versioned tensor is read-only, from its flags; flags this library cannot
-/// honour are refused.
-pub(crate) fn import_readonly(flags: u64) -> Result<bool> {
-    if flags & TB_DLPACK_FLAG_IS_SUBBYTE_TYPE_PADDED != 0 {
-        return Err(Error::not_supported("padded sub-byte DLPack types are not supported"));
+/// What an import's flags say: read-only, and sub-byte elements padded (a legacy tensor and a
+/// bare `DLTensor` have no flags: writable, and packed).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ImportFlags {
+    /// `TB_DLPACK_FLAG_READ_ONLY`.
+    pub readonly: bool,
+    /// `TB_DLPACK_FLAG_IS_SUBBYTE_TYPE_PADDED`.
+    pub padded: bool,
+}
+
+impl ImportFlags {
+    /// The flags of a versioned tensor.
+    pub(crate) fn of(flags: u64) -> ImportFlags {
+        ImportFlags {
+            readonly: flags & TB_DLPACK_FLAG_READ_ONLY != 0,
+            padded: flags & TB_DLPACK_FLAG_IS_SUBBYTE_TYPE_PADDED != 0,
+        }
     }
-    Ok(flags & TB_DLPACK_FLAG_READ_ONLY != 0)
+}
+
+/// Refuses packed sub-byte elements (two float4 to a byte): tensorbridge addresses elements by
+/// bytes, so it holds float6/float4 padded only.
+pub(crate) fn check_sub_byte(dtype: TbDataType, padded: bool) -> Result<()> {
+    match DataType::from_raw(dtype) {
+        Ok(known) if known.is_sub_byte() && !padded => Err(Error::not_supported(format!(
+            "dtype {known} arrives packed (DLPack's default for sub-byte types, and the only \
+             form a legacy or bare DLTensor can describe); tensorbridge holds sub-byte elements \
+             padded, one per byte: export them with DLPACK_FLAG_BITMASK_IS_SUBBYTE_TYPE_PADDED"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// The flags of a versioned export of `tensor`: read-only when the tensor is, plus the flags the
@@ -57,7 +82,9 @@ pub(crate) fn export_flags(tensor: &Tensor, requested: u64) -> Result<u64> {
         )));
     }
     let readonly = if tensor.is_readonly() { TB_DLPACK_FLAG_READ_ONLY } else { 0 };
-    Ok(requested | readonly)
+    let padded =
+        if tensor.dtype().is_sub_byte() { TB_DLPACK_FLAG_IS_SUBBYTE_TYPE_PADDED } else { 0 };
+    Ok(requested | readonly | padded)
 }
 
 /// The fields of a `DLTensor`, copied out of the C struct.

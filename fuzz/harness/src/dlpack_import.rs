@@ -24,7 +24,8 @@ unsafe extern "C" fn versioned_deleter(_managed: *mut TbDLManagedTensorVersioned
 const DEVICE_TYPES: &[i32] = &[1, 1, 1, 2, 3, 13, 0, 4, 7, 14, -1];
 const DTYPES: &[(u8, u8)] = &[
     (0, 8), (0, 16), (0, 32), (0, 64), (1, 8), (1, 16), (1, 32), (1, 64), (2, 16), (2, 32),
-    (2, 64), (4, 16), (5, 64), (5, 128), (6, 8), (3, 64), (2, 8), (0, 128),
+    (2, 64), (4, 16), (5, 64), (5, 128), (6, 8), (3, 64), (2, 8), (0, 128), (10, 8), (12, 8),
+    (15, 6), (16, 6), (17, 4), (17, 8),
 ];
 
 fn dl_tensor(input: &mut Input<'_>, buffer: &mut Buffer, shape: &mut [i64; 16], strides: &mut [i64; 16]) -> TbDLTensor {
@@ -117,6 +118,12 @@ fn export_and_drop(tensor: *mut TbTensor) {
     }
 }
 
+/// Whether `dl` has one of DLPack 1.1's sub-byte float types (float6 e2m3fn / e3m2fn, float4
+/// e2m1fn), which are packed unless a versioned tensor's flags say padded.
+fn is_sub_byte(dl: &TbDLTensor) -> bool {
+    dl.dtype.lanes == 1 && matches!((dl.dtype.code, dl.dtype.bits), (15, 6) | (16, 6) | (17, 4))
+}
+
 pub fn run(data: &[u8]) {
     let _live = LiveBaseline::take();
     DELETER_CALLS.with(|c| c.set(0));
@@ -137,7 +144,7 @@ pub fn run(data: &[u8]) {
             major: if input.below(4) == 0 { input.u32() % 4 } else { 1 },
             minor: if input.bool() { input.u32() } else { 1 },
         };
-        let flags = if input.bool() { input.u64() } else { input.u64() & 3 };
+        let flags = if input.bool() { input.u64() } else { input.u64() & 7 };
         let mut managed = Box::new(TbDLManagedTensorVersioned {
             version,
             manager_ctx: std::ptr::null_mut(),
@@ -151,8 +158,8 @@ pub fn run(data: &[u8]) {
         if version.major > 1 {
             assert_eq!(status, TB_ERROR_NOT_SUPPORTED, "major version {} accepted", version.major);
         }
-        if flags & 4 != 0 {
-            assert_ne!(status, TB_SUCCESS, "IS_SUBBYTE_TYPE_PADDED accepted");
+        if is_sub_byte(&dl) && flags & 4 == 0 {
+            assert_ne!(status, TB_SUCCESS, "a packed sub-byte dtype (no padded flag) accepted");
         }
         finish(status, out, &dl, flags & TB_DLPACK_FLAG_READ_ONLY != 0, with_deleter);
         drop(managed);
@@ -165,6 +172,9 @@ pub fn run(data: &[u8]) {
         // SAFETY: as above.
         let status = unsafe { tb_tensor_from_dlpack(&mut *managed, ptr_or_null(&layout), &mut out) };
         no_internal(status, "legacy import");
+        if is_sub_byte(&dl) {
+            assert_ne!(status, TB_SUCCESS, "a sub-byte dtype accepted from a legacy (packed) tensor");
+        }
         finish(status, out, &dl, false, with_deleter);
         drop(managed);
     }
