@@ -77,34 +77,56 @@ fn store_mode(job: &FrameJob, item: i64, pixels: i64) -> i32 {
     }
 }
 
-/// The `-D` defines of the kernel `job` runs.
-fn defines(job: &FrameJob, tiling: Tiling) -> Vec<String> {
-    let sample = job.sample.item_size();
-    let luma_vector = job.y.column == sample
-        && all_multiple_of(
-            &[job.y.data as i64, job.y.frame, job.y.row],
-            unit_of(tiling.pixels * sample),
-        );
-    // Interleaved (Cb, Cr) pairs (NV12, P016): a thread's pixels/2 pairs are `pixels` samples.
-    let chroma_vector = job.u.column == 2 * sample
-        && job.v.data == job.u.data + sample as u64
-        && all_multiple_of(
-            &[job.u.data as i64, job.u.frame, job.u.row],
-            unit_of(tiling.pixels * sample),
-        );
-    let tin = if job.sample == DataType::U16 { "tb_u16" } else { "tb_u8" };
-    vec![
-        "TB_FRAME".into(),
-        "TB_AFFINE=1".into(),
-        format!("TB_TIN={tin}"),
-        format!("TB_TOUT={}", type_name(job.conversion.to)),
-        format!("TB_FRAME_X={}", tiling.pixels),
-        format!("TB_FRAME_ROWS={}", tiling.rows),
-        format!("TB_FRAME_STREAMING={}", tiling.streaming as i32),
-        format!("TB_FRAME_Y_VECTOR={}", luma_vector as i32),
-        format!("TB_FRAME_C_VECTOR={}", chroma_vector as i32),
-        format!("TB_FRAME_STORE={}", store_mode(job, job.conversion.to.item_size(), tiling.pixels)),
-    ]
+/// One specialisation of `tb_frame_to_rgb`: what its `-D` defines say.
+struct Variant {
+    sample: DataType,
+    output: DataType,
+    tiling: Tiling,
+    /// A thread's luma samples of a row are one aligned load (`TB_FRAME_Y_VECTOR`).
+    luma_vector: bool,
+    /// A thread's (Cb, Cr) pairs are one aligned load (`TB_FRAME_C_VECTOR`).
+    chroma_vector: bool,
+    /// `TB_FRAME_STORE` (see `store_mode`).
+    store: i32,
+}
+
+impl Variant {
+    /// The kernel `job` runs with `tiling`.
+    fn of(job: &FrameJob, tiling: Tiling) -> Variant {
+        let sample = job.sample.item_size();
+        let luma_vector = job.y.column == sample
+            && all_multiple_of(
+                &[job.y.data as i64, job.y.frame, job.y.row],
+                unit_of(tiling.pixels * sample),
+            );
+        // Interleaved (Cb, Cr) pairs (NV12, P016): a thread's pixels/2 pairs are `pixels` samples.
+        let chroma_vector = job.u.column == 2 * sample
+            && job.v.data == job.u.data + sample as u64
+            && all_multiple_of(
+                &[job.u.data as i64, job.u.frame, job.u.row],
+                unit_of(tiling.pixels * sample),
+            );
+        let output = job.conversion.to;
+        let store = store_mode(job, output.item_size(), tiling.pixels);
+        Variant { sample: job.sample, output, tiling, luma_vector, chroma_vector, store }
+    }
+
+    fn spec(&self) -> KernelSpec {
+        let Tiling { pixels, rows, streaming } = self.tiling;
+        let defines = vec![
+            "TB_FRAME".into(),
+            "TB_AFFINE=1".into(),
+            format!("TB_TIN={}", type_name(self.sample)),
+            format!("TB_TOUT={}", type_name(self.output)),
+            format!("TB_FRAME_X={pixels}"),
+            format!("TB_FRAME_ROWS={rows}"),
+            format!("TB_FRAME_STREAMING={}", streaming as i32),
+            format!("TB_FRAME_Y_VECTOR={}", self.luma_vector as i32),
+            format!("TB_FRAME_C_VECTOR={}", self.chroma_vector as i32),
+            format!("TB_FRAME_STORE={}", self.store),
+        ];
+        KernelSpec { entry: "tb_frame_to_rgb", defines }
+    }
 }
 
 /// Enqueues `job` on `stream` of device `ordinal`.
@@ -128,8 +150,7 @@ pub(crate) fn run_frames(job: &FrameJob, ordinal: i32, stream: Stream) -> Result
     let tiling = tiling(job);
     let threads = job.batch * (job.height / tiling.rows) * ceil_div(job.width, tiling.pixels);
     let blocks = ceil_div(threads, THREADS as i64).min(1 << 20);
-    let spec = KernelSpec { entry: "tb_frame_to_rgb", defines: defines(job, tiling) };
-    let function = load(ordinal, &spec)?;
+    let function = load(ordinal, &Variant::of(job, tiling).spec())?;
     launch(ordinal, function, blocks as u64, THREADS, stream, &params)
 }
 
@@ -138,26 +159,25 @@ pub(crate) fn run_frames(job: &FrameJob, ordinal: i32, stream: Stream) -> Result
 /// store modes and the scalar luma path taking turns (each combination is compiled once somewhere).
 pub(crate) fn specialisations() -> Vec<KernelSpec> {
     use super::element::CONVERT_OUTPUTS;
-    let pairs = ["tb_u8", "tb_u16"].into_iter().flat_map(|t| CONVERT_OUTPUTS.map(|o| (t, o)));
+    let pairs = [DataType::U8, DataType::U16]
+        .into_iter()
+        .flat_map(|sample| CONVERT_OUTPUTS.map(|output| (sample, output)));
     pairs
         .enumerate()
-        .map(|(i, (tin, out))| {
-            let (vector, store) = [(1, 1), (1, 2), (0, 0)][i % 3];
+        .map(|(i, (sample, output))| {
+            let (vector, store) = [(true, 1), (true, 2), (false, 0)][i % 3];
             let (pixels, rows, streaming) =
-                [(8, 2, 0), (4, 1, 1), (16, 1, 0), (8, 1, 1)][(i / 3) % 4];
-            let defines = vec![
-                "TB_FRAME".into(),
-                "TB_AFFINE=1".into(),
-                format!("TB_TIN={tin}"),
-                format!("TB_TOUT={}", type_name(out)),
-                format!("TB_FRAME_X={pixels}"),
-                format!("TB_FRAME_ROWS={rows}"),
-                format!("TB_FRAME_STREAMING={streaming}"),
-                format!("TB_FRAME_Y_VECTOR={vector}"),
-                format!("TB_FRAME_C_VECTOR={vector}"),
-                format!("TB_FRAME_STORE={store}"),
-            ];
-            KernelSpec { entry: "tb_frame_to_rgb", defines }
+                [(8, 2, false), (4, 1, true), (16, 1, false), (8, 1, true)][(i / 3) % 4];
+            let tiling = Tiling { pixels, rows, streaming };
+            let variant = Variant {
+                sample,
+                output,
+                tiling,
+                luma_vector: vector,
+                chroma_vector: vector,
+                store,
+            };
+            variant.spec()
         })
         .collect()
 }
