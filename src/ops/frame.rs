@@ -17,6 +17,7 @@
 use super::element::Conversion;
 use super::frame_job::{Coefficients, FrameFormat, FrameJob, PixelFormat, Plane};
 use super::{check_no_overlap, gpu_frame, host, ordering};
+use crate::device::Device;
 use crate::dtype::DataType;
 use crate::error::{Error, Result};
 use crate::layout::Layout;
@@ -268,16 +269,16 @@ fn output_strides(dst: &Tensor, planes: &Planes) -> Result<(i64, [i64; 4])> {
 }
 
 impl FrameJob {
+    /// The job of writing the frames of `planes` (read from `inputs`) into `dst` (writable).
     fn new(
+        planes: &Planes,
         inputs: &[&Tensor],
         format: &FrameFormat,
         dst: &Tensor,
         scale: &[f32],
         offset: &[f32],
     ) -> Result<Self> {
-        dst.require_writable("destination")?;
-        let planes = planes_of(inputs, format.pixel)?;
-        let (batch, dst_strides) = output_strides(dst, &planes)?;
+        let (batch, dst_strides) = output_strides(dst, planes)?;
         for input in inputs {
             check_no_overlap(input, dst)?;
         }
@@ -300,6 +301,38 @@ impl FrameJob {
     }
 }
 
+/// Runs `job` over the tensors it was made from: on the GPU, enqueued on `stream`, when any
+/// operand is in device memory (all must then be GPU-accessible); on the CPU when all are host
+/// memory.
+fn run(job: &FrameJob, inputs: &[&Tensor], dst: &Tensor, stream: Stream) -> Result<()> {
+    let operands: Vec<&Tensor> = inputs.iter().copied().chain([dst]).collect();
+    let Some(ordinal) = super::gpu_ordinal(&operands) else {
+        for t in &operands {
+            ordering::host_sync(t)?;
+        }
+        host::run_frames(job);
+        return Ok(());
+    };
+    if let Some(other) = operands.iter().find(|t| {
+        !super::gpu_accessible(t) || (t.is_device_memory() && t.device().ordinal != ordinal)
+    }) {
+        return Err(Error::invalid_argument(format!(
+            "frame conversion: the planes and the output must all be on the GPU ({}, or pinned \
+             or managed memory) or all in host memory; one is on {}: copy it first",
+            Device::cuda(ordinal),
+            other.device()
+        )));
+    }
+    for t in &operands {
+        ordering::before(t, stream)?;
+    }
+    gpu_frame::run_frames(job, ordinal, stream)?;
+    for t in &operands {
+        ordering::after(t, stream)?;
+    }
+    Ok(())
+}
+
 /// Converts a batch of YUV 4:2:0 frames (`inputs`: one tensor or the planes) into `dst` (RGB or
 /// BGR in `dst`'s layout and dtype), applying y = x · scale[c] + offset[c] to the 0–255 values.
 /// On the GPU, enqueued on `stream`, when any operand is in device memory (all must then be
@@ -312,33 +345,10 @@ pub(crate) fn convert_frames(
     offset: &[f32],
     stream: Stream,
 ) -> Result<()> {
-    let job = FrameJob::new(inputs, format, dst, scale, offset)?;
-    let operands: Vec<&Tensor> = inputs.iter().copied().chain([dst]).collect();
-    let device = operands.iter().find(|t| t.is_device_memory()).map(|t| t.device());
-    let Some(device) = device else {
-        for t in &operands {
-            ordering::host_sync(t)?;
-        }
-        host::run_frames(&job);
-        return Ok(());
-    };
-    if let Some(other) = operands.iter().find(|t| {
-        !super::gpu_accessible(t) || (t.is_device_memory() && t.device().ordinal != device.ordinal)
-    }) {
-        return Err(Error::invalid_argument(format!(
-            "frame conversion: the planes and the output must all be on the GPU ({device}, or \
-             pinned or managed memory) or all in host memory; one is on {}: copy it first",
-            other.device()
-        )));
-    }
-    for t in &operands {
-        ordering::before(t, stream)?;
-    }
-    gpu_frame::run_frames(&job, device.ordinal, stream)?;
-    for t in &operands {
-        ordering::after(t, stream)?;
-    }
-    Ok(())
+    dst.require_writable("destination")?;
+    let planes = planes_of(inputs, format.pixel)?;
+    let job = FrameJob::new(&planes, inputs, format, dst, scale, offset)?;
+    run(&job, inputs, dst, stream)
 }
 
 /// `convert_frames` into a new packed tensor of `dtype` in `layout` (HWC, CHW, NHWC or NCHW;
@@ -352,8 +362,7 @@ pub(crate) fn convert_frames_new(
     offset: &[f32],
     stream: Stream,
 ) -> Result<Tensor> {
-    let planes = planes_of(inputs, format.pixel)?;
-    let first = inputs.first().ok_or_else(|| Error::invalid_argument("no planes given"))?;
+    let planes = planes_of(inputs, format.pixel)?; // refuses an empty `inputs`
     let extent = |label: u8| match label {
         b'N' => Ok(planes.batch.unwrap_or(1)),
         b'H' => Ok(planes.height),
@@ -366,8 +375,9 @@ pub(crate) fn convert_frames_new(
         ))),
     };
     let shape = layout.as_string().bytes().map(extent).collect::<Result<Vec<i64>>>()?;
-    let requirements = Requirements::compute(first.device(), dtype, &shape, layout, 0)?;
+    let requirements = Requirements::compute(inputs[0].device(), dtype, &shape, layout, 0)?;
     let out = Tensor::allocate(requirements, Some(stream))?;
-    convert_frames(inputs, format, &out, scale, offset, stream)?;
+    let job = FrameJob::new(&planes, inputs, format, &out, scale, offset)?;
+    run(&job, inputs, &out, stream)?;
     Ok(out)
 }

@@ -179,8 +179,8 @@ pub(crate) fn clone(src: &Tensor, stream: Stream) -> Result<Tensor> {
 }
 
 /// Where the GPU work of an operation runs: the device owning device memory among the operands.
-fn gpu_ordinal(src: &Tensor, dst: &Tensor) -> Option<i32> {
-    [dst, src].into_iter().find(|t| t.is_device_memory()).map(|t| t.device().ordinal)
+fn gpu_ordinal(operands: &[&Tensor]) -> Option<i32> {
+    operands.iter().find(|t| t.is_device_memory()).map(|t| t.device().ordinal)
 }
 
 /// Whether a kernel on a GPU can dereference the tensor (not pageable host memory).
@@ -199,7 +199,7 @@ fn execute(
     if plan.shape() == Shape::Empty {
         return Ok(());
     }
-    let Some(ordinal) = gpu_ordinal(src, dst) else {
+    let Some(ordinal) = gpu_ordinal(&[dst, src]) else {
         // Both host-accessible: wait for GPU work still writing pinned or managed memory.
         ordering::host_sync(src)?;
         ordering::host_sync(dst)?;
