@@ -21,6 +21,7 @@ pub(crate) mod error;
 pub(crate) mod fault;
 pub(crate) mod ffi;
 pub(crate) mod float8;
+pub(crate) mod fnv;
 pub(crate) mod interop;
 pub(crate) mod layout;
 pub(crate) mod ops;

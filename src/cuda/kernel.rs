@@ -14,6 +14,7 @@ use super::context::ContextScope;
 use super::driver::{During, device};
 use super::stream::raw;
 use crate::error::{Error, Result};
+use crate::fnv::fnv1a;
 use crate::stream::Stream;
 use cudarc::driver::result as driver;
 use cudarc::driver::sys::{CUdevice_attribute, CUfunction, CUmodule};
@@ -108,17 +109,6 @@ pub(crate) fn attribute(ordinal: i32, attribute: CUdevice_attribute) -> Result<i
     let device = device(ordinal)?;
     // SAFETY: the device came from cuDeviceGet.
     unsafe { driver::device::get_attribute(device, attribute) }.during("cuDeviceGetAttribute")
-}
-
-/// 64-bit FNV-1a: a stable hash for cache file names (std's hasher may change between releases).
-fn fnv1a(parts: &[&[u8]]) -> u64 {
-    let mut hash = 0xcbf2_9ce4_8422_2325u64;
-    for part in parts {
-        for &byte in part.iter().chain(&[0xff]) {
-            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-    hash
 }
 
 fn cache_dir() -> Option<PathBuf> {

@@ -16,7 +16,7 @@
 //! | 192–207 | layout labels (NUL-padded) |
 //! | 208–327, 328–447 | shape, strides in bytes (15 × i64 each, unused entries 0) |
 //! | 448–451 | exporting process id (for messages) |
-//! | 504–511 | FNV-1a 64 of bytes 0–503 |
+//! | 504–511 | checksum: `fnv::fnv1a` of bytes 0–503 |
 //!
 //! Import checks all of it before touching the driver: magic, version, size, checksum, that the
 //! GPU is one of this process's devices, and that the tensor's bytes lie inside the allocation.
@@ -26,6 +26,7 @@ use crate::device::{Device, DeviceType};
 use crate::dims::Dims;
 use crate::dtype::{DataType, TbDataType};
 use crate::error::{Error, Result};
+use crate::fnv::fnv1a;
 use crate::layout::{Layout, TbLayout};
 use crate::stream::Stream;
 use crate::tensor::{Tensor, TensorDesc, byte_extent};
@@ -51,12 +52,6 @@ pub(crate) struct Shared {
     pub shape: Dims,
     pub strides: Dims,
     pub process: u32,
-}
-
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |hash, &b| {
-        (hash ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    })
 }
 
 /// Little-endian field writer over the descriptor.
@@ -106,7 +101,7 @@ impl Shared {
             w.put(328 + 8 * i, &stride.to_le_bytes());
         }
         w.put(448, &self.process.to_le_bytes());
-        let checksum = fnv1a(&bytes[..CHECKSUMMED]);
+        let checksum = fnv1a(&[&bytes[..CHECKSUMMED]]);
         bytes[CHECKSUMMED..].copy_from_slice(&checksum.to_le_bytes());
         bytes
     }
@@ -130,7 +125,7 @@ impl Shared {
                 "IPC descriptor of {size} bytes; version {VERSION} descriptors have {DESCRIPTOR_BYTES}"
             )));
         }
-        if u64_at(bytes, CHECKSUMMED) != fnv1a(&bytes[..CHECKSUMMED]) {
+        if u64_at(bytes, CHECKSUMMED) != fnv1a(&[&bytes[..CHECKSUMMED]]) {
             return Err(Error::invalid_argument(
                 "IPC descriptor checksum mismatch: the bytes were changed or cut on the way",
             ));
