@@ -1,6 +1,6 @@
 // ---- YUV 4:2:0 frames (NV12, I420, P016/P010) -> RGB or BGR, one pass ----------------------
 //
-// Appended to layout.cu (its element types, from_float and vector access). Defines:
+// Appended to layout.cu (its element types, affine_out and vector access). Defines:
 //   TB_FRAME            build this kernel
 //   TB_TIN              tb_u8 (NV12, I420) or tb_u16 (P016, P010)
 //   TB_TOUT             output element type
@@ -44,11 +44,6 @@ struct FrameParams {
 __device__ __forceinline__ float frame_sample(const unsigned char* p) { return to_float(load<TB_TIN>(p)); }
 
 __device__ __forceinline__ float clamp255(float x) { return fminf(fmaxf(x, 0.0f), 255.0f); }
-
-__device__ __forceinline__ TB_TOUT frame_out(float x, int channel, const Affine& a) {
-  const int c = a.channels == 1 ? 0 : channel;
-  return from_float<TB_TOUT>(fmaf(x, a.scale[c], a.offset[c]));
-}
 
 // Stores N bytes at p (aligned for the widest access N allows): streaming 16-byte stores when
 // TB_FRAME_STREAMING is set, else store_bytes.
@@ -131,9 +126,9 @@ extern "C" __global__ void tb_frame_to_rgb(const FrameParams p) {
         const float r = clamp255(fmaf(p.y_gain, luma[j], cr[j / 2]));
         const float g = clamp255(fmaf(p.y_gain, luma[j], cg[j / 2]));
         const float b = clamp255(fmaf(p.y_gain, luma[j], cb[j / 2]));
-        out[0][j] = frame_out(p.blue_first ? b : r, 0, p.affine);
-        out[1][j] = frame_out(g, 1, p.affine);
-        out[2][j] = frame_out(p.blue_first ? r : b, 2, p.affine);
+        out[0][j] = affine_out(p.blue_first ? b : r, 0, p.affine);
+        out[1][j] = affine_out(g, 1, p.affine);
+        out[2][j] = affine_out(p.blue_first ? r : b, 2, p.affine);
       }
       unsigned char* dp = p.dst + n * p.d_n + line * p.d_y + x0 * p.d_x;
       constexpr int E = sizeof(TB_TOUT);

@@ -141,9 +141,13 @@ template <> __device__ __forceinline__ tb_u8 from_float<tb_u8>(float y) {
 }
 
 #if TB_AFFINE
-__device__ __forceinline__ TB_TOUT convert(TB_TIN x, int channel, const Affine& a) {
+// y = fma(x, scale[c], offset[c]) written as TB_TOUT (one coefficient pair broadcasts).
+__device__ __forceinline__ TB_TOUT affine_out(float x, int channel, const Affine& a) {
   int c = a.channels == 1 ? 0 : channel;
-  return from_float<TB_TOUT>(fmaf(to_float(x), a.scale[c], a.offset[c]));
+  return from_float<TB_TOUT>(fmaf(x, a.scale[c], a.offset[c]));
+}
+__device__ __forceinline__ TB_TOUT convert(TB_TIN x, int channel, const Affine& a) {
+  return affine_out(to_float(x), channel, a);
 }
 #else
 __device__ __forceinline__ TB_TOUT convert(TB_TIN x, int, const Affine&) { return x; }
