@@ -9,17 +9,20 @@ import statistics
 import torch
 
 
-def median_ms(work, warmup=3, iterations=15):
-    for _ in range(warmup):
-        work()
-    times = []
-    for _ in range(iterations):
-        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        work()
-        stop.record()
-        stop.synchronize()
-        times.append(start.elapsed_time(stop))
+def median_ms(work, warmup=3, iterations=15, stream=None):
+    """Median milliseconds of ``work`` between CUDA events on ``stream`` (None: the current
+    stream), after ``warmup`` untimed calls."""
+    with torch.cuda.stream(stream):
+        for _ in range(warmup):
+            work()
+        times = []
+        for _ in range(iterations):
+            start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            work()
+            stop.record()
+            stop.synchronize()
+            times.append(start.elapsed_time(stop))
     return statistics.median(times)
 
 

@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
 import torch  # noqa: E402
 
 import tensorbridge as tb  # noqa: E402
+import compare_torch  # noqa: E402  (bench/ is the script's directory)
 
 try:
     import cvcuda  # noqa: E402
@@ -31,19 +32,9 @@ SCALE, OFFSET = [1 / (255 * s) for s in STD], [-m / s for m, s in zip(MEAN, STD)
 CASES = [(1, 1080, 1920), (8, 1080, 1920), (64, 1080, 1920), (32, 720, 1280)]
 
 
-def median_ms(work, stream, warmup=3, iterations=20):
-    with torch.cuda.stream(stream):
-        for _ in range(warmup):
-            work()
-        times = []
-        for _ in range(iterations):
-            start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record(stream)
-            work()
-            stop.record(stream)
-            stop.synchronize()
-            times.append(start.elapsed_time(stop))
-    return statistics.median(times)
+def median_ms(work, stream):
+    """``compare_torch.median_ms`` on ``stream``, 20 timed calls."""
+    return compare_torch.median_ms(work, iterations=20, stream=stream)
 
 
 def torch_expression(nv12, h, w, out):
