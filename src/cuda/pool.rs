@@ -58,14 +58,31 @@ fn u64_attribute(pool: sys::CUmemoryPool, attribute: CUmemPool_attribute) -> Res
     Ok(value)
 }
 
+/// The handle type that makes a pool's memory exportable to other processes (a POSIX file
+/// descriptor, sent with `SCM_RIGHTS`).
+pub(crate) const SHAREABLE: sys::CUmemAllocationHandleType =
+    sys::CUmemAllocationHandleType::CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR;
+
+/// Whether device `device` can export pool memory as POSIX file descriptors.
+fn supports_shareable_pools(device: sys::CUdevice) -> bool {
+    let attribute =
+        sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR_SUPPORTED;
+    // SAFETY: a device from cuDeviceGet.
+    matches!(unsafe { driver::device::get_attribute(device, attribute) }, Ok(1))
+}
+
 /// A pool of device `ordinal`'s memory that keeps freed memory and never reuses it by making an
-/// allocating stream wait for a pending free.
-fn create_own_pool(ordinal: i32) -> Result<sys::CUmemoryPool> {
+/// allocating stream wait for a pending free. Its memory is exportable to other processes
+/// (`cuda::ipc`) where the device supports POSIX file descriptor handles.
+fn create_own_pool(ordinal: i32, device: sys::CUdevice) -> Result<sys::CUmemoryPool> {
     // SAFETY: all-zero is a valid CUmemPoolProps (no handle types, no limits).
     let mut props: sys::CUmemPoolProps = unsafe { std::mem::zeroed() };
     props.allocType = sys::CUmemAllocationType::CU_MEM_ALLOCATION_TYPE_PINNED;
     props.location.type_ = sys::CUmemLocationType::CU_MEM_LOCATION_TYPE_DEVICE;
     props.location.id = ordinal;
+    if supports_shareable_pools(device) {
+        props.handleTypes = SHAREABLE;
+    }
     // SAFETY: props is a valid CUmemPoolProps.
     let pool = unsafe { mem_pool::create(&props) }.during("cuMemPoolCreate")?;
     set_attribute(pool, CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD, u64::MAX)?;
@@ -88,7 +105,7 @@ fn open(ordinal: i32) -> Result<DevicePool> {
     if u64_attribute(pool, attribute)? == 0 {
         set_attribute(pool, attribute, u64::MAX)?;
     }
-    let own = create_own_pool(ordinal)?;
+    let own = create_own_pool(ordinal, device)?;
     let create =
         || driver::stream::create(driver::stream::StreamKind::NonBlocking).during("cuStreamCreate");
     let (allocations, frees) = (create()?, create()?);
@@ -112,6 +129,12 @@ fn device_pool(ordinal: i32) -> Result<DevicePool> {
     // A racing thread may have stored its own: keep the first (the shared pool is the same; the
     // loser's own pool and two streams are leaked, once per device at most).
     Ok(*slot.get_or_init(|| state))
+}
+
+/// tensorbridge's own pool of device `ordinal` (synchronous allocations: the memory that other
+/// processes can import); the caller has entered the device's context.
+pub(crate) fn own_pool(ordinal: i32) -> Result<sys::CUmemoryPool> {
+    Ok(device_pool(ordinal)?.own as sys::CUmemoryPool)
 }
 
 fn out_of_memory(bytes: usize, ordinal: i32, error: Error) -> Error {
