@@ -382,6 +382,12 @@ impl Tensor {
         Tensor::validated(desc, || Storage::with_release(release))
     }
 
+    /// Like `adopt`, for memory whose release must come after the last work on it: operations
+    /// leave completion markers, and `release` receives the streams the memory was used on.
+    pub(crate) fn adopt_ordered(desc: TensorDesc, release: ReleaseFn) -> Result<Tensor> {
+        Tensor::validated(desc, || Storage::with_ordered_free(release))
+    }
+
     /// Hands a tensor that `adopt` just made to `hand_off` (which gives it to C). If that fails,
     /// the release action is taken out before the tensor is dropped, as when validation fails: the
     /// memory stays the caller's and their cleanup never runs. Only for a tensor whose storage

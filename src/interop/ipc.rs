@@ -8,20 +8,27 @@
 //! | --- | --- |
 //! | 0–7 | magic `TBIPC\0\0\0` |
 //! | 8–11, 12–15 | format version (1), descriptor size (512) |
-//! | 16–19, 20–23 | handle kind (1: legacy `cuIpcGetMemHandle`), flags (bit 0 read-only, bit 1 event) |
+//! | 16–19 | handle kind: 1 legacy `cuIpcGetMemHandle`, 2 pool pointer (`cuMemPoolExportPointer`) |
+//! | 20–23 | flags: bit 0 read-only, bit 1 event, bit 2 lease |
 //! | 24–39 | the exporting GPU's UUID |
-//! | 40–103, 104–167 | memory handle, event handle (what the importer's stream waits on) |
+//! | 40–103, 104–167 | memory handle or pool export data, event handle (the importer waits on it) |
 //! | 168–175, 176–183 | tensor offset in the allocation, allocation size (bytes) |
 //! | 184–187, 188–191 | dtype (code, bits, lanes as u16), rank |
 //! | 192–207 | layout labels (NUL-padded) |
 //! | 208–327, 328–447 | shape, strides in bytes (15 × i64 each, unused entries 0) |
-//! | 448–451 | exporting process id (for messages) |
+//! | 448–451, 452–459 | exporting process id, exporting process nonce |
+//! | 460–463, 464–467 | lease slot and generation (`interop::lease`) |
+//! | 468–475 | the pool's address in the exporting process (kind 2; names it, with the nonce) |
 //! | 504–511 | checksum: `fnv::fnv1a` of bytes 0–503 |
 //!
 //! Import checks all of it before touching the driver: magic, version, size, checksum, that the
-//! GPU is one of this process's devices, and that the tensor's bytes lie inside the allocation.
+//! descriptor comes from another process that still runs, that the GPU is one of this process's
+//! devices, and that the tensor's bytes lie inside the allocation. The exporter holds the tensor
+//! until the import is released (a lease, `interop::lease`): the exporting application may drop
+//! its own references as soon as the descriptor is sent.
 
-use crate::cuda::ipc::{self as driver_ipc, ExportedMemory, HANDLE_BYTES};
+use super::lease::{self, Lease};
+use crate::cuda::ipc::{self as driver_ipc, ExportedMemory, HANDLE_BYTES, Memory};
 use crate::device::{Device, DeviceType};
 use crate::dims::Dims;
 use crate::dtype::{DataType, TbDataType};
@@ -37,8 +44,10 @@ pub(crate) const DESCRIPTOR_BYTES: usize = 512;
 const MAGIC: &[u8; 8] = b"TBIPC\0\0\0";
 const VERSION: u32 = 1;
 const LEGACY_HANDLE: u32 = 1;
+const POOL_POINTER: u32 = 2;
 const READ_ONLY: u32 = 1;
 const HAS_EVENT: u32 = 2;
+const HAS_LEASE: u32 = 4;
 const MAX_RANK: usize = 15;
 const CHECKSUMMED: usize = 504;
 
@@ -51,7 +60,11 @@ pub(crate) struct Shared {
     pub layout: Layout,
     pub shape: Dims,
     pub strides: Dims,
+    /// The exporting process's id and nonce.
     pub process: u32,
+    pub nonce: u64,
+    /// What the import claims, so that the exporter holds the memory until it is released.
+    pub lease: Option<Lease>,
 }
 
 /// Little-endian field writer over the descriptor.
@@ -83,11 +96,17 @@ impl Shared {
         w.put(0, MAGIC);
         w.put(8, &VERSION.to_le_bytes());
         w.put(12, &(DESCRIPTOR_BYTES as u32).to_le_bytes());
-        w.put(16, &LEGACY_HANDLE.to_le_bytes());
-        let flags = if self.readonly { READ_ONLY } else { 0 } | HAS_EVENT;
+        let (kind, handle, pool) = match self.memory.memory {
+            Memory::Legacy(handle) => (LEGACY_HANDLE, handle, 0),
+            Memory::Pool { pool, data, .. } => (POOL_POINTER, data, pool),
+        };
+        w.put(16, &kind.to_le_bytes());
+        let flags = if self.readonly { READ_ONLY } else { 0 }
+            | HAS_EVENT
+            | if self.lease.is_some() { HAS_LEASE } else { 0 };
         w.put(20, &flags.to_le_bytes());
         w.put(24, &self.memory.uuid);
-        w.put(40, &self.memory.memory);
+        w.put(40, &handle);
         w.put(104, &self.memory.event);
         w.put(168, &self.memory.offset.to_le_bytes());
         w.put(176, &self.memory.allocation_bytes.to_le_bytes());
@@ -101,6 +120,12 @@ impl Shared {
             w.put(328 + 8 * i, &stride.to_le_bytes());
         }
         w.put(448, &self.process.to_le_bytes());
+        w.put(452, &self.nonce.to_le_bytes());
+        if let Some(lease) = self.lease {
+            w.put(460, &lease.slot.to_le_bytes());
+            w.put(464, &lease.generation.to_le_bytes());
+        }
+        w.put(468, &pool.to_le_bytes());
         let checksum = fnv1a(&[&bytes[..CHECKSUMMED]]);
         bytes[CHECKSUMMED..].copy_from_slice(&checksum.to_le_bytes());
         bytes
@@ -130,12 +155,18 @@ impl Shared {
                 "IPC descriptor checksum mismatch: the bytes were changed or cut on the way",
             ));
         }
-        let kind = u32_at(bytes, 16);
-        if kind != LEGACY_HANDLE {
-            return Err(Error::not_supported(format!(
-                "IPC handle kind {kind}; this library imports kind {LEGACY_HANDLE} (legacy CUDA IPC)"
-            )));
-        }
+        let nonce = u64_at(bytes, 452);
+        let handle = read::<HANDLE_BYTES>(bytes, 40);
+        let memory = match u32_at(bytes, 16) {
+            LEGACY_HANDLE => Memory::Legacy(handle),
+            POOL_POINTER => Memory::Pool { owner: nonce, pool: u64_at(bytes, 468), data: handle },
+            kind => {
+                return Err(Error::not_supported(format!(
+                    "IPC handle kind {kind}; this library imports kinds {LEGACY_HANDLE} (legacy \
+                     CUDA IPC) and {POOL_POINTER} (pool memory)"
+                )));
+            }
+        };
         let flags = u32_at(bytes, 20);
         let [code, bits] = read::<2>(bytes, 184);
         let lanes = u16::from_le_bytes(read(bytes, 186));
@@ -153,9 +184,11 @@ impl Shared {
         if flags & HAS_EVENT == 0 {
             return Err(Error::invalid_argument("IPC descriptor without an event to wait on"));
         }
+        let lease = (flags & HAS_LEASE != 0)
+            .then(|| Lease { slot: u32_at(bytes, 460), generation: u32_at(bytes, 464) });
         Ok(Shared {
             memory: ExportedMemory {
-                memory: read::<HANDLE_BYTES>(bytes, 40),
+                memory,
                 offset: u64_at(bytes, 168),
                 allocation_bytes: u64_at(bytes, 176),
                 uuid: read(bytes, 24),
@@ -167,12 +200,15 @@ impl Shared {
             shape,
             strides,
             process: u32_at(bytes, 448),
+            nonce,
+            lease,
         })
     }
 }
 
-/// Exports `tensor` (CUDA device memory from `cudaMalloc`/`cuMemAlloc`) for another process, with
-/// an event recorded on `stream` after the work queued there: the importer's stream waits on it.
+/// Exports `tensor` (CUDA device memory from `cudaMalloc`/`cuMemAlloc` or tensorbridge's own
+/// pool) for another process, with an event recorded on `stream` after the work queued there:
+/// the importer's stream waits on it. The tensor is held (leased) until the import is released.
 pub(crate) fn export(tensor: &Tensor, stream: Stream) -> Result<[u8; DESCRIPTOR_BYTES]> {
     let device = tensor.device();
     if device.kind != DeviceType::TB_DEVICE_CUDA {
@@ -197,15 +233,61 @@ pub(crate) fn export(tensor: &Tensor, stream: Stream) -> Result<[u8; DESCRIPTOR_
         shape: tensor.shape().iter().copied().collect(),
         strides: tensor.strides().iter().copied().collect(),
         process: std::process::id(),
+        nonce: driver_ipc::process_nonce(),
+        lease: Some(lease::grant(tensor)?),
     };
     Ok(shared.encode())
 }
 
-/// Imports a descriptor from another process as a tensor over the same memory, zero-copy, with
-/// `stream` ordered after the exporter's event. The mapping is released with the last reference
-/// to the tensor (and its views).
-pub(crate) fn import(bytes: &[u8; DESCRIPTOR_BYTES], stream: Stream) -> Result<Tensor> {
+/// Reads a descriptor this process exported (for `pool_fd` and `revoke`).
+fn own_export(bytes: &[u8; DESCRIPTOR_BYTES]) -> Result<Shared> {
     let shared = Shared::decode(bytes)?;
+    if shared.nonce != driver_ipc::process_nonce() {
+        return Err(Error::invalid_argument(format!(
+            "the descriptor was exported by process {}, not this one",
+            shared.process
+        )));
+    }
+    Ok(shared)
+}
+
+/// A new file descriptor for the memory pool of a descriptor this process exported, to send with
+/// it (`SCM_RIGHTS`); `None` for memory that needs none (legacy handles).
+pub(crate) fn pool_fd(bytes: &[u8; DESCRIPTOR_BYTES]) -> Result<Option<i32>> {
+    let shared = own_export(bytes)?;
+    match shared.memory.memory {
+        Memory::Legacy(_) => Ok(None),
+        Memory::Pool { .. } => {
+            driver_ipc::pool_fd(driver_ipc::ordinal_of(&shared.memory.uuid)?).map(Some)
+        }
+    }
+}
+
+/// Ends the lease of a descriptor this process exported that was not imported (lost, or its
+/// consumer gave up): the tensor is no longer held for it, and its import is refused.
+pub(crate) fn revoke(bytes: &[u8; DESCRIPTOR_BYTES]) -> Result<()> {
+    match own_export(bytes)?.lease {
+        Some(lease) => lease::revoke(lease),
+        None => Err(Error::invalid_argument("the descriptor holds no lease")),
+    }
+}
+
+/// Imports a descriptor from another process as a tensor over the same memory, zero-copy, with
+/// `stream` ordered after the exporter's event; pool memory needs the exporter's pool as
+/// `pool_fd` the first time. The import is released with the last reference to the tensor (and
+/// its views), after the work queued on it: then the mapping may close and the exporter's lease
+/// ends.
+pub(crate) fn import(
+    bytes: &[u8; DESCRIPTOR_BYTES],
+    pool_fd: Option<i32>,
+    stream: Stream,
+) -> Result<Tensor> {
+    let shared = Shared::decode(bytes)?;
+    if shared.nonce == driver_ipc::process_nonce() {
+        return Err(Error::invalid_argument(
+            "a process cannot import its own export (use the tensor itself)",
+        ));
+    }
     let item = shared.dtype.item_size();
     let (low, high) = byte_extent(&shared.shape, &shared.strides, item)?;
     let offset = shared.memory.offset as i64;
@@ -220,12 +302,25 @@ pub(crate) fn import(bytes: &[u8; DESCRIPTOR_BYTES], stream: Stream) -> Result<T
         )));
     }
     let ordinal = driver_ipc::ordinal_of(&shared.memory.uuid)?;
-    let base = driver_ipc::open(&shared.memory.memory, ordinal).map_err(|error| {
-        Error::cuda(format!("{} (exporting process {})", error.message, shared.process))
+    let lease = match shared.lease {
+        Some(lease) => Some(lease::claim(shared.process, shared.nonce, lease)?),
+        None => None,
+    };
+    let end_lease = || {
+        if let Some(word) = lease {
+            word.fetch_and(!lease::STATE_BITS, std::sync::atomic::Ordering::AcqRel);
+        }
+    };
+    let memory = shared.memory.memory;
+    let base = driver_ipc::open(&memory, ordinal, pool_fd).map_err(|error| {
+        end_lease();
+        Error {
+            message: format!("{} (exporting process {})", error.message, shared.process),
+            ..error
+        }
     })?;
-    let handle = shared.memory.memory;
     if let Err(error) = driver_ipc::wait(&shared.memory.event, ordinal, stream) {
-        driver_ipc::close(&handle);
+        driver_ipc::close(&memory, &[], lease);
         return Err(error);
     }
     let desc = TensorDesc {
@@ -238,8 +333,8 @@ pub(crate) fn import(bytes: &[u8; DESCRIPTOR_BYTES], stream: Stream) -> Result<T
         readonly: shared.readonly,
     };
     // An invalid desc drops the release without running it: close the mapping here then.
-    Tensor::adopt(desc, Some(Box::new(move |_| driver_ipc::close(&handle))))
-        .inspect_err(|_| driver_ipc::close(&handle))
+    Tensor::adopt_ordered(desc, Box::new(move |uses| driver_ipc::close(&memory, uses, lease)))
+        .inspect_err(|_| driver_ipc::close(&memory, &[], lease))
 }
 
 #[cfg(test)]
@@ -249,7 +344,7 @@ mod tests {
     fn sample() -> Shared {
         Shared {
             memory: ExportedMemory {
-                memory: [7; HANDLE_BYTES],
+                memory: Memory::Pool { owner: 77, pool: 0x7f00_1234, data: [7; HANDLE_BYTES] },
                 offset: 4096,
                 allocation_bytes: 1 << 20,
                 uuid: [9; 16],
@@ -261,6 +356,8 @@ mod tests {
             shape: [2, 3, 4, 5].into_iter().collect(),
             strides: [240, 80, 20, 4].into_iter().collect(),
             process: 1234,
+            nonce: 77,
+            lease: Some(Lease { slot: 12, generation: 3 }),
         }
     }
 

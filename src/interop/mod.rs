@@ -6,3 +6,5 @@ pub(crate) mod array_interface;
 pub(crate) mod dlpack;
 pub(crate) mod exchange;
 pub(crate) mod ipc;
+pub(crate) mod ipc_socket;
+pub(crate) mod lease;
