@@ -1,15 +1,19 @@
 """CUDA IPC per frame, producer process -> consumer process, steady state (the IPC issue's
-benchmark): a 1080p uint8 HWC frame in the producer's cudaMalloc memory, per frame export
-(`Tensor.share`) + send through a multiprocessing Pipe + import (`from_shared`) + the first kernel
-in the consumer (HWC -> CHW reformat), timed end to end in the consumer from the producer's
-send timestamp; beside the same frame sent as a device -> host -> shared memory -> device copy,
-and as a CUDA tensor through torch.multiprocessing. Median over 200 frames after 20 warm-up.
+benchmark): a 1080p uint8 HWC frame on the GPU, per frame export (`Tensor.share`) + send through a
+multiprocessing Pipe + import (`from_shared`) + the first kernel in the consumer (HWC -> CHW
+reformat), timed end to end in the consumer from the producer's timestamp taken before the
+export; for a frame in cudaMalloc memory (PyTorch's allocator) and in tensorbridge's own pool
+(`tensorbridge.empty`; its pool's file descriptor travels once, with the first frame). Beside
+them: the same frame sent as a device -> host -> shared memory -> device copy, and as a CUDA
+tensor through torch.multiprocessing; and where the time goes (the import alone, the kernel and
+sync, the export alone, an empty Pipe round trip). Median over 200 frames after 20 warm-up.
 
     python3 bench/ipc.py      # needs torch and a GPU
 """
 import statistics
 import sys
 import time
+from multiprocessing import reduction
 from pathlib import Path
 
 import torch
@@ -21,22 +25,35 @@ import tensorbridge as tb  # noqa: E402
 FRAMES, WARMUP, SHAPE = 200, 20, (1080, 1920, 3)
 
 
+def median_us(times):
+    return statistics.median(times[WARMUP:]) * 1e6
+
+
 def consume_tensorbridge(connection):
     import tensorbridge
 
     stream = torch.cuda.Stream()
-    held = None  # keeping the last import keeps the mapping open: later imports reuse it
-    times = []
+    total, imports, kernels = [], [], []
     for _ in range(FRAMES + WARMUP):
-        sent, descriptor = connection.recv()
-        frame = tensorbridge.from_shared(descriptor, stream=stream)
+        sent, descriptor, pool_fd = connection.recv()
+        started = time.perf_counter()
+        fd = pool_fd.detach() if pool_fd is not None else None
+        frame = tensorbridge.from_shared(descriptor, stream=stream, pool_fd=fd)
+        imported = time.perf_counter()
         planar = tensorbridge.reformat(frame, "CHW", stream=stream)  # the exporter's layout travels
         stream.synchronize()
-        times.append(time.perf_counter() - sent)
-        held = (frame, planar)
-        connection.send(True)  # the producer may reuse the frame's memory
-    del held
-    connection.send(statistics.median(times[WARMUP:]) * 1e6)
+        done = time.perf_counter()
+        total.append(done - sent)
+        imports.append(imported - started)
+        kernels.append(done - imported)
+        del frame, planar  # the release ends the producer's hold (after the kernel)
+        connection.send(True)
+    connection.send((median_us(total), median_us(imports), median_us(kernels)))
+
+
+def echo(connection):
+    for _ in range(FRAMES + WARMUP):
+        connection.send(connection.recv())
 
 
 def consume_copy(connection, shared):
@@ -50,7 +67,7 @@ def consume_copy(connection, shared):
         stream.synchronize()
         times.append(time.perf_counter() - sent)
         connection.send(True)
-    connection.send(statistics.median(times[WARMUP:]) * 1e6)
+    connection.send(median_us(times))
 
 
 def consume_torch(queue, answers):
@@ -62,7 +79,24 @@ def consume_torch(queue, answers):
         times.append(time.perf_counter() - sent)
         del frame
         answers.put(True)
-    answers.put(statistics.median(times[WARMUP:]) * 1e6)
+    answers.put(median_us(times))
+
+
+def run_tensorbridge(context, wrapped, frame):
+    """Frames of `wrapped` (over `frame`, a torch view) to a consumer process: its medians."""
+    ours, theirs = context.Pipe()
+    process = context.Process(target=consume_tensorbridge, args=(theirs,))
+    process.start()
+    for index in range(FRAMES + WARMUP):
+        frame.add_(1)
+        started = time.perf_counter()
+        descriptor = wrapped.share(stream=torch.cuda.current_stream())  # export included in the time
+        fd = tb.shared_pool_fd(descriptor) if index == 0 else None
+        ours.send((started, descriptor, None if fd is None else reduction.DupFd(fd)))
+        ours.recv()
+    result = ours.recv()
+    process.join()
+    return result
 
 
 def main():
@@ -71,19 +105,15 @@ def main():
     wrapped = tb.as_tensor(frame, "HWC")
     print(f"device: {torch.cuda.get_device_name(0)}; torch {torch.__version__}; 1080p uint8 HWC frame, "
           f"{FRAMES} frames after {WARMUP}\n")
-    print("| path, per frame (send -> first kernel done in the consumer) | median µs |\n| --- | ---: |")
-
-    ours, theirs = context.Pipe()
-    process = context.Process(target=consume_tensorbridge, args=(theirs,))
-    process.start()
-    for _ in range(FRAMES + WARMUP):
-        frame.add_(1)
-        started = time.perf_counter()
-        descriptor = wrapped.share(stream=torch.cuda.current_stream())  # export included in the time
-        ours.send((started, descriptor))
-        ours.recv()
-    print(f"| tensorbridge share + Pipe + from_shared + reformat | {ours.recv():.1f} |")
-    process.join()
+    print("| path, per frame (send -> first kernel done in the consumer) | median µs | of which import "
+          "| of which kernel + sync |\n| --- | ---: | ---: | ---: |")
+    total, imports, kernels = run_tensorbridge(context, wrapped, frame)
+    print(f"| tensorbridge, cudaMalloc frame: share + Pipe + from_shared + reformat | {total:.1f} | "
+          f"{imports:.1f} | {kernels:.1f} |")
+    pooled = tb.empty(SHAPE, "uint8", "HWC", device="cuda")
+    total, imports, kernels = run_tensorbridge(context, pooled, torch.as_tensor(pooled.cuda(), device="cuda"))
+    print(f"| tensorbridge, pool frame (tensorbridge.empty): the same | {total:.1f} | {imports:.1f} | "
+          f"{kernels:.1f} |")
 
     shared = torch.empty(SHAPE, dtype=torch.uint8).share_memory_()
     ours, theirs = context.Pipe()
@@ -94,7 +124,7 @@ def main():
         shared.copy_(frame)  # device -> host (shared memory), included in the time
         ours.send(started)
         ours.recv()
-    print(f"| device -> shared host memory -> device copy + permute | {ours.recv():.1f} |")
+    print(f"| device -> shared host memory -> device copy + permute | {ours.recv():.1f} | | |")
     process.join()
 
     queue, answers = context.Queue(), context.Queue()
@@ -103,8 +133,27 @@ def main():
     for _ in range(FRAMES + WARMUP):
         queue.put((time.perf_counter(), frame))
         answers.get()
-    print(f"| torch.multiprocessing CUDA tensor + permute | {answers.get():.1f} |")
+    print(f"| torch.multiprocessing CUDA tensor + permute | {answers.get():.1f} | | |")
     process.join()
+
+    ours, theirs = context.Pipe()
+    process = context.Process(target=echo, args=(theirs,))
+    process.start()
+    round_trips = []
+    for _ in range(FRAMES + WARMUP):
+        started = time.perf_counter()
+        ours.send(b"x" * 512)
+        ours.recv()
+        round_trips.append(time.perf_counter() - started)
+    process.join()
+    exports = []
+    for _ in range(FRAMES + WARMUP):
+        started = time.perf_counter()
+        descriptor = wrapped.share(stream=torch.cuda.current_stream())
+        exports.append(time.perf_counter() - started)
+        tb.revoke_shared(descriptor)
+    print(f"\nparts: export (share) {median_us(exports):.1f} µs; an empty Pipe round trip of 512 bytes "
+          f"{median_us(round_trips):.1f} µs")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,8 @@ from ._devices import Device, cuda_device_count, cuda_device_count_or_error
 from ._frames import convert_frames
 from ._ops import convert, copy_into, reformat, reformat_into
 from ._producers import as_tensor, from_dlpack
-from ._tensor import Tensor, empty, from_shared, live_tensor_count
+from ._sharing import collect_shared, from_shared, receive_shared, revoke_shared, send_shared, shared_pool_fd
+from ._tensor import Tensor, empty, live_tensor_count
 from ._exchange import offer as _offer
 
 _offer(Tensor)  # Tensor.__dlpack_c_exchange_api__: the library's own DLPack exchange API table
@@ -36,6 +37,7 @@ __all__ = [
     "InvalidArgumentError", "NotSupportedError", "OutOfMemoryError", "ReadOnlyError", "Tensor",
     "TensorBridgeError", "as_tensor", "convert", "convert_frames", "copy_into", "cuda_device_count",
     "cuda_device_count_or_error", "empty",
-    "from_dlpack", "from_shared", "live_tensor_count", "reformat", "reformat_into", "TorchAllocator",
+    "collect_shared", "from_dlpack", "from_shared", "receive_shared", "revoke_shared", "send_shared",
+    "shared_pool_fd", "live_tensor_count", "reformat", "reformat_into", "TorchAllocator",
     "allocator_installed", "pool_used_bytes", "set_allocator", "trim_pool",
 ]

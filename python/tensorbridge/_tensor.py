@@ -223,12 +223,14 @@ class Tensor(native.TensorBase if native is not None else _TensorBase):  # type:
         return Tensor._adopt(out.value)
 
     def share(self, stream=None):
-        """This CUDA tensor described for another process, as bytes (``tb_tensor_export_ipc``):
-        send them through any channel and call ``tensorbridge.from_shared`` there. An event is
-        recorded on ``stream`` (default: the legacy default stream) for the importer to wait on.
-        Keep this tensor alive until the importers have released theirs. Memory from
-        ``cudaMalloc`` (PyTorch's and CuPy's default allocators) is shareable; tensorbridge's own
-        pool memory is not yet (NotSupportedError)."""
+        """This CUDA tensor described for another process, as 512 bytes (``tb_tensor_export_ipc``):
+        send them through any channel and call ``tensorbridge.from_shared`` there, once. An event
+        is recorded on ``stream`` (default: the legacy default stream) for the importer to wait
+        on. The export holds the memory until that import is released (or
+        ``tensorbridge.revoke_shared``): this tensor may go at once. Memory from ``cudaMalloc``
+        (PyTorch's and CuPy's default allocators) and from ``tensorbridge.empty`` is shareable;
+        the latter also needs its pool's file descriptor (``tensorbridge.shared_pool_fd``; or use
+        ``send_shared``/``receive_shared``, or ``multiprocessing``, which carry it)."""
         descriptor = IpcTensor()
         lib.tb_tensor_export_ipc(self._handle, stream_handle(stream), ctypes.byref(descriptor))
         return bytes(descriptor.bytes)
@@ -381,17 +383,3 @@ def live_tensor_count():
     count = ctypes.c_int64()
     lib.tb_tensor_live_count(ctypes.byref(count))
     return count.value
-
-
-def from_shared(descriptor, stream=None):
-    """The tensor another process described with ``Tensor.share()`` (bytes or any buffer of
-    512 bytes), over the same GPU memory without copying (``tb_tensor_import_ipc``); ``stream``
-    waits for the exporter's work first. Bytes that are not a descriptor, were changed on the way,
-    name a GPU this process does not see, or whose exporter has gone raise with the reason."""
-    data = bytes(descriptor)
-    if len(data) != ctypes.sizeof(IpcTensor):
-        raise ValueError(f"an IPC descriptor has {ctypes.sizeof(IpcTensor)} bytes, not {len(data)}")
-    made = ctypes.c_void_p()
-    lib.tb_tensor_import_ipc(ctypes.byref(IpcTensor.from_buffer_copy(data)), stream_handle(stream),
-                             ctypes.byref(made))
-    return Tensor._adopt(made.value)

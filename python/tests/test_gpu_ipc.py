@@ -1,9 +1,18 @@
-"""CUDA IPC between Python processes (spawn start method): a PyTorch tensor (cudaMalloc memory)
-shared as bytes, imported in a child process over the same memory — contents equal, a write by the
-child visible to the parent, the child's stream ordered after the parent's — descriptors that were
-changed, or imported by the process that made them, refused with the reason; and 1,000 exports and
-imports in a row with no mapping left behind. Skipped without a GPU or PyTorch."""
+"""CUDA IPC between processes (spawn start method): a PyTorch tensor (cudaMalloc memory) shared as
+bytes and imported in a child over the same memory — contents equal, a write by the child visible
+to the parent, the child's stream ordered after the parent's; tensorbridge's own pool memory
+pickled through a multiprocessing Queue (its pool's file descriptor travels with it) after the
+parent dropped its own reference; a Unix socket with send_shared/receive_shared; a C++ producer
+(tb_ipc_child) imported here, and refused with the reason once it was killed; descriptors that
+were changed, imported twice, revoked or imported by their own process refused with the reason;
+and 1,000 exports and imports with no lease, handle, pool memory or file descriptor left behind.
+Skipped without a GPU or PyTorch."""
 import multiprocessing
+import os
+import signal
+import socket
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +20,8 @@ import tensorbridge as tb
 from gpu_required import skip_module_unless_gpu
 
 skip_module_unless_gpu()
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def child_reads_and_writes(descriptor, results):
@@ -28,6 +39,29 @@ def child_reads_and_writes(descriptor, results):
     results.put(tensorbridge.live_tensor_count())
 
 
+def child_takes_from_a_queue(queue, results):
+    """In the child: a tensorbridge.Tensor unpickled from a multiprocessing Queue."""
+    import torch
+
+    received = queue.get()
+    view = torch.as_tensor(received.cuda(), device="cuda")
+    results.put((type(received).__name__, received.shape, received.layout, float(view.sum().item())))
+    view.add_(1)
+    torch.cuda.synchronize()
+    del view, received
+    results.put(True)
+
+
+def child_receives_from_a_socket(fd, results):
+    import torch
+
+    import tensorbridge
+
+    with socket.socket(fileno=fd) as channel:
+        received = tensorbridge.receive_shared(channel)
+        results.put(float(torch.as_tensor(received.cuda(), device="cuda").sum().item()))
+
+
 def child_imports_many(descriptors, results):
     import tensorbridge
 
@@ -36,12 +70,16 @@ def child_imports_many(descriptors, results):
     results.put(tensorbridge.live_tensor_count())
 
 
-def spawn(target, *args):
+def spawn(target, *args, **options):
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
-    process = context.Process(target=target, args=(*args, results))
+    process = context.Process(target=target, args=(*args, results), **options)
     process.start()
     return process, results
+
+
+def open_fds():
+    return len(os.listdir("/proc/self/fd"))
 
 
 def test_a_torch_tensor_is_shared_with_another_process_without_copying(torch):
@@ -49,11 +87,13 @@ def test_a_torch_tensor_is_shared_with_another_process_without_copying(torch):
     stream = torch.cuda.Stream()
     with torch.cuda.stream(stream):
         x.add_(1)  # pending on the stream when shared: the child's import waits for it
+    expected = float(torch.arange(1, 2 * 3 * 8 * 8 + 1, dtype=torch.float64).sum())
     descriptor = tb.as_tensor(x, "NCHW").share(stream=stream)
     assert isinstance(descriptor, bytes) and len(descriptor) == 512
+    assert tb.shared_pool_fd(descriptor) is None, "cudaMalloc memory needs no pool"
     process, results = spawn(child_reads_and_writes, descriptor)
     total, shape, layout, pointer = results.get(timeout=120)
-    assert total == float(x.sum().item()) and shape == (2, 3, 8, 8) and layout == "NCHW"
+    assert total == expected and shape == (2, 3, 8, 8) and layout == "NCHW"
     assert results.get(timeout=120) == 0, "the child's imported tensor was released"
     process.join(timeout=120)
     assert process.exitcode == 0
@@ -61,25 +101,123 @@ def test_a_torch_tensor_is_shared_with_another_process_without_copying(torch):
     assert bool((x == 7).all()), "the child's write is visible to the parent: same memory"
 
 
-def test_changed_descriptors_and_imports_in_the_same_process_are_refused(torch):
+def test_pool_memory_pickles_through_a_queue_and_outlives_the_senders_reference(torch):
+    baseline = tb.pool_used_bytes(0)
+    held = tb.collect_shared()
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    process, results = spawn(child_takes_from_a_queue, queue)
+    t = tb.empty((4, 5, 3), "float32", "HWC", device="cuda")
+    view = torch.as_tensor(t.cuda(), device="cuda")
+    view.fill_(2)
+    torch.cuda.synchronize()
+    queue.put(t)
+    del t  # the pickled export holds the memory now
+    name, shape, layout, total = results.get(timeout=120)
+    assert (name, shape, layout, total) == ("Tensor", (4, 5, 3), "HWC", 2.0 * 60)
+    assert results.get(timeout=120)
+    process.join(timeout=120)
+    assert process.exitcode == 0
+    torch.cuda.synchronize()
+    assert bool((view == 3).all()), "the child's write is visible here: same memory"
+    del view
+    assert tb.collect_shared() == held, "the child's release ended the hold"
+    torch.cuda.synchronize()
+    assert tb.pool_used_bytes(0) == baseline
+
+
+def test_a_unix_socket_carries_pool_memory_and_its_file_descriptor(torch):
+    ours, theirs = socket.socketpair()
+    theirs.set_inheritable(True)
+    process, results = spawn(child_receives_from_a_socket, theirs.fileno())
+    theirs.close()
+    t = tb.empty((256,), "float32", device="cuda")
+    torch.as_tensor(t.cuda(), device="cuda").fill_(0.5)
+    tb.send_shared(ours, t)
+    assert results.get(timeout=120) == 128.0
+    process.join(timeout=120)
+    ours.close()
+    assert process.exitcode == 0
+
+
+def tb_ipc_child():
+    for build in ("build-gpu", "build"):
+        program = ROOT / build / "cpp_tests" / "tb_ipc_child"
+        if program.exists():
+            return program
+    pytest.skip("the C++ side of this test (tb_ipc_child) is not built: run scripts/gpu-check.sh, which "
+                "builds it")
+
+
+def test_a_cpp_producers_tensor_is_imported_in_python_and_refused_once_it_was_killed(torch):
+    program = tb_ipc_child()
+    producer = subprocess.Popen([program, "produce"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    descriptor = producer.stdout.read(512)
+    imported = tb.from_shared(descriptor)
+    assert (imported.shape, imported.layout, imported.dtype) == ((4, 64, 3), "HWC", "uint8")
+    expected = torch.arange(4 * 64 * 3, dtype=torch.int64) % 256
+    assert torch.equal(torch.as_tensor(imported.cuda(), device="cuda").flatten().cpu().long(), expected)
+    del imported
+    producer.communicate(b"done\n", timeout=60)
+    assert producer.returncode == 0
+
+    killed = subprocess.Popen([program, "produce"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    descriptor = killed.stdout.read(512)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(timeout=60)
+    with pytest.raises(tb.CudaError, match="has exited"):
+        tb.from_shared(descriptor)
+
+
+def test_changed_revoked_and_own_descriptors_are_refused(torch):
     x = torch.zeros(16, device="cuda")
     descriptor = bytearray(tb.as_tensor(x).share())
     descriptor[300] ^= 1
     with pytest.raises(tb.InvalidArgumentError, match="checksum mismatch"):
         tb.from_shared(descriptor)
-    with pytest.raises(tb.CudaError, match="cannot import its own export"):
-        tb.from_shared(tb.as_tensor(x).share())
+    descriptor[300] ^= 1
+    with pytest.raises(tb.InvalidArgumentError, match="its own export"):
+        tb.from_shared(descriptor)
+    held = tb.collect_shared()
+    tb.revoke_shared(descriptor)
+    assert tb.collect_shared() == held - 1
+    with pytest.raises(tb.InvalidArgumentError, match="not held"):
+        tb.revoke_shared(descriptor)
 
 
-def test_pool_memory_is_refused_with_the_reason(torch):
+def test_memory_from_other_pools_is_refused_with_the_reason(torch):
     with pytest.raises(tb.NotSupportedError, match="stream-ordered pool"):
-        tb.empty((16,), "float32", device="cuda").share()
+        tb.empty((16,), "float32", device="cuda", stream=torch.cuda.current_stream()).share()
 
 
-def test_a_thousand_imports_leave_nothing_behind(torch):
+def test_a_thousand_exports_and_imports_leave_nothing_behind(torch):
+    held, fds, baseline = tb.collect_shared(), open_fds(), tb.pool_used_bytes(0)
     xs = [torch.full((256,), float(i), device="cuda") for i in range(10)]
+    pooled = [tb.empty((256,), "float32", device="cuda") for _ in range(10)]
     descriptors = [tb.as_tensor(xs[i % 10]).share() for i in range(1000)]
+    assert tb.collect_shared() == held + 1000
     process, results = spawn(child_imports_many, descriptors)
     assert results.get(timeout=300) == 0
     process.join(timeout=120)
     assert process.exitcode == 0
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    for i in range(1000):
+        queue.put(pooled[i % 10])
+    process, results = spawn(child_drains, queue, 1000)
+    assert results.get(timeout=300) == 0
+    process.join(timeout=120)
+    assert process.exitcode == 0
+    del pooled
+    assert tb.collect_shared() == held, "every export's hold ended"
+    torch.cuda.synchronize()
+    assert tb.pool_used_bytes(0) == baseline, "no pool memory left behind"
+    assert open_fds() <= fds + 2, "no file descriptors left behind (the queue's own aside)"
+
+
+def child_drains(queue, count, results):
+    import tensorbridge
+
+    for _ in range(count):
+        queue.get()  # imported and released at once
+    results.put(tensorbridge.live_tensor_count())

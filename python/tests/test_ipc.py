@@ -22,3 +22,42 @@ def test_a_host_tensor_is_not_shareable_through_cuda_ipc():
 def test_bytes_that_are_not_a_descriptor_are_refused_with_the_reason(data, error, message):
     with pytest.raises(error, match=message):
         tb.from_shared(data)
+
+
+def test_host_tensors_pickle_for_multiprocessing_as_a_copy_with_their_layout():
+    import pickle
+    from multiprocessing.reduction import ForkingPickler
+
+    array = numpy.arange(12, dtype=numpy.int16).reshape(3, 4)
+    received = pickle.loads(ForkingPickler.dumps(tb.as_tensor(array, "HW")))
+    assert (received.shape, received.layout, received.dtype) == ((3, 4), "HW", "int16")
+    assert numpy.array_equal(received.numpy(), array)
+    array[0, 0] = 99
+    assert received.numpy()[0, 0] == 0, "a copy: host memory is not shared between processes"
+
+
+def test_helpers_refuse_what_is_not_this_processs_descriptor():
+    with pytest.raises(tb.InvalidArgumentError, match="not a tensorbridge IPC descriptor"):
+        tb.shared_pool_fd(b"\0" * 512)
+    with pytest.raises(tb.InvalidArgumentError, match="not a tensorbridge IPC descriptor"):
+        tb.revoke_shared(b"\0" * 512)
+    with pytest.raises(ValueError, match="512 bytes, not 3"):
+        tb.revoke_shared(b"abc")
+    assert tb.collect_shared() >= 0
+
+
+def test_receiving_from_a_socket_that_closes_early_or_sends_garbage_is_an_error():
+    import socket
+
+    ours, theirs = socket.socketpair()
+    ours.sendall(b"\0" * 100)
+    ours.close()
+    with pytest.raises(tb.InvalidArgumentError, match="closed after 100 of the descriptor's 512 bytes"):
+        tb.receive_shared(theirs)
+    theirs.close()
+    ours, theirs = socket.socketpair()
+    ours.sendall(b"\0" * 512)
+    with pytest.raises(tb.InvalidArgumentError, match="not a tensorbridge IPC descriptor"):
+        tb.receive_shared(theirs)
+    ours.close()
+    theirs.close()
