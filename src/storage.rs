@@ -37,6 +37,8 @@ pub(crate) struct Storage {
     release: Mutex<Option<ReleaseFn>>,
     uses: Mutex<Vec<Use>>,
     ordered_free: bool,
+    /// For memory tensorbridge allocated: the allocation (first byte, bytes).
+    allocation: Option<(u64, u64)>,
 }
 
 impl Storage {
@@ -46,16 +48,27 @@ impl Storage {
             release: Mutex::new(release),
             uses: Mutex::new(Vec::new()),
             ordered_free: false,
+            allocation: None,
         })
     }
 
     /// A storage whose `release` is a stream-ordered free: operations leave completion markers.
-    pub(crate) fn with_ordered_free(release: ReleaseFn) -> Arc<Storage> {
+    /// `allocation` is the allocation's (first byte, bytes) when tensorbridge made it.
+    pub(crate) fn with_ordered_free(
+        release: ReleaseFn,
+        allocation: Option<(u64, u64)>,
+    ) -> Arc<Storage> {
         Arc::new(Storage {
             release: Mutex::new(Some(release)),
             uses: Mutex::new(Vec::new()),
             ordered_free: true,
+            allocation,
         })
+    }
+
+    /// The allocation (first byte, bytes) of memory tensorbridge allocated; `None` otherwise.
+    pub(crate) fn allocation(&self) -> Option<(u64, u64)> {
+        self.allocation
     }
 
     /// Whether operations should leave completion markers (see `Use::marker`).

@@ -365,7 +365,7 @@ impl Tensor {
         };
         // CUDA memory tensorbridge allocated is freed in stream order after its last use.
         let storage = match desc.device.is_cuda() {
-            true => Storage::with_ordered_free(release),
+            true => Storage::with_ordered_free(release, Some((data, requirements.bytes as u64))),
             false => Storage::with_release(Some(release)),
         };
         if let Some(stream) = stream.filter(|_| desc.device.is_cuda()) {
@@ -385,7 +385,7 @@ impl Tensor {
     /// Like `adopt`, for memory whose release must come after the last work on it: operations
     /// leave completion markers, and `release` receives the streams the memory was used on.
     pub(crate) fn adopt_ordered(desc: TensorDesc, release: ReleaseFn) -> Result<Tensor> {
-        Tensor::validated(desc, || Storage::with_ordered_free(release))
+        Tensor::validated(desc, || Storage::with_ordered_free(release, None))
     }
 
     /// Hands a tensor that `adopt` just made to `hand_off` (which gives it to C). If that fails,

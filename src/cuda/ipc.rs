@@ -224,21 +224,35 @@ fn legacy_handle(allocation: &Allocation) -> Result<[u8; HANDLE_BYTES]> {
     Ok(handle)
 }
 
-/// The export data of an allocation from tensorbridge's own pool of device `ordinal`.
-fn pool_pointer(allocation: &Allocation, ordinal: i32) -> Result<Memory> {
+/// The export data of an allocation from tensorbridge's own pool of device `ordinal`. The
+/// driver's address range of pool memory is the pool's, not the allocation's: the allocation
+/// (first byte, bytes) is what tensorbridge recorded when it allocated the memory.
+fn pool_pointer(
+    allocation: &mut Allocation,
+    ordinal: i32,
+    allocated: Option<(u64, u64)>,
+) -> Result<Memory> {
     let own = pool::own_pool(ordinal)? as u64;
-    if allocation.pool != own {
-        return Err(Error::not_supported(format!(
-            "the memory at {:#x} comes from a stream-ordered pool created without a shareable \
-             handle type (cudaMallocAsync, tensorbridge's asynchronous allocations, another \
-             library's pool): allocate the tensor to share with tb_tensor_alloc (tensorbridge's \
-             shareable pool) or cudaMalloc",
+    let refused = |why: &str| {
+        Err(Error::not_supported(format!(
+            "the memory at {:#x} comes from a stream-ordered pool {why}: allocate the tensor to \
+             share with tb_tensor_alloc (tensorbridge's shareable pool) or cudaMalloc",
             allocation.base
-        )));
+        )))
+    };
+    if allocation.pool != own {
+        return refused(
+            "created without a shareable handle type (cudaMallocAsync, tensorbridge's \
+             asynchronous allocations, another library's pool)",
+        );
     }
+    let Some((base, size)) = allocated else {
+        return refused("and was not allocated by tensorbridge (a view of it was wrapped)");
+    };
+    *allocation = Allocation { base, size, ..*allocation };
     let mut data = MaybeUninit::<sys::CUmemPoolPtrExportData>::uninit();
     // SAFETY: valid out-pointer; base is the start of an allocation from a shareable pool.
-    unsafe { sys::cuMemPoolExportPointer(data.as_mut_ptr(), allocation.base) }
+    unsafe { sys::cuMemPoolExportPointer(data.as_mut_ptr(), base) }
         .result()
         .during("cuMemPoolExportPointer")?;
     // SAFETY: written by the successful call above.
@@ -247,14 +261,20 @@ fn pool_pointer(allocation: &Allocation, ordinal: i32) -> Result<Memory> {
 }
 
 /// Exports the allocation holding device address `address` of device `ordinal`, with an event
-/// recorded on `stream` after the work queued there so far.
-pub(crate) fn export(address: u64, ordinal: i32, stream: Stream) -> Result<ExportedMemory> {
+/// recorded on `stream` after the work queued there so far. `allocated` is the allocation (first
+/// byte, bytes) when tensorbridge made it (needed for pool memory).
+pub(crate) fn export(
+    address: u64,
+    ordinal: i32,
+    stream: Stream,
+    allocated: Option<(u64, u64)>,
+) -> Result<ExportedMemory> {
     available()?;
     let _scope = ContextScope::enter(ordinal)?;
-    let allocation = allocation_of(address)?;
+    let mut allocation = allocation_of(address)?;
     let memory = match allocation.pool {
         0 => Memory::Legacy(legacy_handle(&allocation)?),
-        _ => pool_pointer(&allocation, ordinal)?,
+        _ => pool_pointer(&mut allocation, ordinal, allocated)?,
     };
     let event = ring_event(ordinal)?;
     // SAFETY: event and stream belong to this device's context.

@@ -223,7 +223,8 @@ pub(crate) fn export(tensor: &Tensor, stream: Stream) -> Result<[u8; DESCRIPTOR_
     // The lowest byte the tensor touches is what the handle's offset must reach.
     let (low, _) = byte_extent(tensor.shape(), tensor.strides(), tensor.dtype().item_size())?;
     let first = (tensor.data() as i64 + low) as u64;
-    let mut memory = driver_ipc::export(first, device.ordinal, stream)?;
+    let allocated = tensor.storage().allocation();
+    let mut memory = driver_ipc::export(first, device.ordinal, stream, allocated)?;
     memory.offset = (memory.offset as i64 - low) as u64; // back to element (0, …, 0)
     let shared = Shared {
         memory,
