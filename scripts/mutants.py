@@ -5,6 +5,10 @@ against the unchanged one.
 
     scripts/mutants.py build   # here (Rust): one libtensorbridge.so per mutant in .prebuilt/mutants/
     scripts/mutants.py run     # on the GPU machine, after scripts/gpu-check.sh built build-gpu/
+    scripts/mutants.py run NAME…   # only the mutants named
+
+The fault-walk mutants (FAULT_MUTANTS) break what the GPU fault walk guards: they are built with
+the cargo feature fault-injection and run against build-gpu/cpp_tests/tb_gpu_fault_walk.
 
 ``build`` edits one file at a time, builds, copies the library out and restores the file (also
 when interrupted), then rebuilds the unchanged library. ``run`` runs each mutant's tests from
@@ -21,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / ".prebuilt" / "mutants"
 TESTS = ROOT / "build-gpu" / "cpp_tests" / "tb_cuda_runtime_tests"
+FAULT_WALK = ROOT / "build-gpu" / "cpp_tests" / "tb_gpu_fault_walk"
 
 # (name, promise broken, file, text, replacement, gtest filter of the tests that must catch it)
 MUTANTS = [
@@ -53,17 +58,34 @@ MUTANTS = [
      "GpuLifetime.ConcurrentLastReleasesOfADeviceTensorRunTheCleanupOnce"),
 ]
 
+# (name, what the fault walk must catch, file, text, replacement): built with fault-injection.
+FAULT_MUTANTS = [
+    ("staging-kept-after-a-failed-copy", "a copy that fails gives its staging memory back",
+     "src/ops/mod.rs", "    let result = work(host_data, device_data);\n",
+     "    let result = work(host_data, device_data);\n    if result.is_err() {\n        return result;\n    }\n"),
+    ("failed-gpu-work-reported-as-success", "a failed launch or copy is a failed call",
+     "src/ops/mod.rs", "    enqueued?;\n", "    let _ = enqueued;\n"),
+    ("refused-wrap-runs-the-cleanup", "a wrap whose handle cannot be made leaves the memory the caller's",
+     "src/tensor.rs", "        hand_off(self).inspect_err(|_| drop(storage.disarm()))\n", "        hand_off(self)\n"),
+]
 
-def cargo_build():
-    subprocess.run(["cargo", "build", "--release", "--quiet", "--lib"], cwd=ROOT, check=True)
+
+def cargo_build(fault=False):
     target = subprocess.run([str(ROOT / "scripts" / "cargo-target-dir.sh")], cwd=ROOT, check=True,
                             capture_output=True, text=True).stdout.strip()
+    command = ["cargo", "build", "--release", "--quiet", "--lib"]
+    if fault:  # its own target directory, as scripts/stage-prebuilt.sh builds it
+        target = str(Path(target) / "fault")
+        command += ["--features", "fault-injection", "--target-dir", target]
+    subprocess.run(command, cwd=ROOT, check=True)
     return Path(target) / "release" / "libtensorbridge.so"
 
 
 def build():
     OUT.mkdir(parents=True, exist_ok=True)
-    for name, _, file, text, replacement, _ in MUTANTS:
+    everything = [(m[0], m[2], m[3], m[4], False) for m in MUTANTS] + \
+        [(m[0], m[2], m[3], m[4], True) for m in FAULT_MUTANTS]
+    for name, file, text, replacement, fault in everything:
         path = ROOT / file
         original = path.read_text()
         count = original.count(text)
@@ -72,18 +94,19 @@ def build():
         try:
             path.write_text(original.replace(text, replacement))
             print(f"building mutant {name} ({count} edit(s) in {file})", flush=True)
-            shutil.copyfile(cargo_build(), OUT / f"{name}.so")
+            shutil.copyfile(cargo_build(fault), OUT / f"{name}.so")
         finally:
             path.write_text(original)
-    cargo_build()  # the unchanged library again
+    cargo_build()  # the unchanged libraries again
+    cargo_build(fault=True)
 
 
-def passes(gtest_filter, preload=None):
+def passes(gtest_filter, preload=None, tests=TESTS):
     env = dict(os.environ)
     if preload:
         env["LD_PRELOAD"] = str(preload)
     env["TENSORBRIDGE_CACHE_DIR"] = ""  # no kernel from an earlier build's cache
-    done = subprocess.run([str(TESTS), f"--gtest_filter={gtest_filter}"], env=env, capture_output=True,
+    done = subprocess.run([str(tests), f"--gtest_filter={gtest_filter}"], env=env, capture_output=True,
                           text=True, timeout=600)
     return done.returncode == 0, done.stdout + done.stderr
 
@@ -91,10 +114,23 @@ def passes(gtest_filter, preload=None):
 def run():
     if not TESTS.is_file():
         sys.exit(f"{TESTS} is missing: run scripts/gpu-check.sh first")
+    if not FAULT_WALK.is_file():
+        sys.exit(f"{FAULT_WALK} is missing: stage .prebuilt/fault/ and run scripts/gpu-check.sh first")
     rows, failures = [], 0
-    for name, promise, _, _, _, gtest_filter in MUTANTS:
-        clean, clean_log = passes(gtest_filter)
-        mutant, mutant_log = passes(gtest_filter, OUT / f"{name}.so")
+    everything = [(m[0], m[1], m[5], TESTS) for m in MUTANTS] + \
+        [(m[0], m[1], "GpuFaultWalk.*", FAULT_WALK) for m in FAULT_MUTANTS]
+    chosen = sys.argv[2:]
+    unknown = set(chosen) - {m[0] for m in everything}
+    if unknown:
+        sys.exit(f"unknown mutant(s): {', '.join(sorted(unknown))}")
+    unchanged = {}  # (filter, binary) → result against the unchanged library, run once
+    for name, promise, gtest_filter, tests in everything:
+        if chosen and name not in chosen:
+            continue
+        if (gtest_filter, tests) not in unchanged:
+            unchanged[(gtest_filter, tests)] = passes(gtest_filter, tests=tests)
+        clean, clean_log = unchanged[(gtest_filter, tests)]
+        mutant, mutant_log = passes(gtest_filter, OUT / f"{name}.so", tests=tests)
         caught = clean and not mutant
         failures += not caught
         rows.append((name, promise, gtest_filter, "passes" if clean else "FAILS", "fails" if not mutant else "PASSES",

@@ -27,15 +27,22 @@ cargo_tests() {
     cargo test --release --quiet
 }
 
-# The fault-injection build (a test-only cargo feature): the n-th allocation or handle fails, n
-# walked over a whole host scenario (src/ffi/fault_walk.rs).
+# The fault-injection build (a test-only cargo feature): the n-th allocation, handle or CUDA driver
+# call fails, n walked over a whole host scenario (src/ffi/fault_walk.rs). The library built with
+# the feature (its own target directory, so the release library is untouched) is what CTest's GPU
+# fault walk links (cpp_tests/gpu_fault_walk_test.cpp: the switch's host test runs here, the walk
+# skips without a GPU).
+fault_library="$(./scripts/cargo-target-dir.sh)/fault/release/libtensorbridge.so"
 fault_injection() {
-  cargo test --release --quiet --features fault-injection --lib fault_walk
+  cargo test --release --quiet --features fault-injection --lib -- fault:: fault_walk &&
+    cargo build --release --quiet --features fault-injection --lib \
+      --target-dir "$(./scripts/cargo-target-dir.sh)/fault"
 }
 
 cpp_tests() {
   cmake -S . -B build -DCMAKE_BUILD_TYPE=Release \
-    -DTENSORBRIDGE_CUDA_ROOT="$PWD/.deps/cuda/nvidia/cu13" >/dev/null &&
+    -DTENSORBRIDGE_CUDA_ROOT="$PWD/.deps/cuda/nvidia/cu13" \
+    -DTENSORBRIDGE_FAULT_LIBRARY="$fault_library" >/dev/null &&
     cmake --build build -j "$(nproc)" &&
     ctest --test-dir build --output-on-failure -j "$(nproc)"
 }
@@ -80,7 +87,7 @@ python_tests() {
 
 stage "header: include/tensorbridge.h must be what scripts/gen-header.sh generates" header_check
 stage "cargo test (NVRTC from .deps compiles every kernel for sm_90)" cargo_tests
-stage "fault injection (cargo feature fault-injection: every allocation and handle fails in turn)" fault_injection
+stage "fault injection (cargo feature fault-injection: every allocation, handle and driver call fails in turn)" fault_injection
 stage "CMake + CTest (C/C++)" cpp_tests
 stage "fuzz replay (seed corpus + regressions through the fuzz targets, stable toolchain)" fuzz_replay
 stage "ABI: libtensorbridge.so against abi/libtensorbridge.abi (abidw/abidiff)" abi_check

@@ -40,6 +40,7 @@ impl ContextScope {
     /// Makes device `ordinal`'s primary context current until the scope is dropped.
     pub(crate) fn enter(ordinal: i32) -> Result<ContextScope> {
         let ctx = primary_context(ordinal)?;
+        crate::fault::driver_call("cuCtxPushCurrent")?;
         // SAFETY: ctx is a retained primary context, valid for the life of the process.
         unsafe { calls::push_current(ctx) }.during("cuCtxPushCurrent")?;
         Ok(ContextScope { _not_send: std::marker::PhantomData })

@@ -107,6 +107,7 @@ pub(crate) fn compute_capability(ordinal: i32) -> Result<(i32, i32)> {
 /// A device attribute.
 pub(crate) fn attribute(ordinal: i32, attribute: CUdevice_attribute) -> Result<i32> {
     let device = device(ordinal)?;
+    crate::fault::driver_call("cuDeviceGetAttribute")?;
     // SAFETY: the device came from cuDeviceGet.
     unsafe { driver::device::get_attribute(device, attribute) }.during("cuDeviceGetAttribute")
 }
@@ -293,6 +294,7 @@ fn cubin(
 
 /// Loads a cubin image as a module of the current context.
 fn load_module(image: &[u8]) -> Result<CUmodule> {
+    crate::fault::driver_call("cuModuleLoadData")?;
     // SAFETY: a context is current; image is a complete cubin (compiled here, or a cache file
     // whose length and hash matched), which the driver parses from its ELF headers.
     unsafe { driver::module::load_data(image.as_ptr() as *const c_void) }.during("cuModuleLoadData")
@@ -331,6 +333,7 @@ fn function(ordinal: i32, spec: &KernelSpec) -> Result<CUfunction> {
         }
     };
     let entry = CString::new(spec.entry).map_err(|_| Error::internal("kernel name"))?;
+    crate::fault::driver_call("cuModuleGetFunction")?;
     // SAFETY: the module is loaded in the current context.
     let function =
         unsafe { driver::module::get_function(module, entry) }.during("cuModuleGetFunction")?;
@@ -351,6 +354,7 @@ pub(crate) fn launch<P>(
     let _scope = ContextScope::enter(ordinal)?;
     let blocks = u32::try_from(blocks.clamp(1, i32::MAX as u64)).unwrap_or(i32::MAX as u32);
     let mut arguments = [params as *const P as *mut c_void];
+    crate::fault::driver_call("cuLaunchKernel")?;
     // SAFETY: function is loaded in this context; the kernel takes exactly one parameter whose
     // C layout P mirrors; params outlives the call (the driver copies parameters at launch).
     unsafe {

@@ -52,6 +52,7 @@ pub(crate) fn allocate(
         DeviceType::TB_DEVICE_CUDA_MANAGED => {
             let _scope = ContextScope::enter(ordinal)?;
             let global = sys::CUmemAttach_flags::CU_MEM_ATTACH_GLOBAL;
+            crate::fault::driver_allocation("cuMemAllocManaged")?;
             // SAFETY: the context is current.
             let ptr =
                 unsafe { driver::malloc_managed(size, global) }.during("cuMemAllocManaged")?;
@@ -84,6 +85,7 @@ pub(crate) fn copy_bytes(
 ) -> Result<()> {
     let _scope = ContextScope::enter(ordinal)?;
     let size = usize::try_from(bytes).map_err(|_| Error::internal("negative copy size"))?;
+    crate::fault::driver_call("cuMemcpyAsync")?;
     // SAFETY: both ranges are valid for `size` bytes (staging buffers or validated tensors).
     unsafe { calls::copy_async(dst, src, size, raw(stream)) }.during("cuMemcpyAsync")
 }

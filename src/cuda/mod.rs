@@ -1,6 +1,7 @@
 //! The only code that touches cudarc: driver presence, primary contexts, streams and events,
 //! memory, peer access and the kernel cache. The bottom layer: it imports only `error`,
-//! `device`, `stream` and `storage` (a test below checks it).
+//! `device`, `stream` and `storage` (a test below checks it), plus the injection points of
+//! `fault` (no-ops unless a test build enables the `fault-injection` feature).
 //!
 //! Every CUDA driver status is turned into `crate::error::Error` here, at the lowest level;
 //! nothing above this module sees a raw `CUresult`. cudarc panics when libcuda cannot be loaded,

@@ -63,6 +63,7 @@ pub(crate) fn allocate(ordinal: i32, bytes: usize) -> Result<(u64, usize)> {
         }
     }
     let _scope = ContextScope::enter(ordinal)?;
+    crate::fault::driver_allocation("cuMemHostAlloc")?;
     // SAFETY: a context is current; the block is freed once, through `free`.
     let ptr =
         unsafe { driver::malloc_host(class, HOST_ALLOC_PORTABLE) }.during("cuMemHostAlloc")?;

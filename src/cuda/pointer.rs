@@ -19,6 +19,7 @@ pub(crate) fn classify(address: u64) -> Result<Device> {
     // Each value is written as a 4-byte int or a 1-byte bool; zeroed 8-byte slots read either.
     let mut values = [0u64; 3];
     let mut slots = values.each_mut().map(|v| v as *mut u64 as *mut std::ffi::c_void);
+    crate::fault::driver_call("cuPointerGetAttributes")?;
     // SAFETY: three attributes, three writable 8-byte slots (each value is 4 bytes or 1).
     unsafe { calls::pointer_attributes(&mut attributes, &mut slots, address) }
         .during("cuPointerGetAttributes")?;

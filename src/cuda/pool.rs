@@ -159,6 +159,8 @@ pub(crate) fn allocate(ordinal: i32, bytes: usize, stream: Option<Stream>) -> Re
         Some(stream) => (state.pool, raw(stream)),
         None => (state.own, state.allocations as sys::CUstream),
     };
+    crate::fault::driver_allocation("cuMemAllocFromPoolAsync")
+        .map_err(|e| out_of_memory(size, ordinal, e))?;
     // SAFETY: a valid pool and stream; the memory is handed to a tensor that frees it once.
     let ptr = unsafe { mem_pool::alloc_async(pool as sys::CUmemoryPool, size, target) }
         .during("cuMemAllocFromPoolAsync")

@@ -26,6 +26,7 @@ pub(crate) fn wait_for(ordinal: i32, consumer: Stream, producer: Stream) -> Resu
 /// Makes `consumer` wait, on the device, for the work before `marker`'s last record.
 fn wait_on(ordinal: i32, consumer: Stream, marker: u64) -> Result<()> {
     let _scope = ContextScope::enter(ordinal)?;
+    crate::fault::driver_call("cuStreamWaitEvent")?;
     // SAFETY: a live event of this context; the stream is the caller's or tensorbridge's own.
     unsafe {
         stream::wait_event(
@@ -40,6 +41,7 @@ fn wait_on(ordinal: i32, consumer: Stream, marker: u64) -> Result<()> {
 /// Blocks the host until the work queued on `stream` is done.
 pub(crate) fn synchronize(ordinal: i32, stream: Stream) -> Result<()> {
     let _scope = ContextScope::enter(ordinal)?;
+    crate::fault::driver_call("cuStreamSynchronize")?;
     // SAFETY: the caller's stream, valid per the contract.
     unsafe { stream::synchronize(raw(stream)) }.during("cuStreamSynchronize")
 }
@@ -66,11 +68,15 @@ pub(crate) fn record_marker(ordinal: i32, stream: Stream, marker: Option<u64>) -
     let event = match marker.or_else(spare) {
         Some(event) => event as sys::CUevent,
         None => {
+            crate::fault::driver_call("cuEventCreate")?;
             event::create(sys::CUevent_flags::CU_EVENT_DISABLE_TIMING).during("cuEventCreate")?
         }
     };
-    // SAFETY: a live event of this context; the stream is the caller's, valid per the contract.
-    let recorded = unsafe { event::record(event, raw(stream)) }.during("cuEventRecord");
+    // An injected failure of the record takes the path of a real one (the event is given back).
+    let recorded = crate::fault::driver_call("cuEventRecord").and_then(|()| {
+        // SAFETY: a live event of this context; the stream is the caller's, valid per the contract.
+        unsafe { event::record(event, raw(stream)) }.during("cuEventRecord")
+    });
     if let Err(error) = recorded {
         if marker.is_none() {
             // A failed record leaves the event unusable for this stream: destroy it.
@@ -85,6 +91,7 @@ pub(crate) fn record_marker(ordinal: i32, stream: Stream, marker: Option<u64>) -
 /// Gives back a marker from `record_marker`: kept as a spare, or destroyed (the driver keeps it
 /// until pending waits are done).
 pub(crate) fn destroy_marker(ordinal: i32, marker: u64) {
+    let _release = crate::fault::suspend();
     {
         let mut spare = spare_events();
         if spare.len() < MAX_SPARE_EVENTS {

@@ -13,6 +13,9 @@ pub mod cai;
 pub mod dlpack;
 pub mod dtype;
 pub mod exchange;
+/// cbindgen:ignore
+#[cfg(feature = "fault-injection")]
+pub mod fault;
 #[cfg(all(test, feature = "fault-injection"))]
 mod fault_walk;
 pub mod frame;

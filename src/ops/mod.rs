@@ -252,7 +252,11 @@ fn with_staging(
     let size = usize::try_from(bytes).map_err(|_| Error::internal("negative staging size"))?;
     let device_data = crate::cuda::pool::allocate(ordinal, size, Some(stream))?;
     let result = work(host_data, device_data);
-    let freed = crate::cuda::pool::free_on(ordinal, device_data, stream);
+    let freed = {
+        // Giving the staging memory back: fault injection does not fail it (src/fault.rs).
+        let _release = crate::fault::suspend();
+        crate::cuda::pool::free_on(ordinal, device_data, stream)
+    };
     release_host(&[]);
     result.and(freed)
 }
