@@ -22,7 +22,7 @@ from . import _abi  # noqa: F401  (checks every ctypes struct against the librar
 from ._allocators import TorchAllocator, allocator_installed, pool_used_bytes, set_allocator, trim_pool
 from ._devices import Device, cuda_device_count, cuda_device_count_or_error
 from ._frames import convert_frames
-from ._ops import convert, copy_into, reformat, reformat_into
+from ._ops import convert, convert_plan, copy_into, reformat, reformat_into, reformat_plan
 from ._producers import as_tensor, from_dlpack
 from ._tensor import Tensor, empty, from_shared, live_tensor_count
 from ._exchange import offer as _offer
@@ -34,8 +34,10 @@ __version__ = _library.tb_version_string().decode()
 __all__ = [
     "CudaError", "CudaUnavailableError", "Device", "DeviceMismatchError", "InternalError",
     "InvalidArgumentError", "NotSupportedError", "OutOfMemoryError", "ReadOnlyError", "Tensor",
-    "TensorBridgeError", "as_tensor", "convert", "convert_frames", "copy_into", "cuda_device_count",
+    "TensorBridgeError", "as_tensor", "convert", "convert_frames", "convert_plan", "copy_into",
+    "cuda_device_count",
     "cuda_device_count_or_error", "empty",
-    "from_dlpack", "from_shared", "live_tensor_count", "reformat", "reformat_into", "TorchAllocator",
+    "from_dlpack", "from_shared", "live_tensor_count", "reformat", "reformat_into", "reformat_plan",
+    "TorchAllocator",
     "allocator_installed", "pool_used_bytes", "set_allocator", "trim_pool",
 ]
