@@ -5,25 +5,50 @@ copy of the same bytes. Prints a markdown table.
     python3 bench/compare_torch.py
 """
 import statistics
+import time
 
 import torch
 
 
-def median_ms(work, warmup=3, iterations=15, stream=None):
-    """Median milliseconds of ``work`` between CUDA events on ``stream`` (None: the current
-    stream), after ``warmup`` untimed calls."""
+def median_ms(work, warmup=3, iterations=15, stream=None, calls=1, lead_cycles=0):
+    """Median milliseconds per call of ``work`` between CUDA events on ``stream`` (None: the
+    current stream), after ``warmup`` untimed calls. Each timed interval holds ``calls`` calls in a
+    row (its time divided by ``calls``), so that calls much shorter than a millisecond are timed
+    back to back; with ``lead_cycles`` the GPU first spins that many clock cycles
+    (``torch.cuda._sleep``) before the start event, so that the host's cost of launching the first
+    call is hidden behind the spin instead of timed as GPU idle time. The defaults time one call
+    per interval, as the layout tables in bench/RESULTS.md were."""
     with torch.cuda.stream(stream):
         for _ in range(warmup):
             work()
         times = []
         for _ in range(iterations):
             start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            if lead_cycles:
+                torch.cuda._sleep(lead_cycles)
             start.record()
-            work()
+            for _ in range(calls):
+                work()
             stop.record()
             stop.synchronize()
-            times.append(start.elapsed_time(stop))
+            times.append(start.elapsed_time(stop) / calls)
     return statistics.median(times)
+
+
+def back_to_back_us(work, stream, calls=1000, runs=3):
+    """Per-call time of ``calls`` launches in a row (host cost included where it exceeds the GPU's),
+    median of ``runs``; also the runs' values."""
+    for _ in range(20):
+        work()
+    times = []
+    for _ in range(runs):
+        stream.synchronize()
+        start = time.perf_counter()
+        for _ in range(calls):
+            work()
+        stream.synchronize()
+        times.append((time.perf_counter() - start) / calls * 1e6)
+    return statistics.median(times), times
 
 
 def copy_gbps(nbytes):

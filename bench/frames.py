@@ -10,9 +10,7 @@ frame launched back to back (1000 calls, host cost included when it exceeds the 
     python3 bench/frames.py --ours-only  # tensorbridge rows alone (tuning: TENSORBRIDGE_FRAME_KERNEL)
 """
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
@@ -72,22 +70,6 @@ def cvcuda_stream(stream):
             continue
     print("cvcuda.as_stream accepted neither the torch stream nor its handle: CV-CUDA rows skipped")
     return None
-
-
-def back_to_back_us(work, stream, calls=1000, runs=3):
-    """Per-call time of ``calls`` launches in a row (host cost included where it exceeds the GPU's),
-    median of ``runs``."""
-    for _ in range(20):
-        work()
-    times = []
-    for _ in range(runs):
-        stream.synchronize()
-        start = time.perf_counter()
-        for _ in range(calls):
-            work()
-        stream.synchronize()
-        times.append((time.perf_counter() - start) / calls * 1e6)
-    return statistics.median(times), times
 
 
 def ours_only_rows(stream):
@@ -154,8 +136,8 @@ def main():
     a = torch.empty((nv12.numel() + planar.numel() * 4) // 2, dtype=torch.uint8, device="cuda")
     b = torch.empty_like(a)
     with torch.cuda.stream(stream):
-        copy_us, _ = back_to_back_us(lambda: b.copy_(a), stream)
-    ours_us, runs = back_to_back_us(
+        copy_us, _ = compare_torch.back_to_back_us(lambda: b.copy_(a), stream)
+    ours_us, runs = compare_torch.back_to_back_us(
         lambda: tb.convert_frames(frame, scale=SCALE, offset=OFFSET, out=out, stream=stream), stream)
     print(f"\n1×1080p NV12 -> f32 CHW, 1000 calls back to back: {ours_us:.2f} µs per call (runs: "
           f"{', '.join(f'{r:.2f}' for r in runs)}); a device copy of the same bytes the same way: {copy_us:.2f} µs "

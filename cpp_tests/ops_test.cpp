@@ -76,6 +76,49 @@ TEST(Ops, CloneIsPackedAndIndependent) {
   tb_tensor_release(clone);
 }
 
+// A tensor description wrapped at a fake CUDA address: never dereferenced, so no GPU is needed.
+TbTensor* fake_cuda(uintptr_t address, TbDataType dtype, std::vector<int64_t> shape, const char* layout) {
+  TbTensor* t = nullptr;
+  EXPECT_EQ(TB_SUCCESS, tb_tensor_wrap(reinterpret_cast<void*>(address), tbtest::cuda(0), dtype,
+                                       static_cast<int32_t>(shape.size()), shape.data(), nullptr, layout, false,
+                                       nullptr, nullptr, &t))
+      << tb_last_error_message();
+  return t;
+}
+
+std::string reformat_plan(const TbTensor* src, const TbTensor* dst) {
+  char name[TB_PLAN_NAME_CAPACITY] = "unset";
+  EXPECT_EQ(TB_SUCCESS, tb_reformat_plan(src, dst, name, sizeof name)) << tb_last_error_message();
+  return name;
+}
+
+// The plan queries name the kernel the operation would launch (its family, then its choices),
+// the CPU method for host tensors, and fail as the operation would; no GPU is involved.
+TEST(Ops, PlanQueriesNameTheKernelWithoutAGpu) {
+  Host host_nhwc(TB_DTYPE_UINT8, {2, 4, 8, 3}, "NHWC"), host_nchw(TB_DTYPE_UINT8, {2, 3, 4, 8}, "NCHW");
+  EXPECT_EQ(reformat_plan(host_nhwc.t, host_nchw.t), "host copy loop");
+
+  tbtest::Owned nhwc(fake_cuda(uintptr_t{1} << 32, TB_DTYPE_UINT8, {2, 4, 8, 3}, "NHWC"));
+  tbtest::Owned nchw(fake_cuda(uintptr_t{1} << 33, TB_DTYPE_UINT8, {2, 3, 4, 8}, "NCHW"));
+  tbtest::Owned planar_f32(fake_cuda(uintptr_t{1} << 34, TB_DTYPE_FLOAT32, {2, 3, 4, 8}, "NCHW"));
+  EXPECT_EQ(reformat_plan(nhwc.t, nchw.t), "deinterleave small=3 vec=16");
+  EXPECT_EQ(reformat_plan(nchw.t, nhwc.t), "interleave small=3 vec=16 ilp=1");
+  EXPECT_EQ(reformat_plan(host_nhwc.t, nchw.t), "staged upload, memcpy");
+  char name[TB_PLAN_NAME_CAPACITY] = "unset";
+  TB_ASSERT_OK(tb_convert_plan(nhwc.t, planar_f32.t, name, sizeof name));
+  EXPECT_STREQ(name, "deinterleave small=3 vec=4") << "u8 NHWC -> f32 NCHW: four floats a store";
+
+  char small[8] = "unset";
+  TB_EXPECT_STATUS(TB_ERROR_INVALID_ARGUMENT, tb_reformat_plan(nhwc.t, nchw.t, small, sizeof small));
+  EXPECT_NE(tbtest::last_error().find("TB_PLAN_NAME_CAPACITY"), std::string::npos) << tbtest::last_error();
+  EXPECT_STREQ(small, "unset") << "nothing is written when the name does not fit";
+  TB_EXPECT_STATUS(TB_ERROR_INVALID_ARGUMENT, tb_reformat_plan(nhwc.t, nchw.t, nullptr, 64));
+  EXPECT_NE(tbtest::last_error().find("name is NULL"), std::string::npos) << tbtest::last_error();
+  TB_EXPECT_STATUS(TB_ERROR_INVALID_ARGUMENT, tb_reformat_plan(nhwc.t, planar_f32.t, name, sizeof name));
+  EXPECT_NE(tbtest::last_error().find("use tb_convert"), std::string::npos) << tbtest::last_error();
+  TB_EXPECT_STATUS(TB_ERROR_INVALID_ARGUMENT, tb_reformat_plan(nullptr, nchw.t, name, sizeof name));
+}
+
 struct BadOp {
   const char* name;
   TbStatus expected;

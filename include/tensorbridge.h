@@ -60,6 +60,10 @@
 // Bytes of a `TbIpcTensor`.
 #define TB_IPC_TENSOR_BYTES 512
 
+// Bytes that always hold a name written by `tb_reformat_plan` or `tb_convert_plan`, with its
+// terminating NUL.
+#define TB_PLAN_NAME_CAPACITY 128
+
 // Major version of this library (semantic versioning: the ABI changes only with it).
 #define TB_VERSION_MAJOR 0
 
@@ -1461,6 +1465,55 @@ enum TbStatus tb_convert(const struct TbTensor *src,
                          const float *offset,
                          int32_t count,
                          void *stream);
+
+// Names the work `tb_reformat(src, dst, …)` would do, without doing it: after the same argument
+// checks (with the same statuses), writes into `name` a NUL-terminated ASCII string — the kernel
+// family first, then the compile-time choices that specialise it, for example
+// `"deinterleave small=3 vec=16"` (NHWC → NCHW, three channels, 16-byte stores),
+// `"interleave small=3 vec=16 ilp=1"`, `"transpose_tiled tile_r=64 tile_s=256"`,
+// `"general rank=4"` (the element-wise fallback, here over four dimensions) or `"memcpy"` (a
+// driver copy); `"host memcpy"`, `"host copy loop"` or `"host convert loop"` when both tensors
+// are host-accessible (the CPU path); `"staged upload, "` or `"staged download, "` followed by
+// the GPU work when one side is pageable host memory; `"none"` when there are no elements.
+// Names may gain new families and choices in later versions; the first word is the family.
+//
+// Needs no GPU, driver or NVRTC: the choice depends only on the operands' descriptions (shapes,
+// strides, dtypes, layouts, kinds of memory and the alignment of their addresses), so it can be
+// asked on any machine, of tensors wrapped with a CUDA device; the device is not checked.
+//
+// \param[in] src       a live tensor handle (read: its description only).
+// \param[in] dst       a live, writable tensor handle (read: its description only).
+// \param[out] name     receives the name; at least `capacity` bytes; not NULL.
+// \param[in] capacity  size of `name` in bytes; `TB_PLAN_NAME_CAPACITY` always suffices.
+// \retval TB_SUCCESS                 `name` holds the name.
+// \retval TB_ERROR_INVALID_ARGUMENT  as `tb_reformat`; or NULL `name`, or `capacity` too small
+//                                    for the name (the message gives the size needed; `name` is
+//                                    left unchanged).
+// \retval TB_ERROR_READ_ONLY         `dst` is read-only.
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
+enum TbStatus tb_reformat_plan(const struct TbTensor *src,
+                               const struct TbTensor *dst,
+                               char *name,
+                               size_t capacity);
+
+// Names the work `tb_convert(src, dst, …)` would do, as `tb_reformat_plan` does for
+// `tb_reformat`: the same argument checks as `tb_convert` (dtypes, layouts, shapes, overlap),
+// then the name. The coefficients do not change the choice, so none are taken. Needs no GPU.
+//
+// \param[in] src       a live tensor handle (read: its description only).
+// \param[in] dst       a live, writable tensor handle (read: its description only).
+// \param[out] name     receives the name; at least `capacity` bytes; not NULL.
+// \param[in] capacity  size of `name` in bytes; `TB_PLAN_NAME_CAPACITY` always suffices.
+// \retval TB_SUCCESS                 `name` holds the name.
+// \retval TB_ERROR_INVALID_ARGUMENT  as `tb_convert`; or NULL `name`, or `capacity` too small
+//                                    for the name (`name` is left unchanged).
+// \retval TB_ERROR_READ_ONLY         `dst` is read-only.
+// \retval TB_ERROR_NOT_SUPPORTED     a source or destination dtype `tb_convert` does not handle.
+// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
+enum TbStatus tb_convert_plan(const struct TbTensor *src,
+                              const struct TbTensor *dst,
+                              char *name,
+                              size_t capacity);
 
 // A packed (C-contiguous, same layout) copy of `tensor` in new memory of the same kind on the
 // same device, owned by the new tensor; writable. Enqueued on `stream` for GPU memory, and

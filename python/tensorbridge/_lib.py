@@ -274,6 +274,8 @@ _PROTOTYPES = {
     "tb_convert": [P, P, P, P, I32, P],
     "tb_reformat_new": [P, ctypes.c_char_p, P, PP],
     "tb_convert_new": [P, ctypes.c_char_p, DataType, P, P, I32, P, PP],
+    "tb_reformat_plan": [P, P, ctypes.c_char_p, ctypes.c_size_t],
+    "tb_convert_plan": [P, P, ctypes.c_char_p, ctypes.c_size_t],
     "tb_frame_convert": [P, ctypes.c_size_t, ctypes.POINTER(FrameFormat), P, P, P, I32, P],
     "tb_frame_convert_new": [P, ctypes.c_size_t, ctypes.POINTER(FrameFormat), ctypes.c_char_p, DataType, P, P, I32,
                              P, PP],

@@ -1,6 +1,7 @@
 """Operations that write new memory: reformat (layout change), copy and convert (affine + dtype
-+ layout in one pass). Each accepts anything ``as_tensor`` does; a framework tensor whose type
-carries DLPack's C exchange API (PyTorch) is borrowed for the call only, converted in C."""
++ layout in one pass), and the queries naming the kernel each would run. Each accepts anything
+``as_tensor`` does; a framework tensor whose type carries DLPack's C exchange API (PyTorch) is
+borrowed for the call only, converted in C."""
 import ctypes
 
 from ._compiled import native
@@ -145,3 +146,31 @@ def convert(tensor, layout=None, dtype="float32", scale=1.0, offset=0.0, stream=
     if status:
         raise_for(status)
     return Tensor._adopt(out.value)
+
+
+_PLAN_NAME_CAPACITY = 128  # TB_PLAN_NAME_CAPACITY: always holds a plan name and its NUL
+
+
+def _plan(function, dst, src):
+    """The name a plan query writes for ``src`` -> ``dst``."""
+    name = ctypes.create_string_buffer(_PLAN_NAME_CAPACITY)
+    with _Operands() as operands:
+        function(operands.handle(src), operands.handle(dst), name, len(name))
+    return name.value.decode("ascii")
+
+
+def reformat_plan(dst, src):
+    """The name of what ``reformat_into(dst, src)`` would run, doing nothing (the same checks,
+    the same exceptions): the kernel family then its compile-time choices, e.g.
+    ``"deinterleave small=3 vec=16"``, ``"transpose_tiled tile_r=64 tile_s=256"``,
+    ``"general rank=4"`` (the element-wise fallback) or ``"memcpy"``; ``"host ..."`` on the CPU;
+    ``"staged upload, ..."`` / ``"staged download, ..."`` through pageable memory. Decided on the
+    host from the tensors' descriptions: no GPU is needed."""
+    return _plan(lib.tb_reformat_plan, dst, src)
+
+
+def convert_plan(dst, src):
+    """The name of what a conversion of ``src`` into ``dst``'s dtype and layout (``convert``, the
+    C ABI's ``tb_convert``) would run, as ``reformat_plan`` names a reformat; the coefficients do
+    not change the choice."""
+    return _plan(lib.tb_convert_plan, dst, src)

@@ -30,6 +30,21 @@ def test_seed_flow_torch_to_tensorbridge_to_torch_is_zero_copy(torch):
     assert cloned.data_ptr() != x.data_ptr()
 
 
+def test_plan_names_what_runs_for_packed_and_pitched_torch_tensors(torch):
+    x = torch.randint(0, 256, (2, 64, 96, 3), dtype=torch.uint8, device="cuda")
+    out = torch.empty(2, 3, 64, 96, dtype=torch.uint8, device="cuda")
+    dst = tb.as_tensor(out, "NCHW")
+    assert tb.reformat_plan(dst, tb.as_tensor(x, "NHWC")) == "deinterleave small=3 vec=16"
+    # Rows of 288 bytes padded to 512 (a 256-byte aligned pitch, as NVCV and decoders use).
+    pitched = torch.zeros(2, 64, 512, dtype=torch.uint8, device="cuda")[:, :, :288].unflatten(2, (96, 3))
+    pitched.copy_(x)
+    src = tb.as_tensor(pitched, "NHWC")
+    assert tb.reformat_plan(dst, src) == "general rank=4"
+    tb.reformat_into(dst, src)
+    torch.cuda.synchronize()
+    assert torch.equal(out, x.permute(0, 3, 1, 2))
+
+
 def test_dlpack_both_ways_with_torch(torch):
     x = torch.randn(4, 5, 6, device="cuda")
     t = tb.from_dlpack(torch.utils.dlpack.to_dlpack(x), "NHW")

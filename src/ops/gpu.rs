@@ -21,7 +21,7 @@ pub(super) struct Affine {
 
 /// Mirrors `TransposeParams` in layout.cu.
 #[repr(C)]
-struct TransposeParams {
+pub(crate) struct TransposeParams {
     src: u64,
     dst: u64,
     batch: i64,
@@ -37,7 +37,7 @@ struct TransposeParams {
 
 /// Mirrors `GeneralParams` in layout.cu.
 #[repr(C)]
-struct GeneralParams {
+pub(crate) struct GeneralParams {
     src: u64,
     dst: u64,
     count: i64,
@@ -207,33 +207,106 @@ pub(crate) struct Target {
     pub stream: Stream,
 }
 
-/// Runs `plan` with `op` on the GPU, asynchronously on `target.stream`.
-pub(crate) fn run(plan: &Plan, op: &ElementOp, target: &Target) -> Result<()> {
-    match plan.shape() {
-        Shape::Empty => Ok(()),
-        Shape::Contiguous if *op == ElementOp::Copy => memcpy(plan, target),
-        Shape::Transpose => transpose(plan, op, target),
-        _ => general(plan, op, target),
+/// The parameter block of one launch, in the form its kernel reads.
+#[allow(clippy::large_enum_variant)] // as `Work`: made and consumed once per operation
+pub(crate) enum Params {
+    /// For the interleave, deinterleave and tiled transpose kernels.
+    Transpose(TransposeParams),
+    /// For the general kernel.
+    General(GeneralParams),
+}
+
+/// What the GPU does for a plan: nothing, a driver copy, or one kernel launch. [`run`] carries it
+/// out; [`Work::name`] names it for `tb_reformat_plan` and `tb_convert_plan`. Choosing it needs
+/// no GPU: it depends only on the plan, the operation and the two addresses' alignment.
+// Made once per operation and consumed at once: boxing the parameters would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Work {
+    /// Nothing to move.
+    Nothing,
+    /// One driver device-to-device copy.
+    Memcpy {
+        /// Bytes copied.
+        bytes: i64,
+    },
+    /// One kernel launch.
+    Launch {
+        /// The kernel: entry point and the defines that specialise it.
+        spec: KernelSpec,
+        /// Blocks of [`THREADS`] threads.
+        blocks: i64,
+        /// The kernel's one argument.
+        params: Params,
+    },
+}
+
+impl Work {
+    /// The kernel family then its compile-time choices, lower case, from the defines that
+    /// specialise it (the element types left out): `"memcpy"`, `"deinterleave small=3 vec=16"`,
+    /// `"interleave small=3 vec=4 ilp=2"`, `"transpose_tiled tile_r=64 tile_s=256"`,
+    /// `"general rank=4"`, or `"none"` when there is nothing to move.
+    pub(crate) fn name(&self) -> String {
+        match self {
+            Work::Nothing => "none".into(),
+            Work::Memcpy { .. } => "memcpy".into(),
+            Work::Launch { spec, .. } => {
+                let mut name = spec.entry.trim_start_matches("tb_").to_string();
+                for define in &spec.defines {
+                    let Some((key, value)) = define.split_once('=') else { continue };
+                    if !matches!(key, "TB_TIN" | "TB_TOUT" | "TB_AFFINE") {
+                        let key = key.trim_start_matches("TB_").to_ascii_lowercase();
+                        name.push_str(&format!(" {key}={value}"));
+                    }
+                }
+                name
+            }
+        }
     }
 }
 
-fn memcpy(plan: &Plan, target: &Target) -> Result<()> {
-    copy_bytes(target.ordinal, target.dst, target.src, plan.count * plan.src_item, target.stream)
+/// Chooses the GPU work for `plan` with `op`, from a source at address `src` to a destination
+/// at address `dst`.
+pub(crate) fn choose(plan: &Plan, op: &ElementOp, src: u64, dst: u64) -> Result<Work> {
+    match plan.shape() {
+        Shape::Empty => Ok(Work::Nothing),
+        Shape::Contiguous if *op == ElementOp::Copy => {
+            Ok(Work::Memcpy { bytes: plan.count * plan.src_item })
+        }
+        Shape::Transpose => transpose(plan, op, src, dst),
+        _ => general(plan, op, src, dst),
+    }
 }
 
-fn transpose(plan: &Plan, op: &ElementOp, target: &Target) -> Result<()> {
+/// Runs `plan` with `op` on the GPU, asynchronously on `target.stream`.
+pub(crate) fn run(plan: &Plan, op: &ElementOp, target: &Target) -> Result<()> {
+    let (ordinal, stream) = (target.ordinal, target.stream);
+    match choose(plan, op, target.src, target.dst)? {
+        Work::Nothing => Ok(()),
+        Work::Memcpy { bytes } => copy_bytes(ordinal, target.dst, target.src, bytes, stream),
+        Work::Launch { spec, blocks, params } => {
+            let function = load(ordinal, &spec)?;
+            let blocks = blocks as u64;
+            match &params {
+                Params::Transpose(p) => launch(ordinal, function, blocks, THREADS, stream, p),
+                Params::General(p) => launch(ordinal, function, blocks, THREADS, stream, p),
+            }
+        }
+    }
+}
+
+fn transpose(plan: &Plan, op: &ElementOp, src_address: u64, dst_address: u64) -> Result<Work> {
     let (batch, r, s) = plan.transpose_dims();
     let n = plan.dims.len();
     let channel_is_r = match plan.channel {
         None => -1,
         Some(c) if c == n - 2 => 1,
         Some(c) if c == n - 1 => 0,
-        Some(_) => return general(plan, op, target),
+        Some(_) => return general(plan, op, src_address, dst_address),
     };
     let (e_in, e_out) = (plan.src_item, plan.dst_item);
     let params = TransposeParams {
-        src: target.src,
-        dst: target.dst,
+        src: src_address,
+        dst: dst_address,
         batch: batch.extent,
         r_extent: r.extent,
         s_extent: s.extent,
@@ -244,9 +317,16 @@ fn transpose(plan: &Plan, op: &ElementOp, target: &Target) -> Result<()> {
         channel_is_r,
         affine: affine_of(op),
     };
-    let (src, dst) = (target.src as i64, target.dst as i64);
+    let (src, dst) = (src_address as i64, dst_address as i64);
     let mut defines = type_defines(plan, op);
     let widest = e_in.max(e_out);
+    let launch = |entry, defines, blocks, params| {
+        Ok(Work::Launch {
+            spec: KernelSpec { entry, defines },
+            blocks,
+            params: Params::Transpose(params),
+        })
+    };
     // Deinterleave: each thread stores one 16-byte run per destination row.
     let vector = (16 / e_out).max(1);
     if r.extent <= SMALL_MAX
@@ -261,7 +341,7 @@ fn transpose(plan: &Plan, op: &ElementOp, target: &Target) -> Result<()> {
         ]);
         let chunks = batch.extent * ceil_div(s.extent, vector);
         let blocks = ceil_div(chunks, THREADS as i64);
-        return launch_spec(target, "tb_deinterleave", defines, blocks, &params);
+        return launch("tb_deinterleave", defines, blocks, params);
     }
     // Interleave: each thread stores V·S elements, one 16-byte access where 16 is a multiple of
     // S·item (else runs of 16 elements of the widest type).
@@ -284,7 +364,7 @@ fn transpose(plan: &Plan, op: &ElementOp, target: &Target) -> Result<()> {
         ]);
         let chunks = batch.extent * ceil_div(r.extent, vector);
         let blocks = ceil_div(chunks, THREADS as i64 * ilp);
-        return launch_spec(target, "tb_interleave", defines, blocks, &params);
+        return launch("tb_interleave", defines, blocks, params);
     }
     if *op == ElementOp::Copy
         && all_multiple_of(&[src, dst, batch.src, batch.dst, s.src, r.dst], 16)
@@ -292,23 +372,12 @@ fn transpose(plan: &Plan, op: &ElementOp, target: &Target) -> Result<()> {
         let (tile_r, tile_s) = tile_shape(e_in, r.extent, s.extent);
         defines.extend([format!("TB_TILE_R={tile_r}"), format!("TB_TILE_S={tile_s}")]);
         let tiles = batch.extent * ceil_div(r.extent, tile_r) * ceil_div(s.extent, tile_s);
-        return launch_spec(target, "tb_transpose_tiled", defines, tiles, &params);
+        return launch("tb_transpose_tiled", defines, tiles, params);
     }
-    general(plan, op, target)
+    general(plan, op, src_address, dst_address)
 }
 
-fn launch_spec<P>(
-    target: &Target,
-    entry: &'static str,
-    defines: Vec<String>,
-    blocks: i64,
-    params: &P,
-) -> Result<()> {
-    let function = load(target.ordinal, &KernelSpec { entry, defines })?;
-    launch(target.ordinal, function, blocks as u64, THREADS, target.stream, params)
-}
-
-fn general(plan: &Plan, op: &ElementOp, target: &Target) -> Result<()> {
+fn general(plan: &Plan, op: &ElementOp, src: u64, dst: u64) -> Result<Work> {
     let dims: Vec<Dim> = if plan.dims.is_empty() {
         vec![Dim { extent: 1, src: plan.src_item, dst: plan.dst_item }]
     } else {
@@ -318,8 +387,8 @@ fn general(plan: &Plan, op: &ElementOp, target: &Target) -> Result<()> {
         return Err(Error::internal("plan rank above 15"));
     }
     let mut params = GeneralParams {
-        src: target.src,
-        dst: target.dst,
+        src,
+        dst,
         count: plan.count,
         extent: [1; 15],
         src_stride: [0; 15],
@@ -334,14 +403,164 @@ fn general(plan: &Plan, op: &ElementOp, target: &Target) -> Result<()> {
     }
     let mut defines = type_defines(plan, op);
     defines.push(format!("TB_RANK={}", dims.len()));
-    let spec = KernelSpec { entry: "tb_general", defines };
-    let function = load(target.ordinal, &spec)?;
-    let blocks = (plan.count as u64).div_ceil(THREADS as u64).min(1 << 20);
-    launch(target.ordinal, function, blocks, THREADS, target.stream, &params)
+    let blocks = ceil_div(plan.count, THREADS as i64).min(1 << 20);
+    Ok(Work::Launch {
+        spec: KernelSpec { entry: "tb_general", defines },
+        blocks,
+        params: Params::General(params),
+    })
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::device::Device;
+    use crate::dims::Dims;
+    use crate::layout::Layout;
+    use crate::storage::Storage;
+    use crate::tensor::{Tensor, TensorDesc};
+
+    /// 16-byte (in fact 4 GiB) aligned stand-in addresses: choosing never dereferences them.
+    const SRC: u64 = 1 << 32;
+    const DST: u64 = 1 << 33;
+
+    /// A CUDA tensor description at `data` (no GPU needed: nothing reads it).
+    fn at(
+        data: u64,
+        dtype: DataType,
+        shape: &[i64],
+        strides: Option<&[i64]>,
+        layout: &str,
+    ) -> Tensor {
+        let desc = TensorDesc {
+            data,
+            device: Device::cuda(0),
+            dtype,
+            shape: shape.into(),
+            strides: strides.map(Dims::from),
+            layout: Layout::parse(layout).unwrap(),
+            readonly: false,
+        };
+        Tensor::new(desc, &Storage::with_release(None)).unwrap()
+    }
+
+    /// The name of the work that moves `src` into `dst` (in `dst`'s layout) with `op`.
+    fn name(src: &Tensor, dst: &Tensor, op: &ElementOp) -> String {
+        let view = match dst.layout().is_none() {
+            true => src.clone(),
+            false => src.permute_to_layout(&dst.layout()).unwrap(),
+        };
+        let channel = match op {
+            ElementOp::Copy => None,
+            ElementOp::Convert(_) => dst.layout().find(b'C'),
+        };
+        let plan = Plan::new(&view, dst, channel).unwrap();
+        choose(&plan, op, view.data(), dst.data()).unwrap().name()
+    }
+
+    fn to(from: DataType, to: DataType) -> ElementOp {
+        ElementOp::Convert(Conversion::new(from, to, vec![1.0], vec![0.0], None).unwrap())
+    }
+
+    /// The kernel a plan gets, by name, for the layout cases the benchmarks time: each row pins
+    /// one decision of `choose` (which family, which vector width, tile and ILP).
+    #[test]
+    fn each_layout_case_names_the_kernel_it_launches() {
+        const F32: DataType = DataType::F32;
+        const U8: DataType = DataType::U8;
+        let pitched: &[i64] = &[4 * 256, 256, 3, 1]; // NHWC rows padded to 256 bytes
+        let cases: Vec<(&str, Tensor, Tensor, ElementOp, &str)> = vec![
+            (
+                "NHWC -> NCHW u8 C=3",
+                at(SRC, U8, &[2, 4, 8, 3], None, "NHWC"),
+                at(DST, U8, &[2, 3, 4, 8], None, "NCHW"),
+                ElementOp::Copy,
+                "deinterleave small=3 vec=16",
+            ),
+            (
+                "NCHW -> NHWC u8 C=3",
+                at(SRC, U8, &[2, 3, 4, 8], None, "NCHW"),
+                at(DST, U8, &[2, 4, 8, 3], None, "NHWC"),
+                ElementOp::Copy,
+                "interleave small=3 vec=16 ilp=1",
+            ),
+            (
+                "NCHW -> NHWC f32 C=4: one pixel per 16-byte store, two chunks a thread",
+                at(SRC, F32, &[2, 4, 4, 8], None, "NCHW"),
+                at(DST, F32, &[2, 4, 8, 4], None, "NHWC"),
+                ElementOp::Copy,
+                "interleave small=4 vec=1 ilp=2",
+            ),
+            (
+                "NHWC -> NCHW u8 C=64: tiles four times longer along HW",
+                at(SRC, U8, &[1, 16, 16, 64], None, "NHWC"),
+                at(DST, U8, &[1, 64, 16, 16], None, "NCHW"),
+                ElementOp::Copy,
+                "transpose_tiled tile_r=64 tile_s=256",
+            ),
+            (
+                "the same with the destination 8 bytes off 16-byte alignment",
+                at(SRC, U8, &[1, 16, 16, 64], None, "NHWC"),
+                at(DST + 8, U8, &[1, 64, 16, 16], None, "NCHW"),
+                ElementOp::Copy,
+                "general rank=2",
+            ),
+            (
+                "NHWC rows pitched to 256 bytes -> NCHW: rows do not merge",
+                at(SRC, U8, &[2, 4, 8, 3], Some(pitched), "NHWC"),
+                at(DST, U8, &[2, 3, 4, 8], None, "NCHW"),
+                ElementOp::Copy,
+                "general rank=4",
+            ),
+            (
+                "same layout, packed",
+                at(SRC, U8, &[2, 4, 8, 3], None, "NHWC"),
+                at(DST, U8, &[2, 4, 8, 3], None, "NHWC"),
+                ElementOp::Copy,
+                "memcpy",
+            ),
+            (
+                "u8 -> f32, same layout",
+                at(SRC, U8, &[64, 64], None, ""),
+                at(DST, F32, &[64, 64], None, ""),
+                to(U8, F32),
+                "general rank=1",
+            ),
+            (
+                "u8 NHWC -> f32 NCHW (normalise): four floats per store",
+                at(SRC, U8, &[2, 4, 8, 3], None, "NHWC"),
+                at(DST, F32, &[2, 3, 4, 8], None, "NCHW"),
+                to(U8, F32),
+                "deinterleave small=3 vec=4",
+            ),
+            (
+                "no elements",
+                at(SRC, U8, &[0, 3], None, "HW"),
+                at(DST, U8, &[0, 3], None, "HW"),
+                ElementOp::Copy,
+                "none",
+            ),
+        ];
+        for (case, src, dst, op, expected) in cases {
+            assert_eq!(name(&src, &dst, &op), expected, "{case}");
+        }
+    }
+
+    /// The name lists every define that specialises the kernel except the element types, so two
+    /// launches of different programs never share a name.
+    #[test]
+    fn names_leave_out_only_the_element_types() {
+        let src = at(SRC, DataType::U16, &[2, 4, 8, 3], None, "NHWC");
+        let dst = at(DST, DataType::U16, &[2, 3, 4, 8], None, "NCHW");
+        let view = src.permute_to_layout(&dst.layout()).unwrap();
+        let plan = Plan::new(&view, &dst, None).unwrap();
+        let work = choose(&plan, &ElementOp::Copy, view.data(), dst.data()).unwrap();
+        let Work::Launch { spec, .. } = &work else { panic!("a launch") };
+        let valued = spec.defines.iter().filter(|d| d.contains('=')).count();
+        assert_eq!(work.name().split(' ').count(), 1 + valued - 3, "{:?}", spec.defines);
+        assert_eq!(work.name(), "deinterleave small=3 vec=8");
+    }
+
     /// Compiles every layout-kernel specialisation for the H100/H200 architecture (sm_90) with
     /// NVRTC, which needs no GPU (see `compile_all_for_sm_90`).
     #[test]

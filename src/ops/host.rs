@@ -43,12 +43,47 @@ fn for_each_element(plan: &Plan, mut visit: impl FnMut(i64, i64, usize)) {
     }
 }
 
+/// How the CPU carries out a plan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Method {
+    /// Nothing to move.
+    Nothing,
+    /// One `memcpy` of the whole run.
+    Memcpy,
+    /// Element by element, bytes unchanged.
+    CopyLoop,
+    /// Element by element through the conversion.
+    ConvertLoop,
+}
+
+impl Method {
+    /// The method [`run`] uses for `plan` with `op`.
+    pub(crate) fn of(plan: &Plan, op: &ElementOp) -> Method {
+        match (op, plan.shape()) {
+            (_, Shape::Empty) => Method::Nothing,
+            (ElementOp::Copy, Shape::Contiguous) => Method::Memcpy,
+            (ElementOp::Copy, _) => Method::CopyLoop,
+            (ElementOp::Convert(_), _) => Method::ConvertLoop,
+        }
+    }
+
+    /// A short lower-case name: "none", "memcpy", "copy loop" or "convert loop".
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Method::Nothing => "none",
+            Method::Memcpy => "memcpy",
+            Method::CopyLoop => "copy loop",
+            Method::ConvertLoop => "convert loop",
+        }
+    }
+}
+
 /// Executes `plan` from host memory at `src` to host memory at `dst`.
 pub(crate) fn run(plan: &Plan, src: u64, dst: u64, op: &ElementOp) {
     let (src_item, dst_item) = (plan.src_item as usize, plan.dst_item as usize);
-    match (op, plan.shape()) {
-        (_, Shape::Empty) => {}
-        (ElementOp::Copy, Shape::Contiguous) => {
+    match (op, Method::of(plan, op)) {
+        (_, Method::Nothing) => {}
+        (_, Method::Memcpy) => {
             // SAFETY: both spans hold count elements (see the module comment); the caller has
             // checked that source and destination memory do not overlap.
             unsafe {

@@ -107,11 +107,25 @@ pub(crate) fn copy(src: &Tensor, dst: &Tensor, stream: Stream) -> Result<()> {
 /// Writes `src` into `dst` in the destination's layout, which must hold the same labels
 /// (NHWC → NCHW, HWC → CHW, any permutation). Same dtype; equal layouts make a strided copy.
 pub(crate) fn reformat(src: &Tensor, dst: &Tensor, stream: Stream) -> Result<()> {
+    let view = checked_reformat(src, dst)?;
+    execute(&view, dst, &ElementOp::Copy, None, stream)
+}
+
+/// `reformat`'s checks; the source viewed in the destination's memory order.
+fn checked_reformat(src: &Tensor, dst: &Tensor) -> Result<Tensor> {
     dst.require_writable("destination")?;
     same_dtype(src, dst, "reformat")?;
     let view = aligned_source(src, dst, "reformat")?;
     check_no_overlap(&view, dst)?;
-    execute(&view, dst, &ElementOp::Copy, None, stream)
+    Ok(view)
+}
+
+/// Names the work `reformat(src, dst, …)` would do — the kernel family and its compile-time
+/// choices, the host method, or a staged path — after the same checks, doing none of it (see
+/// `tb_reformat_plan`). Needs no GPU: the choice depends only on the operands' descriptions.
+pub(crate) fn reformat_plan(src: &Tensor, dst: &Tensor) -> Result<String> {
+    let view = checked_reformat(src, dst)?;
+    describe(&view, dst, &ElementOp::Copy, None)
 }
 
 /// One pass that reads `src`, computes y = x · scale[c] + offset[c] in float32 (c the index
@@ -124,6 +138,18 @@ pub(crate) fn convert(
     offset: &[f32],
     stream: Stream,
 ) -> Result<()> {
+    let (view, op, channel) = checked_convert(src, dst, scale, offset)?;
+    execute(&view, dst, &op, channel, stream)
+}
+
+/// `convert`'s checks; the source viewed in the destination's memory order, the conversion and
+/// the channel dimension.
+fn checked_convert(
+    src: &Tensor,
+    dst: &Tensor,
+    scale: &[f32],
+    offset: &[f32],
+) -> Result<(Tensor, ElementOp, Option<usize>)> {
     dst.require_writable("destination")?;
     let view = aligned_source(src, dst, "convert")?;
     let channel = dst.layout().find(b'C');
@@ -131,7 +157,15 @@ pub(crate) fn convert(
     let conversion =
         Conversion::new(src.dtype(), dst.dtype(), scale.to_vec(), offset.to_vec(), channels)?;
     check_no_overlap(&view, dst)?;
-    execute(&view, dst, &ElementOp::Convert(conversion), channel, stream)
+    Ok((view, ElementOp::Convert(conversion), channel))
+}
+
+/// Names the work `convert(src, dst, …)` would do, as [`reformat_plan`] does for `reformat`.
+/// The coefficients do not change the choice (the channel dimension is kept apart whether one
+/// coefficient pair or one per channel is given), so none are asked for.
+pub(crate) fn convert_plan(src: &Tensor, dst: &Tensor) -> Result<String> {
+    let (view, op, channel) = checked_convert(src, dst, &[1.0], &[0.0])?;
+    describe(&view, dst, &op, channel)
 }
 
 /// A new packed output of `dtype` on `src`'s device, shaped like `src` viewed in `layout` (its
@@ -188,6 +222,57 @@ fn gpu_accessible(t: &Tensor) -> bool {
     t.device().kind != DeviceType::TB_DEVICE_CPU
 }
 
+/// Where an operation's elements move, by the kinds of memory its operands are in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Route {
+    /// No device memory and both operands host-accessible: on the CPU.
+    Host,
+    /// On GPU `ordinal`, which reads and writes both operands in place.
+    Device(i32),
+    /// The pageable source is packed on the CPU and copied to GPU `ordinal`, which does the rest.
+    Upload(i32),
+    /// GPU `ordinal` writes a packed buffer, copied to the pageable destination and scattered.
+    Download(i32),
+}
+
+/// The route of an operation from `src` to `dst`.
+fn route(src: &Tensor, dst: &Tensor) -> Route {
+    let Some(ordinal) = gpu_ordinal(&[dst, src]) else { return Route::Host };
+    match (gpu_accessible(src), gpu_accessible(dst)) {
+        (true, true) => Route::Device(ordinal),
+        (false, _) => Route::Upload(ordinal),
+        (_, false) => Route::Download(ordinal),
+    }
+}
+
+/// A stand-in address for a staging buffer when naming a staged plan: a multiple of
+/// `DEVICE_ALIGNMENT`, as the pool's allocations are, so the kernel chosen is the one a real
+/// staging buffer gets.
+const STAGING_STAND_IN: u64 = 1 << 40;
+
+/// What [`execute`] would do for these operands, named: "none"; "host " and the CPU method;
+/// the GPU work's name (see [`gpu::Work::name`]); or "staged upload, " / "staged download, "
+/// followed by the GPU work on the packed staging buffer.
+fn describe(src: &Tensor, dst: &Tensor, op: &ElementOp, channel: Option<usize>) -> Result<String> {
+    let plan = Plan::new(src, dst, channel)?;
+    if plan.shape() == Shape::Empty {
+        return Ok(gpu::Work::Nothing.name());
+    }
+    let staged = STAGING_STAND_IN;
+    Ok(match route(src, dst) {
+        Route::Host => format!("host {}", host::Method::of(&plan, op).name()),
+        Route::Device(_) => gpu::choose(&plan, op, src.data(), dst.data())?.name(),
+        Route::Upload(ordinal) => {
+            let plan = upload_plan(src, dst, channel, staged, ordinal)?;
+            format!("staged upload, {}", gpu::choose(&plan, op, staged, dst.data())?.name())
+        }
+        Route::Download(ordinal) => {
+            let plan = download_plan(src, dst, channel, staged, ordinal)?;
+            format!("staged download, {}", gpu::choose(&plan, op, src.data(), staged)?.name())
+        }
+    })
+}
+
 fn execute(
     src: &Tensor,
     dst: &Tensor,
@@ -199,12 +284,15 @@ fn execute(
     if plan.shape() == Shape::Empty {
         return Ok(());
     }
-    let Some(ordinal) = gpu_ordinal(&[dst, src]) else {
-        // Both host-accessible: wait for GPU work still writing pinned or managed memory.
-        ordering::host_sync(src)?;
-        ordering::host_sync(dst)?;
-        host::run(&plan, src.data(), dst.data(), op);
-        return Ok(());
+    let ordinal = match route(src, dst) {
+        Route::Host => {
+            // Both host-accessible: wait for GPU work still writing pinned or managed memory.
+            ordering::host_sync(src)?;
+            ordering::host_sync(dst)?;
+            host::run(&plan, src.data(), dst.data(), op);
+            return Ok(());
+        }
+        Route::Device(ordinal) | Route::Upload(ordinal) | Route::Download(ordinal) => ordinal,
     };
     for t in [src, dst] {
         if t.is_device_memory() && t.device().ordinal != ordinal {
@@ -215,10 +303,10 @@ fn execute(
     ordering::before(dst, stream)?;
     let target =
         |src_data: u64, dst_data: u64| Target { src: src_data, dst: dst_data, ordinal, stream };
-    let enqueued = match (gpu_accessible(src), gpu_accessible(dst)) {
-        (true, true) => gpu::run(&plan, op, &target(src.data(), dst.data())),
-        (false, _) => upload(src, dst, op, channel, ordinal, stream),
-        (_, false) => download(src, dst, op, channel, ordinal, stream),
+    let enqueued = match route(src, dst) {
+        Route::Upload(_) => upload(src, dst, op, channel, ordinal, stream),
+        Route::Download(_) => download(src, dst, op, channel, ordinal, stream),
+        _ => gpu::run(&plan, op, &target(src.data(), dst.data())),
     };
     enqueued?;
     ordering::after(src, stream)?;
@@ -237,6 +325,28 @@ fn packed_like(like: &Tensor, data: u64, device: Device) -> Result<Tensor> {
         readonly: false,
     };
     Tensor::new(desc, &Storage::with_release(None))
+}
+
+/// The GPU step of an upload: from `src` packed at `staging` on GPU `ordinal` into `dst`.
+fn upload_plan(
+    src: &Tensor,
+    dst: &Tensor,
+    channel: Option<usize>,
+    staging: u64,
+    ordinal: i32,
+) -> Result<Plan> {
+    Plan::new(&packed_like(src, staging, Device::cuda(ordinal))?, dst, channel)
+}
+
+/// The GPU step of a download: from `src` into `dst` packed at `staging` on GPU `ordinal`.
+fn download_plan(
+    src: &Tensor,
+    dst: &Tensor,
+    channel: Option<usize>,
+    staging: u64,
+    ordinal: i32,
+) -> Result<Plan> {
+    Plan::new(src, &packed_like(dst, staging, Device::cuda(ordinal))?, channel)
 }
 
 /// Runs `work` with a host buffer and a device buffer of `bytes` each (the staging pair for
@@ -277,8 +387,7 @@ fn upload(
         let host_packed = packed_like(src, host_data, Device::CPU)?;
         host::run(&Plan::new(src, &host_packed, None)?, src.data(), host_data, &ElementOp::Copy);
         crate::cuda::memory::copy_bytes(ordinal, device_data, host_data, bytes, stream)?;
-        let device_packed = packed_like(src, device_data, Device::cuda(ordinal))?;
-        let plan = Plan::new(&device_packed, dst, channel)?;
+        let plan = upload_plan(src, dst, channel, device_data, ordinal)?;
         let target = Target { src: device_data, dst: dst.data(), ordinal, stream };
         gpu::run(&plan, op, &target)
     })
@@ -296,8 +405,7 @@ fn download(
 ) -> Result<()> {
     let bytes = dst.nbytes();
     with_staging(ordinal, bytes, stream, |host_data, device_data| {
-        let device_packed = packed_like(dst, device_data, Device::cuda(ordinal))?;
-        let plan = Plan::new(src, &device_packed, channel)?;
+        let plan = download_plan(src, dst, channel, device_data, ordinal)?;
         let target = Target { src: src.data(), dst: device_data, ordinal, stream };
         gpu::run(&plan, op, &target)?;
         crate::cuda::memory::copy_bytes(ordinal, host_data, device_data, bytes, stream)?;
@@ -456,6 +564,63 @@ mod tests {
         assert!(
             reformat(&a, &unlabeled, Stream::LEGACY).unwrap_err().message.contains("or neither")
         );
+    }
+
+    /// A tensor description at `data` in memory of `kind` (never dereferenced).
+    fn described(
+        kind: DeviceType,
+        data: u64,
+        dtype: DataType,
+        shape: &[i64],
+        layout: &str,
+    ) -> Tensor {
+        let desc = TensorDesc {
+            data,
+            device: Device { kind, ordinal: 0 },
+            dtype,
+            shape: shape.into(),
+            strides: None,
+            layout: Layout::parse(layout).unwrap(),
+            readonly: false,
+        };
+        Tensor::new(desc, &Storage::with_release(None)).unwrap()
+    }
+
+    /// The plan queries follow `execute`'s routes — CPU, GPU in place (device or pinned memory),
+    /// staged through pageable memory — and make the operations' own checks; none needs a GPU.
+    #[test]
+    fn plan_names_follow_the_route_and_the_checks_of_the_operation() {
+        const CUDA: DeviceType = DeviceType::TB_DEVICE_CUDA;
+        const PINNED: DeviceType = DeviceType::TB_DEVICE_CUDA_HOST;
+        let (nhwc, nchw) = ([2, 4, 8, 3], [2, 3, 4, 8]);
+        let host_src = host(DataType::U8, &nhwc, "NHWC");
+        let host_dst = host(DataType::U8, &nchw, "NCHW");
+        let host_same = host(DataType::U8, &nhwc, "NHWC");
+        let host_f32 = host(DataType::F32, &nchw, "NCHW");
+        assert_eq!(reformat_plan(&host_src, &host_dst).unwrap(), "host copy loop");
+        assert_eq!(reformat_plan(&host_src, &host_same).unwrap(), "host memcpy");
+        assert_eq!(convert_plan(&host_src, &host_f32).unwrap(), "host convert loop");
+
+        let gpu_src = described(CUDA, 1 << 32, DataType::U8, &nhwc, "NHWC");
+        let gpu_dst = described(CUDA, 1 << 33, DataType::U8, &nchw, "NCHW");
+        let pinned_src = described(PINNED, 1 << 34, DataType::U8, &nhwc, "NHWC");
+        let deinterleave = "deinterleave small=3 vec=16";
+        assert_eq!(reformat_plan(&gpu_src, &gpu_dst).unwrap(), deinterleave);
+        assert_eq!(reformat_plan(&pinned_src, &gpu_dst).unwrap(), deinterleave, "read in place");
+        // The CPU packs a pageable source in the destination's order: the GPU copies bytes.
+        assert_eq!(reformat_plan(&host_src, &gpu_dst).unwrap(), "staged upload, memcpy");
+        assert_eq!(
+            reformat_plan(&gpu_src, &host_dst).unwrap(),
+            format!("staged download, {deinterleave}")
+        );
+        let gpu_f32 = described(CUDA, 1 << 35, DataType::F32, &nchw, "NCHW");
+        assert_eq!(convert_plan(&gpu_src, &gpu_f32).unwrap(), "deinterleave small=3 vec=4");
+
+        assert!(reformat_plan(&gpu_src, &gpu_f32).unwrap_err().message.contains("use tb_convert"));
+        assert!(reformat_plan(&gpu_src, &gpu_src).unwrap_err().message.contains("overlap"));
+        let f64_dst = described(CUDA, 1 << 36, DataType::F64, &nchw, "NCHW");
+        let unsupported = convert_plan(&gpu_src, &f64_dst).unwrap_err();
+        assert_eq!(unsupported.kind, crate::error::ErrorKind::NotSupported);
     }
 
     #[test]
