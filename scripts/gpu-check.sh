@@ -149,10 +149,13 @@ elif ! command -v compute-sanitizer >/dev/null; then
 elif want sanitizers && [ -x build-gpu/cpp_tests/tb_cuda_runtime_tests ]; then
   # Left out under the sanitizer: the out-of-memory test asks the driver for 1 PiB on purpose (an
   # API error by design); the stream-promise tests hold a stream with a host-waited gate and time
-  # the host, which a sanitizer that serialises launches turns into waits; the kernel-cache test
+  # the host, which a sanitizer that serialises launches turns into waits, and so does the test
+  # that times a release behind a busy side stream (it failed under initcheck only, 2026-11-25:
+  # 2 s instead of the host never waiting); the kernel-cache test
   # re-runs the binary in child processes, and so do the CUDA IPC tests (a second process maps
   # the first one's memory). Each run has a time limit: a hang is a failure.
-  excluded="GpuAlloc.OnePebibyteIsAClearOutOfMemory:StreamPromises.*:GpuKernelCache.*:CudaIpc.*"
+  excluded="GpuAlloc.OnePebibyteIsAClearOutOfMemory:GpuAlloc.ReleaseBehindABusySideStreamDoesNotBlockTheHost"
+  excluded+=":StreamPromises.*:GpuKernelCache.*:CudaIpc.*"
   # memcheck: out-of-bounds and misaligned accesses, leaks; racecheck: shared-memory hazards;
   # synccheck: barrier misuse; initcheck: device reads of memory never written.
   # Exit 99: the tool reported errors; another non-zero exit: a test failed (or the binary
