@@ -82,13 +82,15 @@ def consume_torch(queue, answers):
     answers.put(median_us(times))
 
 
-def run_tensorbridge(context, wrapped, frame):
-    """Frames of `wrapped` (over `frame`, a torch view) to a consumer process: its medians."""
+def run_tensorbridge(context, wrapped, frame, touch=True):
+    """Frames of `wrapped` (over `frame`, a torch view) to a consumer process: its medians. With
+    `touch`, the producer writes the frame (a kernel) before each export, as a decoder would."""
     ours, theirs = context.Pipe()
     process = context.Process(target=consume_tensorbridge, args=(theirs,))
     process.start()
     for index in range(FRAMES + WARMUP):
-        frame.add_(1)
+        if touch:
+            frame.add_(1)
         started = time.perf_counter()
         descriptor = wrapped.share(stream=torch.cuda.current_stream())  # export included in the time
         fd = tb.shared_pool_fd(descriptor) if index == 0 else None
@@ -114,6 +116,9 @@ def main():
     total, imports, kernels = run_tensorbridge(context, pooled, torch.as_tensor(pooled.cuda(), device="cuda"))
     print(f"| tensorbridge, pool frame (tensorbridge.empty): the same | {total:.1f} | {imports:.1f} | "
           f"{kernels:.1f} |")
+    total, imports, kernels = run_tensorbridge(context, wrapped, frame, touch=False)
+    print(f"| tensorbridge, cudaMalloc frame, producer idle on the GPU between frames | {total:.1f} | "
+          f"{imports:.1f} | {kernels:.1f} |")
 
     shared = torch.empty(SHAPE, dtype=torch.uint8).share_memory_()
     ours, theirs = context.Pipe()
@@ -152,8 +157,15 @@ def main():
         descriptor = wrapped.share(stream=torch.cuda.current_stream())
         exports.append(time.perf_counter() - started)
         tb.revoke_shared(descriptor)
+    stream, local = torch.cuda.Stream(), []
+    for _ in range(FRAMES + WARMUP):
+        started = time.perf_counter()
+        tb.reformat(wrapped, "CHW", stream=stream)
+        stream.synchronize()
+        local.append(time.perf_counter() - started)
     print(f"\nparts: export (share) {median_us(exports):.1f} µs; an empty Pipe round trip of 512 bytes "
-          f"{median_us(round_trips):.1f} µs")
+          f"{median_us(round_trips):.1f} µs; reformat + sync in one process, no IPC "
+          f"{median_us(local):.1f} µs")
 
 
 if __name__ == "__main__":

@@ -78,6 +78,24 @@ def spawn(target, *args, **options):
     return process, results
 
 
+def answer(results, process, timeout=60):
+    """The child's next result; fails at once (with its exit code) when the child died."""
+    import queue
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            return results.get(timeout=1)
+        except queue.Empty:
+            if not process.is_alive():
+                try:
+                    return results.get(timeout=2)  # sent just before it exited
+                except queue.Empty:
+                    pytest.fail(f"the child exited ({process.exitcode}) without answering")
+    pytest.fail(f"no answer from the child in {timeout} s")
+
+
 def open_fds():
     return len(os.listdir("/proc/self/fd"))
 
@@ -92,9 +110,9 @@ def test_a_torch_tensor_is_shared_with_another_process_without_copying(torch):
     assert isinstance(descriptor, bytes) and len(descriptor) == 512
     assert tb.shared_pool_fd(descriptor) is None, "cudaMalloc memory needs no pool"
     process, results = spawn(child_reads_and_writes, descriptor)
-    total, shape, layout, pointer = results.get(timeout=120)
+    total, shape, layout, pointer = answer(results, process)
     assert total == expected and shape == (2, 3, 8, 8) and layout == "NCHW"
-    assert results.get(timeout=120) == 0, "the child's imported tensor was released"
+    assert answer(results, process) == 0, "the child's imported tensor was released"
     process.join(timeout=120)
     assert process.exitcode == 0
     torch.cuda.synchronize()
@@ -113,9 +131,9 @@ def test_pool_memory_pickles_through_a_queue_and_outlives_the_senders_reference(
     torch.cuda.synchronize()
     queue.put(t)
     del t  # the pickled export holds the memory now
-    name, shape, layout, total = results.get(timeout=120)
+    name, shape, layout, total = answer(results, process)
     assert (name, shape, layout, total) == ("Tensor", (4, 5, 3), "HWC", 2.0 * 60)
-    assert results.get(timeout=120)
+    assert answer(results, process)
     process.join(timeout=120)
     assert process.exitcode == 0
     torch.cuda.synchronize()
@@ -134,7 +152,7 @@ def test_a_unix_socket_carries_pool_memory_and_its_file_descriptor(torch):
     t = tb.empty((256,), "float32", device="cuda")
     torch.as_tensor(t.cuda(), device="cuda").fill_(0.5)
     tb.send_shared(ours, t)
-    assert results.get(timeout=120) == 128.0
+    assert answer(results, process) == 128.0
     process.join(timeout=120)
     ours.close()
     assert process.exitcode == 0
@@ -197,7 +215,7 @@ def test_a_thousand_exports_and_imports_leave_nothing_behind(torch):
     descriptors = [tb.as_tensor(xs[i % 10]).share() for i in range(1000)]
     assert tb.collect_shared() == held + 1000
     process, results = spawn(child_imports_many, descriptors)
-    assert results.get(timeout=300) == 0
+    assert answer(results, process, timeout=300) == 0
     process.join(timeout=120)
     assert process.exitcode == 0
     context = multiprocessing.get_context("spawn")
@@ -205,7 +223,7 @@ def test_a_thousand_exports_and_imports_leave_nothing_behind(torch):
     for i in range(1000):
         queue.put(pooled[i % 10])
     process, results = spawn(child_drains, queue, 1000)
-    assert results.get(timeout=300) == 0
+    assert answer(results, process, timeout=300) == 0
     process.join(timeout=120)
     assert process.exitcode == 0
     del pooled

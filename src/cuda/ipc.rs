@@ -250,6 +250,7 @@ fn pool_pointer(
         return refused("and was not allocated by tensorbridge (a view of it was wrapped)");
     };
     *allocation = Allocation { base, size, ..*allocation };
+    exported_pool(ordinal)?;
     let mut data = MaybeUninit::<sys::CUmemPoolPtrExportData>::uninit();
     // SAFETY: valid out-pointer; base is the start of an allocation from a shareable pool.
     unsafe { sys::cuMemPoolExportPointer(data.as_mut_ptr(), base) }
@@ -290,12 +291,22 @@ pub(crate) fn export(
     })
 }
 
-/// A new file descriptor for tensorbridge's own pool of device `ordinal`, for an importer of
-/// its memory; the caller owns (and closes) it.
-pub(crate) fn pool_fd(ordinal: i32) -> Result<i32> {
-    available()?;
-    let _scope = ContextScope::enter(ordinal)?;
+/// The file descriptor of tensorbridge's own pool of device `ordinal`, exported once per process
+/// and kept: the driver exports a pool's allocations (`cuMemPoolExportPointer`) only once the
+/// pool itself has been exported.
+fn exported_pool(ordinal: i32) -> Result<i32> {
+    static EXPORTED: Mutex<Vec<(i32, i32)>> = Mutex::new(Vec::new());
+    let mut exported = locked(&EXPORTED);
+    if let Some(&(_, fd)) = exported.iter().find(|(known, _)| *known == ordinal) {
+        return Ok(fd);
+    }
     let pool = pool::own_pool(ordinal)?;
+    if !pool::own_pool_is_shareable(ordinal)? {
+        return Err(Error::not_supported(format!(
+            "tensorbridge's pool on cuda:{ordinal} is not shareable: the driver reports no POSIX \
+             file descriptor handles for this device; share cudaMalloc memory instead"
+        )));
+    }
     let mut fd: i32 = -1;
     // SAFETY: for POSIX file descriptor handles the out-pointer is an int; a valid pool.
     unsafe {
@@ -308,7 +319,25 @@ pub(crate) fn pool_fd(ordinal: i32) -> Result<i32> {
     }
     .result()
     .during("cuMemPoolExportToShareableHandle")?;
+    exported.push((ordinal, fd));
     Ok(fd)
+}
+
+/// A new file descriptor for tensorbridge's own pool of device `ordinal`, for an importer of
+/// its memory; the caller owns (and closes) it.
+pub(crate) fn pool_fd(ordinal: i32) -> Result<i32> {
+    available()?;
+    let _scope = ContextScope::enter(ordinal)?;
+    let fd = exported_pool(ordinal)?;
+    // SAFETY: duplicates a descriptor this process keeps open.
+    let copy = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if copy < 0 {
+        return Err(Error::out_of_memory(format!(
+            "cannot duplicate the pool's file descriptor: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    Ok(copy)
 }
 
 /// Pools imported from other processes, by (exporter's nonce, pool address there).

@@ -32,6 +32,8 @@ const CACHED_DEVICES: usize = 64;
 struct DevicePool {
     /// The device's current pool, shared with `cudaMallocAsync` users.
     pool: usize,
+    /// Whether tensorbridge's own pool was created shareable (POSIX file descriptors).
+    shareable: bool,
     /// tensorbridge's own pool for synchronous allocations.
     own: usize,
     allocations: usize,
@@ -63,24 +65,25 @@ fn u64_attribute(pool: sys::CUmemoryPool, attribute: CUmemPool_attribute) -> Res
 pub(crate) const SHAREABLE: sys::CUmemAllocationHandleType =
     sys::CUmemAllocationHandleType::CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR;
 
-/// Whether device `device` can export pool memory as POSIX file descriptors.
+/// Whether device `device` can export pool memory as POSIX file descriptors (the handle types
+/// its memory pools support, a bit mask).
 fn supports_shareable_pools(device: sys::CUdevice) -> bool {
-    let attribute =
-        sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR_SUPPORTED;
+    let attribute = sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MEMPOOL_SUPPORTED_HANDLE_TYPES;
     // SAFETY: a device from cuDeviceGet.
-    matches!(unsafe { driver::device::get_attribute(device, attribute) }, Ok(1))
+    let supported = unsafe { driver::device::get_attribute(device, attribute) };
+    supported.is_ok_and(|mask| mask as u32 & SHAREABLE.0 != 0)
 }
 
 /// A pool of device `ordinal`'s memory that keeps freed memory and never reuses it by making an
 /// allocating stream wait for a pending free. Its memory is exportable to other processes
 /// (`cuda::ipc`) where the device supports POSIX file descriptor handles.
-fn create_own_pool(ordinal: i32, device: sys::CUdevice) -> Result<sys::CUmemoryPool> {
+fn create_own_pool(ordinal: i32, shareable: bool) -> Result<sys::CUmemoryPool> {
     // SAFETY: all-zero is a valid CUmemPoolProps (no handle types, no limits).
     let mut props: sys::CUmemPoolProps = unsafe { std::mem::zeroed() };
     props.allocType = sys::CUmemAllocationType::CU_MEM_ALLOCATION_TYPE_PINNED;
     props.location.type_ = sys::CUmemLocationType::CU_MEM_LOCATION_TYPE_DEVICE;
     props.location.id = ordinal;
-    if supports_shareable_pools(device) {
+    if shareable {
         props.handleTypes = SHAREABLE;
     }
     // SAFETY: props is a valid CUmemPoolProps.
@@ -105,12 +108,14 @@ fn open(ordinal: i32) -> Result<DevicePool> {
     if u64_attribute(pool, attribute)? == 0 {
         set_attribute(pool, attribute, u64::MAX)?;
     }
-    let own = create_own_pool(ordinal, device)?;
+    let shareable = supports_shareable_pools(device);
+    let own = create_own_pool(ordinal, shareable)?;
     let create =
         || driver::stream::create(driver::stream::StreamKind::NonBlocking).during("cuStreamCreate");
     let (allocations, frees) = (create()?, create()?);
     Ok(DevicePool {
         pool: pool as usize,
+        shareable,
         own: own as usize,
         allocations: allocations as usize,
         frees: frees as usize,
@@ -135,6 +140,11 @@ fn device_pool(ordinal: i32) -> Result<DevicePool> {
 /// processes can import); the caller has entered the device's context.
 pub(crate) fn own_pool(ordinal: i32) -> Result<sys::CUmemoryPool> {
     Ok(device_pool(ordinal)?.own as sys::CUmemoryPool)
+}
+
+/// Whether `own_pool(ordinal)` was created shareable; the caller has entered the context.
+pub(crate) fn own_pool_is_shareable(ordinal: i32) -> Result<bool> {
+    Ok(device_pool(ordinal)?.shareable)
 }
 
 fn out_of_memory(bytes: usize, ordinal: i32, error: Error) -> Error {
