@@ -52,12 +52,12 @@ def child_takes_from_a_queue(queue, results):
     results.put(True)
 
 
-def child_receives_from_a_socket(fd, results):
+def child_receives_from_a_socket(channel, results):
     import torch
 
     import tensorbridge
 
-    with socket.socket(fileno=fd) as channel:
+    with channel:  # multiprocessing passes the socket itself (a duplicate of its descriptor)
         received = tensorbridge.receive_shared(channel)
         results.put(float(torch.as_tensor(received.cuda(), device="cuda").sum().item()))
 
@@ -146,8 +146,7 @@ def test_pool_memory_pickles_through_a_queue_and_outlives_the_senders_reference(
 
 def test_a_unix_socket_carries_pool_memory_and_its_file_descriptor(torch):
     ours, theirs = socket.socketpair()
-    theirs.set_inheritable(True)
-    process, results = spawn(child_receives_from_a_socket, theirs.fileno())
+    process, results = spawn(child_receives_from_a_socket, theirs)
     theirs.close()
     t = tb.empty((256,), "float32", device="cuda")
     torch.as_tensor(t.cuda(), device="cuda").fill_(0.5)
@@ -230,7 +229,9 @@ def test_a_thousand_exports_and_imports_leave_nothing_behind(torch):
     assert tb.collect_shared() == held, "every export's hold ended"
     torch.cuda.synchronize()
     assert tb.pool_used_bytes(0) == baseline, "no pool memory left behind"
-    assert open_fds() <= fds + 2, "no file descriptors left behind (the queue's own aside)"
+    # The queues' pipes, multiprocessing's descriptor sharer and the pool's own exported descriptor
+    # stay open; a descriptor per tensor (2,000 of them here) would not fit under this bound.
+    assert open_fds() <= fds + 10, "no file descriptor per tensor left behind"
 
 
 def child_drains(queue, count, results):

@@ -59,8 +59,10 @@ pub(crate) struct ExportedMemory {
     pub allocation_bytes: u64,
     /// The exporting device's UUID.
     pub uuid: [u8; 16],
-    /// `cuIpcGetEventHandle` of an event recorded on the exporter's stream.
-    pub event: [u8; HANDLE_BYTES],
+    /// `cuIpcGetEventHandle` of an event recorded on the exporter's stream; `None` when that
+    /// stream had finished its work at the export (nothing to wait for: recording an event would
+    /// only make the GPU switch to the exporter's context and back).
+    pub event: Option<[u8; HANDLE_BYTES]>,
 }
 
 fn locked<T>(mutex: &'static Mutex<T>) -> MutexGuard<'static, T> {
@@ -262,7 +264,7 @@ fn pool_pointer(
 }
 
 /// Exports the allocation holding device address `address` of device `ordinal`, with an event
-/// recorded on `stream` after the work queued there so far. `allocated` is the allocation (first
+/// recorded on `stream` after the work queued there so far (none when that work is done). `allocated` is the allocation (first
 /// byte, bytes) when tensorbridge made it (needed for pool memory).
 pub(crate) fn export(
     address: u64,
@@ -277,17 +279,25 @@ pub(crate) fn export(
         0 => Memory::Legacy(legacy_handle(&allocation)?),
         _ => pool_pointer(&mut allocation, ordinal, allocated)?,
     };
-    let event = ring_event(ordinal)?;
-    // SAFETY: event and stream belong to this device's context.
-    unsafe { sys::cuEventRecord(event.event as sys::CUevent, raw(stream)) }
-        .result()
-        .during("cuEventRecord")?;
+    // SAFETY: a stream of this device's context (the caller's contract).
+    let finished = unsafe { sys::cuStreamQuery(raw(stream)) } == sys::CUresult::CUDA_SUCCESS;
+    let event = match finished {
+        true => None,
+        false => {
+            let event = ring_event(ordinal)?;
+            // SAFETY: event and stream belong to this device's context.
+            unsafe { sys::cuEventRecord(event.event as sys::CUevent, raw(stream)) }
+                .result()
+                .during("cuEventRecord")?;
+            Some(event.handle)
+        }
+    };
     Ok(ExportedMemory {
         memory,
         offset: address - allocation.base,
         allocation_bytes: allocation.size,
         uuid: uuid_of(ordinal)?,
-        event: event.handle,
+        event,
     })
 }
 

@@ -9,7 +9,7 @@
 //! | 0–7 | magic `TBIPC\0\0\0` |
 //! | 8–11, 12–15 | format version (1), descriptor size (512) |
 //! | 16–19 | handle kind: 1 legacy `cuIpcGetMemHandle`, 2 pool pointer (`cuMemPoolExportPointer`) |
-//! | 20–23 | flags: bit 0 read-only, bit 1 event, bit 2 lease |
+//! | 20–23 | flags: bit 0 read-only, bit 1 event (absent: the exporter's stream was done), bit 2 lease |
 //! | 24–39 | the exporting GPU's UUID |
 //! | 40–103, 104–167 | memory handle or pool export data, event handle (the importer waits on it) |
 //! | 168–175, 176–183 | tensor offset in the allocation, allocation size (bytes) |
@@ -102,12 +102,12 @@ impl Shared {
         };
         w.put(16, &kind.to_le_bytes());
         let flags = if self.readonly { READ_ONLY } else { 0 }
-            | HAS_EVENT
+            | if self.memory.event.is_some() { HAS_EVENT } else { 0 }
             | if self.lease.is_some() { HAS_LEASE } else { 0 };
         w.put(20, &flags.to_le_bytes());
         w.put(24, &self.memory.uuid);
         w.put(40, &handle);
-        w.put(104, &self.memory.event);
+        w.put(104, &self.memory.event.unwrap_or([0; HANDLE_BYTES]));
         w.put(168, &self.memory.offset.to_le_bytes());
         w.put(176, &self.memory.allocation_bytes.to_le_bytes());
         let dtype = self.dtype.to_raw();
@@ -181,9 +181,6 @@ impl Shared {
         let layout = Layout::from_raw(TbLayout { labels: labels.map(|b| b as c_char) })?;
         let shape: Dims = (0..rank).map(|i| u64_at(bytes, 208 + 8 * i) as i64).collect();
         let strides: Dims = (0..rank).map(|i| u64_at(bytes, 328 + 8 * i) as i64).collect();
-        if flags & HAS_EVENT == 0 {
-            return Err(Error::invalid_argument("IPC descriptor without an event to wait on"));
-        }
         let lease = (flags & HAS_LEASE != 0)
             .then(|| Lease { slot: u32_at(bytes, 460), generation: u32_at(bytes, 464) });
         Ok(Shared {
@@ -192,7 +189,7 @@ impl Shared {
                 offset: u64_at(bytes, 168),
                 allocation_bytes: u64_at(bytes, 176),
                 uuid: read(bytes, 24),
-                event: read::<HANDLE_BYTES>(bytes, 104),
+                event: (flags & HAS_EVENT != 0).then(|| read::<HANDLE_BYTES>(bytes, 104)),
             },
             readonly: flags & READ_ONLY != 0,
             dtype,
@@ -320,7 +317,9 @@ pub(crate) fn import(
             ..error
         }
     })?;
-    if let Err(error) = driver_ipc::wait(&shared.memory.event, ordinal, stream) {
+    if let Some(event) = &shared.memory.event
+        && let Err(error) = driver_ipc::wait(event, ordinal, stream)
+    {
         driver_ipc::close(&memory, &[], lease);
         return Err(error);
     }
@@ -349,7 +348,7 @@ mod tests {
                 offset: 4096,
                 allocation_bytes: 1 << 20,
                 uuid: [9; 16],
-                event: [3; HANDLE_BYTES],
+                event: Some([3; HANDLE_BYTES]),
             },
             readonly: true,
             dtype: DataType::F32,
@@ -366,6 +365,11 @@ mod tests {
     fn descriptors_round_trip() {
         let shared = sample();
         assert_eq!(Shared::decode(&shared.encode()).unwrap(), shared);
+        let mut idle = sample(); // the exporter's stream had finished: no event to wait on
+        idle.memory.event = None;
+        idle.lease = None;
+        idle.memory.memory = Memory::Legacy([5; HANDLE_BYTES]);
+        assert_eq!(Shared::decode(&idle.encode()).unwrap(), idle);
     }
 
     #[test]
