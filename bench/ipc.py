@@ -5,11 +5,14 @@ reformat), timed end to end in the consumer from the producer's timestamp taken 
 export; for a frame in cudaMalloc memory (PyTorch's allocator) and in tensorbridge's own pool
 (`tensorbridge.empty`; its pool's file descriptor travels once, with the first frame). Beside
 them: the same frame sent as a device -> host -> shared memory -> device copy, and as a CUDA
-tensor through torch.multiprocessing; and where the time goes (the import alone, the kernel and
+tensor through torch.multiprocessing; the helpers' path (send_shared / receive_shared over a Unix
+socket, into an output reused from frame to frame) with a producer that writes each frame, writes
+and then waits for its stream, or stays idle on the GPU; and where the time goes (the import alone, the kernel and
 sync, the export alone, an empty Pipe round trip). Median over 200 frames after 20 warm-up.
 
     python3 bench/ipc.py      # needs torch and a GPU
 """
+import socket
 import statistics
 import sys
 import time
@@ -49,6 +52,25 @@ def consume_tensorbridge(connection):
         del frame, planar  # the release ends the producer's hold (after the kernel)
         connection.send(True)
     connection.send((median_us(total), median_us(imports), median_us(kernels)))
+
+
+def consume_socket(channel, sent_at, results):
+    """The helpers' path: receive_shared on a Unix socket (the pool's descriptor rides along),
+    then the first kernel into an output reused from frame to frame (steady state)."""
+    import tensorbridge
+
+    stream = torch.cuda.Stream()
+    planar, total = None, []
+    for _ in range(FRAMES + WARMUP):
+        frame = tensorbridge.receive_shared(channel, stream=stream)
+        if planar is None:
+            planar = tensorbridge.empty((SHAPE[2], SHAPE[0], SHAPE[1]), "uint8", "CHW", device="cuda")
+        tensorbridge.reformat_into(planar, frame, stream=stream)
+        stream.synchronize()
+        total.append(time.perf_counter() - sent_at.value)
+        del frame
+        channel.send(b"k")
+    results.send(median_us(total))
 
 
 def echo(connection):
@@ -101,6 +123,32 @@ def run_tensorbridge(context, wrapped, frame, touch=True):
     return result
 
 
+def run_socket(context, wrapped, frame, producer):
+    """Frames through tb.send_shared / tb.receive_shared: the consumer's median. `producer`:
+    "writes" (a kernel on the frame before each export: the consumer waits on its event),
+    "syncs" (the same, then the producer's host waits for its stream: no event travels), or
+    "idle" (no GPU work of the producer's between frames)."""
+    ours, theirs = socket.socketpair()
+    sent_at = context.Value("d", lock=False)
+    answers, results = context.Pipe()
+    process = context.Process(target=consume_socket, args=(theirs, sent_at, results))
+    process.start()
+    theirs.close()
+    stream = torch.cuda.current_stream()
+    for _ in range(FRAMES + WARMUP):
+        if producer != "idle":
+            frame.add_(1)
+        sent_at.value = time.perf_counter()
+        if producer == "syncs":
+            stream.synchronize()
+        tb.send_shared(ours, wrapped, stream=stream)
+        ours.recv(1)
+    result = answers.recv()
+    process.join()
+    ours.close()
+    return result
+
+
 def main():
     context = torch_mp.get_context("spawn")
     frame = torch.randint(0, 256, SHAPE, dtype=torch.uint8, device="cuda")  # cudaMalloc memory
@@ -119,6 +167,11 @@ def main():
     total, imports, kernels = run_tensorbridge(context, wrapped, frame, touch=False)
     print(f"| tensorbridge, cudaMalloc frame, producer idle on the GPU between frames | {total:.1f} | "
           f"{imports:.1f} | {kernels:.1f} |")
+    for memory, shared, view in (("cudaMalloc", wrapped, frame),
+                                 ("pool", pooled, torch.as_tensor(pooled.cuda(), device="cuda"))):
+        for producer in ("writes", "syncs", "idle"):
+            print(f"| tensorbridge, {memory} frame, send_shared + receive_shared (Unix socket) + reformat_into "
+                  f"a reused output; producer {producer} | {run_socket(context, shared, view, producer):.1f} | | |")
 
     shared = torch.empty(SHAPE, dtype=torch.uint8).share_memory_()
     ours, theirs = context.Pipe()

@@ -240,3 +240,41 @@ def child_drains(queue, count, results):
     for _ in range(count):
         queue.get()  # imported and released at once
     results.put(tensorbridge.live_tensor_count())
+
+
+def resealed(descriptor, at, value):
+    """The descriptor with byte `at` set to `value` and its checksum made right again (FNV-1a 64
+    of bytes 0-503 followed by 0xff, as the format says): a well-formed descriptor that lies."""
+    data = bytearray(descriptor)
+    data[at] = value
+    checksum = 0xcbf29ce484222325
+    for byte in bytes(data[:504]) + b"\xff":
+        checksum = ((checksum ^ byte) * 0x100000001b3) % (1 << 64)
+    data[504:] = checksum.to_bytes(8, "little")
+    return bytes(data)
+
+
+def child_tries(descriptors, results):
+    import tensorbridge
+
+    outcomes = []
+    for descriptor in descriptors:
+        try:
+            tensorbridge.from_shared(descriptor)
+            outcomes.append("imported")
+        except tensorbridge.TensorBridgeError as error:
+            outcomes.append(f"{type(error).__name__}: {error}")
+    results.put(outcomes)
+
+
+def test_a_gpu_the_importer_does_not_see_and_a_tensor_outside_its_allocation_are_refused(torch):
+    x = torch.zeros(64, device="cuda")
+    descriptor = tb.as_tensor(x).share()
+    lying = [resealed(descriptor, 24, descriptor[24] ^ 0xff),  # another GPU's UUID
+             resealed(descriptor, 175, 0x10)]  # an offset far beyond the allocation
+    process, results = spawn(child_tries, lying)
+    uuid, outside = answer(results, process)
+    process.join(timeout=60)
+    assert uuid.startswith("InvalidArgumentError") and "not a device of this process" in uuid, uuid
+    assert outside.startswith("InvalidArgumentError") and "-byte allocation" in outside, outside
+    tb.revoke_shared(descriptor)
