@@ -3,7 +3,7 @@
 //
 //   tb_ipc_child consume            reads one TbIpcTensor from stdin and imports it
 //   tb_ipc_child consume-socket FD  receives one with tb_ipc_receive on socket FD (pool memory)
-//     then, both: prints "sum <sum of its uint8 elements> bytes <n>", overwrites the elements with
+//     then, both: prints "sum <sum of its uint8 elements> bytes <n> device <type>:<ordinal>", overwrites the elements with
 //     0x5a through the imported pointer and waits, prints "written", releases the tensor, tries
 //     the same descriptor again (consume only: "again: <status name>"), prints "live <handles>".
 //   tb_ipc_child produce            allocates a 4x64x3 uint8 HWC tensor with cudaMalloc, fills it
@@ -34,13 +34,17 @@ int consume(TbTensor* imported, const TbIpcTensor* again) {
   TbTensorInfo info{};
   if (tb_tensor_info(imported, &info) != TB_SUCCESS) return fail("info");
   std::vector<unsigned char> host(static_cast<size_t>(info.nbytes));
-  if (cudaMemcpy(host.data(), info.data, host.size(), cudaMemcpyDeviceToHost) != cudaSuccess) {
+  // The imported memory may be on another device than the current one (0): copies and the
+  // memset below run with the tensor's device current.
+  if (cudaSetDevice(info.device.device_id) != cudaSuccess ||
+      cudaMemcpy(host.data(), info.data, host.size(), cudaMemcpyDeviceToHost) != cudaSuccess) {
     std::printf("error: cudaMemcpy from the imported tensor\n");
     return 1;
   }
   unsigned long long sum = 0;
   for (unsigned char value : host) sum += value;
-  std::printf("sum %llu bytes %lld\n", sum, static_cast<long long>(info.nbytes));
+  std::printf("sum %llu bytes %lld device %d:%d\n", sum, static_cast<long long>(info.nbytes),
+              info.device.device_type, info.device.device_id);
   if (cudaMemset(info.data, 0x5a, host.size()) != cudaSuccess || cudaDeviceSynchronize() != cudaSuccess) {
     std::printf("error: cudaMemset on the imported tensor\n");
     return 1;

@@ -153,6 +153,33 @@ TEST(CudaIpc, CppProducerToCppConsumerSharesOneMemory) {
   CUDA_OK(cudaFree(memory));
 }
 
+TEST(CudaIpc, ATensorOnDeviceOneIsMappedOnDeviceOneWhileTheImportersCurrentDeviceIsZero) {
+  SKIP_UNLESS_GPUS(2);
+  const auto bytes = pattern();
+  CUDA_OK(cudaSetDevice(1));
+  void* memory = nullptr;
+  CUDA_OK(cudaMalloc(&memory, kBytes));
+  CUDA_OK(cudaMemcpy(memory, bytes.data(), kBytes, cudaMemcpyHostToDevice));
+  CUDA_OK(cudaSetDevice(0));
+  TbTensor* tensor = nullptr;
+  TB_ASSERT_OK(tb_tensor_wrap(memory, TbDevice{TB_DEVICE_CUDA, 1}, TB_DTYPE_UINT8, 3, kShape, nullptr, "HWC",
+                              false, nullptr, nullptr, &tensor));
+  TbIpcTensor descriptor{};
+  TB_ASSERT_OK(tb_tensor_export_ipc(tensor, nullptr, &descriptor));
+  Child child = Child::start({"consume"});
+  ASSERT_GT(child.pid, 0);
+  ASSERT_TRUE(child.write_all(descriptor.bytes, sizeof descriptor.bytes));
+  const auto [output, status] = child.finish();
+  EXPECT_EQ(status, 0) << output;
+  EXPECT_TRUE(contains(output, "sum " + std::to_string(sum_of(bytes)) + " bytes " + std::to_string(kBytes) +
+                                   " device 2:1"))
+      << "mapped on device 1 (by its UUID), not the importer's current device: " << output;
+  TB_ASSERT_OK(tb_tensor_release(tensor));
+  CUDA_OK(cudaSetDevice(1));
+  CUDA_OK(cudaFree(memory));
+  CUDA_OK(cudaSetDevice(0));
+}
+
 TEST(CudaIpc, PoolMemoryTravelsWithItsFileDescriptorAndOutlivesTheExportersHandle) {
   SKIP_WITHOUT_GPU();
   const uint64_t baseline = pool_used();
