@@ -8,7 +8,9 @@
 // another stream, copies host → device and device → host (staged), device → pinned and pinned →
 // host, clone, a DLPack export handed to a consumer stream, release — runs again and again with
 // the n-th acquisition of the thread failing (an allocation, a handle or a CUDA driver call),
-// n = 0, 1, 2 … until a run completes without an injected failure. Every injected failure must
+// n = 0, 1, 2 … until a run completes without an injected failure; then again with every
+// process-wide cache filled (loaded kernels, spare events), where the traces of the runs show that
+// run n failed the n-th acquisition of a run without a failure. Every injected failure must
 // come back as a status (never TB_ERROR_INTERNAL) whose message names the injected site; after
 // every run the live tensor count and the device pool's used bytes (after a device sync) are back
 // at their baseline, and the wrapped memory's cleanup and the imported array's keep-alive ran
@@ -16,6 +18,7 @@
 // against the CPU.
 #include "cuda_test_support.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -26,6 +29,7 @@
 extern "C" {
 TbStatus tb_fault_arm(uint64_t n);
 TbStatus tb_fault_disarm(const char** fired_site);
+TbStatus tb_fault_trace(const char** sites, uint64_t capacity, uint64_t* count);
 }
 
 namespace {
@@ -225,7 +229,8 @@ const char* const kMustBeWalked[] = {
 };
 
 // The switch itself, on the host (runs everywhere): the armed acquisition fails once, its site is
-// reported and named in the message, and nothing fails once disarmed.
+// reported and named in the message, the trace lists the armed period's acquisitions, and nothing
+// fails once disarmed.
 TEST(FaultSwitch, TheArmedAcquisitionFailsOnceAndIsNamed) {
   std::vector<uint8_t> pixels(kPixels);
   const int64_t hwc[] = {kH, kW, kC};
@@ -246,6 +251,13 @@ TEST(FaultSwitch, TheArmedAcquisitionFailsOnceAndIsNamed) {
   ASSERT_EQ(TB_SUCCESS, tb_fault_disarm(&fired));
   ASSERT_NE(fired, nullptr);
   EXPECT_STREQ(fired, "handle");
+  uint64_t count = 0;
+  const char* sites[4] = {};
+  ASSERT_EQ(TB_SUCCESS, tb_fault_trace(sites, 4, &count)) << tb_last_error_message();
+  ASSERT_EQ(count, 2u) << "each wrap acquires its handle, and nothing else on the host";
+  EXPECT_STREQ(sites[0], "handle");
+  EXPECT_STREQ(sites[1], "handle");
+  EXPECT_EQ(TB_ERROR_INVALID_ARGUMENT, tb_fault_trace(nullptr, 1, &count));
   ASSERT_EQ(TB_SUCCESS, tb_fault_disarm(&fired));
   EXPECT_EQ(fired, nullptr) << "disarmed twice, yet a site is reported";
   EXPECT_EQ(TB_ERROR_INVALID_ARGUMENT, tb_fault_disarm(nullptr));
@@ -253,6 +265,123 @@ TEST(FaultSwitch, TheArmedAcquisitionFailsOnceAndIsNamed) {
   EXPECT_EQ(cleanups.calls.load(), 1);
 }
 
+/// Arms "no failure": a run traced without an injected one.
+constexpr uint64_t kNoFailure = UINT64_MAX;
+
+/// One run of the scenario: the injected site (empty when none fired) and the sites the thread
+/// acquired while armed, in order.
+struct Outcome {
+  std::string fired;
+  std::vector<std::string> trace;
+};
+
+/// The sites the thread acquired from its last tb_fault_arm to its tb_fault_disarm.
+std::vector<std::string> armed_trace() {
+  uint64_t count = 0;
+  EXPECT_EQ(TB_SUCCESS, tb_fault_trace(nullptr, 0, &count)) << tb_last_error_message();
+  std::vector<const char*> sites(count);
+  EXPECT_EQ(TB_SUCCESS, tb_fault_trace(sites.data(), count, &count)) << tb_last_error_message();
+  sites.resize(std::min<size_t>(count, sites.size()));
+  return std::vector<std::string>(sites.begin(), sites.end());
+}
+
+/// Runs the scenario over one wrapped device image and stream, checking every run.
+class Walk {
+ public:
+  Walk(void* device_image, cudaStream_t stream)
+      : device_image_(device_image),
+        stream_(stream),
+        live_baseline_(tbtest::live_tensors()),
+        pool_baseline_(pool_used_bytes()) {}
+
+  /// Runs the scenario once with the thread's n-th acquisition failing (kNoFailure: none), then
+  /// checks the outcome: an injected failure is a clear status naming its site, a run without one
+  /// completes with the CPU's bytes; afterwards nothing is leaked and the wrap's cleanup and the
+  /// import's keep-alive ran once each (none when they failed).
+  void run_once(uint64_t n, Outcome* out) {
+    CleanupCounter cleanups, keep_alives;
+    bool wrapped = false, imported = false;
+    Failure failure;
+    const char* fired = nullptr;
+    {
+      Scenario scenario(device_image_, stream_, &cleanups, &keep_alives);
+      ASSERT_EQ(TB_SUCCESS, tb_fault_arm(n));
+      failure = scenario.run();
+      ASSERT_EQ(TB_SUCCESS, tb_fault_disarm(&fired));
+      out->fired = fired ? fired : "";
+      out->trace = armed_trace();
+      const std::string& site = out->fired;
+      wrapped = scenario.wrapped;
+      imported = scenario.imported;
+      if (!fired) {
+        ASSERT_EQ(failure.status, TB_SUCCESS)
+            << "n = " << n << ": step '" << failure.step << "' failed without an injected failure: "
+            << tb_status_name(failure.status) << ": " << failure.message;
+        CUDA_OK(cudaStreamSynchronize(stream_));
+        CUDA_OK(cudaDeviceSynchronize());
+        scenario.expect_outputs();
+      } else {
+        ASSERT_NE(failure.status, TB_SUCCESS)
+            << "n = " << n << ": the injected failure of " << site << " was swallowed";
+        EXPECT_NE(failure.status, TB_ERROR_INTERNAL) << "n = " << n << ": " << failure.message;
+        EXPECT_TRUE(failure.status == TB_ERROR_CUDA || failure.status == TB_ERROR_OUT_OF_MEMORY)
+            << "n = " << n << ": " << site << " failed step '" << failure.step << "' with "
+            << tb_status_name(failure.status) << ": " << failure.message;
+        EXPECT_NE(failure.message.find(site), std::string::npos)
+            << "n = " << n << ": the message does not name the injected site " << site << ": "
+            << failure.message;
+        EXPECT_NE(failure.message.find("injected"), std::string::npos)
+            << "n = " << n << ": " << failure.message;
+      }
+    }  // every handle released, every export given back
+    CUDA_OK(cudaStreamSynchronize(stream_));
+    CUDA_OK(cudaDeviceSynchronize());
+    const std::string where = "n = " + (n == kNoFailure ? std::string("none") : std::to_string(n)) +
+                              " (" + (fired ? out->fired : std::string("no injection")) + ")";
+    ASSERT_EQ(tbtest::live_tensors(), live_baseline_) << where << ": handles leaked";
+    ASSERT_EQ(pool_used_bytes(), pool_baseline_) << where << ": device pool memory leaked";
+    ASSERT_EQ(cleanups.calls.load(), wrapped ? 1 : 0) << where << ": the wrap's cleanup ran "
+                                                      << cleanups.calls.load() << " time(s)";
+    ASSERT_EQ(keep_alives.calls.load(), imported ? 1 : 0)
+        << where << ": the import's keep-alive ran " << keep_alives.calls.load() << " time(s)";
+    if (cleanups.calls.load() == 1) {
+      EXPECT_EQ(cleanups.last_data, device_image_) << where;
+    }
+  }
+
+ private:
+  void* device_image_;
+  cudaStream_t stream_;
+  int64_t live_baseline_;
+  uint64_t pool_baseline_;
+};
+
+/// A trace as "0 handle, 1 allocation, …", for failure messages.
+std::string listed(const std::vector<std::string>& trace) {
+  std::string text;
+  for (size_t i = 0; i < trace.size(); ++i) {
+    text += (i ? ", " : "") + std::to_string(i) + " " + trace[i];
+  }
+  return text;
+}
+
+int print_sites(const std::map<std::string, int>& walked) {
+  int points = 0;
+  for (const auto& [site, count] : walked) {
+    std::printf("  %-26s %d\n", site.c_str(), count);
+    points += count;
+  }
+  return points;
+}
+
+// Two walks. Some acquisitions are made only on first use in the process — the kernel modules'
+// loads and function look-ups, events created before there are spare ones — so each run of the
+// first walk makes fewer than the one before once such a step succeeded, and advancing n then
+// jumps over the acquisitions that moved up (a kernel's cuLaunchKernel comes right after its
+// first cuModuleGetFunction). The first walk is kept for those first uses; the second runs with
+// every cache filled, preceded each time by a run without a failure (which refills what a failure
+// path gave up, e.g. a spare event destroyed after a failed record), and checks from the traces
+// that run n failed exactly the n-th acquisition of a run without a failure: every one is failed.
 TEST(GpuFaultWalk, EveryInjectedFailureIsAClearStatusAndLeaksNothing) {
   SKIP_WITHOUT_GPU();
   // No disk cache of kernels: a module the driver refuses to load from the disk cache is compiled
@@ -268,76 +397,68 @@ TEST(GpuFaultWalk, EveryInjectedFailureIsAClearStatusAndLeaksNothing) {
   CUDA_OK(cudaMemcpy(device_image, pixels.data(), kPixels, cudaMemcpyHostToDevice));
   cudaStream_t stream = nullptr;
   CUDA_OK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-
   CUDA_OK(cudaDeviceSynchronize());
-  const int64_t live_baseline = tbtest::live_tensors();
-  const uint64_t pool_baseline = pool_used_bytes();
+  Walk walk(device_image, stream);
 
-  std::map<std::string, int> walked;  // injected site → failure points there
+  // First use: n = 0, 1, 2 … until a run completes.
+  std::map<std::string, int> first_use;  // injected site → failure points there
   bool completed = false;
   uint64_t n = 0;
   for (; n < 2000 && !completed; ++n) {
-    CleanupCounter cleanups, keep_alives;
-    bool wrapped = false, imported = false;
-    Failure failure;
-    const char* fired = nullptr;
-    {
-      Scenario scenario(device_image, stream, &cleanups, &keep_alives);
-      ASSERT_EQ(TB_SUCCESS, tb_fault_arm(n));
-      failure = scenario.run();
-      ASSERT_EQ(TB_SUCCESS, tb_fault_disarm(&fired));
-      const std::string site = fired ? fired : "";
-      wrapped = scenario.wrapped;
-      imported = scenario.imported;
-      if (!fired) {
-        ASSERT_EQ(failure.status, TB_SUCCESS)
-            << "n = " << n << ": step '" << failure.step << "' failed without an injected failure: "
-            << tb_status_name(failure.status) << ": " << failure.message;
-        CUDA_OK(cudaStreamSynchronize(stream));
-        CUDA_OK(cudaDeviceSynchronize());
-        scenario.expect_outputs();
-        completed = true;
-      } else {
-        ASSERT_NE(failure.status, TB_SUCCESS)
-            << "n = " << n << ": the injected failure of " << site << " was swallowed";
-        EXPECT_NE(failure.status, TB_ERROR_INTERNAL) << "n = " << n << ": " << failure.message;
-        EXPECT_TRUE(failure.status == TB_ERROR_CUDA || failure.status == TB_ERROR_OUT_OF_MEMORY)
-            << "n = " << n << ": " << site << " failed step '" << failure.step << "' with "
-            << tb_status_name(failure.status) << ": " << failure.message;
-        EXPECT_NE(failure.message.find(site), std::string::npos)
-            << "n = " << n << ": the message does not name the injected site " << site << ": "
-            << failure.message;
-        EXPECT_NE(failure.message.find("injected"), std::string::npos)
-            << "n = " << n << ": " << failure.message;
-        ++walked[site];
-      }
-    }  // every handle released, every export given back
-    CUDA_OK(cudaStreamSynchronize(stream));
-    CUDA_OK(cudaDeviceSynchronize());
-    const std::string where = "n = " + std::to_string(n) + " (" +
-                              (fired ? std::string(fired) : std::string("no injection")) + ")";
-    ASSERT_EQ(tbtest::live_tensors(), live_baseline) << where << ": handles leaked";
-    ASSERT_EQ(pool_used_bytes(), pool_baseline) << where << ": device pool memory leaked";
-    ASSERT_EQ(cleanups.calls.load(), wrapped ? 1 : 0) << where << ": the wrap's cleanup ran "
-                                                      << cleanups.calls.load() << " time(s)";
-    ASSERT_EQ(keep_alives.calls.load(), imported ? 1 : 0)
-        << where << ": the import's keep-alive ran " << keep_alives.calls.load() << " time(s)";
-    if (cleanups.calls.load() == 1) {
-      EXPECT_EQ(cleanups.last_data, device_image) << where;
+    Outcome run;
+    walk.run_once(n, &run);
+    if (HasFatalFailure()) return;
+    if (run.fired.empty()) {
+      completed = true;
+    } else {
+      ++first_use[run.fired];
     }
   }
   ASSERT_TRUE(completed) << "the scenario never completed in " << n << " runs";
-
-  int points = 0;
-  std::printf("gpu fault walk: %llu runs; failure points by injected site:\n",
+  std::printf("gpu fault walk, first use (kernels loaded, events created): %llu runs, injected "
+              "failures by site:\n",
               static_cast<unsigned long long>(n));
-  for (const auto& [site, count] : walked) {
-    std::printf("  %-26s %d\n", site.c_str(), count);
-    points += count;
+  const int first_points = print_sites(first_use);
+
+  // Every cache filled: the acquisitions of a run without a failure, each failed in turn.
+  Outcome reference;
+  walk.run_once(kNoFailure, &reference);
+  if (HasFatalFailure()) return;
+  const std::vector<std::string>& sequence = reference.trace;
+  ASSERT_FALSE(sequence.empty()) << "a run traced no acquisition";
+  std::map<std::string, int> filled;
+  for (uint64_t k = 0; k < sequence.size(); ++k) {
+    if (k > 0) {
+      Outcome refill;
+      walk.run_once(kNoFailure, &refill);
+      if (HasFatalFailure()) return;
+    }
+    Outcome run;
+    walk.run_once(k, &run);
+    if (HasFatalFailure()) return;
+    const std::string where = "n = " + std::to_string(k) + " with every cache filled";
+    const std::string traces = "\n  without a failure: " + listed(sequence) +
+                               "\n  this run:          " + listed(run.trace);
+    ASSERT_EQ(run.fired, sequence[k])
+        << where << ": the injected failure did not land on acquisition " << k << " of a run "
+        << "without a failure (" << sequence[k] << ")" << traces;
+    ASSERT_GT(run.trace.size(), k) << where << traces;
+    for (uint64_t i = 0; i <= k; ++i) {
+      ASSERT_EQ(run.trace[i], sequence[i])
+          << where << ": acquisition " << i << " differs from a run without a failure" << traces;
+    }
+    ++filled[run.fired];
   }
-  std::printf("gpu fault walk: %d failure points, each a clear status, nothing leaked\n", points);
+  std::printf("gpu fault walk, every cache filled: each of the %zu acquisitions of a run failed "
+              "in turn, by site:\n",
+              sequence.size());
+  const int filled_points = print_sites(filled);
+  std::printf("gpu fault walk: %d failure points (%d first use + %d every cache filled), each a "
+              "clear status, nothing leaked\n",
+              first_points + filled_points, first_points, filled_points);
+
   for (const char* site : kMustBeWalked) {
-    EXPECT_TRUE(walked.count(site)) << "the walk never failed " << site;
+    EXPECT_TRUE(first_use.count(site) || filled.count(site)) << "the walk never failed " << site;
   }
 
   CUDA_OK(cudaStreamDestroy(stream));

@@ -100,16 +100,17 @@ if want ctest && [ "$gpus" -gt 0 ]; then
 fi
 
 # The GPU fault walk (cpp_tests/gpu_fault_walk_test.cpp): the n-th allocation, handle or driver
-# call of a GPU scenario fails, n = 0, 1, 2 … until a run completes; it prints the failure points by
-# injected site.
+# call of a GPU scenario fails, n = 0, 1, 2 … until a run completes, first from a cold start, then
+# with every cache filled (each acquisition of a run failed in turn, checked against its trace); it
+# prints the failure points by injected site for both.
 walk=build-gpu/cpp_tests/tb_gpu_fault_walk
 if want fault-walk; then
   if [ -x "$walk" ]; then
     timeout 600 "$walk" >"$out/fault-walk.log" 2>&1
     status=$?
     step "GPU fault walk" $status
-    sed -n '/^gpu fault walk/,$p' "$out/fault-walk.log" | grep -E '^(gpu fault walk|  )' | head -40
-    grep -E -A6 ': Failure$' "$out/fault-walk.log" | head -40
+    sed -n '/^gpu fault walk/,$p' "$out/fault-walk.log" | grep -E '^(gpu fault walk|  )' | head -60
+    grep -E -A10 ': Failure$' "$out/fault-walk.log" | head -40
     log "GPU fault walk: exit $status ($(grep -m1 'failure points' "$out/fault-walk.log"))"
     if [ "$gpus" -gt 0 ] && grep -q '^\[  SKIPPED \]' "$out/fault-walk.log"; then
       grep '^\[  SKIPPED \]\|Skipped' "$out/fault-walk.log" | head -5

@@ -12,17 +12,28 @@
 //! memory) run with injection suspended (`suspend`): their failures cannot be reported to anyone,
 //! and the code ignores them by design (a failing free leaks), so injecting there would only
 //! report that design. Without the feature every function here compiles to nothing.
+//!
+//! A walk must also know which acquisition each n lands on: some are made only on first use in the
+//! process (a kernel module's load, an event creation before the spare events exist), so later
+//! runs make fewer, and a walk that only advances n skips whatever the shorter runs moved past.
+//! `trace` lists the sites a thread acquired while armed, in order, for a walk to check that the
+//! n-th one of a run with every cache filled is the one it failed.
 
 use crate::error::Result;
 
 #[cfg(feature = "fault-injection")]
 mod armed {
     use crate::error::Error;
-    use std::cell::Cell;
+    use std::cell::{Cell, RefCell};
 
     thread_local! {
-        /// Acquisitions left before the injected failure (`None`: disarmed).
+        /// Acquisitions left before the injected failure (`None`: disarmed, or already injected).
         static LEFT: Cell<Option<u64>> = const { Cell::new(None) };
+        /// Between `arm` and `disarm`: acquisitions are traced.
+        static ARMED: Cell<bool> = const { Cell::new(false) };
+        /// The sites of the acquisitions counted since the last `arm`, in order (the injected one
+        /// and those after it included), kept after `disarm` until the next `arm`.
+        static TRACE: RefCell<Vec<&'static str>> = const { RefCell::new(Vec::new()) };
         /// The site of the injected failure, once injected.
         static FIRED: Cell<Option<&'static str>> = const { Cell::new(None) };
         /// Depth of `suspend` scopes: acquisitions inside are neither counted nor failed.
@@ -33,18 +44,31 @@ mod armed {
     pub(crate) fn arm(n: u64) {
         LEFT.with(|left| left.set(Some(n)));
         FIRED.with(|fired| fired.set(None));
+        ARMED.with(|armed| armed.set(true));
+        TRACE.with(|trace| trace.borrow_mut().clear());
     }
 
     /// Disarms; returns the site of the injected failure, if one was injected.
     pub(crate) fn disarm() -> Option<&'static str> {
         LEFT.with(|left| left.set(None));
+        ARMED.with(|armed| armed.set(false));
         FIRED.with(|fired| fired.take())
+    }
+
+    /// The sites of the acquisitions this thread made from its last `arm` to its `disarm` (or
+    /// until now), in order. An acquisition that a process-wide cache satisfies on later runs (a
+    /// module load, an event creation) is absent from those runs' traces.
+    pub(crate) fn trace() -> Vec<&'static str> {
+        TRACE.with(|trace| trace.borrow().clone())
     }
 
     /// Whether this acquisition is the armed one (counting it otherwise).
     pub(crate) fn fires(site: &'static str) -> bool {
         if SUSPENDED.with(Cell::get) > 0 {
             return false;
+        }
+        if ARMED.with(Cell::get) {
+            TRACE.with(|trace| trace.borrow_mut().push(site));
         }
         let fire = LEFT.with(|left| match left.get() {
             Some(0) => {
@@ -88,7 +112,7 @@ mod armed {
 }
 
 #[cfg(feature = "fault-injection")]
-pub(crate) use armed::{arm, disarm};
+pub(crate) use armed::{arm, disarm, trace};
 
 /// Fails when a test armed this allocation or handle (`site` names it in the message); `Ok`
 /// otherwise, and always without the `fault-injection` feature.
@@ -171,6 +195,27 @@ mod tests {
         assert_eq!(error.kind, ErrorKind::OutOfMemory);
         assert!(error.message.contains("cuMemAllocFromPoolAsync"), "{error:?}");
         assert_eq!(disarm(), Some("cuMemAllocFromPoolAsync"));
+    }
+
+    #[test]
+    fn the_trace_lists_the_counted_acquisitions_in_order() {
+        arm(1);
+        assert!(check("handle").is_ok());
+        assert!(driver_call("cuLaunchKernel").is_err());
+        {
+            let _release = suspend();
+            assert!(driver_call("cuEventRecord").is_ok());
+        }
+        assert!(driver_call("cuStreamSynchronize").is_ok(), "fails once");
+        assert_eq!(disarm(), Some("cuLaunchKernel"));
+        assert!(check("allocation").is_ok());
+        assert_eq!(trace(), ["handle", "cuLaunchKernel", "cuStreamSynchronize"], "armed only");
+
+        arm(u64::MAX);
+        assert!(trace().is_empty(), "arming starts a new trace");
+        assert!(driver_call("cuMemcpyAsync").is_ok());
+        assert_eq!(disarm(), None);
+        assert_eq!(trace(), ["cuMemcpyAsync"]);
     }
 
     #[test]

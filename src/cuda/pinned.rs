@@ -5,7 +5,7 @@
 
 use super::context::ContextScope;
 use super::driver::During;
-use super::stream::record_marker;
+use super::stream::{destroy_marker, record_marker};
 use crate::error::Result;
 use crate::storage::Use;
 use cudarc::driver::result::{self as driver, event};
@@ -39,7 +39,8 @@ fn class_of(bytes: usize) -> usize {
 
 /// Whether the work before `ready` is done.
 fn is_ready(ready: Option<usize>) -> bool {
-    // SAFETY: the event was created by `free` and is destroyed only by `take`/`trim`.
+    // SAFETY: the event was recorded by `free` and is given up only by `allocate`, `free` and
+    // `trim`, after the block left the cache.
     ready.is_none_or(|e| unsafe { event::query(e as sys::CUevent) }.is_ok())
 }
 
@@ -54,13 +55,19 @@ fn destroy_event(ready: Option<usize>) {
 /// block whose last use is done, or a new one. Returns the address and the block's size class.
 pub(crate) fn allocate(ordinal: i32, bytes: usize) -> Result<(u64, usize)> {
     let class = class_of(bytes);
-    {
+    let reused = {
         let mut idle = cache();
-        if let Some(index) = idle.iter().position(|b| b.class == class && is_ready(b.ready)) {
-            let block = idle.swap_remove(index);
-            destroy_event(block.ready);
-            return Ok((block.ptr as u64, class));
+        let index = idle.iter().position(|b| b.class == class && is_ready(b.ready));
+        index.map(|index| idle.swap_remove(index))
+    };
+    if let Some(block) = reused {
+        // The event is a marker from `free` (`record_marker`): give it back as a spare, as every
+        // marker is. Destroying it cost the spare markers one event per reuse, so that once they
+        // ran out a later operation had to create one.
+        if let Some(ready) = block.ready {
+            destroy_marker(block.ordinal, ready as u64);
         }
+        return Ok((block.ptr as u64, class));
     }
     let _scope = ContextScope::enter(ordinal)?;
     crate::fault::driver_allocation("cuMemHostAlloc")?;
