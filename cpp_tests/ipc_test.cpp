@@ -153,7 +153,7 @@ TEST(CudaIpc, CppProducerToCppConsumerSharesOneMemory) {
   CUDA_OK(cudaFree(memory));
 }
 
-TEST(CudaIpc, ATensorOnDeviceOneIsMappedOnDeviceOneWhileTheImportersCurrentDeviceIsZero) {
+TEST(MultiGpu, AnIpcTensorOnDeviceOneIsMappedOnDeviceOneWhileTheImportersCurrentDeviceIsZero) {
   SKIP_UNLESS_GPUS(2);
   const auto bytes = pattern();
   CUDA_OK(cudaSetDevice(1));

@@ -156,7 +156,7 @@ elif want sanitizers && [ -x build-gpu/cpp_tests/tb_cuda_runtime_tests ]; then
   # re-runs the binary in child processes, and so do the CUDA IPC tests (a second process maps
   # the first one's memory). Each run has a time limit: a hang is a failure.
   excluded="GpuAlloc.OnePebibyteIsAClearOutOfMemory:GpuAlloc.ReleaseBehindABusySideStreamDoesNotBlockTheHost"
-  excluded+=":StreamPromises.*:GpuKernelCache.*:CudaIpc.*"
+  excluded+=":StreamPromises.*:GpuKernelCache.*:CudaIpc.*:MultiGpu.AnIpcTensor*"
   # memcheck: out-of-bounds and misaligned accesses, leaks; racecheck: shared-memory hazards;
   # synccheck: barrier misuse; initcheck: device reads of memory never written.
   # Exit 99: the tool reported errors; another non-zero exit: a test failed (or the binary
