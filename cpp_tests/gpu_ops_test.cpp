@@ -238,6 +238,164 @@ TEST(GpuOps, ConvertWithinOneUlpOfCpu) {
   }
 }
 
+const TbDataType kFloat8E4M3FN = TB_DTYPE_LITERAL(TB_DTYPE_CODE_FLOAT8_E4M3FN, 8);
+const TbDataType kFloat8E5M2 = TB_DTYPE_LITERAL(TB_DTYPE_CODE_FLOAT8_E5M2, 8);
+
+// Random finite values (fill_random), float8 NaN codes included turned into finite ones: a NaN's
+// bytes after the affine are the hardware's canonical NaN on the GPU and the input's on the CPU.
+void fill_finite(TbTensor* host, std::mt19937_64& rng) {
+  fill_random(host, rng, true);
+  TbTensorInfo info = info_of(host);
+  auto* bytes = static_cast<uint8_t*>(info.data);
+  const int64_t n = span_bytes(info);
+  if (info.dtype.code == TB_DTYPE_CODE_FLOAT8_E4M3FN) {
+    for (int64_t i = 0; i < n; ++i) bytes[i] = (bytes[i] & 0x7f) == 0x7f ? bytes[i] ^ 0x01 : bytes[i];
+  } else if (info.dtype.code == TB_DTYPE_CODE_FLOAT8_E5M2) {
+    for (int64_t i = 0; i < n; ++i) bytes[i] = (bytes[i] & 0x7c) == 0x7c ? bytes[i] ^ 0x04 : bytes[i];
+  }
+}
+
+// A view of elements [start, start + count) of a 1-D tensor.
+TbTensor* range(TbTensor* t, int64_t start, int64_t count) {
+  TbTensor* view = nullptr;
+  EXPECT_EQ(TB_SUCCESS, tb_tensor_slice(t, 0, start, start + count, 1, &view)) << tb_last_error_message();
+  return view;
+}
+
+std::string dtype_name(TbDataType t) { return std::to_string(t.code) + "/" + std::to_string(t.bits); }
+
+// Same-layout conversions take the element-wise kernel: every (input, output) pair tb_convert
+// supports, with an affine, odd lengths, and views starting 0, 1 or 3 elements into their
+// allocation on either side (unaligned heads, tails shorter than a chunk), must equal the CPU's
+// bytes exactly.
+TEST(GpuOps, SameLayoutConvertEqualsCpuBytesForEveryPair) {
+  SKIP_UNLESS_GPUS(1);
+  std::mt19937_64 rng(std::random_device{}());
+  const TbDataType inputs[] = {TB_DTYPE_UINT8, TB_DTYPE_INT8, TB_DTYPE_UINT16, TB_DTYPE_INT16, TB_DTYPE_FLOAT16,
+                               TB_DTYPE_BFLOAT16, TB_DTYPE_FLOAT32, kFloat8E4M3FN, kFloat8E5M2};
+  const TbDataType outputs[] = {TB_DTYPE_FLOAT16, TB_DTYPE_BFLOAT16, TB_DTYPE_FLOAT32, TB_DTYPE_UINT8,
+                                kFloat8E4M3FN, kFloat8E5M2};
+  const float scale = 1.5f, offset = -2.0f;  // f32 inputs reach +-448: e4m3fn's overflow too
+  for (TbDataType from : inputs) {
+    for (TbDataType to : outputs) {
+      for (int64_t n : {1, 7, 1023, 65549}) {
+        for (auto [src_start, dst_start] : {std::pair<int64_t, int64_t>{0, 0}, {1, 0}, {0, 3}, {3, 1}}) {
+          const std::string what = dtype_name(from) + " -> " + dtype_name(to) + " n " + std::to_string(n) +
+                                   " starts " + std::to_string(src_start) + "/" + std::to_string(dst_start);
+          Owned host_all(alloc(cpu(), from, {n + 3}, nullptr));
+          fill_finite(host_all.t, rng);
+          Owned host_src(range(host_all.t, src_start, n));
+          Owned host_ref(alloc(cpu(), to, {n}, nullptr));
+          ASSERT_EQ(TB_SUCCESS, tb_convert(host_src.t, host_ref.t, &scale, &offset, 1, nullptr))
+              << what << ": " << tb_last_error_message();
+          Owned device_all(to_device(host_all.t));
+          Owned device_src(range(device_all.t, src_start, n));
+          Owned device_dst_all(alloc(cuda(0), to, {n + 3}, nullptr));
+          poison(device_dst_all.t);
+          Owned device_dst(range(device_dst_all.t, dst_start, n));
+          ASSERT_EQ(TB_SUCCESS, tb_convert(device_src.t, device_dst.t, &scale, &offset, 1, nullptr))
+              << what << ": " << tb_last_error_message();
+          Owned back(to_host(device_dst.t));
+          expect_equal(host_ref.t, back.t, 0, what);
+          // The elements around the view stay poisoned.
+          Owned around(to_host(device_dst_all.t));
+          const auto* bytes = static_cast<const uint8_t*>(info_of(around.t).data);
+          const int64_t item = to.bits / 8;
+          for (int64_t i = 0; i < (n + 3) * item; ++i) {
+            if (i < dst_start * item || i >= (dst_start + n) * item) {
+              ASSERT_EQ(bytes[i], 0xCD) << what << ": byte " << i << " outside the view was written";
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// Same layout with per-channel coefficients: the channel is the innermost (HWC) or the outermost
+// (CHW) dimension of one dense run.
+TEST(GpuOps, SameLayoutPerChannelConvertEqualsCpuBytes) {
+  SKIP_UNLESS_GPUS(1);
+  std::mt19937_64 rng(std::random_device{}());
+  const std::vector<float> scale = {0.5f, 1.25f, -3.0f}, offset = {1.0f, -0.5f, 2.0f};
+  struct Case {
+    TbDataType from, to;
+    const char* layout;
+    std::vector<int64_t> shape;
+  };
+  const Case cases[] = {
+      {TB_DTYPE_UINT8, TB_DTYPE_FLOAT32, "HWC", {7, 333, 3}},  {TB_DTYPE_FLOAT32, kFloat8E4M3FN, "HWC", {5, 401, 3}},
+      {TB_DTYPE_UINT8, kFloat8E5M2, "HWC", {9, 77, 3}},        {TB_DTYPE_FLOAT16, TB_DTYPE_UINT8, "CHW", {3, 31, 67}},
+      {kFloat8E4M3FN, TB_DTYPE_BFLOAT16, "CHW", {3, 8, 1001}}, {TB_DTYPE_UINT8, kFloat8E4M3FN, "CHW", {3, 16, 64}},
+  };
+  for (const Case& c : cases) {
+    const std::string what = std::string(c.layout) + " " + dtype_name(c.from) + " -> " + dtype_name(c.to);
+    Owned host_src(alloc(cpu(), c.from, c.shape, c.layout));
+    fill_finite(host_src.t, rng);
+    Owned host_ref(alloc(cpu(), c.to, c.shape, c.layout));
+    ASSERT_EQ(TB_SUCCESS, tb_convert(host_src.t, host_ref.t, scale.data(), offset.data(), 3, nullptr))
+        << what << ": " << tb_last_error_message();
+    Owned device_src(to_device(host_src.t));
+    Owned device_dst(alloc(cuda(0), c.to, c.shape, c.layout));
+    poison(device_dst.t);
+    ASSERT_EQ(TB_SUCCESS, tb_convert(device_src.t, device_dst.t, scale.data(), offset.data(), 3, nullptr))
+        << what << ": " << tb_last_error_message();
+    Owned back(to_host(device_dst.t));
+    expect_equal(host_ref.t, back.t, 0, what);
+  }
+}
+
+// Rows padded to a pitch on one side only (the source, as decoders and NVCV lay images out, or
+// the destination): the transposes take the rows as a second batch dimension. Pitches of 256
+// bytes and of 8 bytes (rows 16-byte aligned or not), item sizes 1, 2, 4, 8, C = 1, 3, 4, both
+// directions; the padding must stay untouched.
+TEST(GpuOps, PitchedReformatsEqualCpuBitForBit) {
+  SKIP_UNLESS_GPUS(1);
+  std::mt19937_64 rng(std::random_device{}());
+  for (TbDataType dtype : {TB_DTYPE_UINT8, TB_DTYPE_FLOAT16, TB_DTYPE_FLOAT32, TB_DTYPE_FLOAT64}) {
+    for (int64_t c : {1, 3, 4}) {
+      for (bool to_nchw : {true, false}) {
+        for (bool pitched_src : {true, false}) {
+          for (int64_t pitch : {256, 8}) {
+            const int64_t n = 2, h = 5, w = 100 + (c == 1 ? 3 : 0);
+            const ReformatCase r = to_nchw ? ReformatCase{"NHWC", "NCHW", {n, h, w, c}}
+                                           : ReformatCase{"NCHW", "NHWC", {n, c, h, w}};
+            const std::string what = std::string(r.from) + "->" + r.to + " bits " + std::to_string(dtype.bits) +
+                                     " C " + std::to_string(c) + (pitched_src ? " source" : " destination") +
+                                     " rows at pitch " + std::to_string(pitch);
+            Owned host_src(alloc(cpu(), dtype, r.shape, r.from));
+            fill_random(host_src.t, rng, false);
+            Owned host_ref(alloc(cpu(), dtype, permuted_shape(r), r.to));
+            ASSERT_EQ(TB_SUCCESS, tb_reformat(host_src.t, host_ref.t, nullptr)) << tb_last_error_message();
+            Owned device_src(to_device(host_src.t, pitched_src ? pitch : 0));
+            Owned device_dst(alloc(cuda(0), dtype, permuted_shape(r), r.to, pitched_src ? 0 : pitch));
+            poison(device_dst.t);
+            char plan[TB_PLAN_NAME_CAPACITY] = {};
+            ASSERT_EQ(TB_SUCCESS, tb_reformat_plan(device_src.t, device_dst.t, plan, sizeof plan));
+            ASSERT_EQ(TB_SUCCESS, tb_reformat(device_src.t, device_dst.t, nullptr))
+                << what << ": " << tb_last_error_message();
+            const std::string named = what + " (" + plan + ")";
+            Owned back(to_host(device_dst.t));
+            expect_equal(host_ref.t, back.t, 0, named);
+            // Padding bytes after each destination row keep the poison.
+            TbTensorInfo info = info_of(device_dst.t);
+            std::vector<uint8_t> raw(static_cast<size_t>(span_bytes(info)));
+            CUDA_OK(cudaMemcpy(raw.data(), info.data, raw.size(), cudaMemcpyDeviceToHost));
+            const int h_dim = to_nchw ? 2 : 1;  // the destination's H: its stride is the row pitch
+            const int64_t pitch_bytes = info.strides[h_dim];
+            const int64_t row_bytes = info.shape[h_dim + 1] * info.strides[h_dim + 1];
+            for (int64_t row = 0; row + 1 < static_cast<int64_t>(raw.size()) / pitch_bytes; ++row) {
+              for (int64_t k = row_bytes; k < pitch_bytes; ++k) {
+                ASSERT_EQ(raw[row * pitch_bytes + k], 0xCD) << named << ": padding of row " << row;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST(GpuOps, CopiesBetweenHostPinnedAndDeviceWithStridesOnBothSides) {
   SKIP_UNLESS_GPUS(1);
   std::mt19937_64 rng(std::random_device{}());

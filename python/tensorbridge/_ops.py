@@ -163,6 +163,7 @@ def reformat_plan(dst, src):
     """The name of what ``reformat_into(dst, src)`` would run, doing nothing (the same checks,
     the same exceptions): the kernel family then its compile-time choices, e.g.
     ``"deinterleave small=3 vec=16"``, ``"transpose_tiled tile_r=64 tile_s=256"``,
+    ``"elementwise vec=16 ilp=1 align_in=16 align_out=16"`` (a same-layout conversion),
     ``"general rank=4"`` (the element-wise fallback) or ``"memcpy"``; ``"host ..."`` on the CPU;
     ``"staged upload, ..."`` / ``"staged download, ..."`` through pageable memory. Decided on the
     host from the tensors' descriptions: no GPU is needed."""

@@ -39,7 +39,7 @@ def test_plan_names_what_runs_for_packed_and_pitched_torch_tensors(torch):
     pitched = torch.zeros(2, 64, 512, dtype=torch.uint8, device="cuda")[:, :, :288].unflatten(2, (96, 3))
     pitched.copy_(x)
     src = tb.as_tensor(pitched, "NHWC")
-    assert tb.reformat_plan(dst, src) == "general rank=4"
+    assert tb.reformat_plan(dst, src) == "deinterleave small=3 vec=16", "the rows are a second batch dimension"
     tb.reformat_into(dst, src)
     torch.cuda.synchronize()
     assert torch.equal(out, x.permute(0, 3, 1, 2))

@@ -42,17 +42,39 @@ def test_reformat_plan_names_the_kernel_without_a_gpu(case, dst, src, expected):
     assert tb.reformat_plan(described(*dst), described(*src)) == expected, case
 
 
-def test_a_pitched_source_is_named_as_the_general_kernel():
+def test_pitched_rows_keep_the_register_kernels():
+    # Rows padded to 256 bytes: the rows become a second batch dimension of the transpose; the
+    # destination's 8-byte rows make the runs 8 bytes, two chunks a thread.
     rows_padded_to_256_bytes = (4 * 256, 256, 3, 1)
     src = described(1 << 32, "uint8", NHWC, "NHWC", rows_padded_to_256_bytes)
-    assert tb.reformat_plan(described(1 << 33, "uint8", NCHW, "NCHW"), src) == "general rank=4"
+    assert tb.reformat_plan(described(1 << 33, "uint8", NCHW, "NCHW"), src) == "deinterleave small=3 vec=8 ilp=2"
+    # A decoder frame: 1000-pixel rows of 3000 bytes at a 3072-byte pitch, into NCHW and back.
+    frame = (13, 1000, 1000, 3)
+    pitched = described(1 << 32, "uint8", frame, "NHWC", (1000 * 3072, 3072, 3, 1))
+    planar = described(1 << 34, "uint8", (13, 3, 1000, 1000), "NCHW")
+    assert tb.reformat_plan(planar, pitched) == "deinterleave small=3 vec=8 ilp=2"
+    assert tb.reformat_plan(pitched, planar) == "interleave small=3 vec=8 ilp=2"
+    # Rows whose pitch is not a multiple of even 4 bytes stay with the general kernel.
+    odd = described(1 << 32, "uint8", NHWC, "NHWC", (4 * 25, 25, 3, 1))
+    assert tb.reformat_plan(described(1 << 33, "uint8", NCHW, "NCHW"), odd) == "general rank=4"
 
 
 def test_convert_plan_names_the_fused_normalisation_and_fp8_conversions():
     src = described(1 << 32, "uint8", NHWC, "NHWC")
     assert tb.convert_plan(described(1 << 33, "float32", NCHW, "NCHW"), src) == "deinterleave small=3 vec=4"
     flat = described(1 << 34, "float32", (1024,), "")
-    assert tb.convert_plan(described(1 << 35, "float8_e4m3fn", (1024,), ""), flat) == "general rank=1"
+    elementwise = "elementwise vec=16 ilp=1 align_in=16 align_out=16"
+    assert tb.convert_plan(described(1 << 35, "float8_e4m3fn", (1024,), ""), flat) == elementwise
+    bytes_in = described(1 << 34, "uint8", (1024,), "")
+    table = "elementwise vec=16 ilp=4 align_in=16 align_out=16 table=1"
+    assert tb.convert_plan(described(1 << 35, "float8_e5m2", (1024,), ""), bytes_in) == table
+    # One element off on both sides: a head of 15 elements realigns both.
+    shifted = described((1 << 34) + 4, "float32", (1023,), "")
+    assert tb.convert_plan(described((1 << 35) + 1, "float8_e4m3fn", (1023,), ""), shifted) == elementwise
+    # Same layout with per-channel coefficients: still one run.
+    hwc = described(1 << 34, "uint8", (4, 8, 3), "HWC")
+    assert tb.convert_plan(described(1 << 35, "float32", (4, 8, 3), "HWC"), hwc) == \
+        "elementwise vec=16 ilp=2 align_in=16 align_out=16"
 
 
 def test_host_arrays_are_named_by_the_cpu_method():

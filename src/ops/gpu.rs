@@ -1,9 +1,10 @@
-//! Running a plan on a GPU: a driver memcpy for contiguous copies, the interleave /
-//! deinterleave / tiled transpose kernels for batched transposes whose alignment allows 16-byte
+//! Running a plan on a GPU: a driver memcpy for contiguous copies, the element-wise kernel for
+//! conversions of one dense run (same layout), the interleave / deinterleave / tiled transpose
+//! kernels for batched transposes (rows padded to a pitch included) whose alignment allows wide
 //! accesses, and the general kernel for everything else.
 
 use super::element::{Conversion, ElementOp, TB_MAX_CHANNELS};
-use super::plan::{Dim, Plan, Shape};
+use super::plan::{Dim, Plan, Shape, TransposeDims};
 use crate::cuda::kernel::{KernelSpec, launch, load};
 use crate::cuda::memory::copy_bytes;
 use crate::dtype::DataType;
@@ -31,7 +32,22 @@ pub(crate) struct TransposeParams {
     src_s: i64,
     dst_b: i64,
     dst_r: i64,
+    inner_batch: i64,
+    src_ib: i64,
+    dst_ib: i64,
     channel_is_r: i32,
+    affine: Affine,
+}
+
+/// Mirrors `ElementwiseParams` in layout.cu.
+#[repr(C)]
+pub(crate) struct ElementwiseParams {
+    src: u64,
+    dst: u64,
+    count: i64,
+    head: i64,
+    inner: i64,
+    channels: i64,
     affine: Affine,
 }
 
@@ -133,10 +149,20 @@ pub(crate) fn specialisations() -> Vec<KernelSpec> {
             let interleave = with(with(small_defines, "TB_INTERLEAVE".into()), "TB_ILP=2".into());
             all.push(spec("tb_interleave", interleave));
         }
-        all.push(spec(
-            "tb_transpose_tiled",
-            with(raw.clone(), format!("TB_TILE={}", tile_for(size))),
-        ));
+        // Narrower register kernels, two chunks a thread: batch strides (row pitches) aligned
+        // to less than 16 bytes.
+        let narrow = format!("TB_VEC={}", (8 / size).max(1));
+        let narrow = with(with(with(raw.clone(), "TB_SMALL=3".into()), narrow), "TB_ILP=2".into());
+        all.push(spec("tb_deinterleave", with(narrow.clone(), "TB_DEINTERLEAVE".into())));
+        all.push(spec("tb_interleave", with(narrow, "TB_INTERLEAVE".into())));
+        let tile = tile_for(size);
+        for (tile_r, tile_s) in [(tile, tile), (tile, 4 * tile), (4 * tile, tile)] {
+            let tiled = with(
+                with(raw.clone(), format!("TB_TILE_R={tile_r}")),
+                format!("TB_TILE_S={tile_s}"),
+            );
+            all.push(spec("tb_transpose_tiled", tiled));
+        }
         all.push(spec(
             "tb_general",
             with(raw, format!("TB_RANK={}", if size == 1 { 15 } else { 4 })),
@@ -154,6 +180,30 @@ pub(crate) fn specialisations() -> Vec<KernelSpec> {
             let interleave = with(with(small_defines, "TB_INTERLEAVE".into()), "TB_ILP=2".into());
             all.push(spec("tb_interleave", interleave));
             all.push(spec("tb_general", with(typed, "TB_RANK=3".to_string())));
+            // The element-wise kernel as `choose` specialises it for an aligned run, and for a
+            // source one element off (a narrower alignment on one side).
+            let conversion = Conversion::new(from, to, vec![1.0], vec![0.0], None).unwrap();
+            let plan = Plan {
+                dims: vec![Dim { extent: 1000, src: from.item_size(), dst: to.item_size() }],
+                channel: None,
+                src_item: from.item_size(),
+                dst_item: to.item_size(),
+                count: 1000,
+            };
+            let offsets: &[u64] = match (from, to) {
+                (DataType::U8, DataType::F32 | DataType::F8_E4M3FN)
+                | (DataType::F32, DataType::U8 | DataType::F8_E5M2)
+                | (DataType::F8_E4M3FN, DataType::BF16) => &[0, from.item_size() as u64],
+                _ => &[0],
+            };
+            for &offset in offsets {
+                let Work::Launch { spec, .. } =
+                    elementwise(&plan, &conversion, (1 << 32) + offset, 1 << 33)
+                else {
+                    unreachable!("the element-wise kernel is a launch")
+                };
+                all.push(spec);
+            }
         }
     }
     all
@@ -214,6 +264,8 @@ pub(crate) enum Params {
     Transpose(TransposeParams),
     /// For the general kernel.
     General(GeneralParams),
+    /// For the element-wise kernel.
+    Elementwise(ElementwiseParams),
 }
 
 /// What the GPU does for a plan: nothing, a driver copy, or one kernel launch. [`run`] carries it
@@ -244,7 +296,8 @@ impl Work {
     /// The kernel family then its compile-time choices, lower case, from the defines that
     /// specialise it (the element types left out): `"memcpy"`, `"deinterleave small=3 vec=16"`,
     /// `"interleave small=3 vec=4 ilp=2"`, `"transpose_tiled tile_r=64 tile_s=256"`,
-    /// `"general rank=4"`, or `"none"` when there is nothing to move.
+    /// `"elementwise vec=16 ilp=2 align_in=16 align_out=16"`, `"general rank=4"`, or `"none"`
+    /// when there is nothing to move.
     pub(crate) fn name(&self) -> String {
         match self {
             Work::Nothing => "none".into(),
@@ -272,8 +325,78 @@ pub(crate) fn choose(plan: &Plan, op: &ElementOp, src: u64, dst: u64) -> Result<
         Shape::Contiguous if *op == ElementOp::Copy => {
             Ok(Work::Memcpy { bytes: plan.count * plan.src_item })
         }
+        Shape::Contiguous | Shape::Dense => match op {
+            ElementOp::Convert(conversion) => Ok(elementwise(plan, conversion, src, dst)),
+            // A copy is dense only when contiguous (equal element sizes, no channel).
+            ElementOp::Copy => general(plan, op, src, dst),
+        },
         Shape::Transpose => transpose(plan, op, src, dst),
-        _ => general(plan, op, src, dst),
+        Shape::General => general(plan, op, src, dst),
+    }
+}
+
+/// The element-wise kernel over one dense run: chunks of `V` elements, 16 bytes on the narrower
+/// side; the head (fewer than `V` elements converted one by one) chosen so that every chunk is
+/// as aligned as the two addresses allow on both sides.
+fn elementwise(plan: &Plan, conversion: &Conversion, src: u64, dst: u64) -> Work {
+    let (e_in, e_out) = (plan.src_item, plan.dst_item);
+    let vector = 16 / e_in.min(e_out);
+    let (src, dst) = (src as i64, dst as i64);
+    let align = |head: i64| -> (i64, i64) {
+        let chunk_in = unit_of(vector * e_in).min(unit_of(src + head * e_in));
+        let chunk_out = unit_of(vector * e_out).min(unit_of(dst + head * e_out));
+        (chunk_in, chunk_out)
+    };
+    // Best the narrower of the two alignments, then their sum; the smallest head among equals.
+    let head = (0..vector)
+        .max_by_key(|&h| {
+            let (a, b) = align(h);
+            (a.min(b), a + b, -h)
+        })
+        .unwrap_or(0);
+    let (align_in, align_out) = align(head);
+    // 1-byte to 1-byte conversions look up a per-block table of all 256 inputs: four chunks a
+    // thread so the table is built once for many elements.
+    let table = e_in == 1 && e_out == 1;
+    let ilp = if table {
+        4
+    } else if vector * e_in < 32 {
+        2
+    } else {
+        1
+    };
+    let mut defines = types(type_name(conversion.from), type_name(conversion.to), true);
+    defines.extend([
+        "TB_ELEMENTWISE".into(),
+        format!("TB_VEC={vector}"),
+        format!("TB_ILP={ilp}"),
+        format!("TB_ALIGN_IN={align_in}"),
+        format!("TB_ALIGN_OUT={align_out}"),
+    ]);
+    if table {
+        defines.push("TB_TABLE=1".into());
+    }
+    let affine = affine_for(conversion);
+    // One coefficient pair: no channel to track.
+    let (inner, channels) = match affine.channels {
+        1 => (plan.count, 1),
+        _ => plan.channel_run(),
+    };
+    let head = head.min(plan.count);
+    let chunks = (plan.count - head) / vector;
+    let blocks = ceil_div(chunks, THREADS as i64 * ilp).clamp(1, 1 << 20);
+    Work::Launch {
+        spec: KernelSpec { entry: "tb_elementwise", defines },
+        blocks,
+        params: Params::Elementwise(ElementwiseParams {
+            src: src as u64,
+            dst: dst as u64,
+            count: plan.count,
+            head,
+            inner,
+            channels,
+            affine,
+        }),
     }
 }
 
@@ -289,35 +412,51 @@ pub(crate) fn run(plan: &Plan, op: &ElementOp, target: &Target) -> Result<()> {
             match &params {
                 Params::Transpose(p) => launch(ordinal, function, blocks, THREADS, stream, p),
                 Params::General(p) => launch(ordinal, function, blocks, THREADS, stream, p),
+                Params::Elementwise(p) => launch(ordinal, function, blocks, THREADS, stream, p),
             }
         }
     }
 }
 
+/// The vector widths to try, widest first: `widest`, then halves while at least a quarter of it
+/// (narrower accesses where a batch stride, such as a row pitch, is less aligned than 16 bytes).
+fn narrowing(widest: i64) -> impl Iterator<Item = i64> {
+    [widest, widest / 2, widest / 4].into_iter().filter(|&v| v >= 1)
+}
+
 fn transpose(plan: &Plan, op: &ElementOp, src_address: u64, dst_address: u64) -> Result<Work> {
-    let (batch, r, s) = plan.transpose_dims();
-    let n = plan.dims.len();
+    let Some(TransposeDims { batch: [outer, inner], r, s, r_index, s_index }) =
+        plan.transpose_dims()
+    else {
+        return general(plan, op, src_address, dst_address);
+    };
     let channel_is_r = match plan.channel {
         None => -1,
-        Some(c) if c == n - 2 => 1,
-        Some(c) if c == n - 1 => 0,
+        Some(c) if c == r_index => 1,
+        Some(c) if c == s_index => 0,
         Some(_) => return general(plan, op, src_address, dst_address),
     };
     let (e_in, e_out) = (plan.src_item, plan.dst_item);
     let params = TransposeParams {
         src: src_address,
         dst: dst_address,
-        batch: batch.extent,
+        batch: outer.extent * inner.extent,
         r_extent: r.extent,
         s_extent: s.extent,
-        src_b: batch.src,
+        src_b: outer.src,
         src_s: s.src,
-        dst_b: batch.dst,
+        dst_b: outer.dst,
         dst_r: r.dst,
+        inner_batch: inner.extent,
+        src_ib: inner.src,
+        dst_ib: inner.dst,
         channel_is_r,
         affine: affine_of(op),
     };
+    let batch = outer.extent * inner.extent;
     let (src, dst) = (src_address as i64, dst_address as i64);
+    // Where each side's chunks start: the base address and the batch strides.
+    let (src_starts, dst_starts) = ([src, outer.src, inner.src], [dst, outer.dst, inner.dst]);
     let mut defines = type_defines(plan, op);
     let widest = e_in.max(e_out);
     let launch = |entry, defines, blocks, params| {
@@ -327,30 +466,38 @@ fn transpose(plan: &Plan, op: &ElementOp, src_address: u64, dst_address: u64) ->
             params: Params::Transpose(params),
         })
     };
-    // Deinterleave: each thread stores one 16-byte run per destination row.
-    let vector = (16 / e_out).max(1);
+    // Deinterleave: each thread stores one 16-byte run per destination row (narrower where the
+    // batch strides are less aligned, then two chunks a thread).
+    let fits = |vector: i64| {
+        all_multiple_of(&src_starts, unit_of(vector * r.extent * e_in))
+            && all_multiple_of(&[dst_starts.as_slice(), &[r.dst]].concat(), unit_of(vector * e_out))
+    };
     if r.extent <= SMALL_MAX
         && s.src == r.extent * e_in
-        && all_multiple_of(&[src, batch.src], unit_of(vector * r.extent * e_in))
-        && all_multiple_of(&[dst, batch.dst, r.dst], unit_of(vector * e_out))
+        && let Some(vector) = narrowing((16 / e_out).max(1)).find(|&v| fits(v))
     {
-        defines.extend([
-            format!("TB_SMALL={}", r.extent),
-            format!("TB_VEC={vector}"),
-            "TB_DEINTERLEAVE".into(),
-        ]);
-        let chunks = batch.extent * ceil_div(s.extent, vector);
-        let blocks = ceil_div(chunks, THREADS as i64);
+        defines.extend([format!("TB_SMALL={}", r.extent), format!("TB_VEC={vector}")]);
+        let ilp = if vector * e_out < 16 { 2 } else { 1 };
+        if ilp > 1 {
+            defines.push(format!("TB_ILP={ilp}"));
+        }
+        defines.push("TB_DEINTERLEAVE".into());
+        let chunks = batch * ceil_div(s.extent, vector);
+        let blocks = ceil_div(chunks, THREADS as i64 * ilp);
         return launch("tb_deinterleave", defines, blocks, params);
     }
     // Interleave: each thread stores V·S elements, one 16-byte access where 16 is a multiple of
-    // S·item (else runs of 16 elements of the widest type).
-    let vector =
+    // S·item (else runs of 16 elements of the widest type; narrower where the batch strides are
+    // less aligned).
+    let widest_vector =
         if 16 % (s.extent * e_out) == 0 { 16 / (s.extent * e_out) } else { (16 / widest).max(1) };
+    let fits = |vector: i64| {
+        all_multiple_of(&[src_starts.as_slice(), &[s.src]].concat(), unit_of(vector * e_in))
+            && all_multiple_of(&dst_starts, unit_of(vector * s.extent * e_out))
+    };
     if s.extent <= SMALL_MAX
         && r.dst == s.extent * e_out
-        && all_multiple_of(&[src, batch.src, s.src], unit_of(vector * e_in))
-        && all_multiple_of(&[dst, batch.dst], unit_of(vector * s.extent * e_out))
+        && let Some(vector) = narrowing(widest_vector).find(|&v| fits(v))
     {
         // Loads narrower than 16 bytes per plane leave too little in flight: two chunks a thread
         // (an earlier, unscripted H100 comparison favoured it; bench/layout_bench.cpp measures the
@@ -362,16 +509,16 @@ fn transpose(plan: &Plan, op: &ElementOp, src_address: u64, dst_address: u64) ->
             format!("TB_ILP={ilp}"),
             "TB_INTERLEAVE".into(),
         ]);
-        let chunks = batch.extent * ceil_div(r.extent, vector);
+        let chunks = batch * ceil_div(r.extent, vector);
         let blocks = ceil_div(chunks, THREADS as i64 * ilp);
         return launch("tb_interleave", defines, blocks, params);
     }
     if *op == ElementOp::Copy
-        && all_multiple_of(&[src, dst, batch.src, batch.dst, s.src, r.dst], 16)
+        && all_multiple_of(&[src_starts.as_slice(), &dst_starts, &[s.src, r.dst]].concat(), 16)
     {
         let (tile_r, tile_s) = tile_shape(e_in, r.extent, s.extent);
         defines.extend([format!("TB_TILE_R={tile_r}"), format!("TB_TILE_S={tile_s}")]);
-        let tiles = batch.extent * ceil_div(r.extent, tile_r) * ceil_div(s.extent, tile_s);
+        let tiles = batch * ceil_div(r.extent, tile_r) * ceil_div(s.extent, tile_s);
         return launch("tb_transpose_tiled", defines, tiles, params);
     }
     general(plan, op, src_address, dst_address)
@@ -506,11 +653,11 @@ mod tests {
                 "general rank=2",
             ),
             (
-                "NHWC rows pitched to 256 bytes -> NCHW: rows do not merge",
+                "NHWC rows pitched to 256 bytes -> NCHW: batch (N, H), 8-byte rows of W",
                 at(SRC, U8, &[2, 4, 8, 3], Some(pitched), "NHWC"),
                 at(DST, U8, &[2, 3, 4, 8], None, "NCHW"),
                 ElementOp::Copy,
-                "general rank=4",
+                "deinterleave small=3 vec=8 ilp=2",
             ),
             (
                 "same layout, packed",
@@ -524,7 +671,7 @@ mod tests {
                 at(SRC, U8, &[64, 64], None, ""),
                 at(DST, F32, &[64, 64], None, ""),
                 to(U8, F32),
-                "general rank=1",
+                "elementwise vec=16 ilp=2 align_in=16 align_out=16",
             ),
             (
                 "u8 NHWC -> f32 NCHW (normalise): four floats per store",
@@ -544,6 +691,191 @@ mod tests {
         for (case, src, dst, op, expected) in cases {
             assert_eq!(name(&src, &dst, &op), expected, "{case}");
         }
+    }
+
+    /// Rows padded to a 256-byte pitch on either side (decoder and NVCV images) keep the
+    /// register kernels, with the rows as a second batch dimension; vectors narrow to what the
+    /// row strides' alignment allows. The shapes of bench/layout_matrix.py's pitched cases.
+    #[test]
+    fn pitched_rows_take_the_register_kernels() {
+        const F32: DataType = DataType::F32;
+        const U8: DataType = DataType::U8;
+        // Packed strides but for dimension `h` (H: a row), whose stride is `pitch` bytes.
+        fn padded(shape: &[i64], item: i64, h: usize, pitch: i64) -> Vec<i64> {
+            let mut strides = vec![item; shape.len()];
+            for d in (0..shape.len() - 1).rev() {
+                strides[d] = if d == h { pitch } else { strides[d + 1] * shape[d + 1] };
+            }
+            strides
+        }
+        let (nhwc, nchw) = ([13, 1000, 1000, 3], [13, 3, 1000, 1000]);
+        let nhwc4 = [13, 1000, 1000, 4];
+        let cases: Vec<(&str, Tensor, Tensor, &str)> = vec![
+            (
+                "u8 NHWC (rows 3000 B at 3072) -> NCHW: 1000-byte destination rows, 8-byte runs",
+                at(SRC, U8, &nhwc, Some(&padded(&nhwc, 1, 1, 3072)), "NHWC"),
+                at(DST, U8, &nchw, None, "NCHW"),
+                "deinterleave small=3 vec=8 ilp=2",
+            ),
+            (
+                "u8 NHWC -> NCHW (rows 1000 B at 1024)",
+                at(SRC, U8, &nhwc, None, "NHWC"),
+                at(DST, U8, &nchw, Some(&padded(&nchw, 1, 2, 1024)), "NCHW"),
+                "deinterleave small=3 vec=8 ilp=2",
+            ),
+            (
+                "u8 NCHW (rows 1000 B at 1024) -> NHWC",
+                at(SRC, U8, &nchw, Some(&padded(&nchw, 1, 2, 1024)), "NCHW"),
+                at(DST, U8, &nhwc, None, "NHWC"),
+                "interleave small=3 vec=8 ilp=2",
+            ),
+            (
+                "u8 NCHW -> NHWC (rows 3000 B at 3072)",
+                at(SRC, U8, &nchw, None, "NCHW"),
+                at(DST, U8, &nhwc, Some(&padded(&nhwc, 1, 1, 3072)), "NHWC"),
+                "interleave small=3 vec=8 ilp=2",
+            ),
+            (
+                "u8 C=4 NHWC -> NCHW (rows 1000 B at 1024): 16-byte runs still fit",
+                at(SRC, U8, &nhwc4, None, "NHWC"),
+                at(
+                    DST,
+                    U8,
+                    &[13, 4, 1000, 1000],
+                    Some(&padded(&[13, 4, 1000, 1000], 1, 2, 1024)),
+                    "NCHW",
+                ),
+                "deinterleave small=4 vec=16",
+            ),
+            (
+                "f32 NHWC (rows 12000 B at 12032) -> NCHW",
+                at(SRC, F32, &nhwc, Some(&padded(&nhwc, 4, 1, 12032)), "NHWC"),
+                at(DST, F32, &nchw, None, "NCHW"),
+                "deinterleave small=3 vec=4",
+            ),
+            (
+                "f32 NCHW -> NHWC (rows 12000 B at 12032)",
+                at(SRC, F32, &nchw, None, "NCHW"),
+                at(DST, F32, &nhwc, Some(&padded(&nhwc, 4, 1, 12032)), "NHWC"),
+                "interleave small=3 vec=4 ilp=1",
+            ),
+            (
+                "u8 C=64 NHWC (rows 2048 B at 2304) -> NCHW: tiled",
+                at(SRC, U8, &[2, 32, 32, 64], Some(&[32 * 2304, 2304, 64, 1]), "NHWC"),
+                at(DST, U8, &[2, 64, 32, 32], None, "NCHW"),
+                "transpose_tiled tile_r=64 tile_s=64",
+            ),
+            (
+                "30-byte destination rows, not 16-byte multiples: general",
+                at(SRC, U8, &[2, 30, 30, 64], Some(&[30 * 2048, 2048, 64, 1]), "NHWC"),
+                at(DST, U8, &[2, 64, 30, 30], None, "NCHW"),
+                "general rank=4",
+            ),
+        ];
+        for (case, src, dst, expected) in cases {
+            assert_eq!(name(&src, &dst, &ElementOp::Copy), expected, "{case}");
+        }
+    }
+
+    /// A source row pitch that is not a multiple of the element-aligned widths falls back to
+    /// the general kernel, never to a misaligned vector access.
+    #[test]
+    fn pitches_too_odd_for_vectors_stay_general() {
+        let src = at(SRC, DataType::U8, &[2, 4, 8, 3], Some(&[4 * 25, 25, 3, 1]), "NHWC");
+        let dst = at(DST, DataType::U8, &[2, 3, 4, 8], None, "NCHW");
+        assert_eq!(name(&src, &dst, &ElementOp::Copy), "general rank=4");
+    }
+
+    /// Same-layout conversions (contiguous, or collapsible to one run with the channel kept
+    /// apart) take the element-wise kernel: 16 bytes a chunk on the narrower side, the head
+    /// chosen so chunks are aligned on both sides, a lookup table for 1-byte to 1-byte.
+    #[test]
+    fn same_layout_conversions_take_the_elementwise_kernel() {
+        const F32: DataType = DataType::F32;
+        const F16: DataType = DataType::F16;
+        const BF16: DataType = DataType::BF16;
+        const U8: DataType = DataType::U8;
+        const F8_E4M3FN: DataType = DataType::F8_E4M3FN;
+        const F8_E5M2: DataType = DataType::F8_E5M2;
+        let flat = |data, dtype| at(data, dtype, &[1 << 20], None, "");
+        let cases: Vec<(&str, Tensor, Tensor, &str)> = vec![
+            (
+                "f32 -> e4m3fn",
+                flat(SRC, F32),
+                flat(DST, F8_E4M3FN),
+                "elementwise vec=16 ilp=1 align_in=16 align_out=16",
+            ),
+            (
+                "u8 -> e4m3fn: a table",
+                flat(SRC, U8),
+                flat(DST, F8_E4M3FN),
+                "elementwise vec=16 ilp=4 align_in=16 align_out=16 table=1",
+            ),
+            (
+                "e5m2 -> bf16",
+                flat(SRC, F8_E5M2),
+                flat(DST, BF16),
+                "elementwise vec=16 ilp=2 align_in=16 align_out=16",
+            ),
+            (
+                "f16 -> f32",
+                flat(SRC, F16),
+                flat(DST, F32),
+                "elementwise vec=8 ilp=2 align_in=16 align_out=16",
+            ),
+            (
+                "f32 -> e4m3fn, both one element off: a head of 15 realigns both sides",
+                flat(SRC + 4, F32),
+                flat(DST + 1, F8_E4M3FN),
+                "elementwise vec=16 ilp=1 align_in=16 align_out=16",
+            ),
+            (
+                "u8 -> u8 with offsets that never line up: byte accesses, still one pass",
+                flat(SRC + 1, U8),
+                flat(DST, U8),
+                "elementwise vec=16 ilp=4 align_in=1 align_out=16 table=1",
+            ),
+            (
+                "u8 HWC -> f32 HWC: the channel kept apart still makes one run",
+                at(SRC, U8, &[64, 64, 3], None, "HWC"),
+                at(DST, F32, &[64, 64, 3], None, "HWC"),
+                "elementwise vec=16 ilp=2 align_in=16 align_out=16",
+            ),
+        ];
+        for (case, src, dst, expected) in cases {
+            let op = to(src.dtype(), dst.dtype());
+            assert_eq!(name(&src, &dst, &op), expected, "{case}");
+        }
+        // The head: the first h for which both 4 + 4h and 1 + h are multiples of 16.
+        let (src, dst) = (flat(SRC + 4, F32), flat(DST + 1, F8_E4M3FN));
+        let op = to(F32, F8_E4M3FN);
+        let plan = Plan::new(&src, &dst, None).unwrap();
+        let Ok(Work::Launch { params: Params::Elementwise(p), .. }) =
+            choose(&plan, &op, src.data(), dst.data())
+        else {
+            panic!("an element-wise launch")
+        };
+        assert_eq!((p.head, p.count, p.inner, p.channels), (15, 1 << 20, 1 << 20, 1));
+    }
+
+    /// Per-channel coefficients on a same-layout conversion: the kernel is told how many
+    /// consecutive elements share a channel and how many channels there are.
+    #[test]
+    fn elementwise_channels_follow_the_layout() {
+        let src = at(SRC, DataType::U8, &[3, 8, 5], None, "CHW");
+        let dst = at(DST, DataType::F32, &[3, 8, 5], None, "CHW");
+        let conversion =
+            Conversion::new(DataType::U8, DataType::F32, vec![1.0; 3], vec![0.0; 3], Some(3))
+                .unwrap();
+        let plan = Plan::new(&src, &dst, Some(0)).unwrap();
+        assert_eq!(plan.shape(), Shape::Dense);
+        let op = ElementOp::Convert(conversion);
+        let Ok(Work::Launch { params: Params::Elementwise(p), .. }) =
+            choose(&plan, &op, src.data(), dst.data())
+        else {
+            panic!("an element-wise launch")
+        };
+        assert_eq!((p.inner, p.channels), (40, 3));
     }
 
     /// The name lists every define that specialises the kernel except the element types, so two

@@ -24,11 +24,31 @@ pub(crate) enum Shape {
     Empty,
     /// One dense run of bytes in both tensors: a memcpy.
     Contiguous,
+    /// Every element in one dense run on both sides, in the same order, but not a memcpy: the
+    /// element sizes differ, or a channel dimension is kept apart (a same-layout conversion).
+    Dense,
     /// A batched transpose: destination `[B][R][S]` with `S` innermost (stride = item size),
-    /// source `[B][S][R]` with `R` innermost — NHWC ↔ NCHW, HWC ↔ CHW, NDHWC ↔ NCDHW …
+    /// source `[B][S][R]` with `R` innermost — NHWC ↔ NCHW, HWC ↔ CHW, NDHWC ↔ NCDHW … The
+    /// batch is up to two dimensions with any positive strides, so rows padded to a pitch on
+    /// either side (which keep `B` from merging into one stride) stay a transpose.
     Transpose,
     /// Any other arrangement: element-wise with full index arithmetic.
     General,
+}
+
+/// The dimensions of a [`Shape::Transpose`] plan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TransposeDims {
+    /// The batch dimensions, outer then inner; extent 1 and strides 0 where absent.
+    pub batch: [Dim; 2],
+    /// The dimension innermost in the source (source stride = source item size).
+    pub r: Dim,
+    /// The dimension innermost in the destination (destination stride = destination item size).
+    pub s: Dim,
+    /// Indices of `r` and `s` in [`Plan::dims`].
+    pub r_index: usize,
+    /// See `r_index`.
+    pub s_index: usize,
 }
 
 /// A canonical copy plan: dimensions outermost first (by destination stride), merged where both
@@ -105,21 +125,57 @@ impl Plan {
             [d] if same_item && d.src == self.src_item && d.dst == self.dst_item => {
                 Shape::Contiguous
             }
-            [.., r, s] if self.is_transpose(r, s) => Shape::Transpose,
+            _ if self.is_dense() => Shape::Dense,
+            _ if self.transpose_dims().is_some() => Shape::Transpose,
             _ => Shape::General,
         }
     }
 
-    fn is_transpose(&self, r: &Dim, s: &Dim) -> bool {
-        let batch_ok = self.dims.len() <= 3 && self.dims.iter().all(|d| d.src > 0 && d.dst > 0);
-        batch_ok && s.dst == self.dst_item && r.src == self.src_item
+    /// Whether the dimensions, innermost first, step by the item size and then each by the
+    /// whole of the dimension inside it, on both sides: one dense run in the same order.
+    fn is_dense(&self) -> bool {
+        let (mut src, mut dst) = (self.src_item, self.dst_item);
+        for dim in self.dims.iter().rev() {
+            if dim.src != src || dim.dst != dst {
+                return false;
+            }
+            match (src.checked_mul(dim.extent), dst.checked_mul(dim.extent)) {
+                (Some(next_src), Some(next_dst)) => (src, dst) = (next_src, next_dst),
+                _ => return false,
+            }
+        }
+        true
     }
 
-    /// The transpose's `(batch, r, s)` dimensions (batch has extent 1 when absent).
-    pub(crate) fn transpose_dims(&self) -> (Dim, Dim, Dim) {
+    /// For a [`Shape::Dense`] plan: how many consecutive elements share a channel index, and
+    /// how many channels there are — `(count, 1)` without a channel dimension.
+    pub(crate) fn channel_run(&self) -> (i64, i64) {
+        match self.channel {
+            None => (self.count, 1),
+            Some(c) => (self.dims[c + 1..].iter().map(|d| d.extent).product(), self.dims[c].extent),
+        }
+    }
+
+    /// The transpose's dimensions, or `None` when the plan is not one: at most four
+    /// dimensions, all strides positive, the last innermost in the destination, another
+    /// innermost in the source, and the rest (at most two) the batch.
+    pub(crate) fn transpose_dims(&self) -> Option<TransposeDims> {
         let n = self.dims.len();
-        let batch = if n == 3 { self.dims[0] } else { Dim { extent: 1, src: 0, dst: 0 } };
-        (batch, self.dims[n - 2], self.dims[n - 1])
+        if !(2..=4).contains(&n) || self.dims.iter().any(|d| d.src <= 0 || d.dst <= 0) {
+            return None;
+        }
+        let s_index = n - 1;
+        let r_index = (0..s_index).rev().find(|&d| self.dims[d].src == self.src_item)?;
+        if self.dims[s_index].dst != self.dst_item {
+            return None;
+        }
+        let absent = Dim { extent: 1, src: 0, dst: 0 };
+        let mut batch = [absent; 2];
+        let others: Vec<Dim> =
+            (0..s_index).filter(|&d| d != r_index).map(|d| self.dims[d]).collect();
+        batch[..others.len()].copy_from_slice(&others);
+        let (r, s) = (self.dims[r_index], self.dims[s_index]);
+        Some(TransposeDims { batch, r, s, r_index, s_index })
     }
 }
 
@@ -192,7 +248,7 @@ mod tests {
             vec![Dim { extent: 20, src: 4, dst: 12 }, Dim { extent: 3, src: 80, dst: 4 }]
         );
         assert_eq!(plan.shape(), Shape::Transpose);
-        assert_eq!(plan.transpose_dims().0.extent, 1);
+        assert_eq!(plan.transpose_dims().unwrap().batch[0].extent, 1);
     }
 
     #[test]
@@ -207,11 +263,43 @@ mod tests {
         assert_eq!(kept.channel, Some(1));
     }
 
+    /// Rows padded to a pitch keep N and H from merging; the transpose takes both as batch.
     #[test]
-    fn conversions_and_odd_strides_are_general() {
+    fn a_pitched_source_is_a_transpose_with_two_batch_dimensions() {
+        let desc = TensorDesc {
+            data: 0x100000,
+            device: Device::CPU,
+            dtype: DataType::U8,
+            shape: [8, 4, 5, 3].into(),
+            strides: Some([4 * 256, 256, 3, 1].into()),
+            layout: Layout::parse("NHWC").unwrap(),
+            readonly: false,
+        };
+        let src = Tensor::new(desc, &Storage::with_release(None)).unwrap();
+        let dst = tensor(DataType::U8, &[8, 3, 4, 5], "NCHW");
+        let plan = Plan::new(&src.permute_to_layout(&dst.layout()).unwrap(), &dst, None).unwrap();
+        assert_eq!(plan.shape(), Shape::Transpose);
+        let dims = plan.transpose_dims().unwrap();
+        assert_eq!(
+            dims.batch,
+            [Dim { extent: 8, src: 1024, dst: 60 }, Dim { extent: 4, src: 256, dst: 5 }]
+        );
+        assert_eq!((dims.r, dims.r_index), (Dim { extent: 3, src: 1, dst: 20 }, 1));
+        assert_eq!((dims.s, dims.s_index), (Dim { extent: 5, src: 3, dst: 1 }, 3));
+    }
+
+    #[test]
+    fn same_order_conversions_are_dense_and_odd_strides_are_general() {
         let a = tensor(DataType::U8, &[4, 6], "HW");
         let b = tensor(DataType::F32, &[4, 6], "HW");
-        assert_eq!(Plan::new(&a, &b, None).unwrap().shape(), Shape::General);
+        assert_eq!(Plan::new(&a, &b, None).unwrap().shape(), Shape::Dense);
+        let kept = Plan::new(&a, &b, Some(1)).unwrap();
+        assert_eq!((kept.shape(), kept.channel_run()), (Shape::Dense, (1, 6)));
+        let outer = Plan::new(&a, &b, Some(0)).unwrap();
+        assert_eq!((outer.shape(), outer.channel_run()), (Shape::Dense, (6, 4)));
+        let columns = a.slice(1, 0, 6, 2).unwrap();
+        let c = tensor(DataType::F32, &[4, 3], "HW");
+        assert_eq!(Plan::new(&columns, &c, None).unwrap().shape(), Shape::General);
         let flipped = a.slice(1, i64::MAX, i64::MIN, -1).unwrap();
         let plan = Plan::new(&flipped, &a, None).unwrap();
         assert_eq!(plan.shape(), Shape::General);

@@ -12,6 +12,10 @@
 //   TB_VEC              elements per thread along the long dimension in those kernels, chosen on
 //                       the host so that each thread's stores are single 16-byte accesses
 //   TB_RANK             rank of the general kernel
+//   TB_ELEMENTWISE      build the same-order element-wise kernel (one dense run, e.g. a
+//                       same-layout tb_convert); TB_VEC, TB_ILP as above, TB_ALIGN_IN and
+//                       TB_ALIGN_OUT the alignment in bytes (1..16) of every chunk on each side,
+//                       TB_TABLE=1 to convert 1-byte inputs through a per-block lookup table
 
 typedef unsigned char tb_u8;
 typedef signed char tb_i8;
@@ -80,6 +84,18 @@ template <typename F> __device__ __forceinline__ unsigned char float8_encode(flo
   const unsigned char overflow = IEEE ? 0x7c : 0x7f;
   const unsigned char sign = (__float_as_uint(x) >> 24) & 0x80;
   const float m = fabsf(x);
+#if __CUDA_ARCH__ >= 890
+  // The hardware conversion (sm_89 and later) rounds to nearest even as the steps below do, but
+  // saturates where these overflow: it serves the magnitudes that round to a finite value (up
+  // to the midpoint above the largest finite value, which rounds down to even for e4m3fn and up
+  // for e5m2). NaN fails the comparison and takes the steps below.
+  if (IEEE ? m < 61440.0f : m <= 464.0f) {
+    unsigned short pair;
+    if (IEEE) asm("cvt.rn.satfinite.e5m2x2.f32 %0, %1, %2;" : "=h"(pair) : "f"(0.0f), "f"(x));
+    else asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(pair) : "f"(0.0f), "f"(x));
+    return (unsigned char)(pair & 0xff);
+  }
+#endif
   if (m != m) return sign | 0x7f;
   if (m == 0.0f) return sign;
   if (m > max_finite * 2.0f) return sign | overflow;  // infinity too; keeps the exponent in range
@@ -163,8 +179,9 @@ template <int N> __device__ __forceinline__ constexpr int unit_of() {
   return (N % 16 == 0) ? 16 : (N % 8 == 0) ? 8 : (N % 4 == 0) ? 4 : (N % 2 == 0) ? 2 : 1;
 }
 
-template <int N> __device__ __forceinline__ void load_bytes(Bytes<N>& out, const unsigned char* p) {
-  constexpr int U = unit_of<N>();
+// A, when given, caps the access width at the alignment the caller can guarantee.
+template <int N, int A = 16> __device__ __forceinline__ void load_bytes(Bytes<N>& out, const unsigned char* p) {
+  constexpr int U = unit_of<N>() < A ? unit_of<N>() : A;
 #pragma unroll
   for (int i = 0; i < N; i += U) {
     if (U == 16) *(uint4*)(out.b + i) = __ldg((const uint4*)(p + i));
@@ -175,8 +192,8 @@ template <int N> __device__ __forceinline__ void load_bytes(Bytes<N>& out, const
   }
 }
 
-template <int N> __device__ __forceinline__ void store_bytes(unsigned char* p, const Bytes<N>& in) {
-  constexpr int U = unit_of<N>();
+template <int N, int A = 16> __device__ __forceinline__ void store_bytes(unsigned char* p, const Bytes<N>& in) {
+  constexpr int U = unit_of<N>() < A ? unit_of<N>() : A;
 #pragma unroll
   for (int i = 0; i < N; i += U) {
     if (U == 16) *(uint4*)(p + i) = *(const uint4*)(in.b + i);
@@ -206,16 +223,31 @@ template <typename T> __device__ __forceinline__ T load(const unsigned char* p) 
 template <typename T> __device__ __forceinline__ void store(unsigned char* p, T v) { *(T*)p = v; }
 
 // ---- batched transpose: source [B][S][R] (R innermost) -> destination [B][R][S] -------------
+// The batch is up to two dimensions with their own strides on each side: b = outer * inner_batch
+// + inner. A second one carries what does not merge into one batch stride, such as rows padded
+// to a pitch (NHWC with a padded H stride -> NCHW: batch (N, H), R = C, S = W).
 
 struct TransposeParams {
   const unsigned char* src;
   unsigned char* dst;
-  i64 batch, r_extent, s_extent;
-  i64 src_b, src_s;  // source byte strides of b and s (r's is sizeof(TIN))
-  i64 dst_b, dst_r;  // destination byte strides of b and r (s's is sizeof(TOUT))
+  i64 batch, r_extent, s_extent;  // batch: the number of (outer, inner) batch pairs
+  i64 src_b, src_s;  // source byte strides of the outer batch dimension and s (r's is sizeof(TIN))
+  i64 dst_b, dst_r;  // destination byte strides of the outer batch dimension and r (s's is sizeof(TOUT))
+  i64 inner_batch, src_ib, dst_ib;  // the inner batch dimension: extent (1: none), byte strides
   int channel_is_r;  // which transposed dimension is the affine channel: 1 = r, 0 = s, -1 none
   Affine affine;
 };
+
+struct Offsets {
+  i64 src, dst;
+};
+
+// Byte offsets of batch index b on both sides.
+__device__ __forceinline__ Offsets batch_offsets(const TransposeParams& p, i64 b) {
+  if (p.inner_batch == 1) return Offsets{b * p.src_b, b * p.dst_b};
+  const i64 outer = b / p.inner_batch, inner = b - outer * p.inner_batch;
+  return Offsets{outer * p.src_b + inner * p.src_ib, outer * p.dst_b + inner * p.dst_ib};
+}
 
 // Both register kernels give each thread TB_ILP (host-chosen) chunks spaced by the grid's thread count (so
 // every access stays warp-coalesced) and load all of them before converting and storing any:
@@ -243,14 +275,15 @@ extern "C" __global__ void tb_deinterleave(const TransposeParams p) {
       const i64 i = first + u * threads;
       const i64 b = i / chunks, s0 = (i - b * chunks) * V;
       whole[u] = i < total && s0 + V <= p.s_extent;
-      if (whole[u]) load_bytes(in[u], p.src + b * p.src_b + s0 * p.src_s);
+      if (whole[u]) load_bytes(in[u], p.src + batch_offsets(p, b).src + s0 * p.src_s);
     }
 #pragma unroll
     for (int u = 0; u < TB_ILP; ++u) {
       const i64 i = first + u * threads;
       if (i >= total) break;
       const i64 b = i / chunks, s0 = (i - b * chunks) * V;
-      unsigned char* dst = p.dst + b * p.dst_b + s0 * (i64)sizeof(TB_TOUT);
+      const Offsets at = batch_offsets(p, b);
+      unsigned char* dst = p.dst + at.dst + s0 * (i64)sizeof(TB_TOUT);
       if (whole[u]) {
 #pragma unroll
         for (int r = 0; r < R; ++r) {
@@ -265,8 +298,8 @@ extern "C" __global__ void tb_deinterleave(const TransposeParams p) {
       } else {
         for (i64 s = s0; s < p.s_extent; ++s) {
           for (int r = 0; r < R; ++r) {
-            TB_TIN x = load<TB_TIN>(p.src + b * p.src_b + s * p.src_s + r * (i64)sizeof(TB_TIN));
-            store<TB_TOUT>(p.dst + b * p.dst_b + r * p.dst_r + s * (i64)sizeof(TB_TOUT),
+            TB_TIN x = load<TB_TIN>(p.src + at.src + s * p.src_s + r * (i64)sizeof(TB_TIN));
+            store<TB_TOUT>(p.dst + at.dst + r * p.dst_r + s * (i64)sizeof(TB_TOUT),
                            convert(x, p.channel_is_r == 1 ? r : (int)s, p.affine));
           }
         }
@@ -295,7 +328,7 @@ extern "C" __global__ void tb_interleave(const TransposeParams p) {
       const i64 b = i / chunks, r0 = (i - b * chunks) * V;
       whole[u] = i < total && r0 + V <= p.r_extent;
       if (whole[u]) {
-        const unsigned char* src = p.src + b * p.src_b + r0 * (i64)sizeof(TB_TIN);
+        const unsigned char* src = p.src + batch_offsets(p, b).src + r0 * (i64)sizeof(TB_TIN);
 #pragma unroll
         for (int s = 0; s < S; ++s) load_bytes(in[u][s], src + s * p.src_s);
       }
@@ -305,6 +338,7 @@ extern "C" __global__ void tb_interleave(const TransposeParams p) {
       const i64 i = first + u * threads;
       if (i >= total) break;
       const i64 b = i / chunks, r0 = (i - b * chunks) * V;
+      const Offsets at = batch_offsets(p, b);
       if (whole[u]) {
         Bytes<V * S * sizeof(TB_TOUT)> out;
 #pragma unroll
@@ -315,12 +349,12 @@ extern "C" __global__ void tb_interleave(const TransposeParams p) {
             put<TB_TOUT>(out.b + (v * S + s) * sizeof(TB_TOUT), convert(x, p.channel_is_r == 1 ? (int)(r0 + v) : s, p.affine));
           }
         }
-        store_bytes(p.dst + b * p.dst_b + r0 * p.dst_r, out);
+        store_bytes(p.dst + at.dst + r0 * p.dst_r, out);
       } else {
         for (i64 r = r0; r < p.r_extent; ++r) {
           for (int s = 0; s < S; ++s) {
-            TB_TIN x = load<TB_TIN>(p.src + b * p.src_b + s * p.src_s + r * (i64)sizeof(TB_TIN));
-            store<TB_TOUT>(p.dst + b * p.dst_b + r * p.dst_r + s * (i64)sizeof(TB_TOUT),
+            TB_TIN x = load<TB_TIN>(p.src + at.src + s * p.src_s + r * (i64)sizeof(TB_TIN));
+            store<TB_TOUT>(p.dst + at.dst + r * p.dst_r + s * (i64)sizeof(TB_TOUT),
                            convert(x, p.channel_is_r == 1 ? (int)r : s, p.affine));
           }
         }
@@ -398,8 +432,9 @@ extern "C" __global__ void __launch_bounds__(TILE_THREADS, TB_TILE_MIN_BLOCKS) t
     const i64 rest = t - b * tiles_r * tiles_s;
     const i64 r0 = (rest % tiles_r) * TR;
     const i64 s0 = (rest / tiles_r) * TS;
-    const unsigned char* src = p.src + b * p.src_b + s0 * p.src_s + r0 * E;
-    unsigned char* dst = p.dst + b * p.dst_b + r0 * p.dst_r + s0 * E;
+    const Offsets at = batch_offsets(p, b);
+    const unsigned char* src = p.src + at.src + s0 * p.src_s + r0 * E;
+    unsigned char* dst = p.dst + at.dst + r0 * p.dst_r + s0 * E;
     const bool whole = r0 + TR <= p.r_extent && s0 + TS <= p.s_extent;
     if (whole) {
       uint4 staged[LOADS];
@@ -472,6 +507,124 @@ extern "C" __global__ void __launch_bounds__(TILE_THREADS, TB_TILE_MIN_BLOCKS) t
       }
     }
     __syncthreads();
+  }
+}
+#endif
+
+#ifdef TB_ELEMENTWISE
+// Same-order element-wise kernel: one dense run of `count` elements on both sides (a same-layout
+// tb_convert), converted element for element with convert() as every other kernel does. The
+// run is cut into `head` leading elements, chunks of TB_VEC elements and a tail shorter than a
+// chunk; the host chooses `head` so that every chunk starts TB_ALIGN_IN-aligned in the source
+// and TB_ALIGN_OUT-aligned in the destination, so each chunk moves with the widest accesses that
+// alignment allows (16-byte vectors when both are 16) and never reaches past the run. Head and
+// tail go element by element. Each thread loads TB_ILP chunks spaced by the grid's thread count
+// before converting and storing any (grid-stride). The channel of element i is
+// (i / inner) % channels, computed once per chunk and then counted along, never divided per
+// element.
+struct ElementwiseParams {
+  const unsigned char* src;
+  unsigned char* dst;
+  i64 count;     // elements
+  i64 head;      // elements before the first chunk, converted one by one (<= count)
+  i64 inner;     // elements per step of the channel index (the extents inside the channel)
+  i64 channels;  // extent of the channel dimension; 1 when one coefficient pair serves all
+  Affine affine;
+};
+
+#ifndef TB_ALIGN_IN
+#define TB_ALIGN_IN 16
+#endif
+#ifndef TB_ALIGN_OUT
+#define TB_ALIGN_OUT 16
+#endif
+#ifndef TB_TABLE
+#define TB_TABLE 0
+#endif
+
+#if TB_TABLE
+// 1-byte inputs have 256 values: each block converts every (channel, value) pair once, with
+// convert() itself, into shared memory, and then looks elements up (same bytes, less arithmetic).
+static_assert(sizeof(TB_TIN) == 1 && sizeof(TB_TOUT) == 1, "the table holds 1-byte results");
+__device__ __forceinline__ TB_TOUT convert_one(const unsigned char* x, int channel, const Affine&, const TB_TOUT* table) {
+  return table[(channel << 8) | x[0]];
+}
+#else
+__device__ __forceinline__ TB_TOUT convert_one(const unsigned char* x, int channel, const Affine& a, const TB_TOUT*) {
+  return convert(get<TB_TIN>(x), channel, a);
+}
+#endif
+
+// The channel of element i (0 without per-channel coefficients).
+__device__ __forceinline__ int channel_of(const ElementwiseParams& p, i64 i) {
+  return p.channels == 1 ? 0 : (int)((i / p.inner) % p.channels);
+}
+
+template <bool PER_CHANNEL>
+__device__ __forceinline__ void elementwise_chunks(const ElementwiseParams& p, const TB_TOUT* table) {
+  constexpr int V = TB_VEC;
+  constexpr int IN = V * sizeof(TB_TIN), OUT = V * sizeof(TB_TOUT);
+  const i64 chunks = (p.count - p.head) / V;
+  const i64 threads = (i64)gridDim.x * blockDim.x;
+  const unsigned char* src = p.src + p.head * (i64)sizeof(TB_TIN);
+  unsigned char* dst = p.dst + p.head * (i64)sizeof(TB_TOUT);
+  for (i64 first = blockIdx.x * (i64)blockDim.x + threadIdx.x; first < chunks; first += threads * TB_ILP) {
+    Bytes<IN> in[TB_ILP];
+#pragma unroll
+    for (int u = 0; u < TB_ILP; ++u) {
+      const i64 k = first + u * threads;
+      if (k < chunks) load_bytes<IN, TB_ALIGN_IN>(in[u], src + k * IN);
+    }
+#pragma unroll
+    for (int u = 0; u < TB_ILP; ++u) {
+      const i64 k = first + u * threads;
+      if (k >= chunks) break;
+      int c = 0;
+      i64 position = 0;
+      if (PER_CHANNEL) {
+        const i64 i = p.head + k * V, step = i / p.inner;
+        position = i - step * p.inner;
+        c = (int)(step % p.channels);
+      }
+      Bytes<OUT> out;
+#pragma unroll
+      for (int v = 0; v < V; ++v) {
+        put<TB_TOUT>(out.b + v * sizeof(TB_TOUT), convert_one(in[u].b + v * sizeof(TB_TIN), c, p.affine, table));
+        if (PER_CHANNEL && ++position == p.inner) {
+          position = 0;
+          c = c + 1 == (int)p.channels ? 0 : c + 1;
+        }
+      }
+      store_bytes<OUT, TB_ALIGN_OUT>(dst + k * OUT, out);
+    }
+  }
+}
+
+extern "C" __global__ void tb_elementwise(const ElementwiseParams p) {
+#if TB_TABLE
+  __shared__ TB_TOUT table[TB_MAX_CHANNELS * 256];
+  for (int k = threadIdx.x; k < (int)p.channels * 256; k += blockDim.x) {
+    const unsigned char x = (unsigned char)(k & 255);
+    table[k] = convert(get<TB_TIN>(&x), k >> 8, p.affine);
+  }
+  __syncthreads();
+#else
+  const TB_TOUT* table = nullptr;
+#endif
+  // Head and tail, one element per thread.
+  const i64 body_end = p.head + (p.count - p.head) / TB_VEC * TB_VEC;
+  const i64 loose = p.head + (p.count - body_end);
+  const i64 threads = (i64)gridDim.x * blockDim.x;
+  for (i64 k = blockIdx.x * (i64)blockDim.x + threadIdx.x; k < loose; k += threads) {
+    const i64 i = k < p.head ? k : body_end + (k - p.head);
+    const TB_TIN x = load<TB_TIN>(p.src + i * (i64)sizeof(TB_TIN));
+    store<TB_TOUT>(p.dst + i * (i64)sizeof(TB_TOUT),
+                   convert_one((const unsigned char*)&x, channel_of(p, i), p.affine, table));
+  }
+  if (p.channels == 1) {
+    elementwise_chunks<false>(p, table);
+  } else {
+    elementwise_chunks<true>(p, table);
   }
 }
 #endif
