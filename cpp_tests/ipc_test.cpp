@@ -108,6 +108,16 @@ std::vector<unsigned char> pattern() {
   return bytes;
 }
 
+/// `memory` (kBytes of cudaMalloc memory on device `ordinal`) wrapped as a kShape uint8 HWC
+/// tensor without a cleanup; NULL (with a test failure) when the wrap fails.
+TbTensor* wrap_hwc(void* memory, int ordinal) {
+  TbTensor* tensor = nullptr;
+  EXPECT_EQ(TB_SUCCESS, tb_tensor_wrap(memory, TbDevice{TB_DEVICE_CUDA, ordinal}, TB_DTYPE_UINT8, 3, kShape,
+                                       nullptr, "HWC", false, nullptr, nullptr, &tensor))
+      << tb_last_error_message();
+  return tensor;
+}
+
 unsigned long long sum_of(const std::vector<unsigned char>& bytes) {
   return std::accumulate(bytes.begin(), bytes.end(), 0ull);
 }
@@ -118,9 +128,8 @@ TEST(CudaIpc, CppProducerToCppConsumerSharesOneMemory) {
   void* memory = nullptr;
   CUDA_OK(cudaMalloc(&memory, kBytes));
   CUDA_OK(cudaMemcpy(memory, bytes.data(), kBytes, cudaMemcpyHostToDevice));
-  TbTensor* tensor = nullptr;
-  TB_ASSERT_OK(tb_tensor_wrap(memory, TbDevice{TB_DEVICE_CUDA, 0}, TB_DTYPE_UINT8, 3, kShape, nullptr, "HWC",
-                              false, nullptr, nullptr, &tensor));
+  TbTensor* tensor = wrap_hwc(memory, 0);
+  ASSERT_NE(tensor, nullptr);
   const int64_t held_before = held_exports();
   TbIpcTensor descriptor{};
   TB_ASSERT_OK(tb_tensor_export_ipc(tensor, nullptr, &descriptor));
@@ -161,9 +170,8 @@ TEST(MultiGpu, AnIpcTensorOnDeviceOneIsMappedOnDeviceOneWhileTheImportersCurrent
   CUDA_OK(cudaMalloc(&memory, kBytes));
   CUDA_OK(cudaMemcpy(memory, bytes.data(), kBytes, cudaMemcpyHostToDevice));
   CUDA_OK(cudaSetDevice(0));
-  TbTensor* tensor = nullptr;
-  TB_ASSERT_OK(tb_tensor_wrap(memory, TbDevice{TB_DEVICE_CUDA, 1}, TB_DTYPE_UINT8, 3, kShape, nullptr, "HWC",
-                              false, nullptr, nullptr, &tensor));
+  TbTensor* tensor = wrap_hwc(memory, 1);
+  ASSERT_NE(tensor, nullptr);
   TbIpcTensor descriptor{};
   TB_ASSERT_OK(tb_tensor_export_ipc(tensor, nullptr, &descriptor));
   Child child = Child::start({"consume"});
@@ -262,9 +270,8 @@ TEST(CudaIpc, ARevokedDescriptorIsRefused) {
   SKIP_WITHOUT_GPU();
   void* memory = nullptr;
   CUDA_OK(cudaMalloc(&memory, kBytes));
-  TbTensor* tensor = nullptr;
-  TB_ASSERT_OK(tb_tensor_wrap(memory, TbDevice{TB_DEVICE_CUDA, 0}, TB_DTYPE_UINT8, 3, kShape, nullptr, "HWC",
-                              false, nullptr, nullptr, &tensor));
+  TbTensor* tensor = wrap_hwc(memory, 0);
+  ASSERT_NE(tensor, nullptr);
   const int64_t held_before = held_exports();
   TbIpcTensor descriptor{};
   TB_ASSERT_OK(tb_tensor_export_ipc(tensor, nullptr, &descriptor));
