@@ -148,6 +148,13 @@ impl DlTensorFields {
         let Some(last) = self.shape.len().checked_sub(1) else {
             return Err(refuse("a scalar (rank 0) is half a byte".into()));
         };
+        if let Some(dim) = self.shape.iter().position(|&extent| extent < 0) {
+            // Refused as for any dtype, naming the producer's extent, not a halved one.
+            return Err(Error::invalid_argument(format!(
+                "shape[{dim}] = {} is negative; extents must be >= 0",
+                self.shape[dim]
+            )));
+        }
         let extent = self.shape[last];
         if extent % 2 != 0 {
             return Err(refuse(format!(
@@ -357,6 +364,9 @@ mod tests {
         assert_eq!((padded.dtype, &padded.shape[..]), (DataType::F4_E2M1FN.to_raw(), &[3, 3][..]));
         let pairs = DlTensorFields { dtype: DataType::F4_E2M1FN_X2.to_raw(), ..float4(&[3], None) };
         assert_eq!(pairs.clone().sub_byte_resolved(false).unwrap().shape[..], [3]);
+        let negative = float4(&[2, -4], None).sub_byte_resolved(false).unwrap_err();
+        assert_eq!(negative.kind, crate::error::ErrorKind::InvalidArgument);
+        assert!(negative.message.contains("shape[1] = -4 is negative"), "{}", negative.message);
         let err = pairs.sub_byte_resolved(true).unwrap_err();
         assert!(err.message.contains("a pair of float4 fills its byte"), "{}", err.message);
         let float6 = TbDataType { code: 16, bits: 6, lanes: 1 };
