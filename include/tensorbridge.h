@@ -920,15 +920,16 @@ enum TbStatus tb_tensor_to_dlpack_versioned_with_flags(const struct TbTensor *te
 enum TbStatus tb_dtype_from_typestr(const char *typestr, struct TbDataType *out);
 
 // Stores in `*out` the little-endian NumPy typestr of `dtype` (`"<f4"`) as a static string
-// (do not free). Unsupported dtypes (vector lanes, unknown codes) and the float8 types, which have
-// no typestr, fail with `TB_ERROR_NOT_SUPPORTED`.
+// (do not free). Unsupported dtypes (vector lanes, unknown codes) and the float8, float6 and
+// float4 types (`float4_e2m1fn_x2` too), which have no typestr, fail with
+// `TB_ERROR_NOT_SUPPORTED`.
 //
 // \param[in] dtype  the element type.
 // \param[out] out   receives a static NUL-terminated string; not NULL; unchanged on failure.
 // \retval TB_SUCCESS                 `*out` written.
 // \retval TB_ERROR_INVALID_ARGUMENT  `out` is NULL.
 // \retval TB_ERROR_NOT_SUPPORTED     `dtype` is not a supported type (other lanes, unknown code or
-//                                    bits), or a float8 type (no typestr).
+//                                    bits), or a float8/6/4 type (no typestr).
 // \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_dtype_to_typestr(struct TbDataType dtype, const char **out);
 
