@@ -254,6 +254,112 @@ TEST(DLPack, ExportRefusesStridesThatSplitElements) {
   TB_ASSERT_OK(tb_tensor_release(t));
 }
 
+// PyTorch exports torch.float4_e2m1fn_x2 as (code 17, bits 4, lanes 2) with shape and strides in
+// pairs and no flags (aten/src/ATen/DLConvertor.cpp, getDLDataType / toScalarType): both struct
+// forms import zero-copy and export back in the same form.
+TEST(DLPack, Float4PairsCrossBothWaysInPyTorchsForm) {
+  std::vector<uint8_t> bytes(4 * 8);
+  std::iota(bytes.begin(), bytes.end(), uint8_t{0});
+  int64_t shape[] = {4, 6};
+  int64_t strides[] = {8, 1};  // pairs (bytes): rows padded to 8
+  int deletes = 0;
+  TbDLManagedTensorVersioned versioned{};
+  versioned.version = TbDLPackVersion{1, 1};
+  versioned.manager_ctx = &deletes;
+  versioned.deleter = [](TbDLManagedTensorVersioned* self) { ++*static_cast<int*>(self->manager_ctx); };
+  versioned.dl_tensor = TbDLTensor{bytes.data(), tbtest::cpu(), 2, TB_DTYPE_FLOAT4_E2M1FN_X2, shape, strides, 0};
+  TbTensor* t = nullptr;
+  TB_ASSERT_OK(tb_tensor_from_dlpack_versioned(&versioned, "HW", &t));
+  TbTensorInfo info = info_of(t);
+  EXPECT_EQ(info.data, bytes.data());
+  EXPECT_EQ(info.dtype.code, TB_DTYPE_CODE_FLOAT4_E2M1FN);
+  EXPECT_EQ(info.dtype.bits, 4);
+  EXPECT_EQ(info.dtype.lanes, 2);
+  EXPECT_EQ(info.shape[1], 6);
+  EXPECT_EQ(info.strides[0], 8);
+  EXPECT_EQ(info.strides[1], 1);
+  EXPECT_EQ(info.nbytes, 24);
+  const char* name = nullptr;
+  TB_ASSERT_OK(tb_dtype_name(info.dtype, &name));
+  EXPECT_STREQ(name, "float4_e2m1fn_x2");
+  int64_t item_size = 0;
+  TB_ASSERT_OK(tb_dtype_item_size(TB_DTYPE_FLOAT4_E2M1FN_X2, &item_size));
+  EXPECT_EQ(item_size, 1);
+
+  // Views work as for any one-byte type; exports keep lanes 2 and set no padded flag.
+  TbTensor* columns = nullptr;
+  TB_ASSERT_OK(tb_tensor_slice(t, 1, 2, 6, 1, &columns));
+  TbTensor* transposed = nullptr;
+  TB_ASSERT_OK(tb_tensor_permute(columns, "WH", &transposed));
+  TbDLManagedTensorVersioned* out = nullptr;
+  TB_ASSERT_OK(tb_tensor_to_dlpack_versioned(transposed, &out));
+  EXPECT_EQ(out->flags & TB_DLPACK_FLAG_IS_SUBBYTE_TYPE_PADDED, 0u);
+  EXPECT_EQ(out->dl_tensor.dtype.lanes, 2);
+  EXPECT_EQ(out->dl_tensor.data, bytes.data() + 2);
+  EXPECT_EQ(std::vector<int64_t>(out->dl_tensor.shape, out->dl_tensor.shape + 2), (std::vector<int64_t>{4, 4}));
+  EXPECT_EQ(std::vector<int64_t>(out->dl_tensor.strides, out->dl_tensor.strides + 2), (std::vector<int64_t>{1, 8}));
+  TbTensor* back = nullptr;
+  TB_ASSERT_OK(tb_tensor_from_dlpack_versioned(out, nullptr, &back));
+  EXPECT_EQ(info_of(back).dtype.lanes, 2);
+  TbDLManagedTensor* legacy = nullptr;
+  TB_ASSERT_OK(tb_tensor_to_dlpack(back, &legacy));
+  EXPECT_EQ(legacy->dl_tensor.dtype.lanes, 2);
+  TbTensor* again = nullptr;
+  TB_ASSERT_OK(tb_tensor_from_dlpack(legacy, nullptr, &again));
+  EXPECT_EQ(info_of(again).data, bytes.data() + 2);
+  EXPECT_EQ(info_of(again).dtype.lanes, 2);
+
+  // No array-interface typestr, and no arithmetic: both refused with a reason.
+  TbArrayInterface described{};
+  TB_EXPECT_STATUS(TB_ERROR_NOT_SUPPORTED, tb_tensor_to_array_interface(t, &described));
+  EXPECT_NE(tbtest::last_error().find("float4_e2m1fn_x2 has no NumPy typestr"), std::string::npos)
+      << tbtest::last_error();
+  TbTensor* converted = nullptr;
+  const float scale = 1.0f, offset = 0.0f;
+  TB_EXPECT_STATUS(TB_ERROR_NOT_SUPPORTED,
+                   tb_convert_new(t, nullptr, TB_DTYPE_FLOAT32, &scale, &offset, 1, nullptr, &converted));
+  EXPECT_NE(tbtest::last_error().find("not float4_e2m1fn_x2"), std::string::npos) << tbtest::last_error();
+  for (TbTensor* each : {t, columns, transposed, back, again}) TB_ASSERT_OK(tb_tensor_release(each));
+  EXPECT_EQ(deletes, 1);
+}
+
+// DLPack's default form of float4 (bits 4, lanes 1, no padded flag) packs two elements per byte,
+// the first in the low bits: the same bytes as float4_e2m1fn_x2 with the last extent halved.
+TEST(DLPack, PackedFloat4ImportsAsPairsAndPaddedStaysPadded) {
+  std::vector<uint8_t> bytes(4 + 4 * 8);
+  int64_t shape[] = {4, 12};
+  int64_t strides[] = {16, 1};  // elements: 8-byte rows
+  TbDLManagedTensorVersioned versioned{};
+  versioned.version = TbDLPackVersion{1, 1};
+  versioned.dl_tensor =
+      TbDLTensor{bytes.data(), tbtest::cpu(), 2, TbDataType{TB_DTYPE_CODE_FLOAT4_E2M1FN, 4, 1}, shape, strides, 4};
+  TbTensor* pairs = nullptr;
+  TB_ASSERT_OK(tb_tensor_from_dlpack_versioned(&versioned, nullptr, &pairs));
+  TbTensorInfo info = info_of(pairs);
+  EXPECT_EQ(info.data, bytes.data() + 4);
+  EXPECT_EQ(info.dtype.lanes, 2);
+  EXPECT_EQ(info.shape[0], 4);
+  EXPECT_EQ(info.shape[1], 6);
+  EXPECT_EQ(info.strides[0], 8);
+  EXPECT_EQ(info.strides[1], 1);
+  TB_ASSERT_OK(tb_tensor_release(pairs));
+
+  int64_t padded_strides[] = {32, 1};  // one element per byte: 12 of 32-byte rows
+  std::vector<uint8_t> padded_bytes(4 * 32);
+  TbDLManagedTensorVersioned padded{};
+  padded.version = TbDLPackVersion{1, 1};
+  padded.flags = TB_DLPACK_FLAG_IS_SUBBYTE_TYPE_PADDED;
+  padded.dl_tensor = TbDLTensor{padded_bytes.data(), tbtest::cpu(), 2, TbDataType{TB_DTYPE_CODE_FLOAT4_E2M1FN, 4, 1},
+                                shape, padded_strides, 0};
+  TbTensor* held = nullptr;
+  TB_ASSERT_OK(tb_tensor_from_dlpack_versioned(&padded, nullptr, &held));
+  info = info_of(held);
+  EXPECT_EQ(info.dtype.lanes, 1);
+  EXPECT_EQ(info.shape[1], 12);
+  EXPECT_EQ(info.strides[0], 32);
+  TB_ASSERT_OK(tb_tensor_release(held));
+}
+
 TEST(CudaArrayInterface, ImportNeedsTheDriverUnlessEmpty) {
   int32_t devices = 0;
   if (tb_cuda_device_count(&devices) == TB_SUCCESS) {
@@ -373,7 +479,10 @@ const BadDescriptor kMalformed[] = {
   {"legacy_overlapping", Kind::Legacy, [](A&, P& p) { p.strides[0] = 1; }, TB_ERROR_INVALID_ARGUMENT, "overlap"},
   {"versioned_major_2", Kind::Versioned, [](A&, P& p) { p.versioned.version = TbDLPackVersion{2, 0}; p.versioned.dl_tensor.ndim = -99; }, TB_ERROR_NOT_SUPPORTED, "DLPack version 2.0 is newer"},
   {"versioned_major_0", Kind::Versioned, [](A&, P& p) { p.versioned.version = TbDLPackVersion{0, 8}; }, TB_ERROR_INVALID_ARGUMENT, "version 0.x"},
-  {"versioned_subbyte_packed", Kind::Versioned, [](A&, P& p) { p.versioned.dl_tensor.dtype = TbDataType{TB_DTYPE_CODE_FLOAT4_E2M1FN, 4, 1}; }, TB_ERROR_NOT_SUPPORTED, "float4_e2m1fn arrives packed"},
+  {"versioned_float4_packed_odd_rows", Kind::Versioned, [](A&, P& p) { p.versioned.dl_tensor.dtype = TbDataType{TB_DTYPE_CODE_FLOAT4_E2M1FN, 4, 1}; p.shape[1] = 3; }, TB_ERROR_NOT_SUPPORTED, "shape[1] = 3 is odd"},
+  {"legacy_float4_packed_column_major", Kind::Legacy, [](A&, P& p) { p.legacy.dl_tensor.dtype = TbDataType{TB_DTYPE_CODE_FLOAT4_E2M1FN, 4, 1}; p.strides = {1, 3}; p.legacy.dl_tensor.strides = p.strides.data(); }, TB_ERROR_NOT_SUPPORTED, "strides[1] = 3 elements: the last dimension must be contiguous"},
+  {"versioned_float4_pairs_padded", Kind::Versioned, [](A&, P& p) { p.versioned.flags = TB_DLPACK_FLAG_IS_SUBBYTE_TYPE_PADDED; p.versioned.dl_tensor.dtype = TB_DTYPE_FLOAT4_E2M1FN_X2; }, TB_ERROR_NOT_SUPPORTED, "a pair of float4 fills its byte"},
+  {"legacy_float4_lanes_4", Kind::Legacy, [](A&, P& p) { p.legacy.dl_tensor.dtype = TbDataType{TB_DTYPE_CODE_FLOAT4_E2M1FN, 4, 4}; }, TB_ERROR_NOT_SUPPORTED, "float4_e2m1fn takes lanes 1"},
   {"legacy_subbyte_packed", Kind::Legacy, [](A&, P& p) { p.legacy.dl_tensor.dtype = TbDataType{TB_DTYPE_CODE_FLOAT6_E3M2FN, 6, 1}; }, TB_ERROR_NOT_SUPPORTED, "float6_e3m2fn arrives packed"},
   {"versioned_bool_vector", Kind::Versioned, [](A&, P& p) { p.versioned.flags = TB_DLPACK_FLAG_READ_ONLY; p.versioned.dl_tensor.dtype = TbDataType{TB_DTYPE_CODE_BOOL, 8, 2}; }, TB_ERROR_NOT_SUPPORTED, "lanes = 2"},
   {"versioned_null_shape", Kind::Versioned, [](A&, P& p) { p.versioned.dl_tensor.shape = nullptr; }, TB_ERROR_INVALID_ARGUMENT, "shape is NULL"},

@@ -36,6 +36,13 @@
 #define TB_DTYPE_FLOAT64 TB_DTYPE_LITERAL(TB_DTYPE_CODE_FLOAT, 64)
 #define TB_DTYPE_COMPLEX64 TB_DTYPE_LITERAL(TB_DTYPE_CODE_COMPLEX, 64)
 #define TB_DTYPE_COMPLEX128 TB_DTYPE_LITERAL(TB_DTYPE_CODE_COMPLEX, 128)
+/* Two float4 e2m1 values packed in one byte, the first in bits 0-3: DLPack (17, 4, lanes 2), as
+ * PyTorch exchanges torch.float4_e2m1fn_x2. Shapes and strides count pairs (bytes). */
+#ifdef __cplusplus
+#define TB_DTYPE_FLOAT4_E2M1FN_X2 (TbDataType{(uint8_t)TB_DTYPE_CODE_FLOAT4_E2M1FN, 4, 2})
+#else
+#define TB_DTYPE_FLOAT4_E2M1FN_X2 ((TbDataType){(uint8_t)TB_DTYPE_CODE_FLOAT4_E2M1FN, 4, 2})
+#endif
 
 /* Well-known layouts, for tb_tensor_wrap / tb_tensor_permute / tb_layout_parse. */
 #define TB_LAYOUT_HWC "HWC"
@@ -85,8 +92,10 @@
 // `flags` bit: the producer made a copy, which the consumer owns alone.
 #define TB_DLPACK_FLAG_IS_COPIED (1 << 1)
 
-// `flags` bit: sub-byte elements (float6, float4) are padded, one to a byte — the only form
-// tensorbridge holds: set on its versioned exports of such tensors, required on imports.
+// `flags` bit: sub-byte elements (float6, float4) are padded, one to a byte. Set on
+// tensorbridge's versioned exports of padded float6/float4 tensors; on imports it selects the
+// padded form (without it DLPack's sub-byte elements are packed). `float4_e2m1fn_x2` (lanes 2)
+// is packed by definition: exported without this flag, and refused with it.
 #define TB_DLPACK_FLAG_IS_SUBBYTE_TYPE_PADDED (1 << 2)
 
 // The DLPack version of the exchange API table that tensorbridge offers (the layout of
@@ -172,7 +181,9 @@ enum TbDataTypeCode
   TB_DTYPE_CODE_FLOAT6_E2M3FN = 15,
   // float6 e3m2, finite (`kDLFloat6_e3m2fn`, 6 bits), held padded: one element per byte.
   TB_DTYPE_CODE_FLOAT6_E3M2FN = 16,
-  // float4 e2m1, finite (`kDLFloat4_e2m1fn`, 4 bits), held padded: one element per byte.
+  // float4 e2m1, finite (`kDLFloat4_e2m1fn`, 4 bits): with `lanes` 1 held padded, one element
+  // per byte (`float4_e2m1fn`); with `lanes` 2 two values packed in one byte, the first in bits
+  // 0–3 (`float4_e2m1fn_x2`, PyTorch's `torch.float4_e2m1fn_x2`).
   TB_DTYPE_CODE_FLOAT4_E2M1FN = 17,
 };
 #ifndef __cplusplus
@@ -324,14 +335,17 @@ typedef struct TbAllocator {
 // int8/16/32/64, uint8/16/32/64, float16/32/64, bfloat16, complex64/128, DLPack 1.1's eight
 // float8 formats (codes 7–14, 8 bits), and its sub-byte float6_e2m3fn, float6_e3m2fn (6 bits)
 // and float4_e2m1fn (4 bits, codes 15–17), which tensorbridge holds *padded*: one element per
-// byte, as DLPack's `DLPACK_FLAG_BITMASK_IS_SUBBYTE_TYPE_PADDED` describes (packed ones are
-// refused).
+// byte, as DLPack's `DLPACK_FLAG_BITMASK_IS_SUBBYTE_TYPE_PADDED` describes. One vector type is
+// supported too: `float4_e2m1fn_x2` (code 17, bits 4, **lanes 2**), two float4 values packed in
+// one byte — lane 0 in bits 0–3, lane 1 in bits 4–7, DLPack's little bit-endian order — as
+// PyTorch exchanges `torch.float4_e2m1fn_x2` through DLPack. Its item size is 1 byte: shapes,
+// strides and views count pairs (bytes), exactly as PyTorch's shapes do.
 typedef struct TbDataType {
   // Type code: a `TbDataTypeCode` value.
   uint8_t code;
   // Bits per lane (8, 16, 32, 64 or 128).
   uint8_t bits;
-  // Number of lanes; must be 1 for tensorbridge tensors.
+  // Number of lanes: 1, or 2 for `float4_e2m1fn_x2` (code 17, bits 4).
   uint16_t lanes;
 } TbDataType;
 
@@ -761,7 +775,12 @@ enum TbStatus tb_tensor_to_array_interface(const struct TbTensor *tensor,
 // its `deleter` (if not NULL) runs exactly once, when the last reference to the memory goes. On
 // failure ownership stays with the caller (the deleter is not called) and `*out` is NULL.
 // NULL strides mean compact; `byte_offset` is honoured; CPU, CUDA, CUDA host and CUDA managed
-// devices are accepted; lanes ≠ 1 and unknown dtype codes are refused. `layout` may be NULL.
+// devices are accepted; lanes ≠ 1 (but for `float4_e2m1fn_x2`) and unknown dtype codes are
+// refused. `layout` may be NULL. Sub-byte elements are packed here (this struct has no flags):
+// `float4_e2m1fn_x2` (code 17, bits 4, lanes 2; PyTorch's `torch.float4_e2m1fn_x2`) is taken
+// as is; packed float4 of lanes 1 becomes a `float4_e2m1fn_x2` view of the same bytes with the
+// last extent halved (refused where a pair would straddle bytes: an odd last extent, a last
+// stride other than 1, an odd other stride, rank 0); packed float6 is refused.
 //
 // \param[in] managed  the producer's managed tensor; not NULL. Owned by the new tensor on success
 //                     (its deleter runs once, later); still the caller's on failure.
@@ -778,8 +797,9 @@ enum TbStatus tb_tensor_to_array_interface(const struct TbTensor *tensor,
 //                                    0; a malformed `layout` or one whose label count is not
 //                                    `ndim`.
 // \retval TB_ERROR_NOT_SUPPORTED     a device type other than CPU, CUDA, CUDA host and CUDA
-//                                    managed; an unsupported dtype (lanes ≠ 1, unknown code or
-//                                    bits).
+//                                    managed; an unsupported dtype (lanes ≠ 1 but for
+//                                    float4_e2m1fn_x2, unknown code or bits); packed float6;
+//                                    packed float4 that cannot be viewed as pairs.
 // \retval TB_ERROR_OVERFLOW          `byte_offset`, a stride in bytes, the element count or the
 //                                    byte span does not fit int64 or the address space.
 // \retval TB_ERROR_OUT_OF_MEMORY     the handle table is full (4 Mi live handles).
@@ -791,8 +811,12 @@ enum TbStatus tb_tensor_from_dlpack(struct TbDLManagedTensor *managed,
 // Imports a `DLManagedTensorVersioned` without copying, with the ownership rules of
 // `tb_tensor_from_dlpack`. A major version above `TB_DLPACK_MAJOR_VERSION` is refused
 // (`TB_ERROR_NOT_SUPPORTED`) after reading only `version`. The `TB_DLPACK_FLAG_READ_ONLY` flag
-// makes a read-only tensor. Sub-byte dtypes (float6, float4) need
-// `TB_DLPACK_FLAG_IS_SUBBYTE_TYPE_PADDED` (one element per byte); packed ones are refused.
+// makes a read-only tensor. With `TB_DLPACK_FLAG_IS_SUBBYTE_TYPE_PADDED`, float6/float4 of
+// lanes 1 are taken padded, one element per byte. Without it they are packed, as for
+// `tb_tensor_from_dlpack`: packed float4 becomes a `float4_e2m1fn_x2` view (last extent halved)
+// or is refused, packed float6 is refused. `float4_e2m1fn_x2` (lanes 2, PyTorch's form) is
+// taken without the flag and refused with it (a pair fills its byte; the flag would describe a
+// layout DLPack does not define).
 //
 // \param[in] managed  the producer's managed tensor; not NULL. Owned by the new tensor on success
 //                     (its deleter runs once, later); still the caller's on failure.
@@ -807,10 +831,12 @@ enum TbStatus tb_tensor_from_dlpack(struct TbDLManagedTensor *managed,
 //                                    `TB_DLPACK_FLAG_READ_ONLY`); an unknown device type, a
 //                                    negative ordinal or a CPU ordinal other than 0; a malformed
 //                                    `layout` or one whose label count is not `ndim`.
-// \retval TB_ERROR_NOT_SUPPORTED     a major version above `TB_DLPACK_MAJOR_VERSION`; a packed
-//                                    sub-byte dtype (no padded flag); a device type other
-//                                    than CPU, CUDA, CUDA host and CUDA managed; an unsupported
-//                                    dtype (lanes ≠ 1, unknown code or bits).
+// \retval TB_ERROR_NOT_SUPPORTED     a major version above `TB_DLPACK_MAJOR_VERSION`; packed
+//                                    float6, or packed float4 that cannot be viewed as pairs (no
+//                                    padded flag); float4_e2m1fn_x2 with the padded flag; a
+//                                    device type other than CPU, CUDA, CUDA host and CUDA
+//                                    managed; an unsupported dtype (lanes ≠ 1 but for
+//                                    float4_e2m1fn_x2, unknown code or bits).
 // \retval TB_ERROR_OVERFLOW          `byte_offset`, a stride in bytes, the element count or the
 //                                    byte span does not fit int64 or the address space.
 // \retval TB_ERROR_OUT_OF_MEMORY     the handle table is full (4 Mi live handles).
@@ -825,7 +851,9 @@ enum TbStatus tb_tensor_from_dlpack_versioned(struct TbDLManagedTensorVersioned 
 // a byte stride that is not a multiple of the item size fails with `TB_ERROR_NOT_SUPPORTED`.
 // The legacy struct has no read-only flag, so a consumer would take a read-only tensor as
 // writable: a read-only tensor is refused (`TB_ERROR_READ_ONLY`, as NumPy does); export it with
-// `tb_tensor_to_dlpack_versioned`, which sets `TB_DLPACK_FLAG_READ_ONLY`. Stream order: call
+// `tb_tensor_to_dlpack_versioned`, which sets `TB_DLPACK_FLAG_READ_ONLY`. `float4_e2m1fn_x2`
+// exports as PyTorch does (code 17, bits 4, lanes 2); padded float6/float4 (lanes 1) cannot be
+// marked padded here and are refused. Stream order: call
 // `tb_tensor_sync(tensor, consumer_stream)` first when the consumer works on a stream of its own.
 //
 // \param[in] tensor  a live tensor handle; the export holds its own reference.
@@ -842,7 +870,9 @@ enum TbStatus tb_tensor_to_dlpack(const struct TbTensor *tensor, struct TbDLMana
 
 // Exports `tensor` as a `DLManagedTensorVersioned` (version `TB_DLPACK_MAJOR_VERSION`.
 // `TB_DLPACK_MINOR_VERSION`) sharing its memory, with `TB_DLPACK_FLAG_READ_ONLY` set for
-// read-only tensors. Ownership, strides and streams as for `tb_tensor_to_dlpack`.
+// read-only tensors and `TB_DLPACK_FLAG_IS_SUBBYTE_TYPE_PADDED` for float6/float4 (lanes 1, one
+// per byte); `float4_e2m1fn_x2` (lanes 2) goes without it, as PyTorch exports it. Ownership,
+// strides and streams as for `tb_tensor_to_dlpack`.
 // `TB_DLPACK_FLAG_IS_COPIED` is not set: this export never copies (see
 // `tb_tensor_to_dlpack_versioned_with_flags`).
 //
@@ -890,15 +920,16 @@ enum TbStatus tb_tensor_to_dlpack_versioned_with_flags(const struct TbTensor *te
 enum TbStatus tb_dtype_from_typestr(const char *typestr, struct TbDataType *out);
 
 // Stores in `*out` the little-endian NumPy typestr of `dtype` (`"<f4"`) as a static string
-// (do not free). Unsupported dtypes (lanes ≠ 1, unknown codes) and the float8 types, which have
-// no typestr, fail with `TB_ERROR_NOT_SUPPORTED`.
+// (do not free). Unsupported dtypes (vector lanes, unknown codes) and the float8, float6 and
+// float4 types (`float4_e2m1fn_x2` too), which have no typestr, fail with
+// `TB_ERROR_NOT_SUPPORTED`.
 //
 // \param[in] dtype  the element type.
 // \param[out] out   receives a static NUL-terminated string; not NULL; unchanged on failure.
 // \retval TB_SUCCESS                 `*out` written.
 // \retval TB_ERROR_INVALID_ARGUMENT  `out` is NULL.
-// \retval TB_ERROR_NOT_SUPPORTED     `dtype` is not a supported type (lanes ≠ 1, unknown code or
-//                                    bits), or a float8 type (no typestr).
+// \retval TB_ERROR_NOT_SUPPORTED     `dtype` is not a supported type (other lanes, unknown code or
+//                                    bits), or a float8/6/4 type (no typestr).
 // \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_dtype_to_typestr(struct TbDataType dtype, const char **out);
 
@@ -920,7 +951,7 @@ enum TbStatus tb_dtype_from_name(const char *name, struct TbDataType *out);
 // \param[out] out   receives a static NUL-terminated string; not NULL; unchanged on failure.
 // \retval TB_SUCCESS                 `*out` written.
 // \retval TB_ERROR_INVALID_ARGUMENT  `out` is NULL.
-// \retval TB_ERROR_NOT_SUPPORTED     `dtype` is not a supported type (lanes ≠ 1, unknown code or
+// \retval TB_ERROR_NOT_SUPPORTED     `dtype` is not a supported type (other lanes, unknown code or
 //                                    bits).
 // \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_dtype_name(struct TbDataType dtype, const char **out);
@@ -932,7 +963,7 @@ enum TbStatus tb_dtype_name(struct TbDataType dtype, const char **out);
 // \param[out] out   receives the size in bytes; not NULL; unchanged on failure.
 // \retval TB_SUCCESS                 `*out` written.
 // \retval TB_ERROR_INVALID_ARGUMENT  `out` is NULL.
-// \retval TB_ERROR_NOT_SUPPORTED     `dtype` is not a supported type (lanes ≠ 1, unknown code or
+// \retval TB_ERROR_NOT_SUPPORTED     `dtype` is not a supported type (other lanes, unknown code or
 //                                    bits).
 // \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 enum TbStatus tb_dtype_item_size(struct TbDataType dtype, int64_t *out);
@@ -1622,7 +1653,7 @@ enum TbStatus tb_tensor_sync(const struct TbTensor *tensor, void *stream);
 //
 // - `data`: address of element (0, …, 0); may be NULL only when an extent is 0.
 // - `device`: where `data` lives (`TB_DEVICE_CPU`, `TB_DEVICE_CUDA` + ordinal, …).
-// - `dtype`: a supported element type (lanes = 1).
+// - `dtype`: a supported element type (lanes 1, or 2 for `float4_e2m1fn_x2`).
 // - `rank`, `shape`: 0 ≤ rank ≤ `TB_MAX_RANK`, `rank` extents ≥ 0 (`shape` may be NULL if rank
 //   is 0).
 // - `strides`: `rank` byte strides, or NULL for C-contiguous. Strides may be negative; they and
@@ -1643,7 +1674,7 @@ enum TbStatus tb_tensor_sync(const struct TbTensor *tensor, void *stream);
 // \param[in] data             address of element (0, …, 0); NULL only when an extent is 0. Not
 //                             copied; the caller keeps it valid until `cleanup` runs.
 // \param[in] device           where `data` lives; trusted as given (the driver is not asked).
-// \param[in] dtype            a supported element type, lanes = 1.
+// \param[in] dtype            a supported element type (lanes 1, or 2 for float4_e2m1fn_x2).
 // \param[in] rank             number of dimensions, 0 to `TB_MAX_RANK`.
 // \param[in] shape            `rank` extents ≥ 0, in elements; may be NULL when `rank` is 0.
 // \param[in] strides          `rank` strides in **bytes**, or NULL for C-contiguous.
@@ -1664,7 +1695,7 @@ enum TbStatus tb_tensor_sync(const struct TbTensor *tensor, void *stream);
 //                                    count is not `rank`; an unknown device type, a negative
 //                                    ordinal or a CPU ordinal other than 0.
 // \retval TB_ERROR_NOT_SUPPORTED     a device type tensorbridge does not handle (OpenCL, ROCm, …),
-//                                    or an unsupported dtype (lanes ≠ 1, unknown code or bits).
+//                                    or an unsupported dtype (other lanes, unknown code or bits).
 // \retval TB_ERROR_OVERFLOW          the element count or byte span does not fit int64, or the
 //                                    elements reach outside the address space.
 // \retval TB_ERROR_OUT_OF_MEMORY     the handle table is full (4 Mi live handles).
@@ -1695,7 +1726,7 @@ enum TbStatus tb_tensor_wrap(void *data,
 // `cudaMallocPitch`. On failure `*out` is NULL and nothing is allocated.
 //
 // \param[in] device         the memory kind and ordinal (`TB_DEVICE_CPU` has ordinal 0).
-// \param[in] dtype          a supported element type, lanes = 1.
+// \param[in] dtype          a supported element type (lanes 1, or 2 for float4_e2m1fn_x2).
 // \param[in] rank           number of dimensions, 0 to `TB_MAX_RANK`.
 // \param[in] shape          `rank` extents ≥ 0, in elements; may be NULL when `rank` is 0.
 // \param[in] layout         NUL-terminated labels, one per dimension, or NULL / `""` for none.

@@ -43,7 +43,9 @@ pub enum TbDataTypeCode {
     TB_DTYPE_CODE_FLOAT6_E2M3FN = 15,
     /// float6 e3m2, finite (`kDLFloat6_e3m2fn`, 6 bits), held padded: one element per byte.
     TB_DTYPE_CODE_FLOAT6_E3M2FN = 16,
-    /// float4 e2m1, finite (`kDLFloat4_e2m1fn`, 4 bits), held padded: one element per byte.
+    /// float4 e2m1, finite (`kDLFloat4_e2m1fn`, 4 bits): with `lanes` 1 held padded, one element
+    /// per byte (`float4_e2m1fn`); with `lanes` 2 two values packed in one byte, the first in bits
+    /// 0–3 (`float4_e2m1fn_x2`, PyTorch's `torch.float4_e2m1fn_x2`).
     TB_DTYPE_CODE_FLOAT4_E2M1FN = 17,
 }
 
@@ -53,8 +55,11 @@ pub enum TbDataTypeCode {
 /// int8/16/32/64, uint8/16/32/64, float16/32/64, bfloat16, complex64/128, DLPack 1.1's eight
 /// float8 formats (codes 7–14, 8 bits), and its sub-byte float6_e2m3fn, float6_e3m2fn (6 bits)
 /// and float4_e2m1fn (4 bits, codes 15–17), which tensorbridge holds *padded*: one element per
-/// byte, as DLPack's `DLPACK_FLAG_BITMASK_IS_SUBBYTE_TYPE_PADDED` describes (packed ones are
-/// refused).
+/// byte, as DLPack's `DLPACK_FLAG_BITMASK_IS_SUBBYTE_TYPE_PADDED` describes. One vector type is
+/// supported too: `float4_e2m1fn_x2` (code 17, bits 4, **lanes 2**), two float4 values packed in
+/// one byte — lane 0 in bits 0–3, lane 1 in bits 4–7, DLPack's little bit-endian order — as
+/// PyTorch exchanges `torch.float4_e2m1fn_x2` through DLPack. Its item size is 1 byte: shapes,
+/// strides and views count pairs (bytes), exactly as PyTorch's shapes do.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct TbDataType {
@@ -62,7 +67,7 @@ pub struct TbDataType {
     pub code: u8,
     /// Bits per lane (8, 16, 32, 64 or 128).
     pub bits: u8,
-    /// Number of lanes; must be 1 for tensorbridge tensors.
+    /// Number of lanes: 1, or 2 for `float4_e2m1fn_x2` (code 17, bits 4).
     pub lanes: u16,
 }
 
@@ -73,46 +78,51 @@ pub struct TbDataType {
 pub(crate) struct DataType {
     code: TbDataTypeCode,
     bits: u8,
+    lanes: u16,
 }
 
-/// A row: code, bits, name, NumPy typestr (None: NumPy and the CUDA Array Interface have none).
-type Entry = (TbDataTypeCode, u8, &'static CStr, Option<&'static CStr>);
+/// A row: code, bits, lanes, name, NumPy typestr (None: NumPy and the CUDA Array Interface have
+/// none).
+type Entry = (TbDataTypeCode, u8, u16, &'static CStr, Option<&'static CStr>);
 
-const SUPPORTED: [Entry; 26] = [
-    (TbDataTypeCode::TB_DTYPE_CODE_BOOL, 8, c"bool", Some(c"|b1")),
-    (TbDataTypeCode::TB_DTYPE_CODE_INT, 8, c"int8", Some(c"|i1")),
-    (TbDataTypeCode::TB_DTYPE_CODE_INT, 16, c"int16", Some(c"<i2")),
-    (TbDataTypeCode::TB_DTYPE_CODE_INT, 32, c"int32", Some(c"<i4")),
-    (TbDataTypeCode::TB_DTYPE_CODE_INT, 64, c"int64", Some(c"<i8")),
-    (TbDataTypeCode::TB_DTYPE_CODE_UINT, 8, c"uint8", Some(c"|u1")),
-    (TbDataTypeCode::TB_DTYPE_CODE_UINT, 16, c"uint16", Some(c"<u2")),
-    (TbDataTypeCode::TB_DTYPE_CODE_UINT, 32, c"uint32", Some(c"<u4")),
-    (TbDataTypeCode::TB_DTYPE_CODE_UINT, 64, c"uint64", Some(c"<u8")),
-    (TbDataTypeCode::TB_DTYPE_CODE_FLOAT, 16, c"float16", Some(c"<f2")),
-    (TbDataTypeCode::TB_DTYPE_CODE_FLOAT, 32, c"float32", Some(c"<f4")),
-    (TbDataTypeCode::TB_DTYPE_CODE_FLOAT, 64, c"float64", Some(c"<f8")),
-    (TbDataTypeCode::TB_DTYPE_CODE_BFLOAT, 16, c"bfloat16", Some(c"<V2")),
-    (TbDataTypeCode::TB_DTYPE_CODE_COMPLEX, 64, c"complex64", Some(c"<c8")),
-    (TbDataTypeCode::TB_DTYPE_CODE_COMPLEX, 128, c"complex128", Some(c"<c16")),
-    (TbDataTypeCode::TB_DTYPE_CODE_FLOAT8_E3M4, 8, c"float8_e3m4", None),
-    (TbDataTypeCode::TB_DTYPE_CODE_FLOAT8_E4M3, 8, c"float8_e4m3", None),
-    (TbDataTypeCode::TB_DTYPE_CODE_FLOAT8_E4M3B11FNUZ, 8, c"float8_e4m3b11fnuz", None),
-    (TbDataTypeCode::TB_DTYPE_CODE_FLOAT8_E4M3FN, 8, c"float8_e4m3fn", None),
-    (TbDataTypeCode::TB_DTYPE_CODE_FLOAT8_E4M3FNUZ, 8, c"float8_e4m3fnuz", None),
-    (TbDataTypeCode::TB_DTYPE_CODE_FLOAT8_E5M2, 8, c"float8_e5m2", None),
-    (TbDataTypeCode::TB_DTYPE_CODE_FLOAT8_E5M2FNUZ, 8, c"float8_e5m2fnuz", None),
-    (TbDataTypeCode::TB_DTYPE_CODE_FLOAT8_E8M0FNU, 8, c"float8_e8m0fnu", None),
-    (TbDataTypeCode::TB_DTYPE_CODE_FLOAT6_E2M3FN, 6, c"float6_e2m3fn", None),
-    (TbDataTypeCode::TB_DTYPE_CODE_FLOAT6_E3M2FN, 6, c"float6_e3m2fn", None),
-    (TbDataTypeCode::TB_DTYPE_CODE_FLOAT4_E2M1FN, 4, c"float4_e2m1fn", None),
+const SUPPORTED: [Entry; 27] = [
+    (TbDataTypeCode::TB_DTYPE_CODE_BOOL, 8, 1, c"bool", Some(c"|b1")),
+    (TbDataTypeCode::TB_DTYPE_CODE_INT, 8, 1, c"int8", Some(c"|i1")),
+    (TbDataTypeCode::TB_DTYPE_CODE_INT, 16, 1, c"int16", Some(c"<i2")),
+    (TbDataTypeCode::TB_DTYPE_CODE_INT, 32, 1, c"int32", Some(c"<i4")),
+    (TbDataTypeCode::TB_DTYPE_CODE_INT, 64, 1, c"int64", Some(c"<i8")),
+    (TbDataTypeCode::TB_DTYPE_CODE_UINT, 8, 1, c"uint8", Some(c"|u1")),
+    (TbDataTypeCode::TB_DTYPE_CODE_UINT, 16, 1, c"uint16", Some(c"<u2")),
+    (TbDataTypeCode::TB_DTYPE_CODE_UINT, 32, 1, c"uint32", Some(c"<u4")),
+    (TbDataTypeCode::TB_DTYPE_CODE_UINT, 64, 1, c"uint64", Some(c"<u8")),
+    (TbDataTypeCode::TB_DTYPE_CODE_FLOAT, 16, 1, c"float16", Some(c"<f2")),
+    (TbDataTypeCode::TB_DTYPE_CODE_FLOAT, 32, 1, c"float32", Some(c"<f4")),
+    (TbDataTypeCode::TB_DTYPE_CODE_FLOAT, 64, 1, c"float64", Some(c"<f8")),
+    (TbDataTypeCode::TB_DTYPE_CODE_BFLOAT, 16, 1, c"bfloat16", Some(c"<V2")),
+    (TbDataTypeCode::TB_DTYPE_CODE_COMPLEX, 64, 1, c"complex64", Some(c"<c8")),
+    (TbDataTypeCode::TB_DTYPE_CODE_COMPLEX, 128, 1, c"complex128", Some(c"<c16")),
+    (TbDataTypeCode::TB_DTYPE_CODE_FLOAT8_E3M4, 8, 1, c"float8_e3m4", None),
+    (TbDataTypeCode::TB_DTYPE_CODE_FLOAT8_E4M3, 8, 1, c"float8_e4m3", None),
+    (TbDataTypeCode::TB_DTYPE_CODE_FLOAT8_E4M3B11FNUZ, 8, 1, c"float8_e4m3b11fnuz", None),
+    (TbDataTypeCode::TB_DTYPE_CODE_FLOAT8_E4M3FN, 8, 1, c"float8_e4m3fn", None),
+    (TbDataTypeCode::TB_DTYPE_CODE_FLOAT8_E4M3FNUZ, 8, 1, c"float8_e4m3fnuz", None),
+    (TbDataTypeCode::TB_DTYPE_CODE_FLOAT8_E5M2, 8, 1, c"float8_e5m2", None),
+    (TbDataTypeCode::TB_DTYPE_CODE_FLOAT8_E5M2FNUZ, 8, 1, c"float8_e5m2fnuz", None),
+    (TbDataTypeCode::TB_DTYPE_CODE_FLOAT8_E8M0FNU, 8, 1, c"float8_e8m0fnu", None),
+    (TbDataTypeCode::TB_DTYPE_CODE_FLOAT6_E2M3FN, 6, 1, c"float6_e2m3fn", None),
+    (TbDataTypeCode::TB_DTYPE_CODE_FLOAT6_E3M2FN, 6, 1, c"float6_e3m2fn", None),
+    (TbDataTypeCode::TB_DTYPE_CODE_FLOAT4_E2M1FN, 4, 1, c"float4_e2m1fn", None),
+    (TbDataTypeCode::TB_DTYPE_CODE_FLOAT4_E2M1FN, 4, 2, c"float4_e2m1fn_x2", None),
 ];
 
 impl std::fmt::Display for TbDataType {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let known = SUPPORTED.iter().find(|e| e.0 as u8 == self.code && e.1 == self.bits);
-        match (known, self.lanes) {
-            (Some(entry), 1) => f.write_str(entry.2.to_str().unwrap_or_default()),
-            _ => write!(f, "(code={}, bits={}, lanes={})", self.code, self.bits, self.lanes),
+        let known = SUPPORTED
+            .iter()
+            .find(|e| e.0 as u8 == self.code && e.1 == self.bits && e.2 == self.lanes);
+        match known {
+            Some(entry) => f.write_str(entry.3.to_str().unwrap_or_default()),
+            None => write!(f, "(code={}, bits={}, lanes={})", self.code, self.bits, self.lanes),
         }
     }
 }
@@ -124,9 +134,14 @@ impl std::fmt::Display for DataType {
 }
 
 impl DataType {
-    /// A row of the table; only called with rows that exist.
+    /// A scalar row of the table (lanes 1); only called with rows that exist.
     const fn new(code: TbDataTypeCode, bits: u8) -> Self {
-        DataType { code, bits }
+        DataType { code, bits, lanes: 1 }
+    }
+
+    /// The type of a row.
+    const fn of(entry: &Entry) -> Self {
+        DataType { code: entry.0, bits: entry.1, lanes: entry.2 }
     }
 
     /// `uint8`.
@@ -159,32 +174,48 @@ impl DataType {
     pub(crate) const F8_E4M3FN: Self = Self::new(TbDataTypeCode::TB_DTYPE_CODE_FLOAT8_E4M3FN, 8);
     /// `float8_e5m2` (PyTorch's `torch.float8_e5m2`).
     pub(crate) const F8_E5M2: Self = Self::new(TbDataTypeCode::TB_DTYPE_CODE_FLOAT8_E5M2, 8);
+    /// `float4_e2m1fn`, padded: one value in the low bits of each byte.
+    pub(crate) const F4_E2M1FN: Self = Self::new(TbDataTypeCode::TB_DTYPE_CODE_FLOAT4_E2M1FN, 4);
+    /// `float4_e2m1fn_x2` (PyTorch's `torch.float4_e2m1fn_x2`): two values packed in one byte.
+    pub(crate) const F4_E2M1FN_X2: Self =
+        DataType { code: TbDataTypeCode::TB_DTYPE_CODE_FLOAT4_E2M1FN, bits: 4, lanes: 2 };
 
     /// Every supported type, in a fixed order (bool, signed, unsigned, floats, complex).
     pub(crate) fn all() -> impl Iterator<Item = Self> {
-        SUPPORTED.iter().map(|e| Self::new(e.0, e.1))
+        SUPPORTED.iter().map(Self::of)
     }
 
     fn entry(self) -> &'static Entry {
         SUPPORTED
             .iter()
-            .find(|(code, bits, _, _)| *code == self.code && *bits == self.bits)
+            .find(|e| Self::of(e) == self)
             .expect("a DataType is always a row of SUPPORTED")
     }
 
     /// Checks a C value: tensorbridge must be able to hold elements of this type. The message
     /// names the value.
     pub(crate) fn from_raw(raw: TbDataType) -> Result<Self> {
-        if raw.lanes != 1 {
+        let float4 = Self::F4_E2M1FN.to_raw();
+        if raw.code == float4.code && raw.bits == float4.bits && !matches!(raw.lanes, 1 | 2) {
             return Err(Error::not_supported(format!(
-                "dtype {raw}: lanes = {} (vector types are not supported; lanes must be 1)",
+                "dtype {raw}: lanes = {} (float4_e2m1fn takes lanes 1, padded one per byte, or \
+                 2, two packed in a byte: float4_e2m1fn_x2)",
+                raw.lanes
+            )));
+        }
+        if raw.lanes != 1 && (raw.code, raw.bits) != (float4.code, float4.bits) {
+            return Err(Error::not_supported(format!(
+                "dtype {raw}: lanes = {} (vector types are not supported; lanes must be 1, or 2 \
+                 for float4_e2m1fn_x2 only)",
                 raw.lanes
             )));
         }
         SUPPORTED
             .iter()
-            .find(|(code, bits, _, _)| *code as u8 == raw.code && *bits == raw.bits)
-            .map(|e| Self::new(e.0, e.1))
+            .find(|(code, bits, lanes, _, _)| {
+                *code as u8 == raw.code && *bits == raw.bits && *lanes == raw.lanes
+            })
+            .map(Self::of)
             .ok_or_else(|| {
                 Error::not_supported(format!(
                     "dtype {raw} (code {}, bits {}) is not a supported element type",
@@ -195,17 +226,18 @@ impl DataType {
 
     /// The C value.
     pub(crate) fn to_raw(self) -> TbDataType {
-        TbDataType { code: self.code as u8, bits: self.bits, lanes: 1 }
+        TbDataType { code: self.code as u8, bits: self.bits, lanes: self.lanes }
     }
 
-    /// Whether elements have fewer than 8 bits (float6, float4): held padded, a byte each.
-    pub(crate) fn is_sub_byte(self) -> bool {
-        self.bits < 8
+    /// Whether each element has fewer than 8 bits and is held padded, one per byte (float6,
+    /// float4). Not `float4_e2m1fn_x2`, whose two lanes fill their byte.
+    pub(crate) fn is_padded_sub_byte(self) -> bool {
+        self.bits < 8 && self.lanes == 1
     }
 
-    /// Bytes per element (1 for the padded sub-byte types).
+    /// Bytes per element (1 for the padded sub-byte types and for `float4_e2m1fn_x2`).
     pub(crate) fn item_size(self) -> i64 {
-        (i64::from(self.bits) + 7) / 8
+        (i64::from(self.bits) * i64::from(self.lanes) + 7) / 8
     }
 
     /// Required alignment of an element's address in bytes: the size of one scalar component
@@ -224,28 +256,29 @@ impl DataType {
 
     /// `Self::name` as a static C string.
     pub(crate) fn c_name(self) -> &'static CStr {
-        self.entry().2
+        self.entry().3
     }
 
     /// Looks a type up by its canonical name (`"uint8"`, `"float16"`, `"complex128"` …).
     pub(crate) fn from_name(name: &str) -> Result<Self> {
         SUPPORTED
             .iter()
-            .find(|e| e.2.to_bytes() == name.as_bytes())
-            .map(|e| Self::new(e.0, e.1))
+            .find(|e| e.3.to_bytes() == name.as_bytes())
+            .map(Self::of)
             .ok_or_else(|| Error::invalid_argument(format!("dtype name \"{name}\" is not known")))
     }
 
     /// NumPy's little-endian typestr (`"|u1"`, `"<f4"`, `"<c8"`). bfloat16 has none in NumPy and
     /// is spelled `"<V2"` (two raw bytes) as ml_dtypes and JAX do in the array interfaces. The
-    /// float8 types have none (a `"|V1"` would lose which format it is): `TB_ERROR_NOT_SUPPORTED`.
+    /// float8, float6 and float4 types (`float4_e2m1fn_x2` too) have none (a `"|V1"` would lose
+    /// which format it is): `TB_ERROR_NOT_SUPPORTED`.
     pub(crate) fn to_typestr(self) -> Result<&'static str> {
         Ok(self.c_typestr()?.to_str().unwrap_or_default())
     }
 
     /// `Self::to_typestr` as a static C string.
     pub(crate) fn c_typestr(self) -> Result<&'static CStr> {
-        self.entry().3.ok_or_else(|| {
+        self.entry().4.ok_or_else(|| {
             Error::not_supported(format!(
                 "dtype {self} has no NumPy typestr: the NumPy array interface and the CUDA Array \
                  Interface cannot describe it; exchange it through DLPack"
@@ -312,8 +345,9 @@ mod tests {
 
     #[test]
     fn every_supported_type_round_trips_through_its_typestr_and_name() {
-        for (code, bits, name, typestr) in SUPPORTED.iter() {
-            let dt = DataType::new(*code, *bits);
+        for entry in SUPPORTED.iter() {
+            let (name, typestr) = (entry.3, entry.4);
+            let dt = DataType::of(entry);
             assert_eq!(DataType::from_name(name.to_str().unwrap()).unwrap(), dt);
             let Some(typestr) = typestr else {
                 let error = dt.to_typestr().unwrap_err();
@@ -395,5 +429,33 @@ mod tests {
         let dt = TbDataType { lanes: 4, ..DataType::F32.to_raw() };
         let err = DataType::from_raw(dt).unwrap_err();
         assert!(err.message.contains("lanes = 4"));
+        let dt = TbDataType { lanes: 2, ..DataType::F8_E4M3FN.to_raw() };
+        let err = DataType::from_raw(dt).unwrap_err();
+        assert!(err.message.contains("2 for float4_e2m1fn_x2 only"), "{}", err.message);
+    }
+
+    /// PyTorch's `torch.float4_e2m1fn_x2` through DLPack is (code 17, bits 4, lanes 2): one byte
+    /// holding two float4 values, a vector type of its own next to the padded float4 (lanes 1).
+    #[test]
+    fn float4_pairs_are_lanes_two_of_code_17_and_one_byte() {
+        let raw = TbDataType { code: 17, bits: 4, lanes: 2 };
+        let pair = DataType::from_raw(raw).unwrap();
+        assert_eq!(pair, DataType::F4_E2M1FN_X2);
+        assert_eq!(pair.to_raw(), raw);
+        assert_eq!((pair.name(), pair.item_size(), pair.alignment()), ("float4_e2m1fn_x2", 1, 1));
+        assert!(!pair.is_padded_sub_byte());
+        assert_eq!(raw.to_string(), "float4_e2m1fn_x2");
+        assert_eq!(DataType::from_name("float4_e2m1fn_x2").unwrap(), pair);
+        let padded = DataType::from_raw(TbDataType { lanes: 1, ..raw }).unwrap();
+        assert_eq!((padded, padded.item_size()), (DataType::F4_E2M1FN, 1));
+        assert!(padded.is_padded_sub_byte());
+        for lanes in [0, 3, 4] {
+            let err = DataType::from_raw(TbDataType { lanes, ..raw }).unwrap_err();
+            assert_eq!(err.kind, ErrorKind::NotSupported);
+            assert!(err.message.contains(&format!("lanes = {lanes} (float4_e2m1fn takes lanes 1")));
+        }
+        let err = pair.to_typestr().unwrap_err();
+        assert!(err.message.contains("float4_e2m1fn_x2 has no NumPy typestr"), "{}", err.message);
+        assert_eq!(DataType::all().filter(|t| *t == pair).count(), 1);
     }
 }

@@ -134,7 +134,9 @@ def convert(tensor, layout=None, dtype="float32", scale=1.0, offset=0.0, stream=
     per-channel sequences."""
     scales, offsets, count, scale_values, offset_values = _coefficients(scale, offset)
     target = c_dtype(dtype)
-    if native is not None:  # a Tensor or an exchange-API producer's tensor: the call is made in C
+    # A Tensor or an exchange-API producer's tensor: the call is made in C, which takes a dtype
+    # of one lane (float4_e2m1fn_x2 goes through ctypes, which gives the library's refusal).
+    if native is not None and target.lanes == 1:
         made = native.convert_new(tensor, layout_bytes(layout), (target.code, target.bits), scale_values,
                                   offset_values, None if stream is None else stream_handle(stream))
         if made is not NotImplemented:

@@ -355,7 +355,9 @@ def empty(shape, dtype, layout=None, device="cpu", row_alignment=0, stream=None)
     tensorbridge's operations or ``Tensor.sync``."""
     shape, extents = _extents_of(shape)
     c_dev, c_type, labels = _c_device_of(device), c_dtype(dtype), layout_bytes(layout)
-    if native is not None and type(row_alignment) is int:  # the call is made in C
+    # The call is made in C, which takes a dtype as (code, bits) of one lane: float4_e2m1fn_x2
+    # (lanes 2) goes through ctypes.
+    if native is not None and type(row_alignment) is int and c_type.lanes == 1:
         handle = None if stream is None else (stream if type(stream) is int and 0 < stream < 1 << 64
                                               else stream_handle(stream) or 1)
         made = native.alloc(shape, (c_dev.device_type, c_dev.device_id), (c_type.code, c_type.bits), labels,

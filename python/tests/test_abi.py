@@ -45,7 +45,7 @@ def test_dtype_table_is_the_librarys():
         elif entry.name != "bfloat16":
             assert t.dtype == np.dtype(entry.typestr)
     assert {"bool", "uint8", "float16", "bfloat16", "complex128", "float8_e4m3fn", "float8_e5m2",
-            "float4_e2m1fn"} <= {
+            "float4_e2m1fn", "float4_e2m1fn_x2"} <= {
         e.name for e in _dtypes._TABLE}
 
 

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::ffi::status::TbStatus;
 use crate::interop::dlpack::{
     DlTensorFields, ImportFlags, TB_DLPACK_MAJOR_VERSION, TB_DLPACK_MINOR_VERSION,
-    check_import_version, check_sub_byte, export_flags,
+    check_import_version, export_flags,
 };
 use crate::layout::Layout;
 use crate::storage::ReleaseFn;
@@ -86,14 +86,15 @@ pub struct TbDLManagedTensorVersioned {
     pub dl_tensor: TbDLTensor,
 }
 
+/// The fields of a producer's `DLTensor`, in the form tensorbridge holds (packed float4 viewed
+/// as `float4_e2m1fn_x2` pairs; see `DlTensorFields::sub_byte_resolved`).
 pub(crate) fn read_dl_tensor(raw: &TbDLTensor, flags: ImportFlags) -> Result<DlTensorFields> {
-    check_sub_byte(raw.dtype, flags.padded)?;
     let shape = read_shape(raw.ndim, raw.shape)?;
     let strides = match raw.strides.is_null() {
         true => None,
         false => Some(read_dims(raw.strides, shape.len(), "dl_tensor.strides")?),
     };
-    Ok(DlTensorFields {
+    DlTensorFields {
         data: raw.data as u64,
         device: raw.device,
         dtype: raw.dtype,
@@ -101,7 +102,8 @@ pub(crate) fn read_dl_tensor(raw: &TbDLTensor, flags: ImportFlags) -> Result<DlT
         strides,
         byte_offset: raw.byte_offset,
         readonly: flags.readonly,
-    })
+    }
+    .sub_byte_resolved(flags.padded)
 }
 
 /// The release action of an imported managed tensor: its producer's deleter (if any), once.
@@ -133,7 +135,12 @@ fn import(
 /// its `deleter` (if not NULL) runs exactly once, when the last reference to the memory goes. On
 /// failure ownership stays with the caller (the deleter is not called) and `*out` is NULL.
 /// NULL strides mean compact; `byte_offset` is honoured; CPU, CUDA, CUDA host and CUDA managed
-/// devices are accepted; lanes ≠ 1 and unknown dtype codes are refused. `layout` may be NULL.
+/// devices are accepted; lanes ≠ 1 (but for `float4_e2m1fn_x2`) and unknown dtype codes are
+/// refused. `layout` may be NULL. Sub-byte elements are packed here (this struct has no flags):
+/// `float4_e2m1fn_x2` (code 17, bits 4, lanes 2; PyTorch's `torch.float4_e2m1fn_x2`) is taken
+/// as is; packed float4 of lanes 1 becomes a `float4_e2m1fn_x2` view of the same bytes with the
+/// last extent halved (refused where a pair would straddle bytes: an odd last extent, a last
+/// stride other than 1, an odd other stride, rank 0); packed float6 is refused.
 ///
 /// \param[in] managed  the producer's managed tensor; not NULL. Owned by the new tensor on success
 ///                     (its deleter runs once, later); still the caller's on failure.
@@ -150,8 +157,9 @@ fn import(
 ///                                    0; a malformed `layout` or one whose label count is not
 ///                                    `ndim`.
 /// \retval TB_ERROR_NOT_SUPPORTED     a device type other than CPU, CUDA, CUDA host and CUDA
-///                                    managed; an unsupported dtype (lanes ≠ 1, unknown code or
-///                                    bits).
+///                                    managed; an unsupported dtype (lanes ≠ 1 but for
+///                                    float4_e2m1fn_x2, unknown code or bits); packed float6;
+///                                    packed float4 that cannot be viewed as pairs.
 /// \retval TB_ERROR_OVERFLOW          `byte_offset`, a stride in bytes, the element count or the
 ///                                    byte span does not fit int64 or the address space.
 /// \retval TB_ERROR_OUT_OF_MEMORY     the handle table is full (4 Mi live handles).
@@ -175,8 +183,12 @@ pub extern "C" fn tb_tensor_from_dlpack(
 /// Imports a `DLManagedTensorVersioned` without copying, with the ownership rules of
 /// `tb_tensor_from_dlpack`. A major version above `TB_DLPACK_MAJOR_VERSION` is refused
 /// (`TB_ERROR_NOT_SUPPORTED`) after reading only `version`. The `TB_DLPACK_FLAG_READ_ONLY` flag
-/// makes a read-only tensor. Sub-byte dtypes (float6, float4) need
-/// `TB_DLPACK_FLAG_IS_SUBBYTE_TYPE_PADDED` (one element per byte); packed ones are refused.
+/// makes a read-only tensor. With `TB_DLPACK_FLAG_IS_SUBBYTE_TYPE_PADDED`, float6/float4 of
+/// lanes 1 are taken padded, one element per byte. Without it they are packed, as for
+/// `tb_tensor_from_dlpack`: packed float4 becomes a `float4_e2m1fn_x2` view (last extent halved)
+/// or is refused, packed float6 is refused. `float4_e2m1fn_x2` (lanes 2, PyTorch's form) is
+/// taken without the flag and refused with it (a pair fills its byte; the flag would describe a
+/// layout DLPack does not define).
 ///
 /// \param[in] managed  the producer's managed tensor; not NULL. Owned by the new tensor on success
 ///                     (its deleter runs once, later); still the caller's on failure.
@@ -191,10 +203,12 @@ pub extern "C" fn tb_tensor_from_dlpack(
 ///                                    `TB_DLPACK_FLAG_READ_ONLY`); an unknown device type, a
 ///                                    negative ordinal or a CPU ordinal other than 0; a malformed
 ///                                    `layout` or one whose label count is not `ndim`.
-/// \retval TB_ERROR_NOT_SUPPORTED     a major version above `TB_DLPACK_MAJOR_VERSION`; a packed
-///                                    sub-byte dtype (no padded flag); a device type other
-///                                    than CPU, CUDA, CUDA host and CUDA managed; an unsupported
-///                                    dtype (lanes ≠ 1, unknown code or bits).
+/// \retval TB_ERROR_NOT_SUPPORTED     a major version above `TB_DLPACK_MAJOR_VERSION`; packed
+///                                    float6, or packed float4 that cannot be viewed as pairs (no
+///                                    padded flag); float4_e2m1fn_x2 with the padded flag; a
+///                                    device type other than CPU, CUDA, CUDA host and CUDA
+///                                    managed; an unsupported dtype (lanes ≠ 1 but for
+///                                    float4_e2m1fn_x2, unknown code or bits).
 /// \retval TB_ERROR_OVERFLOW          `byte_offset`, a stride in bytes, the element count or the
 ///                                    byte span does not fit int64 or the address space.
 /// \retval TB_ERROR_OUT_OF_MEMORY     the handle table is full (4 Mi live handles).
@@ -342,7 +356,9 @@ unsafe extern "C" fn delete_export<T: Exported>(managed: *mut T) {
 /// a byte stride that is not a multiple of the item size fails with `TB_ERROR_NOT_SUPPORTED`.
 /// The legacy struct has no read-only flag, so a consumer would take a read-only tensor as
 /// writable: a read-only tensor is refused (`TB_ERROR_READ_ONLY`, as NumPy does); export it with
-/// `tb_tensor_to_dlpack_versioned`, which sets `TB_DLPACK_FLAG_READ_ONLY`. Stream order: call
+/// `tb_tensor_to_dlpack_versioned`, which sets `TB_DLPACK_FLAG_READ_ONLY`. `float4_e2m1fn_x2`
+/// exports as PyTorch does (code 17, bits 4, lanes 2); padded float6/float4 (lanes 1) cannot be
+/// marked padded here and are refused. Stream order: call
 /// `tb_tensor_sync(tensor, consumer_stream)` first when the consumer works on a stream of its own.
 ///
 /// \param[in] tensor  a live tensor handle; the export holds its own reference.
@@ -370,14 +386,14 @@ pub extern "C" fn tb_tensor_to_dlpack(
                  TB_DLPACK_FLAG_READ_ONLY",
             ));
         }
-        check_sub_byte(held.dtype().to_raw(), false).map_err(|_| {
-            Error::not_supported(format!(
+        if held.dtype().is_padded_sub_byte() {
+            return Err(Error::not_supported(format!(
                 "a legacy DLManagedTensor cannot say that {} elements are padded (its consumer \
                  would read them packed); export with tb_tensor_to_dlpack_versioned, which sets \
                  TB_DLPACK_FLAG_IS_SUBBYTE_TYPE_PADDED",
                 held.dtype()
-            ))
-        })?;
+            )));
+        }
         let (context, dl_tensor) = export_context(&held)?;
         let managed = Box::into_raw(Box::new(TbDLManagedTensor {
             dl_tensor,
@@ -391,7 +407,9 @@ pub extern "C" fn tb_tensor_to_dlpack(
 
 /// Exports `tensor` as a `DLManagedTensorVersioned` (version `TB_DLPACK_MAJOR_VERSION`.
 /// `TB_DLPACK_MINOR_VERSION`) sharing its memory, with `TB_DLPACK_FLAG_READ_ONLY` set for
-/// read-only tensors. Ownership, strides and streams as for `tb_tensor_to_dlpack`.
+/// read-only tensors and `TB_DLPACK_FLAG_IS_SUBBYTE_TYPE_PADDED` for float6/float4 (lanes 1, one
+/// per byte); `float4_e2m1fn_x2` (lanes 2) goes without it, as PyTorch exports it. Ownership,
+/// strides and streams as for `tb_tensor_to_dlpack`.
 /// `TB_DLPACK_FLAG_IS_COPIED` is not set: this export never copies (see
 /// `tb_tensor_to_dlpack_versioned_with_flags`).
 ///

@@ -32,15 +32,16 @@ pub extern "C" fn tb_dtype_from_typestr(typestr: *const c_char, out: *mut TbData
 }
 
 /// Stores in `*out` the little-endian NumPy typestr of `dtype` (`"<f4"`) as a static string
-/// (do not free). Unsupported dtypes (lanes ≠ 1, unknown codes) and the float8 types, which have
-/// no typestr, fail with `TB_ERROR_NOT_SUPPORTED`.
+/// (do not free). Unsupported dtypes (vector lanes, unknown codes) and the float8, float6 and
+/// float4 types (`float4_e2m1fn_x2` too), which have no typestr, fail with
+/// `TB_ERROR_NOT_SUPPORTED`.
 ///
 /// \param[in] dtype  the element type.
 /// \param[out] out   receives a static NUL-terminated string; not NULL; unchanged on failure.
 /// \retval TB_SUCCESS                 `*out` written.
 /// \retval TB_ERROR_INVALID_ARGUMENT  `out` is NULL.
-/// \retval TB_ERROR_NOT_SUPPORTED     `dtype` is not a supported type (lanes ≠ 1, unknown code or
-///                                    bits), or a float8 type (no typestr).
+/// \retval TB_ERROR_NOT_SUPPORTED     `dtype` is not a supported type (other lanes, unknown code or
+///                                    bits), or a float8/6/4 type (no typestr).
 /// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 #[unsafe(no_mangle)]
 pub extern "C" fn tb_dtype_to_typestr(dtype: TbDataType, out: *mut *const c_char) -> TbStatus {
@@ -76,7 +77,7 @@ pub extern "C" fn tb_dtype_from_name(name: *const c_char, out: *mut TbDataType) 
 /// \param[out] out   receives a static NUL-terminated string; not NULL; unchanged on failure.
 /// \retval TB_SUCCESS                 `*out` written.
 /// \retval TB_ERROR_INVALID_ARGUMENT  `out` is NULL.
-/// \retval TB_ERROR_NOT_SUPPORTED     `dtype` is not a supported type (lanes ≠ 1, unknown code or
+/// \retval TB_ERROR_NOT_SUPPORTED     `dtype` is not a supported type (other lanes, unknown code or
 ///                                    bits).
 /// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 #[unsafe(no_mangle)]
@@ -95,7 +96,7 @@ pub extern "C" fn tb_dtype_name(dtype: TbDataType, out: *mut *const c_char) -> T
 /// \param[out] out   receives the size in bytes; not NULL; unchanged on failure.
 /// \retval TB_SUCCESS                 `*out` written.
 /// \retval TB_ERROR_INVALID_ARGUMENT  `out` is NULL.
-/// \retval TB_ERROR_NOT_SUPPORTED     `dtype` is not a supported type (lanes ≠ 1, unknown code or
+/// \retval TB_ERROR_NOT_SUPPORTED     `dtype` is not a supported type (other lanes, unknown code or
 ///                                    bits).
 /// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
 #[unsafe(no_mangle)]

@@ -453,6 +453,15 @@ unsafe extern "C" fn offer_dltensor_from_py(py_object: *mut c_void, out: *mut Tb
         };
         // The shape and the element strides live as long as the handle, which the object holds.
         let (tensor, strides) = handle::with_element_strides(handle, strides_in_elements)?;
+        if tensor.dtype().is_padded_sub_byte() {
+            // A bare DLTensor has no flags: its consumer would read the elements packed.
+            return Err(Error::not_supported(format!(
+                "a bare DLTensor cannot say that {} elements are padded (its consumer would read \
+                 them packed); take a versioned managed tensor, which sets \
+                 TB_DLPACK_FLAG_IS_SUBBYTE_TYPE_PADDED",
+                tensor.dtype()
+            )));
+        }
         let described = TbDLTensor {
             data: tensor.data() as *mut c_void,
             device: tensor.device().to_raw(),

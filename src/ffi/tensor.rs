@@ -96,7 +96,7 @@ pub(crate) fn cleanup_release(
 ///
 /// - `data`: address of element (0, …, 0); may be NULL only when an extent is 0.
 /// - `device`: where `data` lives (`TB_DEVICE_CPU`, `TB_DEVICE_CUDA` + ordinal, …).
-/// - `dtype`: a supported element type (lanes = 1).
+/// - `dtype`: a supported element type (lanes 1, or 2 for `float4_e2m1fn_x2`).
 /// - `rank`, `shape`: 0 ≤ rank ≤ `TB_MAX_RANK`, `rank` extents ≥ 0 (`shape` may be NULL if rank
 ///   is 0).
 /// - `strides`: `rank` byte strides, or NULL for C-contiguous. Strides may be negative; they and
@@ -117,7 +117,7 @@ pub(crate) fn cleanup_release(
 /// \param[in] data             address of element (0, …, 0); NULL only when an extent is 0. Not
 ///                             copied; the caller keeps it valid until `cleanup` runs.
 /// \param[in] device           where `data` lives; trusted as given (the driver is not asked).
-/// \param[in] dtype            a supported element type, lanes = 1.
+/// \param[in] dtype            a supported element type (lanes 1, or 2 for float4_e2m1fn_x2).
 /// \param[in] rank             number of dimensions, 0 to `TB_MAX_RANK`.
 /// \param[in] shape            `rank` extents ≥ 0, in elements; may be NULL when `rank` is 0.
 /// \param[in] strides          `rank` strides in **bytes**, or NULL for C-contiguous.
@@ -138,7 +138,7 @@ pub(crate) fn cleanup_release(
 ///                                    count is not `rank`; an unknown device type, a negative
 ///                                    ordinal or a CPU ordinal other than 0.
 /// \retval TB_ERROR_NOT_SUPPORTED     a device type tensorbridge does not handle (OpenCL, ROCm, …),
-///                                    or an unsupported dtype (lanes ≠ 1, unknown code or bits).
+///                                    or an unsupported dtype (other lanes, unknown code or bits).
 /// \retval TB_ERROR_OVERFLOW          the element count or byte span does not fit int64, or the
 ///                                    elements reach outside the address space.
 /// \retval TB_ERROR_OUT_OF_MEMORY     the handle table is full (4 Mi live handles).
@@ -192,7 +192,7 @@ pub extern "C" fn tb_tensor_wrap(
 /// `cudaMallocPitch`. On failure `*out` is NULL and nothing is allocated.
 ///
 /// \param[in] device         the memory kind and ordinal (`TB_DEVICE_CPU` has ordinal 0).
-/// \param[in] dtype          a supported element type, lanes = 1.
+/// \param[in] dtype          a supported element type (lanes 1, or 2 for float4_e2m1fn_x2).
 /// \param[in] rank           number of dimensions, 0 to `TB_MAX_RANK`.
 /// \param[in] shape          `rank` extents ≥ 0, in elements; may be NULL when `rank` is 0.
 /// \param[in] layout         NUL-terminated labels, one per dimension, or NULL / `""` for none.

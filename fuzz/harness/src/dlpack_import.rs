@@ -47,7 +47,10 @@ fn dl_tensor(input: &mut Input<'_>, buffer: &mut Buffer, shape: &mut [i64; 16], 
         TbDataType { code: input.u8(), bits: input.u8(), lanes: input.u16() }
     } else {
         let (code, bits) = input.pick(DTYPES);
-        TbDataType { code, bits, lanes: 1 }
+        // float4: padded/packed (lanes 1), PyTorch's float4_e2m1fn_x2 (lanes 2) or a bad vector.
+        // The extra byte is read only here, so inputs that pick another dtype decode as before.
+        let lanes = if (code, bits) == (17, 4) { [1, 2, 2, 3][input.below(4)] } else { 1 };
+        TbDataType { code, bits, lanes }
     };
     let small = input.bool();
     for i in 0..16 {
@@ -70,28 +73,62 @@ fn item_size(dtype: TbDataType) -> Option<i64> {
     (unsafe { tb_dtype_item_size(dtype, &mut size) } == TB_SUCCESS).then_some(size)
 }
 
-/// What an accepted import must look like.
-fn check_accepted(tensor: *mut TbTensor, dl: &TbDLTensor, readonly: bool) {
+const FLOAT4_PAIR: TbDataType = TbDataType { code: 17, bits: 4, lanes: 2 };
+
+/// Whether `dl` is packed float4 (bits 4, lanes 1, no padded flag), which imports as
+/// float4_e2m1fn_x2 pairs along the last dimension.
+fn packed_float4(dl: &TbDLTensor, padded: bool) -> bool {
+    !padded && (dl.dtype.code, dl.dtype.bits, dl.dtype.lanes) == (17, 4, 1)
+}
+
+/// A packed float4 import was accepted: every pair must lie in one byte (else nibbles would be
+/// misread as pairs): rank ≥ 1, an even last extent, and, for a tensor with elements, a last
+/// stride of 1 and even strides elsewhere (dimensions of extent 1 never step).
+fn check_pairing_was_legal(shape: &[i64], strides: Option<&[i64]>) {
+    let last = shape.len().checked_sub(1).expect("a packed float4 scalar was accepted");
+    assert_eq!(shape[last] % 2, 0, "packed float4 with an odd last extent accepted: {shape:?}");
+    let (Some(strides), false) = (strides, shape.contains(&0)) else { return };
+    for (i, (&extent, &stride)) in shape.iter().zip(strides).enumerate() {
+        let legal = extent <= 1 || if i == last { stride == 1 } else { stride % 2 == 0 };
+        assert!(legal, "packed float4 accepted with a pair straddling bytes: {shape:?} {strides:?}");
+    }
+}
+
+/// What an accepted import must look like; `padded`: the versioned flag.
+fn check_accepted(tensor: *mut TbTensor, dl: &TbDLTensor, readonly: bool, padded: bool) {
     let info = info(tensor);
+    let pairs = packed_float4(dl, padded);
     assert_eq!(info.rank, dl.ndim);
-    assert_eq!(info.dtype, dl.dtype);
+    assert_eq!(info.dtype, if pairs { FLOAT4_PAIR } else { dl.dtype });
     assert_eq!(info.device, dl.device);
     assert_eq!(info.readonly, readonly, "read-only flag");
     let rank = dl.ndim as usize;
-    let size = item_size(dl.dtype).expect("an accepted dtype has a size");
+    let size = item_size(info.dtype).expect("an accepted dtype has a size");
     if rank > 0 {
         // SAFETY: the harness's shape array has 16 entries.
-        let shape = unsafe { std::slice::from_raw_parts(dl.shape, rank) };
-        assert_eq!(&info.shape[..rank], shape);
-        if !dl.strides.is_null() {
-            // SAFETY: as above.
-            let strides = unsafe { std::slice::from_raw_parts(dl.strides, rank) };
+        let mut shape = unsafe { std::slice::from_raw_parts(dl.shape, rank) }.to_vec();
+        // SAFETY: as above.
+        let mut strides = (!dl.strides.is_null())
+            .then(|| unsafe { std::slice::from_raw_parts(dl.strides, rank) }.to_vec());
+        if pairs {
+            // Pairs: the last extent halves; the last stride is 1 pair, the others halve.
+            check_pairing_was_legal(&shape, strides.as_deref());
+            shape[rank - 1] /= 2;
+            if let Some(strides) = &mut strides {
+                strides.iter_mut().for_each(|stride| *stride /= 2);
+                strides[rank - 1] = 1;
+            }
+        }
+        assert_eq!(&info.shape[..rank], &shape[..]);
+        if let Some(strides) = strides {
             for i in 0..rank {
                 if shape[i] > 1 {
                     assert_eq!(info.strides[i], strides[i] * size, "stride {i} in bytes");
                 }
             }
         }
+    } else {
+        assert!(!pairs, "a packed float4 scalar was accepted");
     }
     if info.element_count > 0 {
         assert_eq!(info.data as usize, (dl.data as usize).wrapping_add(dl.byte_offset as usize));
@@ -113,15 +150,19 @@ fn export_and_drop(tensor: *mut TbTensor) {
         // SAFETY: as above.
         unsafe {
             assert_eq!((*versioned).version.major, 1);
+            // The padded flag marks padded float6/float4 only, never PyTorch's packed pair.
+            let dtype = (*versioned).dl_tensor.dtype;
+            let padded = (*versioned).flags & 4 != 0;
+            assert_eq!(padded, dtype.bits < 8 && dtype.lanes == 1, "padded flag on {dtype:?}");
             ((*versioned).deleter.expect("exports have a deleter"))(versioned)
         };
     }
 }
 
-/// Whether `dl` has one of DLPack 1.1's sub-byte float types (float6 e2m3fn / e3m2fn, float4
-/// e2m1fn), which are packed unless a versioned tensor's flags say padded.
-fn is_sub_byte(dl: &TbDLTensor) -> bool {
-    dl.dtype.lanes == 1 && matches!((dl.dtype.code, dl.dtype.bits), (15, 6) | (16, 6) | (17, 4))
+/// Whether `dl` has DLPack 1.1's float6 types (e2m3fn / e3m2fn), packed unless a versioned
+/// tensor's flags say padded; packed, no byte addresses them, so they must be refused.
+fn is_float6(dl: &TbDLTensor) -> bool {
+    dl.dtype.lanes == 1 && matches!((dl.dtype.code, dl.dtype.bits), (15, 6) | (16, 6))
 }
 
 pub fn run(data: &[u8]) {
@@ -158,10 +199,14 @@ pub fn run(data: &[u8]) {
         if version.major > 1 {
             assert_eq!(status, TB_ERROR_NOT_SUPPORTED, "major version {} accepted", version.major);
         }
-        if is_sub_byte(&dl) && flags & 4 == 0 {
-            assert_ne!(status, TB_SUCCESS, "a packed sub-byte dtype (no padded flag) accepted");
+        let padded = flags & 4 != 0;
+        if is_float6(&dl) && !padded {
+            assert_ne!(status, TB_SUCCESS, "a packed float6 dtype (no padded flag) accepted");
         }
-        finish(status, out, &dl, flags & TB_DLPACK_FLAG_READ_ONLY != 0, with_deleter);
+        if dl.dtype == FLOAT4_PAIR && padded {
+            assert_ne!(status, TB_SUCCESS, "float4_e2m1fn_x2 accepted with the padded flag");
+        }
+        finish(status, out, &dl, flags & TB_DLPACK_FLAG_READ_ONLY != 0, padded, with_deleter);
         drop(managed);
     } else {
         let mut managed = Box::new(TbDLManagedTensor {
@@ -172,22 +217,22 @@ pub fn run(data: &[u8]) {
         // SAFETY: as above.
         let status = unsafe { tb_tensor_from_dlpack(&mut *managed, ptr_or_null(&layout), &mut out) };
         no_internal(status, "legacy import");
-        if is_sub_byte(&dl) {
-            assert_ne!(status, TB_SUCCESS, "a sub-byte dtype accepted from a legacy (packed) tensor");
+        if is_float6(&dl) {
+            assert_ne!(status, TB_SUCCESS, "float6 accepted from a legacy (packed) tensor");
         }
-        finish(status, out, &dl, false, with_deleter);
+        finish(status, out, &dl, false, false, with_deleter);
         drop(managed);
     }
 }
 
-fn finish(status: Status, out: *mut TbTensor, dl: &TbDLTensor, readonly: bool, with_deleter: bool) {
+fn finish(status: Status, out: *mut TbTensor, dl: &TbDLTensor, readonly: bool, padded: bool, with_deleter: bool) {
     let calls = || DELETER_CALLS.with(Cell::get);
     if status != TB_SUCCESS {
         assert!(out.is_null(), "*out must be NULL on failure");
         assert_eq!(calls(), 0, "the deleter ran for a refused import");
         return;
     }
-    check_accepted(out, dl, readonly);
+    check_accepted(out, dl, readonly, padded);
     export_and_drop(out);
     let mut view: *mut TbTensor = std::ptr::null_mut();
     if dl.ndim > 0 {
