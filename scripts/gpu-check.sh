@@ -22,7 +22,7 @@
 # whose reason says the test needs a machine without a GPU ("a GPU is present: ...") or is not a
 # GPU test ("not a GPU test: ...", e.g. mypy is not installed there), or needs a framework the
 # machine lacks ("optional framework not installed: ..."; scripts/framework-wheels.sh test installs
-# them and fails on any skip). So is a
+# them and fails on any skip), or two GPUs on a one-GPU machine ("needs two GPUs: ..."). So is a
 # build without the CUDA runtime test binary, or a machine without compute-sanitizer.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -245,7 +245,7 @@ if want pytest; then
   # GPU, and tests that are not GPU tests, may skip here.
   if [ "$gpus" -gt 0 ]; then
     pytest_skips=$(grep -E '^SKIPPED ' "$out/pytest.log" |
-      grep -v -e 'a GPU is present' -e 'not a GPU test' -e 'optional framework not installed' || true)
+      grep -v -e 'a GPU is present' -e 'not a GPU test' -e 'optional framework not installed' -e 'needs two GPUs' || true)
     if [ -n "$pytest_skips" ]; then
       echo "$pytest_skips"
       log "pytest skips on a GPU machine: $(echo "$pytest_skips" | wc -l) line(s), see pytest.log"
