@@ -203,8 +203,16 @@ def test_changed_revoked_and_own_descriptors_are_refused(torch):
 
 
 def test_memory_from_other_pools_is_refused_with_the_reason(torch):
+    # cudaMallocAsync memory (CuPy's asynchronous pool): the device's default pool, not shareable.
+    # (tensorbridge.empty(..., stream=) is no reliable example: a block that tensorbridge's own
+    # pool gave and the same stream freed may be handed out again, and that one is shareable.)
+    cupy = pytest.importorskip("cupy", reason="optional framework not installed: CuPy")
+    pool = cupy.cuda.MemoryAsyncPool()
+    memory = pool.malloc(64)
+    x = cupy.ndarray((16,), cupy.float32, memory)
     with pytest.raises(tb.NotSupportedError, match="stream-ordered pool"):
-        tb.empty((16,), "float32", device="cuda", stream=torch.cuda.current_stream()).share()
+        tb.as_tensor(x).share()
+    del x, memory
 
 
 def test_a_thousand_exports_and_imports_leave_nothing_behind(torch):

@@ -1,4 +1,5 @@
-//! Peer access between GPUs, so a kernel on one device can read or write another's memory.
+//! Peer access between GPUs, so a kernel or copy on one device can read or write another's
+//! memory — `cudaMalloc` memory through the contexts, pool memory through its pools.
 
 use super::calls;
 use super::context::{ContextScope, primary_context};
@@ -23,7 +24,9 @@ pub(crate) fn enable_access(from: i32, to: i32) -> Result<()> {
     match unsafe { calls::enable_peer_access(peer) } {
         Err(cudarc::driver::DriverError(
             cudarc::driver::sys::CUresult::CUDA_ERROR_PEER_ACCESS_ALREADY_ENABLED,
-        )) => Ok(()),
-        other => other.during("cuCtxEnablePeerAccess"),
+        )) => {}
+        other => other.during("cuCtxEnablePeerAccess")?,
     }
+    // Stream-ordered pool memory is not covered by context peer access: its pools grant it.
+    super::pool::grant_access(to, from)
 }

@@ -142,6 +142,36 @@ pub(crate) fn own_pool(ordinal: i32) -> Result<sys::CUmemoryPool> {
     Ok(device_pool(ordinal)?.own as sys::CUmemoryPool)
 }
 
+/// Lets device `accessor` read and write the memory of device `owner`'s pools (the shared one and
+/// tensorbridge's own). Peer access between contexts (`cuCtxEnablePeerAccess`) does not extend
+/// to stream-ordered pool memory: each pool grants it (`cuMemPoolSetAccess`). Idempotent; asked
+/// of the driver once per pair.
+pub(crate) fn grant_access(owner: i32, accessor: i32) -> Result<()> {
+    static GRANTED: std::sync::Mutex<Vec<(i32, i32)>> = std::sync::Mutex::new(Vec::new());
+    let mut granted = GRANTED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if granted.contains(&(owner, accessor)) {
+        return Ok(());
+    }
+    let _scope = ContextScope::enter(owner)?;
+    let state = device_pool(owner)?;
+    let location = sys::CUmemLocation {
+        type_: sys::CUmemLocationType::CU_MEM_LOCATION_TYPE_DEVICE,
+        id: accessor,
+    };
+    let access = sys::CUmemAccessDesc {
+        location,
+        flags: sys::CUmemAccess_flags::CU_MEM_ACCESS_FLAGS_PROT_READWRITE,
+    };
+    for pool in [state.pool, state.own] {
+        // SAFETY: a valid pool and one valid access descriptor.
+        unsafe { sys::cuMemPoolSetAccess(pool as sys::CUmemoryPool, &access, 1) }
+            .result()
+            .during("cuMemPoolSetAccess (peer access to pool memory)")?;
+    }
+    granted.push((owner, accessor));
+    Ok(())
+}
+
 /// Whether `own_pool(ordinal)` was created shareable; the caller has entered the context.
 pub(crate) fn own_pool_is_shareable(ordinal: i32) -> Result<bool> {
     Ok(device_pool(ordinal)?.shareable)
