@@ -243,10 +243,17 @@ struct Offsets {
   i64 src, dst;
 };
 
+// a / n for 0 <= a and 0 < n; in 32 bits when `narrow` (both below 2^32, the same for every
+// thread of a launch): a 64-bit division is a long software sequence, and the register kernels
+// divide for every chunk of 16 bytes or less.
+__device__ __forceinline__ i64 quotient(i64 a, i64 n, bool narrow) {
+  return narrow ? (i64)((unsigned int)a / (unsigned int)n) : a / n;
+}
+
 // Byte offsets of batch index b on both sides.
-__device__ __forceinline__ Offsets batch_offsets(const TransposeParams& p, i64 b) {
+__device__ __forceinline__ Offsets batch_offsets(const TransposeParams& p, i64 b, bool narrow) {
   if (p.inner_batch == 1) return Offsets{b * p.src_b, b * p.dst_b};
-  const i64 outer = b / p.inner_batch, inner = b - outer * p.inner_batch;
+  const i64 outer = quotient(b, p.inner_batch, narrow), inner = b - outer * p.inner_batch;
   return Offsets{outer * p.src_b + inner * p.src_ib, outer * p.dst_b + inner * p.dst_ib};
 }
 
@@ -267,6 +274,7 @@ extern "C" __global__ void tb_deinterleave(const TransposeParams p) {
   constexpr int V = TB_VEC;
   const i64 chunks = (p.s_extent + V - 1) / V;
   const i64 total = chunks * p.batch;
+  const bool narrow = total <= 0xffffffffll;  // every chunk index fits 32 bits
   const i64 threads = (i64)gridDim.x * blockDim.x;
   for (i64 first = blockIdx.x * (i64)blockDim.x + threadIdx.x; first < total; first += threads * TB_ILP) {
     Bytes<V * R * sizeof(TB_TIN)> in[TB_ILP];
@@ -274,16 +282,16 @@ extern "C" __global__ void tb_deinterleave(const TransposeParams p) {
 #pragma unroll
     for (int u = 0; u < TB_ILP; ++u) {
       const i64 i = first + u * threads;
-      const i64 b = i / chunks, s0 = (i - b * chunks) * V;
+      const i64 b = quotient(i, chunks, narrow), s0 = (i - b * chunks) * V;
       whole[u] = i < total && s0 + V <= p.s_extent;
-      if (whole[u]) load_bytes(in[u], p.src + batch_offsets(p, b).src + s0 * p.src_s);
+      if (whole[u]) load_bytes(in[u], p.src + batch_offsets(p, b, narrow).src + s0 * p.src_s);
     }
 #pragma unroll
     for (int u = 0; u < TB_ILP; ++u) {
       const i64 i = first + u * threads;
       if (i >= total) break;
-      const i64 b = i / chunks, s0 = (i - b * chunks) * V;
-      const Offsets at = batch_offsets(p, b);
+      const i64 b = quotient(i, chunks, narrow), s0 = (i - b * chunks) * V;
+      const Offsets at = batch_offsets(p, b, narrow);
       unsigned char* dst = p.dst + at.dst + s0 * (i64)sizeof(TB_TOUT);
       if (whole[u]) {
 #pragma unroll
@@ -319,6 +327,7 @@ extern "C" __global__ void tb_interleave(const TransposeParams p) {
   constexpr int V = TB_VEC;
   const i64 chunks = (p.r_extent + V - 1) / V;
   const i64 total = chunks * p.batch;
+  const bool narrow = total <= 0xffffffffll;  // every chunk index fits 32 bits
   const i64 threads = (i64)gridDim.x * blockDim.x;
   for (i64 first = blockIdx.x * (i64)blockDim.x + threadIdx.x; first < total; first += threads * TB_ILP) {
     Bytes<V * sizeof(TB_TIN)> in[TB_ILP][S];
@@ -326,10 +335,10 @@ extern "C" __global__ void tb_interleave(const TransposeParams p) {
 #pragma unroll
     for (int u = 0; u < TB_ILP; ++u) {
       const i64 i = first + u * threads;
-      const i64 b = i / chunks, r0 = (i - b * chunks) * V;
+      const i64 b = quotient(i, chunks, narrow), r0 = (i - b * chunks) * V;
       whole[u] = i < total && r0 + V <= p.r_extent;
       if (whole[u]) {
-        const unsigned char* src = p.src + batch_offsets(p, b).src + r0 * (i64)sizeof(TB_TIN);
+        const unsigned char* src = p.src + batch_offsets(p, b, narrow).src + r0 * (i64)sizeof(TB_TIN);
 #pragma unroll
         for (int s = 0; s < S; ++s) load_bytes(in[u][s], src + s * p.src_s);
       }
@@ -338,8 +347,8 @@ extern "C" __global__ void tb_interleave(const TransposeParams p) {
     for (int u = 0; u < TB_ILP; ++u) {
       const i64 i = first + u * threads;
       if (i >= total) break;
-      const i64 b = i / chunks, r0 = (i - b * chunks) * V;
-      const Offsets at = batch_offsets(p, b);
+      const i64 b = quotient(i, chunks, narrow), r0 = (i - b * chunks) * V;
+      const Offsets at = batch_offsets(p, b, narrow);
       if (whole[u]) {
         Bytes<V * S * sizeof(TB_TOUT)> out;
 #pragma unroll
@@ -428,12 +437,14 @@ extern "C" __global__ void __launch_bounds__(TILE_THREADS, TB_TILE_MIN_BLOCKS) t
   const i64 tiles_r = (p.r_extent + TR - 1) / TR;
   const i64 tiles_s = (p.s_extent + TS - 1) / TS;
   const i64 tiles = tiles_r * tiles_s * p.batch;
+  const bool narrow = tiles <= 0xffffffffll;
   for (i64 t = blockIdx.x; t < tiles; t += gridDim.x) {
-    const i64 b = t / (tiles_r * tiles_s);
+    const i64 b = quotient(t, tiles_r * tiles_s, narrow);
     const i64 rest = t - b * tiles_r * tiles_s;
-    const i64 r0 = (rest % tiles_r) * TR;
-    const i64 s0 = (rest / tiles_r) * TS;
-    const Offsets at = batch_offsets(p, b);
+    const i64 s_tile = quotient(rest, tiles_r, narrow);
+    const i64 r0 = (rest - s_tile * tiles_r) * TR;
+    const i64 s0 = s_tile * TS;
+    const Offsets at = batch_offsets(p, b, narrow);
     const unsigned char* src = p.src + at.src + s0 * p.src_s + r0 * E;
     unsigned char* dst = p.dst + at.dst + r0 * p.dst_r + s0 * E;
     const bool whole = r0 + TR <= p.r_extent && s0 + TS <= p.s_extent;
