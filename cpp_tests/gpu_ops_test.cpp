@@ -313,11 +313,12 @@ TEST(GpuOps, SameLayoutConvertEqualsCpuBytesForEveryPair) {
 }
 
 // Same layout with per-channel coefficients: the channel is the innermost (HWC) or the outermost
-// (CHW) dimension of one dense run.
+// (CHW) dimension of one dense run. 1-byte inputs (to 1-byte outputs, and float8 decodes) go
+// through a per-block table of every channel's 256 results: several copies for 3 channels, one
+// copy built in place for 64.
 TEST(GpuOps, SameLayoutPerChannelConvertEqualsCpuBytes) {
   SKIP_UNLESS_GPUS(1);
   std::mt19937_64 rng(std::random_device{}());
-  const std::vector<float> scale = {0.5f, 1.25f, -3.0f}, offset = {1.0f, -0.5f, 2.0f};
   struct Case {
     TbDataType from, to;
     const char* layout;
@@ -327,18 +328,32 @@ TEST(GpuOps, SameLayoutPerChannelConvertEqualsCpuBytes) {
       {TB_DTYPE_UINT8, TB_DTYPE_FLOAT32, "HWC", {7, 333, 3}},  {TB_DTYPE_FLOAT32, kFloat8E4M3FN, "HWC", {5, 401, 3}},
       {TB_DTYPE_UINT8, kFloat8E5M2, "HWC", {9, 77, 3}},        {TB_DTYPE_FLOAT16, TB_DTYPE_UINT8, "CHW", {3, 31, 67}},
       {kFloat8E4M3FN, TB_DTYPE_BFLOAT16, "CHW", {3, 8, 1001}}, {TB_DTYPE_UINT8, kFloat8E4M3FN, "CHW", {3, 16, 64}},
+      {kFloat8E5M2, TB_DTYPE_FLOAT32, "HWC", {5, 97, 3}},      {kFloat8E4M3FN, TB_DTYPE_FLOAT16, "CHW", {3, 5, 999}},
+      {kFloat8E4M3FN, kFloat8E5M2, "HWC", {3, 211, 3}},        {TB_DTYPE_UINT8, kFloat8E4M3FN, "HWC", {3, 37, 64}},
+      {kFloat8E5M2, TB_DTYPE_FLOAT16, "HWC", {2, 41, 64}},     {kFloat8E4M3FN, TB_DTYPE_FLOAT32, "CHW", {64, 3, 35}},
   };
   for (const Case& c : cases) {
     const std::string what = std::string(c.layout) + " " + dtype_name(c.from) + " -> " + dtype_name(c.to);
+    const int64_t channels = c.shape[std::string(c.layout).find('C')];
+    std::vector<float> scale = {0.5f, 1.25f, -3.0f}, offset = {1.0f, -0.5f, 2.0f};
+    if (channels != 3) {
+      scale.clear();
+      offset.clear();
+      for (int64_t k = 0; k < channels; ++k) {
+        scale.push_back((k % 2 ? -0.25f : 0.5f) * static_cast<float>(1 + k % 5));
+        offset.push_back(0.125f * static_cast<float>(k) - 1.0f);
+      }
+    }
     Owned host_src(alloc(cpu(), c.from, c.shape, c.layout));
     fill_finite(host_src.t, rng);
     Owned host_ref(alloc(cpu(), c.to, c.shape, c.layout));
-    ASSERT_EQ(TB_SUCCESS, tb_convert(host_src.t, host_ref.t, scale.data(), offset.data(), 3, nullptr))
+    const int32_t n = static_cast<int32_t>(channels);
+    ASSERT_EQ(TB_SUCCESS, tb_convert(host_src.t, host_ref.t, scale.data(), offset.data(), n, nullptr))
         << what << ": " << tb_last_error_message();
     Owned device_src(to_device(host_src.t));
     Owned device_dst(alloc(cuda(0), c.to, c.shape, c.layout));
     poison(device_dst.t);
-    ASSERT_EQ(TB_SUCCESS, tb_convert(device_src.t, device_dst.t, scale.data(), offset.data(), 3, nullptr))
+    ASSERT_EQ(TB_SUCCESS, tb_convert(device_src.t, device_dst.t, scale.data(), offset.data(), n, nullptr))
         << what << ": " << tb_last_error_message();
     Owned back(to_host(device_dst.t));
     expect_equal(host_ref.t, back.t, 0, what);

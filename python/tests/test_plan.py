@@ -66,7 +66,7 @@ def test_convert_plan_names_the_fused_normalisation_and_fp8_conversions():
     elementwise = "elementwise vec=16 ilp=1 align_in=16 align_out=16"
     assert tb.convert_plan(described(1 << 35, "float8_e4m3fn", (1024,), ""), flat) == elementwise
     bytes_in = described(1 << 34, "uint8", (1024,), "")
-    table = "elementwise vec=16 ilp=4 align_in=16 align_out=16 table=1"
+    table = "elementwise vec=16 ilp=4 align_in=16 align_out=16 table=1 table_copies=32"
     assert tb.convert_plan(described(1 << 35, "float8_e5m2", (1024,), ""), bytes_in) == table
     # One element off on both sides: a head of 15 elements realigns both.
     shifted = described((1 << 34) + 4, "float32", (1023,), "")

@@ -204,6 +204,31 @@ pub(crate) fn specialisations() -> Vec<KernelSpec> {
                 };
                 all.push(spec);
             }
+            // Per-channel tables (3 and 64 rows: fewer copies, or one copy built in place).
+            if from.item_size() == 1 {
+                for channels in [3, 64] {
+                    let n = channels as usize;
+                    let conversion =
+                        Conversion::new(from, to, vec![0.5; n], vec![1.0; n], Some(channels))
+                            .unwrap();
+                    let plan = Plan {
+                        dims: vec![
+                            Dim { extent: channels, src: 1000, dst: 1000 * to.item_size() },
+                            Dim { extent: 1000, src: 1, dst: to.item_size() },
+                        ],
+                        channel: Some(0),
+                        ..plan.clone()
+                    };
+                    let Work::Launch { spec, .. } =
+                        elementwise(&plan, &conversion, 1 << 32, 1 << 33)
+                    else {
+                        unreachable!("the element-wise kernel is a launch")
+                    };
+                    if spec.defines.iter().any(|d| d.starts_with("TB_TABLE=")) {
+                        all.push(spec);
+                    }
+                }
+            }
         }
     }
     all
@@ -335,6 +360,31 @@ pub(crate) fn choose(plan: &Plan, op: &ElementOp, src: u64, dst: u64) -> Result<
     }
 }
 
+/// Shared-memory bytes a lookup table may take, its copies and the one plain copy they are made
+/// from together (a quarter of what an SM holds for 8 blocks of 256 threads at most).
+const TABLE_BUDGET: i64 = 24 << 10;
+
+/// Whether the element-wise kernel converts through a per-block lookup table, and its shape:
+/// (rows, copies). A 1-byte input has 256 values; a table of convert()'s results (one row of 256
+/// per channel) turns a float8 decode or a 1-byte encode into a shared-memory load. Copies
+/// (a power of two ≤ 32, as many as the budget allows) keep the lanes of a warp on distinct
+/// banks. Other 1-byte inputs (u8, i8 to wider types) convert in two instructions: no table.
+fn table_for(conversion: &Conversion, channels: i64) -> Option<(i64, i64)> {
+    let (e_in, e_out) = (conversion.from.item_size(), conversion.to.item_size());
+    let float8 = matches!(conversion.from, DataType::F8_E4M3FN | DataType::F8_E5M2);
+    if e_in != 1 || !(e_out == 1 || float8) {
+        return None;
+    }
+    let plain = channels * 256 * e_out;
+    let copies = [32, 16, 8, 4, 2].into_iter().find(|&c| plain * (c + 1) <= TABLE_BUDGET);
+    match copies {
+        Some(copies) => Some((channels, copies)),
+        // One copy, built in place: up to 32 KiB (64 channels of 1-byte results).
+        None if plain <= 32 << 10 => Some((channels, 1)),
+        None => None,
+    }
+}
+
 /// The element-wise kernel over one dense run: chunks of `V` elements, 16 bytes on the narrower
 /// side; the head (fewer than `V` elements converted one by one) chosen so that every chunk is
 /// as aligned as the two addresses allow on both sides.
@@ -355,10 +405,16 @@ fn elementwise(plan: &Plan, conversion: &Conversion, src: u64, dst: u64) -> Work
         })
         .unwrap_or(0);
     let (align_in, align_out) = align(head);
-    // 1-byte to 1-byte conversions look up a per-block table of all 256 inputs: four chunks a
-    // thread so the table is built once for many elements.
-    let table = e_in == 1 && e_out == 1;
-    let ilp = if table {
+    let affine = affine_for(conversion);
+    // One coefficient pair: no channel to track.
+    let (inner, channels) = match affine.channels {
+        1 => (plan.count, 1),
+        _ => plan.channel_run(),
+    };
+    let table = table_for(conversion, channels);
+    // Four chunks a thread with a table (built once per block for many elements); two where a
+    // chunk loads less than 32 bytes.
+    let ilp = if table.is_some() {
         4
     } else if vector * e_in < 32 {
         2
@@ -373,15 +429,10 @@ fn elementwise(plan: &Plan, conversion: &Conversion, src: u64, dst: u64) -> Work
         format!("TB_ALIGN_IN={align_in}"),
         format!("TB_ALIGN_OUT={align_out}"),
     ]);
-    if table {
-        defines.push("TB_TABLE=1".into());
+    if let Some((rows, copies)) = table {
+        defines.push(format!("TB_TABLE={rows}"));
+        defines.push(format!("TB_TABLE_COPIES={copies}"));
     }
-    let affine = affine_for(conversion);
-    // One coefficient pair: no channel to track.
-    let (inner, channels) = match affine.channels {
-        1 => (plan.count, 1),
-        _ => plan.channel_run(),
-    };
     let head = head.min(plan.count);
     let chunks = (plan.count - head) / vector;
     let blocks = ceil_div(chunks, THREADS as i64 * ilp).clamp(1, 1 << 20);
@@ -788,7 +839,8 @@ mod tests {
 
     /// Same-layout conversions (contiguous, or collapsible to one run with the channel kept
     /// apart) take the element-wise kernel: 16 bytes a chunk on the narrower side, the head
-    /// chosen so chunks are aligned on both sides, a lookup table for 1-byte to 1-byte.
+    /// chosen so chunks are aligned on both sides, a lookup table for 1-byte inputs
+    /// (to 1-byte outputs, and float8 decodes).
     #[test]
     fn same_layout_conversions_take_the_elementwise_kernel() {
         const F32: DataType = DataType::F32;
@@ -809,13 +861,19 @@ mod tests {
                 "u8 -> e4m3fn: a table",
                 flat(SRC, U8),
                 flat(DST, F8_E4M3FN),
-                "elementwise vec=16 ilp=4 align_in=16 align_out=16 table=1",
+                "elementwise vec=16 ilp=4 align_in=16 align_out=16 table=1 table_copies=32",
             ),
             (
-                "e5m2 -> bf16",
+                "e5m2 -> bf16: a decode table, a copy per bank",
                 flat(SRC, F8_E5M2),
                 flat(DST, BF16),
-                "elementwise vec=16 ilp=2 align_in=16 align_out=16",
+                "elementwise vec=16 ilp=4 align_in=16 align_out=16 table=1 table_copies=32",
+            ),
+            (
+                "e4m3fn -> f32: 16 copies of the 1 KiB table",
+                flat(SRC, F8_E4M3FN),
+                flat(DST, F32),
+                "elementwise vec=16 ilp=4 align_in=16 align_out=16 table=1 table_copies=16",
             ),
             (
                 "f16 -> f32",
@@ -833,7 +891,7 @@ mod tests {
                 "u8 -> u8 with offsets that never line up: byte accesses, still one pass",
                 flat(SRC + 1, U8),
                 flat(DST, U8),
-                "elementwise vec=16 ilp=4 align_in=1 align_out=16 table=1",
+                "elementwise vec=16 ilp=4 align_in=1 align_out=16 table=1 table_copies=32",
             ),
             (
                 "u8 HWC -> f32 HWC: the channel kept apart still makes one run",

@@ -15,7 +15,8 @@
 //   TB_ELEMENTWISE      build the same-order element-wise kernel (one dense run, e.g. a
 //                       same-layout tb_convert); TB_VEC, TB_ILP as above, TB_ALIGN_IN and
 //                       TB_ALIGN_OUT the alignment in bytes (1..16) of every chunk on each side,
-//                       TB_TABLE=1 to convert 1-byte inputs through a per-block lookup table
+//                       TB_TABLE=<rows> to convert 1-byte inputs through a per-block lookup
+//                       table of `rows` channels × 256 results, TB_TABLE_COPIES its copies
 
 typedef unsigned char tb_u8;
 typedef signed char tb_i8;
@@ -242,10 +243,17 @@ struct Offsets {
   i64 src, dst;
 };
 
+// a / n for 0 <= a and 0 < n; in 32 bits when `narrow` (both below 2^32, the same for every
+// thread of a launch): a 64-bit division is a long software sequence, and the register kernels
+// divide for every chunk of 16 bytes or less.
+__device__ __forceinline__ i64 quotient(i64 a, i64 n, bool narrow) {
+  return narrow ? (i64)((unsigned int)a / (unsigned int)n) : a / n;
+}
+
 // Byte offsets of batch index b on both sides.
-__device__ __forceinline__ Offsets batch_offsets(const TransposeParams& p, i64 b) {
+__device__ __forceinline__ Offsets batch_offsets(const TransposeParams& p, i64 b, bool narrow) {
   if (p.inner_batch == 1) return Offsets{b * p.src_b, b * p.dst_b};
-  const i64 outer = b / p.inner_batch, inner = b - outer * p.inner_batch;
+  const i64 outer = quotient(b, p.inner_batch, narrow), inner = b - outer * p.inner_batch;
   return Offsets{outer * p.src_b + inner * p.src_ib, outer * p.dst_b + inner * p.dst_ib};
 }
 
@@ -266,6 +274,7 @@ extern "C" __global__ void tb_deinterleave(const TransposeParams p) {
   constexpr int V = TB_VEC;
   const i64 chunks = (p.s_extent + V - 1) / V;
   const i64 total = chunks * p.batch;
+  const bool narrow = total <= 0xffffffffll;  // every chunk index fits 32 bits
   const i64 threads = (i64)gridDim.x * blockDim.x;
   for (i64 first = blockIdx.x * (i64)blockDim.x + threadIdx.x; first < total; first += threads * TB_ILP) {
     Bytes<V * R * sizeof(TB_TIN)> in[TB_ILP];
@@ -273,16 +282,16 @@ extern "C" __global__ void tb_deinterleave(const TransposeParams p) {
 #pragma unroll
     for (int u = 0; u < TB_ILP; ++u) {
       const i64 i = first + u * threads;
-      const i64 b = i / chunks, s0 = (i - b * chunks) * V;
+      const i64 b = quotient(i, chunks, narrow), s0 = (i - b * chunks) * V;
       whole[u] = i < total && s0 + V <= p.s_extent;
-      if (whole[u]) load_bytes(in[u], p.src + batch_offsets(p, b).src + s0 * p.src_s);
+      if (whole[u]) load_bytes(in[u], p.src + batch_offsets(p, b, narrow).src + s0 * p.src_s);
     }
 #pragma unroll
     for (int u = 0; u < TB_ILP; ++u) {
       const i64 i = first + u * threads;
       if (i >= total) break;
-      const i64 b = i / chunks, s0 = (i - b * chunks) * V;
-      const Offsets at = batch_offsets(p, b);
+      const i64 b = quotient(i, chunks, narrow), s0 = (i - b * chunks) * V;
+      const Offsets at = batch_offsets(p, b, narrow);
       unsigned char* dst = p.dst + at.dst + s0 * (i64)sizeof(TB_TOUT);
       if (whole[u]) {
 #pragma unroll
@@ -318,6 +327,7 @@ extern "C" __global__ void tb_interleave(const TransposeParams p) {
   constexpr int V = TB_VEC;
   const i64 chunks = (p.r_extent + V - 1) / V;
   const i64 total = chunks * p.batch;
+  const bool narrow = total <= 0xffffffffll;  // every chunk index fits 32 bits
   const i64 threads = (i64)gridDim.x * blockDim.x;
   for (i64 first = blockIdx.x * (i64)blockDim.x + threadIdx.x; first < total; first += threads * TB_ILP) {
     Bytes<V * sizeof(TB_TIN)> in[TB_ILP][S];
@@ -325,10 +335,10 @@ extern "C" __global__ void tb_interleave(const TransposeParams p) {
 #pragma unroll
     for (int u = 0; u < TB_ILP; ++u) {
       const i64 i = first + u * threads;
-      const i64 b = i / chunks, r0 = (i - b * chunks) * V;
+      const i64 b = quotient(i, chunks, narrow), r0 = (i - b * chunks) * V;
       whole[u] = i < total && r0 + V <= p.r_extent;
       if (whole[u]) {
-        const unsigned char* src = p.src + batch_offsets(p, b).src + r0 * (i64)sizeof(TB_TIN);
+        const unsigned char* src = p.src + batch_offsets(p, b, narrow).src + r0 * (i64)sizeof(TB_TIN);
 #pragma unroll
         for (int s = 0; s < S; ++s) load_bytes(in[u][s], src + s * p.src_s);
       }
@@ -337,8 +347,8 @@ extern "C" __global__ void tb_interleave(const TransposeParams p) {
     for (int u = 0; u < TB_ILP; ++u) {
       const i64 i = first + u * threads;
       if (i >= total) break;
-      const i64 b = i / chunks, r0 = (i - b * chunks) * V;
-      const Offsets at = batch_offsets(p, b);
+      const i64 b = quotient(i, chunks, narrow), r0 = (i - b * chunks) * V;
+      const Offsets at = batch_offsets(p, b, narrow);
       if (whole[u]) {
         Bytes<V * S * sizeof(TB_TOUT)> out;
 #pragma unroll
@@ -427,12 +437,14 @@ extern "C" __global__ void __launch_bounds__(TILE_THREADS, TB_TILE_MIN_BLOCKS) t
   const i64 tiles_r = (p.r_extent + TR - 1) / TR;
   const i64 tiles_s = (p.s_extent + TS - 1) / TS;
   const i64 tiles = tiles_r * tiles_s * p.batch;
+  const bool narrow = tiles <= 0xffffffffll;
   for (i64 t = blockIdx.x; t < tiles; t += gridDim.x) {
-    const i64 b = t / (tiles_r * tiles_s);
+    const i64 b = quotient(t, tiles_r * tiles_s, narrow);
     const i64 rest = t - b * tiles_r * tiles_s;
-    const i64 r0 = (rest % tiles_r) * TR;
-    const i64 s0 = (rest / tiles_r) * TS;
-    const Offsets at = batch_offsets(p, b);
+    const i64 s_tile = quotient(rest, tiles_r, narrow);
+    const i64 r0 = (rest - s_tile * tiles_r) * TR;
+    const i64 s0 = s_tile * TS;
+    const Offsets at = batch_offsets(p, b, narrow);
     const unsigned char* src = p.src + at.src + s0 * p.src_s + r0 * E;
     unsigned char* dst = p.dst + at.dst + r0 * p.dst_r + s0 * E;
     const bool whole = r0 + TR <= p.r_extent && s0 + TS <= p.s_extent;
@@ -544,13 +556,31 @@ struct ElementwiseParams {
 
 #if TB_TABLE
 // 1-byte inputs have 256 values: each block converts every (channel, value) pair once, with
-// convert() itself, into shared memory, and then looks elements up (same bytes, less arithmetic).
-static_assert(sizeof(TB_TIN) == 1 && sizeof(TB_TOUT) == 1, "the table holds 1-byte results");
-__device__ __forceinline__ TB_TOUT convert_one(const unsigned char* x, int channel, const Affine&, const TB_TOUT* table) {
-  return table[(channel << 8) | x[0]];
+// convert() itself (so the bytes are convert()'s), and then looks elements up. A lookup costs a
+// few instructions and one shared-memory load where a float8 decode or encode costs dozens.
+// The table is kept in TB_TABLE_COPIES copies interleaved word by word: word w of copy k is at
+// w * COPIES + k, and lane l reads copy l % COPIES, so with 32 copies every lane of a warp reads
+// its own bank whatever the values (one copy: up to 3-4 lanes of random bytes share a bank).
+static_assert(sizeof(TB_TIN) == 1, "the table is indexed by a 1-byte input");
+#ifndef TB_TABLE_COPIES
+#define TB_TABLE_COPIES 1
+#endif
+constexpr int TABLE_ROWS = TB_TABLE;
+constexpr int TABLE_COPIES = TB_TABLE_COPIES;
+constexpr int TABLE_WORDS = TABLE_ROWS * 256 * (int)sizeof(TB_TOUT) / 4;  // one copy's words
+static_assert(TABLE_COPIES == 1 || TABLE_COPIES == 2 || TABLE_COPIES % 4 == 0, "copies: 1, 2 or 4k");
+
+// Entry `index` (channel * 256 + input byte) of the table, from the calling lane's copy.
+__device__ __forceinline__ TB_TOUT lookup(const unsigned char* table, int index) {
+  const int byte = index * (int)sizeof(TB_TOUT);
+  const int lane = (int)(threadIdx.x & (TABLE_COPIES - 1));
+  return load<TB_TOUT>(table + ((byte >> 2) * TABLE_COPIES + lane) * 4 + (byte & 3));
+}
+__device__ __forceinline__ TB_TOUT convert_one(const unsigned char* x, int channel, const Affine&, const unsigned char* table) {
+  return lookup(table, (channel << 8) | x[0]);
 }
 #else
-__device__ __forceinline__ TB_TOUT convert_one(const unsigned char* x, int channel, const Affine& a, const TB_TOUT*) {
+__device__ __forceinline__ TB_TOUT convert_one(const unsigned char* x, int channel, const Affine& a, const unsigned char*) {
   return convert(get<TB_TIN>(x), channel, a);
 }
 #endif
@@ -561,7 +591,7 @@ __device__ __forceinline__ int channel_of(const ElementwiseParams& p, i64 i) {
 }
 
 template <bool PER_CHANNEL>
-__device__ __forceinline__ void elementwise_chunks(const ElementwiseParams& p, const TB_TOUT* table) {
+__device__ __forceinline__ void elementwise_chunks(const ElementwiseParams& p, const unsigned char* table) {
   constexpr int V = TB_VEC;
   constexpr int IN = V * sizeof(TB_TIN), OUT = V * sizeof(TB_TOUT);
   const i64 chunks = (p.count - p.head) / V;
@@ -602,14 +632,39 @@ __device__ __forceinline__ void elementwise_chunks(const ElementwiseParams& p, c
 
 extern "C" __global__ void tb_elementwise(const ElementwiseParams p) {
 #if TB_TABLE
-  __shared__ TB_TOUT table[TB_MAX_CHANNELS * 256];
-  for (int k = threadIdx.x; k < (int)p.channels * 256; k += blockDim.x) {
+  // p.channels == TABLE_ROWS (the host sizes the table by it).
+  __shared__ __align__(16) unsigned int table_words[TABLE_WORDS * TABLE_COPIES];
+  const unsigned char* table = (const unsigned char*)table_words;
+#if TB_TABLE_COPIES == 1
+  for (int k = threadIdx.x; k < TABLE_ROWS * 256; k += blockDim.x) {
     const unsigned char x = (unsigned char)(k & 255);
-    table[k] = convert(get<TB_TIN>(&x), k >> 8, p.affine);
+    store<TB_TOUT>((unsigned char*)table_words + k * (int)sizeof(TB_TOUT), convert(get<TB_TIN>(&x), k >> 8, p.affine));
   }
   __syncthreads();
 #else
-  const TB_TOUT* table = nullptr;
+  // One copy first, then every word repeated COPIES times with 8- or 16-byte stores (consecutive
+  // threads write consecutive addresses: no bank conflicts).
+  __shared__ __align__(16) unsigned int plain[TABLE_WORDS];
+  for (int k = threadIdx.x; k < TABLE_ROWS * 256; k += blockDim.x) {
+    const unsigned char x = (unsigned char)(k & 255);
+    store<TB_TOUT>((unsigned char*)plain + k * (int)sizeof(TB_TOUT), convert(get<TB_TIN>(&x), k >> 8, p.affine));
+  }
+  __syncthreads();
+  if (TABLE_COPIES == 2) {
+    for (int q = threadIdx.x; q < TABLE_WORDS; q += blockDim.x) {
+      const unsigned int w = plain[q];
+      *(uint2*)(table_words + 2 * q) = make_uint2(w, w);
+    }
+  } else {
+    for (int q = threadIdx.x; q < TABLE_WORDS * TABLE_COPIES / 4; q += blockDim.x) {
+      const unsigned int w = plain[q / (TABLE_COPIES / 4)];
+      *(uint4*)(table_words + 4 * q) = make_uint4(w, w, w, w);
+    }
+  }
+  __syncthreads();
+#endif
+#else
+  const unsigned char* table = nullptr;
 #endif
   // Head and tail, one element per thread.
   const i64 body_end = p.head + (p.count - p.head) / TB_VEC * TB_VEC;
