@@ -22,7 +22,7 @@ from . import _abi  # noqa: F401  (checks every ctypes struct against the librar
 from ._allocators import TorchAllocator, allocator_installed, pool_used_bytes, set_allocator, trim_pool
 from ._devices import Device, cuda_device_count, cuda_device_count_or_error
 from ._frames import convert_frames
-from ._ops import convert, convert_plan, copy_into, reformat, reformat_into, reformat_plan
+from ._ops import convert, convert_into, convert_plan, copy_into, reformat, reformat_into, reformat_plan
 from ._producers import as_tensor, from_dlpack
 from ._sharing import collect_shared, from_shared, receive_shared, revoke_shared, send_shared, shared_pool_fd
 from ._tensor import Tensor, empty, live_tensor_count
@@ -35,7 +35,7 @@ __version__ = _library.tb_version_string().decode()
 __all__ = [
     "CudaError", "CudaUnavailableError", "Device", "DeviceMismatchError", "InternalError",
     "InvalidArgumentError", "NotSupportedError", "OutOfMemoryError", "ReadOnlyError", "Tensor",
-    "TensorBridgeError", "as_tensor", "convert", "convert_frames", "convert_plan", "copy_into",
+    "TensorBridgeError", "as_tensor", "convert", "convert_frames", "convert_into", "convert_plan", "copy_into",
     "cuda_device_count",
     "cuda_device_count_or_error", "empty",
     "collect_shared", "from_dlpack", "from_shared", "receive_shared", "revoke_shared", "send_shared",

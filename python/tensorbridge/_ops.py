@@ -15,6 +15,7 @@ from ._values import layout_bytes, remember
 
 _reformat_new = unchecked("tb_reformat_new", convert_arguments=False)
 _convert_new = unchecked("tb_convert_new", convert_arguments=False)
+_convert = unchecked("tb_convert", convert_arguments=False)
 _COEFFICIENTS: dict = {}  # (scale, offset) as given -> (scale array, offset array, count)
 _reformat = unchecked("tb_reformat", convert_arguments=False)
 _copy = unchecked("tb_copy", convert_arguments=False)
@@ -148,6 +149,19 @@ def convert(tensor, layout=None, dtype="float32", scale=1.0, offset=0.0, stream=
     if status:
         raise_for(status)
     return Tensor._adopt(out.value)
+
+
+def convert_into(dst, src, scale=1.0, offset=0.0, stream=None):
+    """``convert`` into an existing tensor: dst = src * scale[c] + offset[c] in ``dst``'s dtype
+    and layout (``tb_convert``; no allocation, for loops that reuse their output); returns
+    ``dst``."""
+    scales, offsets, count, _, _ = _coefficients(scale, offset)
+    with _Operands() as operands:
+        status = _convert(operands.handle(src), operands.handle(dst), scales, offsets, count,
+                          _stream_argument(stream))
+    if status:
+        raise_for(status)
+    return dst
 
 
 _PLAN_NAME_CAPACITY = 128  # TB_PLAN_NAME_CAPACITY: always holds a plan name and its NUL

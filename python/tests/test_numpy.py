@@ -213,3 +213,13 @@ def test_library_errors_are_typed_and_name_their_status():
         tb.as_tensor(np.zeros((2, 2)), "HWC")
     assert info.value.status == "TB_ERROR_INVALID_ARGUMENT"
     assert isinstance(info.value, ValueError) and isinstance(info.value, tb.TensorBridgeError)
+
+
+def test_convert_into_writes_an_existing_output_in_its_layout_and_dtype():
+    x = np.arange(2 * 3 * 4 * 3, dtype=np.uint8).reshape(2, 3, 4, 3)
+    out = tb.empty((2, 3, 3, 4), "float32", "NCHW")
+    assert tb.convert_into(out, tb.as_tensor(x, "NHWC"), scale=[1, 2, 3], offset=0.5) is out
+    expected = x.transpose(0, 3, 1, 2).astype(np.float32) * np.float32([1, 2, 3]).reshape(1, 3, 1, 1) + 0.5
+    assert np.array_equal(np.asarray(out), expected)
+    with pytest.raises(tb.InvalidArgumentError):
+        tb.convert_into(tb.empty((2, 3), "float32", "HW"), tb.as_tensor(x, "NHWC"))
