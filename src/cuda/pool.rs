@@ -206,8 +206,16 @@ pub(crate) fn allocate(ordinal: i32, bytes: usize, stream: Option<Stream>) -> Re
         .during("cuMemAllocFromPoolAsync")
         .map_err(|error| out_of_memory(size, ordinal, error))?;
     if stream.is_none() {
-        // SAFETY: the allocation stream lives for the process.
-        unsafe { driver::stream::synchronize(target) }.during("cuStreamSynchronize")?;
+        let synchronized = crate::fault::driver_call("cuStreamSynchronize").and_then(|()| {
+            // SAFETY: the allocation stream lives for the process.
+            unsafe { driver::stream::synchronize(target) }.during("cuStreamSynchronize")
+        });
+        if let Err(error) = synchronized {
+            // The block is nobody's yet: give it back in the allocation stream's order.
+            // SAFETY: ptr came from the allocation above and is freed once, here.
+            let _ = unsafe { driver::free_async(ptr, target) };
+            return Err(error);
+        }
     }
     Ok(ptr)
 }

@@ -48,7 +48,15 @@ pub(crate) fn after(tensor: &Tensor, stream: Stream) -> Result<()> {
         return Ok(());
     }
     let ordinal = tensor.device().ordinal;
-    let marker = record_marker(ordinal, stream, storage.marker_of(stream))?;
+    let marker = match record_marker(ordinal, stream, storage.marker_of(stream)) {
+        Ok(marker) => marker,
+        Err(error) => {
+            // The work is enqueued but unmarked: a later stream-ordered free could overtake it.
+            // Waiting for it here leaves nothing to order (the call still reports the failure).
+            let _ = synchronize(ordinal, stream);
+            return Err(error);
+        }
+    };
     if let Some(replaced) = storage.set_marker(stream, marker) {
         destroy_marker(ordinal, replaced);
     }
