@@ -566,8 +566,9 @@ mod tests {
         );
     }
 
-    /// A tensor description at `data` in memory of `kind` (never dereferenced).
-    fn described(
+    /// A tensor description at `data` in memory of `kind` (never dereferenced); also the plan's
+    /// tests' tensors.
+    pub(crate) fn described(
         kind: DeviceType,
         data: u64,
         dtype: DataType,

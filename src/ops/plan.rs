@@ -182,23 +182,14 @@ impl Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::device::Device;
+    use crate::device::{Device, DeviceType};
     use crate::dtype::DataType;
     use crate::layout::Layout;
     use crate::storage::Storage;
     use crate::tensor::TensorDesc;
 
     fn tensor(dtype: DataType, shape: &[i64], layout: &str) -> Tensor {
-        let desc = TensorDesc {
-            data: 0x100000,
-            device: Device::CPU,
-            dtype,
-            shape: shape.into(),
-            strides: None,
-            layout: Layout::parse(layout).unwrap(),
-            readonly: false,
-        };
-        Tensor::new(desc, &Storage::with_release(None)).unwrap()
+        crate::ops::tests::described(DeviceType::TB_DEVICE_CPU, 0x100000, dtype, shape, layout)
     }
 
     /// Regression: merging dimensions multiplied a stride by its extent unchecked, which
