@@ -383,28 +383,9 @@ fn import_pool(owner: u64, pool: u64, fd: Option<i32>, ordinal: i32) -> Result<s
     .during("cuMemPoolImportFromShareableHandle (the file descriptor is not the pool's?)")?;
     // SAFETY: written by the successful call above.
     let imported = unsafe { imported.assume_init() };
-    grant_access(imported, ordinal)?;
+    pool::allow_read_write(imported, ordinal)?;
     pools.insert((owner, pool), imported as usize);
     Ok(imported)
-}
-
-/// Lets device `ordinal` read and write the imported pool's memory, unless it can already.
-fn grant_access(pool: sys::CUmemoryPool, ordinal: i32) -> Result<()> {
-    let mut location = sys::CUmemLocation {
-        type_: sys::CUmemLocationType::CU_MEM_LOCATION_TYPE_DEVICE,
-        id: ordinal,
-    };
-    let read_write = sys::CUmemAccess_flags::CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
-    let mut flags = MaybeUninit::uninit();
-    // SAFETY: valid pointers; a pool imported above.
-    let got = unsafe { sys::cuMemPoolGetAccess(flags.as_mut_ptr(), pool, &mut location) }.result();
-    // SAFETY: written when the call succeeded.
-    if got.is_ok() && unsafe { flags.assume_init() } == read_write {
-        return Ok(());
-    }
-    let access = sys::CUmemAccessDesc { location, flags: read_write };
-    // SAFETY: one valid access descriptor.
-    unsafe { sys::cuMemPoolSetAccess(pool, &access, 1) }.result().during("cuMemPoolSetAccess")
 }
 
 /// An open mapping of an imported allocation: base address, device, references.

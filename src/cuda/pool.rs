@@ -154,22 +154,31 @@ pub(crate) fn grant_access(owner: i32, accessor: i32) -> Result<()> {
     }
     let _scope = ContextScope::enter(owner)?;
     let state = device_pool(owner)?;
-    let location = sys::CUmemLocation {
-        type_: sys::CUmemLocationType::CU_MEM_LOCATION_TYPE_DEVICE,
-        id: accessor,
-    };
-    let access = sys::CUmemAccessDesc {
-        location,
-        flags: sys::CUmemAccess_flags::CU_MEM_ACCESS_FLAGS_PROT_READWRITE,
-    };
     for pool in [state.pool, state.own] {
-        // SAFETY: a valid pool and one valid access descriptor.
-        unsafe { sys::cuMemPoolSetAccess(pool as sys::CUmemoryPool, &access, 1) }
-            .result()
-            .during("cuMemPoolSetAccess (peer access to pool memory)")?;
+        allow_read_write(pool as sys::CUmemoryPool, accessor)?;
     }
     granted.push((owner, accessor));
     Ok(())
+}
+
+/// Lets device `accessor` read and write the memory of `pool` (one of this process's or one
+/// imported from another), unless it can already.
+pub(crate) fn allow_read_write(pool: sys::CUmemoryPool, accessor: i32) -> Result<()> {
+    let mut location = sys::CUmemLocation {
+        type_: sys::CUmemLocationType::CU_MEM_LOCATION_TYPE_DEVICE,
+        id: accessor,
+    };
+    let read_write = sys::CUmemAccess_flags::CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
+    let mut flags = std::mem::MaybeUninit::uninit();
+    // SAFETY: valid pointers and a valid pool.
+    let got = unsafe { sys::cuMemPoolGetAccess(flags.as_mut_ptr(), pool, &mut location) }.result();
+    // SAFETY: written when the call succeeded.
+    if got.is_ok() && unsafe { flags.assume_init() } == read_write {
+        return Ok(());
+    }
+    let access = sys::CUmemAccessDesc { location, flags: read_write };
+    // SAFETY: a valid pool and one valid access descriptor.
+    unsafe { sys::cuMemPoolSetAccess(pool, &access, 1) }.result().during("cuMemPoolSetAccess")
 }
 
 /// Whether `own_pool(ordinal)` was created shareable; the caller has entered the context.

@@ -133,9 +133,12 @@ fn nonce() -> u64 {
     crate::cuda::ipc::process_nonce()
 }
 
+/// This process's lease table, made by its first export.
+static EXPORTER: OnceLock<std::result::Result<Mutex<Exporter>, String>> = OnceLock::new();
+
+/// The lease table, made (with its file in shared memory) on first use.
 fn exporter() -> Result<MutexGuard<'static, Exporter>> {
-    static EXPORTER: OnceLock<std::result::Result<Mutex<Exporter>, String>> = OnceLock::new();
-    let made = EXPORTER.get_or_init(|| {
+    lock(EXPORTER.get_or_init(|| {
         remove_stale_tables();
         let path = table_path(std::process::id(), nonce());
         let words = map_table(&path, true).map_err(|error| {
@@ -143,7 +146,13 @@ fn exporter() -> Result<MutexGuard<'static, Exporter>> {
         })?;
         remove_at_exit(path);
         Ok(Mutex::new(Exporter { words, held: HashMap::new(), next: 0, free: Vec::new() }))
-    });
+    }))
+}
+
+/// The lease table behind `made`, locked; the reason it could not be made otherwise.
+fn lock(
+    made: &'static std::result::Result<Mutex<Exporter>, String>,
+) -> Result<MutexGuard<'static, Exporter>> {
     match made {
         Ok(table) => Ok(table.lock().unwrap_or_else(|poisoned| poisoned.into_inner())),
         Err(message) => Err(Error::internal(message.clone())),
@@ -252,9 +261,13 @@ pub(crate) fn revoke(lease: Lease) -> Result<()> {
     Ok(())
 }
 
-/// Drops released leases and those of importers that died; returns how many are still held.
+/// Drops released leases and those of importers that died; returns how many are still held
+/// (0 in a process that never exported: no table is made for the question).
 pub(crate) fn collect() -> Result<usize> {
-    Ok(exporter()?.sweep(true))
+    match EXPORTER.get() {
+        Some(made) => Ok(lock(made)?.sweep(true)),
+        None => Ok(0),
+    }
 }
 
 /// Lease tables of other processes mapped here, by (process id, nonce).
