@@ -293,8 +293,12 @@ TEST(MultiGpu, CrossGpuOperandsWorkWithPeerAccessAndAreNotSupportedWithout) {
       CUDA_OK(cudaSetDevice(device));
       CUDA_OK(cudaDeviceSynchronize());
     }
+    // tensorbridge's memory is stream-ordered pool memory: only the devices granted access
+    // reach it (device 1 was granted device 0's, not the reverse), so the copy runs on device 1.
+    CUDA_OK(cudaSetDevice(1));
     std::vector<uint8_t> planar(kPixels);
     CUDA_OK(cudaMemcpy(planar.data(), data_of(on1.t), kPixels, cudaMemcpyDeviceToHost));
+    CUDA_OK(cudaSetDevice(0));
     for (int64_t c = 0; c < kC; ++c)
       for (int64_t p = 0; p < kH * kW; ++p)
         ASSERT_EQ(planar[static_cast<size_t>(c * kH * kW + p)], pattern(static_cast<size_t>(p * kC + c)));
