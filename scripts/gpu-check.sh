@@ -203,6 +203,12 @@ fi
 # naming tensorbridge (the library, its Python module or a tb_* kernel) fails the step; those
 # only in other code (PyTorch, CuPy, other frameworks) are counted in the summary, not failed.
 # Framework memory pools hide an out-of-bounds access that stays inside a pooled block.
+# --show-backtrace device: the tool's host backtraces capture the Python frames of every call
+# that launches a kernel and never let them go (a frame keeps its arguments alive: the leak
+# checks then see tensors that Python no longer references); device backtraces of precise
+# errors are kept, and a report still names the kernel it is about. A failed host API call is
+# then reported without the code that made it (counted with the others); tensorbridge's own
+# calls are checked with backtraces by the CUDA test binary's memcheck run above.
 if want pytest-sanitizer && command -v compute-sanitizer >/dev/null; then
   gpu_files=$(ls python/tests/test_gpu_*.py | grep -v 'test_gpu_ipc\.py$')
   timed="test_allocating_operations_and_releases_do_not_wait_for_a_busy_side_stream or \
@@ -211,7 +217,7 @@ test_import_reformat_convert_return_while_the_producer_is_busy_and_wait_on_the_d
   # shellcheck disable=SC2086 # one word per file
   TENSORBRIDGE_LIBRARY="$PWD/.prebuilt/libtensorbridge.so" \
     timeout "${TB_PYTEST_SANITIZER_TIMEOUT:-900}" compute-sanitizer --tool memcheck \
-    --error-exitcode 99 --print-limit 1000 \
+    --show-backtrace device --error-exitcode 99 --print-limit 1000 \
     python3 -m pytest $gpu_files -q -rs -p no:cacheprovider -k "not ($timed)" >"$log_file" 2>&1
   status=$?
   python3 scripts/sanitizer-report.py "$log_file"
