@@ -128,6 +128,13 @@ const ReformatCase kReformats[] = {
     {"NHWC", "NCHW", {2, 8, 8, 4}},    {"NCHW", "NHWC", {2, 4, 8, 8}},
     {"NHWC", "NCHW", {2, 4, 64, 64}},  {"NCHW", "NHWC", {2, 64, 4, 64}},
     {"NHWC", "NCHW", {1, 3, 48, 40}},  {"NCHW", "NHWC", {1, 40, 3, 48}},
+    // Runs of 64 bytes or more a thread, moved through the warp (C = 8 for every item size, C = 4
+    // for 8- and 16-byte items, C = 6: runs of 6 pieces); odd widths leave partial chunks in
+    // warps whose other lanes stage whole ones.
+    {"NHWC", "NCHW", {2, 4, 64, 8}},   {"NCHW", "NHWC", {2, 8, 4, 64}},
+    {"NHWC", "NCHW", {2, 5, 1023, 8}}, {"NCHW", "NHWC", {2, 8, 5, 1023}},
+    {"NHWC", "NCHW", {1, 3, 100, 6}},  {"NCHW", "NHWC", {1, 6, 3, 100}},
+    {"NCHW", "NHWC", {3, 4, 7, 333}},
 };
 
 const TbDataType kDtypes[] = {TB_DTYPE_UINT8, TB_DTYPE_FLOAT16, TB_DTYPE_FLOAT32, TB_DTYPE_FLOAT64,

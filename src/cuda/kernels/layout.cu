@@ -11,6 +11,8 @@
 //   TB_SMALL            channel count of the interleave/deinterleave kernels (1..8)
 //   TB_VEC              elements per thread along the long dimension in those kernels, chosen on
 //                       the host so that each thread's stores are single 16-byte accesses
+//   TB_STAGE, TB_THREADS  move the register kernels' wide side (64-128 bytes a thread) through
+//                       the warp (warp_load / warp_store below); TB_THREADS is the block size
 //   TB_RANK             rank of the general kernel
 //   TB_ELEMENTWISE      build the same-order element-wise kernel (one dense run, e.g. a
 //                       same-layout tb_convert); TB_VEC, TB_ILP as above, TB_ALIGN_IN and
@@ -114,6 +116,18 @@ template <typename F> __device__ __forceinline__ unsigned char float8_encode(flo
 template <typename F> __device__ __forceinline__ float float8_decode(unsigned char b) {
   constexpr int M = F::M, BIAS = F::BIAS;
   constexpr bool IEEE = F::IEEE;
+#if __CUDA_ARCH__ >= 890
+  // The hardware conversion (sm_89 and later) to float16, exact for every float8 value (float16
+  // has their exponent range and more mantissa bits), then to float32 (exact); a NaN becomes the
+  // steps' quiet NaN with the byte's sign, so both give the same bits.
+  unsigned int pair;
+  const unsigned short in = b;
+  if (IEEE) asm("cvt.rn.f16x2.e5m2x2 %0, %1;" : "=r"(pair) : "h"(in));
+  else asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(pair) : "h"(in));
+  float y;
+  asm("cvt.f32.f16 %0, %1;" : "=f"(y) : "h"((unsigned short)(pair & 0xffffu)));
+  return y == y ? y : __uint_as_float(0x7fc00000u | ((unsigned int)(b & 0x80) << 24));
+#else
   const unsigned int field = b & 0x7f;
   const unsigned int exponent = field >> M, mantissa = field & ((1u << M) - 1);
   float magnitude;
@@ -127,6 +141,7 @@ template <typename F> __device__ __forceinline__ float float8_decode(unsigned ch
     magnitude = __uint_as_float(((exponent - BIAS + 127) << 23) | (mantissa << (23 - M)));
   }
   return (b & 0x80) ? -magnitude : magnitude;
+#endif
 }
 
 __device__ __forceinline__ float to_float(tb_f8e4m3fn x) { return float8_decode<E4M3FN>(x.bits); }
@@ -219,6 +234,84 @@ template <typename T> __device__ __forceinline__ void put(unsigned char* bytes, 
   for (int i = 0; i < (int)sizeof(T); ++i) bytes[i] = in[i];
 }
 
+// ---- warp-staged runs ------------------------------------------------------------------------
+// A thread's run of N bytes (N a multiple of 16, 16-byte aligned) moved by its whole warp when N
+// is large: accessed directly, instruction k of every lane touches piece k of its own run, N
+// bytes away from its neighbour's, so each instruction reaches 32 distinct sectors and fills part
+// of each (stores of 64 bytes or more a thread ran at 0.55-0.88 of copy on the H100). Staged, the
+// warp's instruction k moves pieces 32k .. 32k+31 of the warp's runs in order: consecutive lanes
+// touch consecutive 16-byte pieces (one contiguous span when the lanes' runs are). Each lane's
+// address reaches the others by shuffle, so the runs may lie anywhere; a lane whose run is not
+// whole (`whole` false) has none of its pieces moved. Every lane of the warp must call these
+// together. TB_STAGE (host-set: 1) turns them on; TB_THREADS is the block size.
+#ifdef TB_STAGE
+// A grid-stride loop over `first` that every lane of a warp runs as long as any lane has work.
+#define TB_WARP_FIRST(first) ((first) - (i64)(threadIdx.x & 31))
+template <int N> struct Staged {
+  static constexpr int P = N / 16;  // 16-byte pieces per run
+  static_assert(N % 16 == 0, "staged runs are whole 16-byte pieces");
+  // Shared-memory slot of piece q of lane c's run: the pieces XOR-permuted within each run so
+  // that the eight lanes of one 128-byte phase land on distinct slots modulo 8 (banks) both when
+  // a lane walks its own run and when the warp walks the runs in order.
+  static __device__ __forceinline__ int slot(int c, int q) {
+    const int spread = (P & (P - 1)) == 0 ? ((c * P) >> 3) % P : 0;
+    return c * P + (q ^ spread);
+  }
+  // This warp's part of the block's staging area (TB_THREADS / 32 warps × 32 runs × P pieces).
+  static __device__ __forceinline__ uint4* area(uint4* block_area) {
+    return block_area + (threadIdx.x >> 5) * 32 * P;
+  }
+};
+
+template <int N>
+__device__ __forceinline__ void warp_load(Bytes<N>& mine, const unsigned char* src, bool whole, uint4* area) {
+  constexpr int P = Staged<N>::P;
+  const int lane = threadIdx.x & 31;
+  const unsigned int wholes = __ballot_sync(0xffffffffu, whole);
+  const unsigned long long address = (unsigned long long)src;
+  uint4 piece[P];
+#pragma unroll
+  for (int k = 0; k < P; ++k) {  // every load first: P 16-byte loads in flight per lane
+    const int c = (k * 32 + lane) / P, q = (k * 32 + lane) % P;
+    const unsigned long long base = __shfl_sync(0xffffffffu, address, c);
+    if ((wholes >> c) & 1) piece[k] = __ldg((const uint4*)(base + q * 16));
+  }
+#pragma unroll
+  for (int k = 0; k < P; ++k) {
+    const int c = (k * 32 + lane) / P, q = (k * 32 + lane) % P;
+    if ((wholes >> c) & 1) area[Staged<N>::slot(c, q)] = piece[k];
+  }
+  __syncwarp();
+  if (whole) {
+#pragma unroll
+    for (int q = 0; q < P; ++q) *(uint4*)(mine.b + 16 * q) = area[Staged<N>::slot(lane, q)];
+  }
+  __syncwarp();
+}
+
+template <int N>
+__device__ __forceinline__ void warp_store(unsigned char* dst, const Bytes<N>& mine, bool whole, uint4* area) {
+  constexpr int P = Staged<N>::P;
+  const int lane = threadIdx.x & 31;
+  const unsigned int wholes = __ballot_sync(0xffffffffu, whole);
+  const unsigned long long address = (unsigned long long)dst;
+  if (whole) {
+#pragma unroll
+    for (int q = 0; q < P; ++q) area[Staged<N>::slot(lane, q)] = *(const uint4*)(mine.b + 16 * q);
+  }
+  __syncwarp();
+#pragma unroll
+  for (int k = 0; k < P; ++k) {
+    const int c = (k * 32 + lane) / P, q = (k * 32 + lane) % P;
+    const unsigned long long base = __shfl_sync(0xffffffffu, address, c);
+    if ((wholes >> c) & 1) *(uint4*)(base + q * 16) = area[Staged<N>::slot(c, q)];
+  }
+  __syncwarp();
+}
+#else
+#define TB_WARP_FIRST(first) (first)
+#endif
+
 // Element access in global or shared memory (addresses aligned for T: checked at wrap time).
 template <typename T> __device__ __forceinline__ T load(const unsigned char* p) { return *(const T*)p; }
 template <typename T> __device__ __forceinline__ void store(unsigned char* p, T v) { *(T*)p = v; }
@@ -276,15 +369,24 @@ extern "C" __global__ void tb_deinterleave(const TransposeParams p) {
   const i64 total = chunks * p.batch;
   const bool narrow = total <= 0xffffffffll;  // every chunk index fits 32 bits
   const i64 threads = (i64)gridDim.x * blockDim.x;
-  for (i64 first = blockIdx.x * (i64)blockDim.x + threadIdx.x; first < total; first += threads * TB_ILP) {
-    Bytes<V * R * sizeof(TB_TIN)> in[TB_ILP];
+  constexpr int IN = V * R * sizeof(TB_TIN);
+#ifdef TB_STAGE
+  __shared__ uint4 staging[TB_THREADS * (IN / 16)];
+  uint4* area = Staged<IN>::area(staging);
+#endif
+  for (i64 first = blockIdx.x * (i64)blockDim.x + threadIdx.x; TB_WARP_FIRST(first) < total; first += threads * TB_ILP) {
+    Bytes<IN> in[TB_ILP];
     bool whole[TB_ILP];
 #pragma unroll
     for (int u = 0; u < TB_ILP; ++u) {
       const i64 i = first + u * threads;
       const i64 b = quotient(i, chunks, narrow), s0 = (i - b * chunks) * V;
       whole[u] = i < total && s0 + V <= p.s_extent;
+#ifdef TB_STAGE
+      warp_load<IN>(in[u], p.src + (whole[u] ? batch_offsets(p, b, narrow).src + s0 * p.src_s : 0), whole[u], area);
+#else
       if (whole[u]) load_bytes(in[u], p.src + batch_offsets(p, b, narrow).src + s0 * p.src_s);
+#endif
     }
 #pragma unroll
     for (int u = 0; u < TB_ILP; ++u) {
@@ -322,6 +424,20 @@ extern "C" __global__ void tb_deinterleave(const TransposeParams p) {
 // Interleave, S = TB_SMALL small (e.g. NCHW -> NHWC with C = 3): a chunk is V consecutive r,
 // loaded as V elements from each of the S source rows and written as V * S contiguous
 // destination elements.
+// One whole interleave chunk: V elements from each of the S source rows, interleaved.
+template <int S, int V>
+__device__ __forceinline__ void interleave_chunk(Bytes<V * S * sizeof(TB_TOUT)>& out, const Bytes<V * sizeof(TB_TIN)> (&in)[S],
+                                                 i64 r0, const TransposeParams& p) {
+#pragma unroll
+  for (int s = 0; s < S; ++s) {
+#pragma unroll
+    for (int v = 0; v < V; ++v) {
+      TB_TIN x = get<TB_TIN>(in[s].b + v * sizeof(TB_TIN));
+      put<TB_TOUT>(out.b + (v * S + s) * sizeof(TB_TOUT), convert(x, p.channel_is_r == 1 ? (int)(r0 + v) : s, p.affine));
+    }
+  }
+}
+
 extern "C" __global__ void tb_interleave(const TransposeParams p) {
   constexpr int S = TB_SMALL;
   constexpr int V = TB_VEC;
@@ -329,7 +445,12 @@ extern "C" __global__ void tb_interleave(const TransposeParams p) {
   const i64 total = chunks * p.batch;
   const bool narrow = total <= 0xffffffffll;  // every chunk index fits 32 bits
   const i64 threads = (i64)gridDim.x * blockDim.x;
-  for (i64 first = blockIdx.x * (i64)blockDim.x + threadIdx.x; first < total; first += threads * TB_ILP) {
+  constexpr int OUT = V * S * sizeof(TB_TOUT);
+#ifdef TB_STAGE
+  __shared__ uint4 staging[TB_THREADS * (OUT / 16)];
+  uint4* area = Staged<OUT>::area(staging);
+#endif
+  for (i64 first = blockIdx.x * (i64)blockDim.x + threadIdx.x; TB_WARP_FIRST(first) < total; first += threads * TB_ILP) {
     Bytes<V * sizeof(TB_TIN)> in[TB_ILP][S];
     bool whole[TB_ILP];
 #pragma unroll
@@ -346,21 +467,23 @@ extern "C" __global__ void tb_interleave(const TransposeParams p) {
 #pragma unroll
     for (int u = 0; u < TB_ILP; ++u) {
       const i64 i = first + u * threads;
+#ifndef TB_STAGE
       if (i >= total) break;
+#endif
       const i64 b = quotient(i, chunks, narrow), r0 = (i - b * chunks) * V;
       const Offsets at = batch_offsets(p, b, narrow);
+#ifdef TB_STAGE
+      Bytes<OUT> out;
+      if (whole[u]) interleave_chunk<S, V>(out, in[u], r0, p);
+      warp_store<OUT>(p.dst + (whole[u] ? at.dst + r0 * p.dst_r : 0), out, whole[u], area);
+      if (i < total && !whole[u]) {
+#else
       if (whole[u]) {
-        Bytes<V * S * sizeof(TB_TOUT)> out;
-#pragma unroll
-        for (int s = 0; s < S; ++s) {
-#pragma unroll
-          for (int v = 0; v < V; ++v) {
-            TB_TIN x = get<TB_TIN>(in[u][s].b + v * sizeof(TB_TIN));
-            put<TB_TOUT>(out.b + (v * S + s) * sizeof(TB_TOUT), convert(x, p.channel_is_r == 1 ? (int)(r0 + v) : s, p.affine));
-          }
-        }
+        Bytes<OUT> out;
+        interleave_chunk<S, V>(out, in[u], r0, p);
         store_bytes(p.dst + at.dst + r0 * p.dst_r, out);
       } else {
+#endif
         for (i64 r = r0; r < p.r_extent; ++r) {
           for (int s = 0; s < S; ++s) {
             TB_TIN x = load<TB_TIN>(p.src + at.src + s * p.src_s + r * (i64)sizeof(TB_TIN));
@@ -590,15 +713,41 @@ __device__ __forceinline__ int channel_of(const ElementwiseParams& p, i64 i) {
   return p.channels == 1 ? 0 : (int)((i / p.inner) % p.channels);
 }
 
+constexpr int ELEMENTWISE_OUT = TB_VEC * sizeof(TB_TOUT);  // bytes a chunk writes
+
+// Converts chunk k (its V input elements loaded in `in`) into `out`.
 template <bool PER_CHANNEL>
-__device__ __forceinline__ void elementwise_chunks(const ElementwiseParams& p, const unsigned char* table) {
+__device__ __forceinline__ void elementwise_chunk(Bytes<ELEMENTWISE_OUT>& out, const Bytes<TB_VEC * sizeof(TB_TIN)>& in, i64 k,
+                                                  const ElementwiseParams& p, const unsigned char* table) {
   constexpr int V = TB_VEC;
-  constexpr int IN = V * sizeof(TB_TIN), OUT = V * sizeof(TB_TOUT);
+  int c = 0;
+  i64 position = 0;
+  if (PER_CHANNEL) {
+    const i64 i = p.head + k * V, step = i / p.inner;
+    position = i - step * p.inner;
+    c = (int)(step % p.channels);
+  }
+#pragma unroll
+  for (int v = 0; v < V; ++v) {
+    put<TB_TOUT>(out.b + v * sizeof(TB_TOUT), convert_one(in.b + v * sizeof(TB_TIN), c, p.affine, table));
+    if (PER_CHANNEL && ++position == p.inner) {
+      position = 0;
+      c = c + 1 == (int)p.channels ? 0 : c + 1;
+    }
+  }
+}
+
+// `area`: this warp's staging area when TB_STAGE (chunks wider on the destination side, stored
+// through the warp), else unused.
+template <bool PER_CHANNEL>
+__device__ __forceinline__ void elementwise_chunks(const ElementwiseParams& p, const unsigned char* table, uint4* area) {
+  constexpr int V = TB_VEC;
+  constexpr int IN = V * sizeof(TB_TIN), OUT = ELEMENTWISE_OUT;
   const i64 chunks = (p.count - p.head) / V;
   const i64 threads = (i64)gridDim.x * blockDim.x;
   const unsigned char* src = p.src + p.head * (i64)sizeof(TB_TIN);
   unsigned char* dst = p.dst + p.head * (i64)sizeof(TB_TOUT);
-  for (i64 first = blockIdx.x * (i64)blockDim.x + threadIdx.x; first < chunks; first += threads * TB_ILP) {
+  for (i64 first = blockIdx.x * (i64)blockDim.x + threadIdx.x; TB_WARP_FIRST(first) < chunks; first += threads * TB_ILP) {
     Bytes<IN> in[TB_ILP];
 #pragma unroll
     for (int u = 0; u < TB_ILP; ++u) {
@@ -608,24 +757,16 @@ __device__ __forceinline__ void elementwise_chunks(const ElementwiseParams& p, c
 #pragma unroll
     for (int u = 0; u < TB_ILP; ++u) {
       const i64 k = first + u * threads;
-      if (k >= chunks) break;
-      int c = 0;
-      i64 position = 0;
-      if (PER_CHANNEL) {
-        const i64 i = p.head + k * V, step = i / p.inner;
-        position = i - step * p.inner;
-        c = (int)(step % p.channels);
-      }
+#ifdef TB_STAGE
       Bytes<OUT> out;
-#pragma unroll
-      for (int v = 0; v < V; ++v) {
-        put<TB_TOUT>(out.b + v * sizeof(TB_TOUT), convert_one(in[u].b + v * sizeof(TB_TIN), c, p.affine, table));
-        if (PER_CHANNEL && ++position == p.inner) {
-          position = 0;
-          c = c + 1 == (int)p.channels ? 0 : c + 1;
-        }
-      }
+      if (k < chunks) elementwise_chunk<PER_CHANNEL>(out, in[u], k, p, table);
+      warp_store<OUT>(dst + (k < chunks ? k * OUT : 0), out, k < chunks, area);
+#else
+      if (k >= chunks) break;
+      Bytes<OUT> out;
+      elementwise_chunk<PER_CHANNEL>(out, in[u], k, p, table);
       store_bytes<OUT, TB_ALIGN_OUT>(dst + k * OUT, out);
+#endif
     }
   }
 }
@@ -676,10 +817,16 @@ extern "C" __global__ void tb_elementwise(const ElementwiseParams p) {
     store<TB_TOUT>(p.dst + i * (i64)sizeof(TB_TOUT),
                    convert_one((const unsigned char*)&x, channel_of(p, i), p.affine, table));
   }
+#ifdef TB_STAGE
+  __shared__ uint4 staging[TB_THREADS * (ELEMENTWISE_OUT / 16)];
+  uint4* area = Staged<ELEMENTWISE_OUT>::area(staging);
+#else
+  uint4* area = nullptr;
+#endif
   if (p.channels == 1) {
-    elementwise_chunks<false>(p, table);
+    elementwise_chunks<false>(p, table, area);
   } else {
-    elementwise_chunks<true>(p, table);
+    elementwise_chunks<true>(p, table, area);
   }
 }
 #endif
