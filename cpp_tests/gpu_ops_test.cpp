@@ -367,6 +367,74 @@ TEST(GpuOps, SameLayoutPerChannelConvertEqualsCpuBytes) {
   }
 }
 
+// tb_convert_channels: output channel k reads source channel order[k], in each kernel that takes
+// an order (the deinterleave through the permutation's inverse, the interleave, the general
+// kernel for same-layout runs and for orders that repeat a channel), equal to the CPU's bytes;
+// and the CPU's bytes equal to reading the reordered source directly.
+TEST(GpuOps, ConvertChannelsEqualsCpuBytes) {
+  SKIP_UNLESS_GPUS(1);
+  std::mt19937_64 rng(std::random_device{}());
+  struct Case {
+    const char *from, *to;
+    std::vector<int64_t> shape;  // in `from` layout
+    std::vector<int32_t> order;
+  };
+  const Case cases[] = {
+      {"NHWC", "NCHW", {2, 7, 333, 3}, {2, 1, 0}},   {"NHWC", "NCHW", {2, 8, 64, 4}, {2, 1, 0, 3}},
+      {"NCHW", "NHWC", {2, 3, 7, 333}, {2, 1, 0}},   {"NCHW", "NHWC", {1, 4, 9, 64}, {3, 0, 1, 2}},
+      {"HWC", "HWC", {7, 333, 3}, {2, 1, 0}},        {"NHWC", "NCHW", {2, 5, 33, 3}, {0, 0, 2}},
+      {"NCHW", "NHWC", {2, 3, 5, 33}, {1, 1, 1}},    {"CHW", "HWC", {8, 5, 40}, {7, 6, 5, 4, 3, 2, 1, 0}},
+  };
+  const std::vector<float> scale8 = {0.5f, 1.25f, -3.0f, 2.0f, 0.25f, -1.0f, 4.0f, 0.75f};
+  const std::vector<float> offset8 = {1.0f, -0.5f, 2.0f, 0.0f, 3.0f, -2.0f, 0.5f, 1.5f};
+  for (const Case& c : cases) {
+    for (TbDataType to : {TB_DTYPE_FLOAT32, TB_DTYPE_FLOAT16, TB_DTYPE_UINT8}) {
+      const std::string what = std::string(c.from) + "->" + c.to + " to " + dtype_name(to);
+      const int32_t n = static_cast<int32_t>(c.order.size());
+      std::vector<float> scale(scale8.begin(), scale8.begin() + n), offset(offset8.begin(), offset8.begin() + n);
+      Owned host_src(alloc(cpu(), TB_DTYPE_UINT8, c.shape, c.from));
+      fill_random(host_src.t, rng, false);
+      const ReformatCase as_reformat{c.from, c.to, c.shape};
+      const std::vector<int64_t> out_shape = permuted_shape(as_reformat);
+      Owned host_ref(alloc(cpu(), to, out_shape, c.to));
+      ASSERT_EQ(TB_SUCCESS, tb_convert_channels(host_src.t, host_ref.t, c.order.data(), n, scale.data(),
+                                                offset.data(), n, nullptr))
+          << what << ": " << tb_last_error_message();
+      // The CPU's result against the definition: the source's channels reordered first (a
+      // reformat into the output layout, then each output channel from order[k]).
+      Owned reformatted(alloc(cpu(), TB_DTYPE_UINT8, out_shape, c.to));
+      ASSERT_EQ(TB_SUCCESS, tb_reformat(host_src.t, reformatted.t, nullptr)) << tb_last_error_message();
+      const size_t c_axis = std::string(c.to).find('C');
+      Owned picked(alloc(cpu(), TB_DTYPE_UINT8, out_shape, c.to));
+      const TbTensorInfo r = info_of(reformatted.t);
+      int64_t count = 1;
+      for (int64_t extent : out_shape) count *= extent;
+      for (int64_t i = 0; i < count; ++i) {
+        int64_t rest = i, channel = 0, source = 0;
+        for (size_t d = out_shape.size(); d-- > 0;) {
+          const int64_t index = rest % out_shape[d];
+          rest /= out_shape[d];
+          if (d == c_axis) channel = index;
+          source += (d == c_axis ? 0 : index) * r.strides[d];
+        }
+        source += c.order[static_cast<size_t>(channel)] * r.strides[c_axis];
+        static_cast<uint8_t*>(tbtest::data_of(picked.t))[i] = static_cast<const uint8_t*>(tbtest::data_of(reformatted.t))[source];
+      }
+      Owned direct(alloc(cpu(), to, out_shape, c.to));
+      ASSERT_EQ(TB_SUCCESS, tb_convert(picked.t, direct.t, scale.data(), offset.data(), n, nullptr)) << tb_last_error_message();
+      expect_equal(direct.t, host_ref.t, 0, what + " (CPU against its definition)");
+      Owned device_src(to_device(host_src.t));
+      Owned device_dst(alloc(cuda(0), to, out_shape, c.to));
+      poison(device_dst.t);
+      ASSERT_EQ(TB_SUCCESS, tb_convert_channels(device_src.t, device_dst.t, c.order.data(), n, scale.data(),
+                                                offset.data(), n, nullptr))
+          << what << ": " << tb_last_error_message();
+      Owned back(to_host(device_dst.t));
+      expect_equal(host_ref.t, back.t, 0, what);
+    }
+  }
+}
+
 // Rows padded to a pitch on one side only (the source, as decoders and NVCV lay images out, or
 // the destination): the transposes take the rows as a second batch dimension. Pitches of 256
 // bytes and of 8 bytes (rows 16-byte aligned or not), item sizes 1, 2, 4, 8, C = 1, 3, 4, both

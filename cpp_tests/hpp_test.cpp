@@ -142,6 +142,11 @@ TEST(Hpp, ViewsOperationsAndDLPack) {
   tb::convert(batch, normalized, {0.5f, 1.0f, 2.0f}, {0.0f, 0.0f, 1.0f});
   EXPECT_EQ(static_cast<const float*>(normalized.data())[36 + 24 + 4 + 3], 2.0f * pixels[36 + 12 + 9 + 2] + 1.0f);
   EXPECT_THROW(tb::convert(batch, normalized, {1.0f}, {}), tb::Error);
+  // BGR -> RGB while normalising: output channel 0 reads source channel 2.
+  tb::convert_channels(batch, normalized, {2, 1, 0}, {0.5f, 1.0f, 2.0f}, {0.0f, 0.0f, 1.0f});
+  EXPECT_EQ(static_cast<const float*>(normalized.data())[36 + 4 + 3], 0.5f * pixels[36 + 12 + 9 + 2]);  // n=1 c=0 h=1 w=3
+  EXPECT_EQ(static_cast<const float*>(normalized.data())[36 + 24 + 4 + 3], 2.0f * pixels[36 + 12 + 9 + 0] + 1.0f);
+  EXPECT_THROW(tb::convert_channels(batch, normalized, {2, 1}), tb::Error);
 
   tb::DLPackVersioned exported = planar.to_dlpack_versioned();
   EXPECT_EQ(exported->dl_tensor.data, planar.data());

@@ -369,6 +369,18 @@ inline void convert(const Tensor& src, const Tensor& dst, const std::vector<floa
                    stream));
 }
 
+/// `convert` with output channel k reading source channel `order[k]` in the same pass (BGR -> RGB:
+/// {2, 1, 0}); one entry per channel of `dst`'s `C` label.
+inline void convert_channels(const Tensor& src, const Tensor& dst, const std::vector<int32_t>& order,
+                             const std::vector<float>& scale = {1.0f}, const std::vector<float>& offset = {0.0f},
+                             Stream stream = nullptr) {
+  if (scale.size() != offset.size()) {
+    throw Error(TB_ERROR_INVALID_ARGUMENT, "tb::convert_channels: scale and offset have different sizes");
+  }
+  check(tb_convert_channels(src.get(), dst.get(), order.data(), static_cast<int32_t>(order.size()), scale.data(),
+                            offset.data(), static_cast<int32_t>(scale.size()), stream));
+}
+
 /// Number of CUDA devices; 0 where CUDA is unavailable.
 inline int32_t cuda_device_count() noexcept {
   int32_t count = 0;

@@ -109,6 +109,7 @@ def convert_into(
     scale: float | Sequence[float] = 1.0,
     offset: float | Sequence[float] = 0.0,
     stream: _StreamLike = None,
+    channel_order: Sequence[int] | None = None,
 ) -> Any: ...  # returns dst
 def reformat_into(dst: Any, src: Any, stream: _StreamLike = None) -> Any: ...  # returns dst
 def copy_into(dst: Any, src: Any, stream: _StreamLike = None) -> Any: ...  # returns dst
@@ -121,6 +122,7 @@ def convert(
     scale: _Coefficients = 1.0,
     offset: _Coefficients = 0.0,
     stream: _StreamLike = None,
+    channel_order: Sequence[int] | None = None,
 ) -> Tensor: ...
 def convert_frames(
     frames: Any,

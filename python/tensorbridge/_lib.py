@@ -272,6 +272,7 @@ _PROTOTYPES = {
     "tb_reformat": [P, P, P],
     "tb_copy": [P, P, P],
     "tb_convert": [P, P, P, P, I32, P],
+    "tb_convert_channels": [P, P, P, I32, P, P, I32, P],
     "tb_reformat_new": [P, ctypes.c_char_p, P, PP],
     "tb_convert_new": [P, ctypes.c_char_p, DataType, P, P, I32, P, PP],
     "tb_reformat_plan": [P, P, ctypes.c_char_p, ctypes.c_size_t],

@@ -9,13 +9,14 @@ from ._exchange import exchange_api, import_borrowed
 from ._lib import lib, raise_for, unchecked
 from ._producers import as_tensor
 from ._streams import stream_handle
-from ._tensor import Tensor, c_dtype
-from ._values import layout_bytes, remember
+from ._tensor import Tensor, c_dtype, empty
+from ._values import INT32, integer, layout_bytes, remember
 
 
 _reformat_new = unchecked("tb_reformat_new", convert_arguments=False)
 _convert_new = unchecked("tb_convert_new", convert_arguments=False)
 _convert = unchecked("tb_convert", convert_arguments=False)
+_convert_channels = unchecked("tb_convert_channels", convert_arguments=False)
 _COEFFICIENTS: dict = {}  # (scale, offset) as given -> (scale array, offset array, count)
 _reformat = unchecked("tb_reformat", convert_arguments=False)
 _copy = unchecked("tb_copy", convert_arguments=False)
@@ -128,11 +129,20 @@ def _coefficients(scale, offset):
         return arrays
 
 
-def convert(tensor, layout=None, dtype="float32", scale=1.0, offset=0.0, stream=None):
+def convert(tensor, layout=None, dtype="float32", scale=1.0, offset=0.0, stream=None, channel_order=None):
     """One pass: y = x * scale[c] + offset[c] (c along the 'C' label), converted to ``dtype`` and
     written in ``layout`` (default: the tensor's own) — e.g. uint8 NHWC -> float32 NCHW
     normalisation, allocated ordered on ``stream``. ``scale`` and ``offset`` are numbers or
-    per-channel sequences."""
+    per-channel sequences. ``channel_order``: output channel k reads input channel
+    ``channel_order[k]`` in the same pass — ``(2, 1, 0)`` turns BGR (OpenCV, decoders) into
+    RGB; the coefficients are the output channels'."""
+    if channel_order is not None:
+        source = tensor if isinstance(tensor, Tensor) else as_tensor(tensor)
+        own = source.layout
+        shaped = source if layout is None or layout == own else source.permute(layout)
+        out = empty(shaped.shape, dtype, layout if layout is not None else own, device=source.device,
+                    stream=stream)
+        return convert_into(out, source, scale, offset, stream, channel_order=channel_order)
     scales, offsets, count, scale_values, offset_values = _coefficients(scale, offset)
     target = c_dtype(dtype)
     # A Tensor or an exchange-API producer's tensor: the call is made in C, which takes a dtype
@@ -151,14 +161,20 @@ def convert(tensor, layout=None, dtype="float32", scale=1.0, offset=0.0, stream=
     return Tensor._adopt(out.value)
 
 
-def convert_into(dst, src, scale=1.0, offset=0.0, stream=None):
+def convert_into(dst, src, scale=1.0, offset=0.0, stream=None, channel_order=None):
     """``convert`` into an existing tensor: dst = src * scale[c] + offset[c] in ``dst``'s dtype
     and layout (``tb_convert``; no allocation, for loops that reuse their output); returns
-    ``dst``."""
+    ``dst``. ``channel_order`` as in ``convert`` (``tb_convert_channels``)."""
     scales, offsets, count, _, _ = _coefficients(scale, offset)
     with _Operands() as operands:
-        status = _convert(operands.handle(src), operands.handle(dst), scales, offsets, count,
-                          _stream_argument(stream))
+        if channel_order is None:
+            status = _convert(operands.handle(src), operands.handle(dst), scales, offsets, count,
+                              _stream_argument(stream))
+        else:
+            order = [integer(c, "channel_order", INT32) for c in channel_order]
+            status = _convert_channels(operands.handle(src), operands.handle(dst),
+                                       (ctypes.c_int32 * max(len(order), 1))(*order), ctypes.c_int32(len(order)),
+                                       scales, offsets, count, _stream_argument(stream))
     if status:
         raise_for(status)
     return dst

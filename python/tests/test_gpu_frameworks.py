@@ -70,6 +70,27 @@ def test_reformat_and_convert_equal_torch(torch):
     assert torch.equal(got, strided.permute(0, 3, 1, 2))
 
 
+def test_convert_with_a_channel_order_equals_torch_bgr_to_rgb_in_every_kernel(torch):
+    mean = torch.tensor([123.675, 116.28, 103.53], device="cuda")
+    std = torch.tensor([58.395, 57.12, 57.375], device="cuda")
+    scale, offset = (1 / std).tolist(), (-mean / std).tolist()
+    bgr = torch.randint(0, 256, (3, 37, 41, 3), dtype=torch.uint8, device="cuda")
+    rgb = bgr.flip(-1)
+    cases = [  # (source, its layout, output layout, expected: rgb in the output layout)
+        (bgr, "NHWC", "NCHW", rgb.permute(0, 3, 1, 2)),  # the deinterleave, through the inverse
+        (bgr.permute(0, 3, 1, 2).contiguous(), "NCHW", "NHWC", rgb),  # the interleave
+        (bgr, "NHWC", "NHWC", rgb),  # same layout: the general kernel
+    ]
+    for source, layout, out_layout, expected in cases:
+        got = tb.convert(tb.as_tensor(source, layout), out_layout, "float32", scale, offset, channel_order=(2, 1, 0))
+        mean_, std_ = (v.view(1, 3, 1, 1) if out_layout == "NCHW" else v for v in (mean, std))
+        torch.testing.assert_close(torch.as_tensor(got, device="cuda"), (expected.float() - mean_) / std_,
+                                   rtol=2e-6, atol=2e-6, msg=f"{layout}->{out_layout}")
+    spread = torch.empty((3, 3, 37, 41), dtype=torch.float16, device="cuda")
+    tb.convert_into(tb.as_tensor(spread, "NCHW"), tb.as_tensor(bgr, "NHWC"), channel_order=[1, 1, 1])
+    assert torch.equal(spread, bgr[..., 1:2].permute(0, 3, 1, 2).expand(3, 3, 37, 41).half())
+
+
 class CaiV3:
     """A CUDA Array Interface v3 producer naming its stream, as CuPy exports (PyTorch exports v2
     without a stream)."""

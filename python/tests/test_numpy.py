@@ -119,6 +119,23 @@ def test_convert_normalizes_uint8_nhwc_into_float32_nchw():
     np.testing.assert_allclose(np.asarray(t), expected, rtol=2e-6, atol=2e-6)
 
 
+def test_convert_reorders_channels_in_the_same_pass_bgr_to_rgb_and_bgra_to_rgba():
+    x = np.random.default_rng(7).integers(0, 256, (2, 5, 7, 3), dtype=np.uint8)
+    scale, offset = [0.5, 0.25, 2.0], [-1.0, 3.0, 0.125]
+    out = np.asarray(tb.convert(tb.as_tensor(x, "NHWC"), "NCHW", "float32", scale, offset, channel_order=(2, 1, 0)))
+    rgb = x[..., ::-1].transpose(0, 3, 1, 2).astype(np.float32)
+    expected = rgb * np.float32(scale)[None, :, None, None] + np.float32(offset)[None, :, None, None]
+    np.testing.assert_array_equal(out, expected)
+    bgra = np.random.default_rng(8).integers(0, 256, (4, 6, 4), dtype=np.uint8)
+    rgba = np.empty((4, 6, 4), np.float32)
+    tb.convert_into(tb.as_tensor(rgba, "HWC"), tb.as_tensor(bgra, "HWC"), channel_order=[2, 1, 0, 3])
+    np.testing.assert_array_equal(rgba, bgra[..., [2, 1, 0, 3]].astype(np.float32))
+    with pytest.raises(tb.InvalidArgumentError, match=r"order\[1\] = 5 is not a channel \(0\.\.3\)"):
+        tb.convert(tb.as_tensor(x, "NHWC"), "NCHW", channel_order=(0, 5, 1))
+    with pytest.raises(tb.InvalidArgumentError, match="needs a 'C' label"):
+        tb.convert(tb.as_tensor(x, "NHWX"), channel_order=(0, 1, 2))
+
+
 def test_convert_to_half_types_and_saturating_uint8():
     a = (RNG.standard_normal((4, 5, 2)) * 300).astype(np.float32)
     t = tb.as_tensor(a, "HWC")

@@ -71,10 +71,11 @@ def test_convert_plan_names_the_fused_normalisation_and_fp8_conversions():
     # One element off on both sides: a head of 15 elements realigns both.
     shifted = described((1 << 34) + 4, "float32", (1023,), "")
     assert tb.convert_plan(described((1 << 35) + 1, "float8_e4m3fn", (1023,), ""), shifted) == elementwise
-    # Same layout with per-channel coefficients: still one run.
+    # Same layout with per-channel coefficients: still one run, its 64-byte runs of float32
+    # stored through the warp.
     hwc = described(1 << 34, "uint8", (4, 8, 3), "HWC")
     assert tb.convert_plan(described(1 << 35, "float32", (4, 8, 3), "HWC"), hwc) == \
-        "elementwise vec=16 ilp=2 align_in=16 align_out=16"
+        "elementwise vec=16 ilp=2 align_in=16 align_out=16 staged"
 
 
 def test_host_arrays_are_named_by_the_cpu_method():

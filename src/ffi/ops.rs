@@ -230,7 +230,57 @@ pub extern "C" fn tb_convert(
         let (scale, offset) = read_coefficients(scale, offset, count)?;
         let (src, dst) = (handle::clone_arc(src, "src")?, handle::clone_arc(dst, "dst")?);
         let stream = Stream::from_handle(stream as u64);
-        crate::ops::convert(&src, &dst, &scale, &offset, stream)
+        crate::ops::convert(&src, &dst, &scale, &offset, &[], stream)
+    })
+}
+
+/// `tb_convert` with the channels reordered in the same pass: output channel k (along `dst`'s `C`
+/// label) reads source channel `order[k]`, and the coefficients apply to output channels. BGR →
+/// RGB is {2, 1, 0}, BGRA → RGBA {2, 1, 0, 3}; repeats spread one source channel over several
+/// ({0, 0, 0}). Decoders and OpenCV hand out BGR: this makes uint8 BGR NHWC → normalised float32
+/// RGB NCHW one kernel, as fast as `tb_convert`'s normalisation where the order is a permutation
+/// (the element-wise kernel of same-layout conversions gives way to the general one).
+///
+/// \param[in] src       a live tensor handle; its elements are read.
+/// \param[out] dst      a live, writable tensor handle with a `C` label; its elements are written.
+/// \param[in] order     `channels` source channel indices, each in 0..channels.
+/// \param[in] channels  the extent of `dst`'s `C` label (at most 64).
+/// \param[in] scale     as `tb_convert`.
+/// \param[in] offset    as `tb_convert`.
+/// \param[in] count     as `tb_convert`.
+/// \param[in] stream    as `tb_convert`.
+/// \retval TB_SUCCESS                 the work is enqueued on `stream` (done, on the CPU path).
+/// \retval TB_ERROR_INVALID_ARGUMENT  as `tb_convert`; also NULL `order`, no `C` label in `dst`'s
+///                                    layout, `channels` not its extent, an entry outside
+///                                    0..channels.
+/// \retval TB_ERROR_NOT_SUPPORTED     as `tb_convert`; also more than 64 channels.
+/// \retval TB_ERROR_READ_ONLY         `dst` is read-only.
+/// \retval TB_ERROR_OUT_OF_MEMORY     as `tb_convert`.
+/// \retval TB_ERROR_CUDA_UNAVAILABLE  as `tb_convert`.
+/// \retval TB_ERROR_CUDA              as `tb_convert`.
+/// \retval TB_ERROR_INTERNAL          a bug (caught panic); please report it.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)] // tb_convert's arguments and the order
+pub extern "C" fn tb_convert_channels(
+    src: *const TbTensor,
+    dst: *const TbTensor,
+    order: *const i32,
+    channels: i32,
+    scale: *const f32,
+    offset: *const f32,
+    count: i32,
+    stream: *mut c_void,
+) -> TbStatus {
+    boundary("tb_convert_channels", || {
+        let length = usize::try_from(channels).ok().filter(|&n| n > 0).ok_or_else(|| {
+            Error::invalid_argument(format!("channels = {channels}: give at least 1"))
+        })?;
+        let order: Vec<i64> =
+            read_array(order, length, "order")?.into_iter().map(i64::from).collect();
+        let (scale, offset) = read_coefficients(scale, offset, count)?;
+        let (src, dst) = (handle::clone_arc(src, "src")?, handle::clone_arc(dst, "dst")?);
+        let stream = Stream::from_handle(stream as u64);
+        crate::ops::convert(&src, &dst, &scale, &offset, &order, stream)
     })
 }
 

@@ -43,6 +43,9 @@ pub(crate) struct Conversion {
     pub scale: Vec<f32>,
     /// Offsets, as many as `scale`.
     pub offset: Vec<f32>,
+    /// The source channel each output channel reads (`order[k]` for output channel `k`), one
+    /// per channel; empty when every channel reads its own.
+    pub order: Vec<u8>,
 }
 
 /// The operation applied to every element.
@@ -102,7 +105,72 @@ impl Conversion {
                 )));
             }
         }
-        Ok(Conversion { from, to, scale, offset })
+        Ok(Conversion { from, to, scale, offset, order: Vec::new() })
+    }
+
+    /// The conversion with output channel `k` reading source channel `order[k]` (BGR → RGB:
+    /// `[2, 1, 0]`), `channels` being the extent of the destination's `C` label. Each entry lies
+    /// in `0..channels`; repeats are allowed (one channel spread over several).
+    pub(crate) fn with_channel_order(
+        mut self,
+        order: &[i64],
+        channels: Option<i64>,
+    ) -> Result<Self> {
+        if order.is_empty() {
+            return Ok(self);
+        }
+        let channels = channels.ok_or_else(|| {
+            Error::invalid_argument(
+                "a channel order needs a 'C' label in the destination layout".to_string(),
+            )
+        })?;
+        if order.len() as i64 != channels {
+            return Err(Error::invalid_argument(format!(
+                "a channel order of {} values for {channels} channels (give one per channel)",
+                order.len()
+            )));
+        }
+        if order.len() > TB_MAX_CHANNELS {
+            return Err(Error::not_supported(format!(
+                "{} channels: a channel order is limited to {TB_MAX_CHANNELS}",
+                order.len()
+            )));
+        }
+        if let Some((k, &bad)) =
+            order.iter().enumerate().find(|&(_, &c)| !(0..channels).contains(&c))
+        {
+            return Err(Error::invalid_argument(format!(
+                "channel order[{k}] = {bad} is not a channel (0..{channels})"
+            )));
+        }
+        let identity = order.iter().enumerate().all(|(k, &c)| c == k as i64);
+        // Entries are below TB_MAX_CHANNELS (64): they fit a byte.
+        self.order = if identity { Vec::new() } else { order.iter().map(|&c| c as u8).collect() };
+        Ok(self)
+    }
+
+    /// Whether some output channel reads another source channel.
+    pub(crate) fn reorders(&self) -> bool {
+        !self.order.is_empty()
+    }
+
+    /// The source channel output channel `channel` reads.
+    pub(crate) fn source_channel(&self, channel: usize) -> usize {
+        self.order.get(channel).map_or(channel, |&c| c as usize)
+    }
+
+    /// The output channel of each source channel when the order is a permutation (every source
+    /// channel read once); `None` when some channel is read twice.
+    pub(crate) fn inverse_order(&self) -> Option<Vec<u8>> {
+        let mut inverse = vec![u8::MAX; self.order.len()];
+        for (k, &c) in self.order.iter().enumerate() {
+            let slot = &mut inverse[c as usize];
+            if *slot != u8::MAX {
+                return None;
+            }
+            *slot = k as u8;
+        }
+        Some(inverse)
     }
 
     /// y = fma(x, scale[c], offset[c]) in float32, as the GPU computes it.
@@ -168,6 +236,28 @@ mod tests {
         assert!(no_c.unwrap_err().message.contains("no 'C' label"));
         let out = Conversion::new(DataType::U8, DataType::I32, vec![1.0], vec![0.0], None);
         assert!(out.unwrap_err().message.contains("not int32"));
+    }
+
+    #[test]
+    fn channel_orders_are_checked_and_inverted() {
+        let bgr =
+            || Conversion::new(DataType::U8, DataType::F32, vec![1.0], vec![0.0], Some(3)).unwrap();
+        let swap = bgr().with_channel_order(&[2, 1, 0], Some(3)).unwrap();
+        assert!(swap.reorders());
+        assert_eq!((swap.source_channel(0), swap.source_channel(2)), (2, 0));
+        assert_eq!(swap.inverse_order(), Some(vec![2, 1, 0]));
+        let rotate = bgr().with_channel_order(&[1, 2, 0], Some(3)).unwrap();
+        assert_eq!(rotate.inverse_order(), Some(vec![2, 0, 1]));
+        let spread = bgr().with_channel_order(&[0, 0, 0], Some(3)).unwrap();
+        assert_eq!(spread.inverse_order(), None);
+        assert!(!bgr().with_channel_order(&[0, 1, 2], Some(3)).unwrap().reorders());
+        let message = |order: &[i64], channels| {
+            bgr().with_channel_order(order, channels).unwrap_err().message
+        };
+        assert!(message(&[2, 1, 0], None).contains("needs a 'C' label"));
+        assert!(message(&[1, 0], Some(3)).contains("2 values for 3 channels"));
+        assert!(message(&[0, 3, 1], Some(3)).contains("order[1] = 3 is not a channel (0..3)"));
+        assert!(message(&[0, -1, 1], Some(3)).contains("order[1] = -1"));
     }
 
     #[test]

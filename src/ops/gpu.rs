@@ -18,6 +18,8 @@ pub(super) struct Affine {
     scale: [f32; TB_MAX_CHANNELS],
     offset: [f32; TB_MAX_CHANNELS],
     channels: i32,
+    order: [u8; TB_MAX_CHANNELS],
+    inverse: [u8; TB_MAX_CHANNELS],
 }
 
 /// Mirrors `TransposeParams` in layout.cu.
@@ -69,8 +71,24 @@ pub(super) const THREADS: u32 = 256;
 const SMALL_MAX: i64 = 8;
 
 /// scale 1, offset 0 (what a copy's kernels are given; they do not apply it).
-const NO_AFFINE: Affine =
-    Affine { scale: [1.0; TB_MAX_CHANNELS], offset: [0.0; TB_MAX_CHANNELS], channels: 1 };
+const NO_AFFINE: Affine = Affine {
+    scale: [1.0; TB_MAX_CHANNELS],
+    offset: [0.0; TB_MAX_CHANNELS],
+    channels: 1,
+    order: IDENTITY,
+    inverse: IDENTITY,
+};
+
+/// Channel k reads channel k.
+const IDENTITY: [u8; TB_MAX_CHANNELS] = {
+    let mut identity = [0u8; TB_MAX_CHANNELS];
+    let mut k = 0;
+    while k < TB_MAX_CHANNELS {
+        identity[k] = k as u8;
+        k += 1;
+    }
+    identity
+};
 
 fn affine_of(op: &ElementOp) -> Affine {
     match op {
@@ -85,6 +103,10 @@ pub(super) fn affine_for(c: &Conversion) -> Affine {
     affine.scale[..c.scale.len()].copy_from_slice(&c.scale);
     affine.offset[..c.offset.len()].copy_from_slice(&c.offset);
     affine.channels = c.scale.len() as i32;
+    affine.order[..c.order.len()].copy_from_slice(&c.order);
+    if let Some(inverse) = c.inverse_order() {
+        affine.inverse[..inverse.len()].copy_from_slice(&inverse);
+    }
     affine
 }
 
@@ -116,7 +138,21 @@ fn raw_type(item_size: i64) -> &'static str {
 fn type_defines(plan: &Plan, op: &ElementOp) -> Vec<String> {
     match op {
         ElementOp::Copy => types(raw_type(plan.src_item), raw_type(plan.dst_item), false),
-        ElementOp::Convert(c) => types(type_name(c.from), type_name(c.to), true),
+        ElementOp::Convert(c) => {
+            let mut defines = types(type_name(c.from), type_name(c.to), true);
+            if c.reorders() {
+                defines.push("TB_REORDER=1".into());
+            }
+            defines
+        }
+    }
+}
+
+/// The conversion's channel order, when it has one (not every channel reads its own).
+fn reordering(op: &ElementOp) -> Option<&Conversion> {
+    match op {
+        ElementOp::Convert(c) if c.reorders() => Some(c),
+        _ => None,
     }
 }
 
@@ -241,6 +277,12 @@ pub(crate) fn specialisations() -> Vec<KernelSpec> {
             }
         }
     }
+    // Channel reorders (tb_convert_channels): the three kernels that take one.
+    let reordered = with(types("tb_u8", "tb_f32", true), "TB_REORDER=1".into());
+    let small = with(with(reordered.clone(), "TB_SMALL=3".into()), "TB_VEC=4".into());
+    all.push(spec("tb_deinterleave", with(small.clone(), "TB_DEINTERLEAVE".into())));
+    all.push(spec("tb_interleave", with(small, "TB_INTERLEAVE".into())));
+    all.push(spec("tb_general", with(reordered, "TB_RANK=3".into())));
     all
 }
 
@@ -366,6 +408,8 @@ pub(crate) fn choose(plan: &Plan, op: &ElementOp, src: u64, dst: u64) -> Result<
         Shape::Contiguous if *op == ElementOp::Copy => {
             Ok(Work::Memcpy { bytes: plan.count * plan.src_item })
         }
+        // The element-wise kernel keeps each element's channel: a reorder takes the general one.
+        Shape::Contiguous | Shape::Dense if reordering(op).is_some() => general(plan, op, src, dst),
         Shape::Contiguous | Shape::Dense => match op {
             ElementOp::Convert(conversion) => Ok(elementwise(plan, conversion, src, dst)),
             // A copy is dense only when contiguous (equal element sizes, no channel).
@@ -541,6 +585,12 @@ fn transpose(plan: &Plan, op: &ElementOp, src_address: u64, dst_address: u64) ->
         Some(c) if c == s_index => 0,
         Some(_) => return general(plan, op, src_address, dst_address),
     };
+    // A channel order: the deinterleave writes source channel r to its output row (a
+    // permutation's inverse), the interleave loads output channel s from its source row.
+    let reorder = reordering(op);
+    let deinterleave_reorders =
+        reorder.is_none_or(|c| channel_is_r == 1 && c.inverse_order().is_some());
+    let interleave_reorders = reorder.is_none() || channel_is_r == 0;
     let (e_in, e_out) = (plan.src_item, plan.dst_item);
     let params = TransposeParams {
         src: src_address,
@@ -578,6 +628,7 @@ fn transpose(plan: &Plan, op: &ElementOp, src_address: u64, dst_address: u64) ->
             && all_multiple_of(&[dst_starts.as_slice(), &[r.dst]].concat(), unit_of(vector * e_out))
     };
     if r.extent <= SMALL_MAX
+        && deinterleave_reorders
         && s.src == r.extent * e_in
         && let Some(vector) = narrowing((16 / e_out).max(1)).find(|&v| fits(v))
     {
@@ -602,6 +653,7 @@ fn transpose(plan: &Plan, op: &ElementOp, src_address: u64, dst_address: u64) ->
             && all_multiple_of(&dst_starts, unit_of(vector * s.extent * e_out))
     };
     if s.extent <= SMALL_MAX
+        && interleave_reorders
         && r.dst == s.extent * e_out
         && let Some(vector) = narrowing(widest_vector).find(|&v| fits(v))
     {
@@ -710,6 +762,56 @@ mod tests {
 
     fn to(from: DataType, to: DataType) -> ElementOp {
         ElementOp::Convert(Conversion::new(from, to, vec![1.0], vec![0.0], None).unwrap())
+    }
+
+    /// A u8 -> f32 conversion whose output channel k reads source channel `order[k]`.
+    fn reordered(order: &[i64]) -> ElementOp {
+        let channels = Some(order.len() as i64);
+        let conversion =
+            Conversion::new(DataType::U8, DataType::F32, vec![1.0], vec![0.0], channels);
+        ElementOp::Convert(conversion.unwrap().with_channel_order(order, channels).unwrap())
+    }
+
+    /// A channel order keeps the register kernels where they can apply it (the deinterleave a
+    /// permutation, through its inverse; the interleave any order) and takes the general kernel
+    /// elsewhere, such as the element-wise kernel's same-layout runs.
+    #[test]
+    fn channel_orders_take_the_kernels_that_apply_them() {
+        const F32: DataType = DataType::F32;
+        const U8: DataType = DataType::U8;
+        let cases: Vec<(&str, Tensor, Tensor, &[i64], &str)> = vec![
+            (
+                "BGR NHWC -> RGB NCHW",
+                at(SRC, U8, &[2, 4, 8, 3], None, "NHWC"),
+                at(DST, F32, &[2, 3, 4, 8], None, "NCHW"),
+                &[2, 1, 0],
+                "deinterleave reorder=1 small=3 vec=4",
+            ),
+            (
+                "one channel spread over three, NHWC -> NCHW: no inverse",
+                at(SRC, U8, &[2, 4, 8, 3], None, "NHWC"),
+                at(DST, F32, &[2, 3, 4, 8], None, "NCHW"),
+                &[0, 0, 0],
+                "general reorder=1 rank=3",
+            ),
+            (
+                "BGR NCHW -> RGB NHWC",
+                at(SRC, U8, &[2, 3, 4, 8], None, "NCHW"),
+                at(DST, F32, &[2, 4, 8, 3], None, "NHWC"),
+                &[2, 1, 0],
+                "interleave reorder=1 small=3 vec=4 ilp=2",
+            ),
+            (
+                "BGRA HWC -> RGBA HWC (same layout)",
+                at(SRC, U8, &[4, 8, 4], None, "HWC"),
+                at(DST, F32, &[4, 8, 4], None, "HWC"),
+                &[2, 1, 0, 3],
+                "general reorder=1 rank=2",
+            ),
+        ];
+        for (case, src, dst, order, expected) in cases {
+            assert_eq!(name(&src, &dst, &reordered(order)), expected, "{case}");
+        }
     }
 
     /// The kernel a plan gets, by name, for the layout cases the benchmarks time: each row pins

@@ -130,15 +130,17 @@ pub(crate) fn reformat_plan(src: &Tensor, dst: &Tensor) -> Result<String> {
 
 /// One pass that reads `src`, computes y = x · scale[c] + offset[c] in float32 (c the index
 /// along the destination layout's `C` label; one value broadcasts), converts to `dst`'s dtype
-/// and writes it in `dst`'s layout.
+/// and writes it in `dst`'s layout. With a channel `order`, output channel k reads source
+/// channel order[k] (BGR → RGB in the same pass); empty: each its own.
 pub(crate) fn convert(
     src: &Tensor,
     dst: &Tensor,
     scale: &[f32],
     offset: &[f32],
+    order: &[i64],
     stream: Stream,
 ) -> Result<()> {
-    let (view, op, channel) = checked_convert(src, dst, scale, offset)?;
+    let (view, op, channel) = checked_convert(src, dst, scale, offset, order)?;
     execute(&view, dst, &op, channel, stream)
 }
 
@@ -149,13 +151,15 @@ fn checked_convert(
     dst: &Tensor,
     scale: &[f32],
     offset: &[f32],
+    order: &[i64],
 ) -> Result<(Tensor, ElementOp, Option<usize>)> {
     dst.require_writable("destination")?;
     let view = aligned_source(src, dst, "convert")?;
     let channel = dst.layout().find(b'C');
     let channels = channel.map(|c| dst.shape()[c]);
     let conversion =
-        Conversion::new(src.dtype(), dst.dtype(), scale.to_vec(), offset.to_vec(), channels)?;
+        Conversion::new(src.dtype(), dst.dtype(), scale.to_vec(), offset.to_vec(), channels)?
+            .with_channel_order(order, channels)?;
     check_no_overlap(&view, dst)?;
     Ok((view, ElementOp::Convert(conversion), channel))
 }
@@ -164,7 +168,7 @@ fn checked_convert(
 /// The coefficients do not change the choice (the channel dimension is kept apart whether one
 /// coefficient pair or one per channel is given), so none are asked for.
 pub(crate) fn convert_plan(src: &Tensor, dst: &Tensor) -> Result<String> {
-    let (view, op, channel) = checked_convert(src, dst, &[1.0], &[0.0])?;
+    let (view, op, channel) = checked_convert(src, dst, &[1.0], &[0.0], &[])?;
     describe(&view, dst, &op, channel)
 }
 
@@ -200,7 +204,7 @@ pub(crate) fn convert_into_new(
 ) -> Result<Tensor> {
     let layout = if layout.is_none() { src.layout() } else { layout };
     let out = output_like(src, layout, dtype, stream)?;
-    convert(src, &out, scale, offset, stream)?;
+    convert(src, &out, scale, offset, &[], stream)?;
     Ok(out)
 }
 
@@ -520,13 +524,51 @@ mod tests {
         fill(&src, 3);
         let dst = host(DataType::F32, &[2, 3, 3, 5], "NCHW");
         let (scale, offset) = ([0.5, 0.25, 2.0], [-1.0, 3.0, 0.125]);
-        convert(&src, &dst, &scale, &offset, Stream::LEGACY).unwrap();
+        convert(&src, &dst, &scale, &offset, &[], Stream::LEGACY).unwrap();
         for index in indices(dst.shape()) {
             let (n, c, h, w) = (index[0], index[1], index[2], index[3]);
             let x = f32::from(byte_at(&src, &[n, h, w, c], 0));
             let got = f32::from_le_bytes(std::array::from_fn(|k| byte_at(&dst, &index, k as i64)));
             assert_eq!(got, x.mul_add(scale[c as usize], offset[c as usize]), "{index:?}");
         }
+    }
+
+    #[test]
+    fn convert_with_a_channel_order_reads_each_output_channel_from_its_source_channel() {
+        // BGR NHWC -> RGB NCHW, BGRA HWC -> RGBA HWC (same layout), and one channel spread.
+        let cases: [(&str, &str, &[i64], &[i64]); 3] = [
+            ("NHWC", "NCHW", &[2, 3, 5, 3], &[2, 1, 0]),
+            ("HWC", "HWC", &[3, 7, 4], &[2, 1, 0, 3]),
+            ("CHW", "HWC", &[3, 2, 5], &[0, 0, 0]),
+        ];
+        for (seed, (from, to, shape, order)) in cases.into_iter().enumerate() {
+            let src = host(DataType::U8, shape, from);
+            fill(&src, seed as u64 + 7);
+            let permutation = src.layout().permutation_to(&Layout::parse(to).unwrap()).unwrap();
+            let dst_shape: Vec<i64> = permutation.iter().map(|&d| shape[d]).collect();
+            let dst = host(DataType::F32, &dst_shape, to);
+            let channels = order.len();
+            let scale: Vec<f32> = (0..channels).map(|c| 0.5 + c as f32).collect();
+            let offset: Vec<f32> = (0..channels).map(|c| -(c as f32)).collect();
+            convert(&src, &dst, &scale, &offset, order, Stream::LEGACY).unwrap();
+            let c_dst = dst.layout().find(b'C').unwrap();
+            for index in indices(&dst_shape) {
+                let mut src_index = vec![0; shape.len()];
+                for (i, &d) in permutation.iter().enumerate() {
+                    src_index[d] = index[i];
+                }
+                let k = index[c_dst] as usize;
+                src_index[permutation[c_dst]] = order[k];
+                let x = f32::from(byte_at(&src, &src_index, 0));
+                let got =
+                    f32::from_le_bytes(std::array::from_fn(|b| byte_at(&dst, &index, b as i64)));
+                assert_eq!(got, x.mul_add(scale[k], offset[k]), "{from}->{to} {index:?}");
+            }
+        }
+        let src = host(DataType::U8, &[2, 2, 3], "HWC");
+        let dst = host(DataType::F32, &[2, 2, 3], "HWC");
+        let refused = convert(&src, &dst, &[1.0], &[0.0], &[2, 1], Stream::LEGACY).unwrap_err();
+        assert!(refused.message.contains("2 values for 3 channels"), "{}", refused.message);
     }
 
     #[test]

@@ -45,7 +45,14 @@ struct Affine {
   float scale[TB_MAX_CHANNELS];
   float offset[TB_MAX_CHANNELS];
   int channels;  // 1 = broadcast one value
+  // With TB_REORDER=1 (tb_convert_channels): output channel k reads source channel order[k];
+  // inverse[r] is the output channel of source channel r when the order is a permutation.
+  unsigned char order[TB_MAX_CHANNELS];
+  unsigned char inverse[TB_MAX_CHANNELS];
 };
+#ifndef TB_REORDER
+#define TB_REORDER 0
+#endif
 
 // ---- element conversion -------------------------------------------------------------------
 
@@ -398,20 +405,22 @@ extern "C" __global__ void tb_deinterleave(const TransposeParams p) {
       if (whole[u]) {
 #pragma unroll
         for (int r = 0; r < R; ++r) {
+          const int row = TB_REORDER ? p.affine.inverse[r] : r;  // the output row of source r
           Bytes<V * sizeof(TB_TOUT)> out;
 #pragma unroll
           for (int v = 0; v < V; ++v) {
             TB_TIN x = get<TB_TIN>(in[u].b + (v * R + r) * sizeof(TB_TIN));
-            put<TB_TOUT>(out.b + v * sizeof(TB_TOUT), convert(x, p.channel_is_r == 1 ? r : (int)(s0 + v), p.affine));
+            put<TB_TOUT>(out.b + v * sizeof(TB_TOUT), convert(x, p.channel_is_r == 1 ? row : (int)(s0 + v), p.affine));
           }
-          store_bytes(dst + r * p.dst_r, out);
+          store_bytes(dst + row * p.dst_r, out);
         }
       } else {
         for (i64 s = s0; s < p.s_extent; ++s) {
           for (int r = 0; r < R; ++r) {
+            const int row = TB_REORDER ? p.affine.inverse[r] : r;
             TB_TIN x = load<TB_TIN>(p.src + at.src + s * p.src_s + r * (i64)sizeof(TB_TIN));
-            store<TB_TOUT>(p.dst + at.dst + r * p.dst_r + s * (i64)sizeof(TB_TOUT),
-                           convert(x, p.channel_is_r == 1 ? r : (int)s, p.affine));
+            store<TB_TOUT>(p.dst + at.dst + row * p.dst_r + s * (i64)sizeof(TB_TOUT),
+                           convert(x, p.channel_is_r == 1 ? row : (int)s, p.affine));
           }
         }
       }
@@ -461,7 +470,7 @@ extern "C" __global__ void tb_interleave(const TransposeParams p) {
       if (whole[u]) {
         const unsigned char* src = p.src + batch_offsets(p, b, narrow).src + r0 * (i64)sizeof(TB_TIN);
 #pragma unroll
-        for (int s = 0; s < S; ++s) load_bytes(in[u][s], src + s * p.src_s);
+        for (int s = 0; s < S; ++s) load_bytes(in[u][s], src + (TB_REORDER ? p.affine.order[s] : s) * p.src_s);
       }
     }
 #pragma unroll
@@ -486,7 +495,8 @@ extern "C" __global__ void tb_interleave(const TransposeParams p) {
 #endif
         for (i64 r = r0; r < p.r_extent; ++r) {
           for (int s = 0; s < S; ++s) {
-            TB_TIN x = load<TB_TIN>(p.src + at.src + s * p.src_s + r * (i64)sizeof(TB_TIN));
+            const int row = TB_REORDER ? p.affine.order[s] : s;  // output channel s's source row
+            TB_TIN x = load<TB_TIN>(p.src + at.src + row * p.src_s + r * (i64)sizeof(TB_TIN));
             store<TB_TOUT>(p.dst + at.dst + r * p.dst_r + s * (i64)sizeof(TB_TOUT),
                            convert(x, p.channel_is_r == 1 ? (int)r : s, p.affine));
           }
@@ -853,7 +863,7 @@ extern "C" __global__ void tb_general(const GeneralParams p) {
     for (int d = TB_RANK - 1; d >= 0; --d) {
       const i64 index = rest % p.extent[d];
       rest /= p.extent[d];
-      src_off += index * p.src_stride[d];
+      src_off += (TB_REORDER && d == p.channel_dim ? (i64)p.affine.order[index] : index) * p.src_stride[d];
       dst_off += index * p.dst_stride[d];
       if (d == p.channel_dim) channel = (int)index;
     }
