@@ -2,7 +2,8 @@
 stream: every element size (uint8, float16, float32, float64, complex128) x channels 1, 2, 3, 4,
 8, 64 x NHWC->NCHW and NCHW->NHWC, at a large size (>= 256 MiB a side) and a small batch (about
 40 MB a side); rows pitched to 256 bytes on the source or the destination (as NVCV and video
-decoders lay them out); rank 5 NCDHW <-> NDHWC; the fused uint8 NHWC -> normalised float32 NCHW;
+decoders lay them out); rank 5 NCDHW <-> NDHWC; the fused uint8 NHWC -> normalised float32 NCHW
+(also from BGR to RGB in the same pass);
 float8 conversions through tb_convert's affine; one 1080p HWC -> CHW launched 1000 times back to back.
 
 Ratio = (bytes read + bytes written) / time, divided by the same-run device-to-device copy
@@ -64,6 +65,7 @@ class Case:
     pitched: str = ""  # "src" or "dst": that side's rows (the dimension before W) padded to PITCH
     scale: float = 1.0
     target: float = 0.97
+    channel_order: tuple = ()  # normalize: output channel k reads source channel channel_order[k]
 
     @property
     def order(self):
@@ -170,8 +172,10 @@ def rank5_cases(quick):
 
 def normalize_cases(quick):
     shapes = [((256, 224, 224, 3), 0.92)] if quick else [((64, 1080, 1920, 3), 0.95), ((256, 224, 224, 3), 0.92)]
-    return [Case("normalize", f"u8 NHWC->f32 NCHW {'x'.join(map(str, shape))} (mean/std per channel)", "normalize",
-                 "uint8", "float32", "NHWC", "NCHW", shape, target=target) for shape, target in shapes]
+    orders = [((), "u8 NHWC->f32 NCHW"), ((2, 1, 0), "u8 BGR NHWC->f32 RGB NCHW")]
+    return [Case("normalize", f"{label} {'x'.join(map(str, shape))} (mean/std per channel)", "normalize",
+                 "uint8", "float32", "NHWC", "NCHW", shape, target=target, channel_order=order)
+            for order, label in orders for shape, target in shapes]
 
 
 def float8_cases(quick):
@@ -357,12 +361,15 @@ class Runner:
         scale, offset = [1 / s for s in STD], [-m / s for m, s in zip(MEAN, STD)]
         torch.cuda.synchronize()  # as in reformat()
         src_t = tb.as_tensor(src, "NHWC")
-        convert = lambda: tb.convert(src_t, "NCHW", "float32", scale, offset, stream=self.handle)  # noqa: E731
-        out = convert()
-        kernel = tb.convert_plan(out, src_t)
+        order = case.channel_order or None
+        out = tb.convert(src_t, "NCHW", "float32", scale, offset, stream=self.handle, channel_order=order)
+        # convert_plan takes no channel order; an order keeps the deinterleave (the planner's
+        # tests pin it), which then writes each source channel to its output row.
+        kernel = tb.convert_plan(out, src_t) + (" reorder=1" if order else "")
+        picked = src.flip(-1) if order else src  # (2, 1, 0): BGR -> RGB
         with torch.cuda.stream(self.stream):
             got = torch.from_dlpack(out)
-            expected = (src.permute(0, 3, 1, 2).float() - mean) / std
+            expected = (picked.permute(0, 3, 1, 2).float() - mean) / std
         self.stream.synchronize()
         problems = []
         if tuple(got.shape) != case.dst_shape or not torch.allclose(got, expected, rtol=2e-6, atol=2e-6):
@@ -370,10 +377,13 @@ class Runner:
         del got, expected
         # Timed into the output made above (tb_convert, no allocation), as a loop reusing its
         # output runs; PyTorch's expression allocates its temporaries and result.
-        works = {"tensorbridge": lambda: tb.convert_into(out, src_t, scale, offset, stream=self.handle),
-                 "PyTorch": lambda: (src.permute(0, 3, 1, 2).float() - mean) / std}
+        # PyTorch and CuPy: the flip is a view, read by the same expression.
+        works = {"tensorbridge": lambda: tb.convert_into(out, src_t, scale, offset, stream=self.handle,
+                                                         channel_order=order),
+                 "PyTorch": lambda: ((src.flip(-1) if order else src).permute(0, 3, 1, 2).float() - mean) / std}
         if cp is not None:
             src_cp = cp.asarray(src)
+            src_cp = src_cp[..., ::-1] if order else src_cp
             mean_cp, std_cp = cp.asarray(mean), cp.asarray(std)
             works["CuPy"] = lambda: (src_cp.transpose(0, 3, 1, 2).astype(cp.float32) - mean_cp) / std_cp
         return kernel, problems, works
