@@ -630,6 +630,23 @@ extern "C" __global__ void __launch_bounds__(TILE_THREADS, TB_TILE_MIN_BLOCKS) t
             *(uint4*)(dst + (4 * g + r) * p.dst_r + v * 16) = make_uint4(o[r][0], o[r][1], o[r][2], o[r][3]);
           }
         }
+      } else if constexpr (E == 2) {
+        // 8 rows x 2 columns per thread: read 8 words (each the two columns of one row), pair
+        // their halves with prmt, and store two 16-byte vectors, one to each destination row.
+        constexpr int CHUNKS2 = TS / 8;
+        for (int k = threadIdx.x; k < CHUNKS2 * (TR / 2); k += TILE_THREADS) {
+          const int v = k % CHUNKS2, g = k / CHUNKS2;
+          unsigned int w[8];
+  #pragma unroll
+          for (int m = 0; m < 8; ++m) w[m] = tile[L::word(v * 8 + m, g)];
+          uint4 lo, hi;
+          lo.x = prmt(w[0], w[1], 0x5410); hi.x = prmt(w[0], w[1], 0x7632);
+          lo.y = prmt(w[2], w[3], 0x5410); hi.y = prmt(w[2], w[3], 0x7632);
+          lo.z = prmt(w[4], w[5], 0x5410); hi.z = prmt(w[4], w[5], 0x7632);
+          lo.w = prmt(w[6], w[7], 0x5410); hi.w = prmt(w[6], w[7], 0x7632);
+          *(uint4*)(dst + (2 * g) * p.dst_r + v * 16) = lo;
+          *(uint4*)(dst + (2 * g + 1) * p.dst_r + v * 16) = hi;
+        }
       } else {
   #pragma unroll 1
         for (int i = 0; i < STORES; ++i) {
