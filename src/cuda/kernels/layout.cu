@@ -254,6 +254,10 @@ template <typename T> __device__ __forceinline__ void put(unsigned char* bytes, 
 #ifdef TB_STAGE
 // A grid-stride loop over `first` that every lane of a warp runs as long as any lane has work.
 #define TB_WARP_FIRST(first) ((first) - (i64)(threadIdx.x & 31))
+// Declares `area`, the calling warp's part of a block-wide staging area for runs of N bytes.
+#define TB_STAGING_AREA(N)                                   \
+  __shared__ uint4 staging[TB_THREADS * ((N) / 16)];         \
+  uint4* area = Staged<(N)>::area(staging)
 template <int N> struct Staged {
   static constexpr int P = N / 16;  // 16-byte pieces per run
   static_assert(N % 16 == 0, "staged runs are whole 16-byte pieces");
@@ -378,8 +382,7 @@ extern "C" __global__ void tb_deinterleave(const TransposeParams p) {
   const i64 threads = (i64)gridDim.x * blockDim.x;
   constexpr int IN = V * R * sizeof(TB_TIN);
 #ifdef TB_STAGE
-  __shared__ uint4 staging[TB_THREADS * (IN / 16)];
-  uint4* area = Staged<IN>::area(staging);
+  TB_STAGING_AREA(IN);
 #endif
   for (i64 first = blockIdx.x * (i64)blockDim.x + threadIdx.x; TB_WARP_FIRST(first) < total; first += threads * TB_ILP) {
     Bytes<IN> in[TB_ILP];
@@ -456,8 +459,7 @@ extern "C" __global__ void tb_interleave(const TransposeParams p) {
   const i64 threads = (i64)gridDim.x * blockDim.x;
   constexpr int OUT = V * S * sizeof(TB_TOUT);
 #ifdef TB_STAGE
-  __shared__ uint4 staging[TB_THREADS * (OUT / 16)];
-  uint4* area = Staged<OUT>::area(staging);
+  TB_STAGING_AREA(OUT);
 #endif
   for (i64 first = blockIdx.x * (i64)blockDim.x + threadIdx.x; TB_WARP_FIRST(first) < total; first += threads * TB_ILP) {
     Bytes<V * sizeof(TB_TIN)> in[TB_ILP][S];
@@ -845,8 +847,7 @@ extern "C" __global__ void tb_elementwise(const ElementwiseParams p) {
                    convert_one((const unsigned char*)&x, channel_of(p, i), p.affine, table));
   }
 #ifdef TB_STAGE
-  __shared__ uint4 staging[TB_THREADS * (ELEMENTWISE_OUT / 16)];
-  uint4* area = Staged<ELEMENTWISE_OUT>::area(staging);
+  TB_STAGING_AREA(ELEMENTWISE_OUT);
 #else
   uint4* area = nullptr;
 #endif
