@@ -552,6 +552,11 @@ const STAGED_MIN_BYTES: i64 = 64;
 /// Shortest run the element-wise kernel stores through the warp, where its destination is wider
 /// (32: float8 → float16 staged ran at 0.97 of copy on the H100, 0.96 with 16-byte stores).
 const ELEMENTWISE_STAGED_MIN_BYTES: i64 = 32;
+/// The interleave's run (bytes a thread stores) for which 16-byte loads from every plane, the
+/// run staged through the warp, replace 16-byte stores fed by 1-4-byte loads a plane: 64 (C = 4
+/// of 1-, 2- and 4-byte items, 0.94-0.97 of copy -> 0.98-1.00 on the H100, pitched float32
+/// 0.90 -> 1.00); 128-byte runs (C = 8 of 1- and 2-byte items) lost (0.94 -> 0.92).
+const PLANE_RUN_BYTES: i64 = 64;
 /// Longest staged run: 32 KiB of shared memory for a block of `THREADS`.
 const STAGED_MAX_BYTES: i64 = 128;
 
@@ -652,10 +657,18 @@ fn transpose(plan: &Plan, op: &ElementOp, src_address: u64, dst_address: u64) ->
         all_multiple_of(&[src_starts.as_slice(), &[s.src]].concat(), unit_of(vector * e_in))
             && all_multiple_of(&dst_starts, unit_of(vector * s.extent * e_out))
     };
+    // 16-byte loads from every plane where the run they make is PLANE_RUN_BYTES, stored through
+    // the warp: more bytes in flight than 16-byte stores with 1-4-byte loads a plane.
+    let plane_vector = (16 / e_in).max(1);
+    let staged_planes = plane_vector * s.extent * e_out == PLANE_RUN_BYTES && fits(plane_vector);
     if s.extent <= SMALL_MAX
         && interleave_reorders
         && r.dst == s.extent * e_out
-        && let Some(vector) = narrowing(widest_vector).find(|&v| fits(v))
+        && let Some(vector) = if staged_planes {
+            Some(plane_vector)
+        } else {
+            narrowing(widest_vector).find(|&v| fits(v))
+        }
     {
         // Loads narrower than 16 bytes per plane leave too little in flight: two chunks a thread
         // (an earlier, unscripted H100 comparison favoured it; bench/layout_bench.cpp measures the
@@ -837,11 +850,18 @@ mod tests {
                 "interleave small=3 vec=16 ilp=1",
             ),
             (
-                "NCHW -> NHWC f32 C=4: one pixel per 16-byte store, two chunks a thread",
+                "NCHW -> NHWC f32 C=4: 16-byte loads from each plane, 64-byte runs staged",
                 at(SRC, F32, &[2, 4, 4, 8], None, "NCHW"),
                 at(DST, F32, &[2, 4, 8, 4], None, "NHWC"),
                 ElementOp::Copy,
-                "interleave small=4 vec=1 ilp=2",
+                "interleave small=4 vec=4 staged ilp=1",
+            ),
+            (
+                "NCHW -> NHWC u8 C=8: 128-byte runs would lose, 16-byte stores of 2-byte loads",
+                at(SRC, U8, &[2, 8, 4, 32], None, "NCHW"),
+                at(DST, U8, &[2, 4, 32, 8], None, "NHWC"),
+                ElementOp::Copy,
+                "interleave small=8 vec=2 ilp=2",
             ),
             (
                 "NCHW -> NHWC f32 C=8: 128-byte runs a thread, stored through the warp",
