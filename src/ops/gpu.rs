@@ -185,6 +185,17 @@ pub(crate) fn specialisations() -> Vec<KernelSpec> {
             let interleave =
                 with(with(small_defines.clone(), "TB_INTERLEAVE".into()), "TB_ILP=2".into());
             all.push(spec("tb_interleave", interleave));
+            // The register kernels' 64-byte runs (PLANE_RUN_BYTES) with 8-byte planes or rows.
+            if size <= 8
+                && PLANE_RUN_BYTES % (small * size) == 0
+                && PLANE_RUN_BYTES / (small * size) * size == 8
+            {
+                let vec = format!("TB_VEC={}", PLANE_RUN_BYTES / (small * size));
+                let mut run = with(with(raw.clone(), format!("TB_SMALL={small}")), vec);
+                staged(PLANE_RUN_BYTES, STAGED_MIN_BYTES, &mut run);
+                all.push(spec("tb_deinterleave", with(run.clone(), "TB_DEINTERLEAVE".into())));
+                all.push(spec("tb_interleave", with(run, "TB_INTERLEAVE".into())));
+            }
             // Runs of 16·small bytes a thread: staged through the warp where `staged` says so.
             let mut staged_defines = small_defines;
             if staged(16 * small, STAGED_MIN_BYTES, &mut staged_defines) {
@@ -552,10 +563,14 @@ const STAGED_MIN_BYTES: i64 = 64;
 /// Shortest run the element-wise kernel stores through the warp, where its destination is wider
 /// (32: float8 → float16 staged ran at 0.97 of copy on the H100, 0.96 with 16-byte stores).
 const ELEMENTWISE_STAGED_MIN_BYTES: i64 = 32;
-/// The interleave's run (bytes a thread stores) for which 16-byte loads from every plane, the
-/// run staged through the warp, replace 16-byte stores fed by 1-4-byte loads a plane: 64 (C = 4
-/// of 1-, 2- and 4-byte items, 0.94-0.97 of copy -> 0.98-1.00 on the H100, pitched float32
-/// 0.90 -> 1.00); 128-byte runs (C = 8 of 1- and 2-byte items) lost (0.94 -> 0.92).
+/// The run (bytes a thread moves on its wide side) the register kernels prefer where it lets the
+/// narrow side move 8-16 bytes a plane or row: the run staged through the warp. The interleave
+/// then loads 8-16 bytes from each plane instead of feeding 16-byte stores with 1-4-byte plane
+/// loads; the deinterleave stores 8-16 bytes a row from 64-byte staged loads instead of 128-byte
+/// ones. H100, side by side: C = 4 interleave of 1-4-byte items 0.94-0.97 -> 0.98-1.00 (pitched
+/// float32 0.90 -> 1.00); C = 8 interleave of 1-4-byte items 0.94 -> 0.97-0.99; C = 8
+/// deinterleave of 1-8-byte items 0.94-0.98 -> 0.98-1.00. 128-byte runs with 8-16-byte plane
+/// loads lost to these (0.92 against 0.97 for u8 C = 8).
 const PLANE_RUN_BYTES: i64 = 64;
 /// Longest staged run: 32 KiB of shared memory for a block of `THREADS`.
 const STAGED_MAX_BYTES: i64 = 128;
@@ -632,10 +647,19 @@ fn transpose(plan: &Plan, op: &ElementOp, src_address: u64, dst_address: u64) ->
         all_multiple_of(&src_starts, unit_of(vector * r.extent * e_in))
             && all_multiple_of(&[dst_starts.as_slice(), &[r.dst]].concat(), unit_of(vector * e_out))
     };
+    // PLANE_RUN_BYTES loaded through the warp, stored as 8-16 bytes a row where that fits.
+    let run_vector = PLANE_RUN_BYTES / (r.extent * e_in);
+    let staged_rows = PLANE_RUN_BYTES % (r.extent * e_in) == 0
+        && (8..=16).contains(&(run_vector * e_out))
+        && fits(run_vector);
     if r.extent <= SMALL_MAX
         && deinterleave_reorders
         && s.src == r.extent * e_in
-        && let Some(vector) = narrowing((16 / e_out).max(1)).find(|&v| fits(v))
+        && let Some(vector) = if staged_rows {
+            Some(run_vector)
+        } else {
+            narrowing((16 / e_out).max(1)).find(|&v| fits(v))
+        }
     {
         defines.extend([format!("TB_SMALL={}", r.extent), format!("TB_VEC={vector}")]);
         let staged = staged(vector * r.extent * e_in, STAGED_MIN_BYTES, &mut defines);
@@ -657,10 +681,11 @@ fn transpose(plan: &Plan, op: &ElementOp, src_address: u64, dst_address: u64) ->
         all_multiple_of(&[src_starts.as_slice(), &[s.src]].concat(), unit_of(vector * e_in))
             && all_multiple_of(&dst_starts, unit_of(vector * s.extent * e_out))
     };
-    // 16-byte loads from every plane where the run they make is PLANE_RUN_BYTES, stored through
-    // the warp: more bytes in flight than 16-byte stores with 1-4-byte loads a plane.
-    let plane_vector = (16 / e_in).max(1);
-    let staged_planes = plane_vector * s.extent * e_out == PLANE_RUN_BYTES && fits(plane_vector);
+    // PLANE_RUN_BYTES stored through the warp, from 8-16-byte loads a plane where that fits.
+    let plane_vector = PLANE_RUN_BYTES / (s.extent * e_out);
+    let staged_planes = PLANE_RUN_BYTES % (s.extent * e_out) == 0
+        && (8..=16).contains(&(plane_vector * e_in))
+        && fits(plane_vector);
     if s.extent <= SMALL_MAX
         && interleave_reorders
         && r.dst == s.extent * e_out
@@ -857,25 +882,25 @@ mod tests {
                 "interleave small=4 vec=4 staged ilp=1",
             ),
             (
-                "NCHW -> NHWC u8 C=8: 128-byte runs would lose, 16-byte stores of 2-byte loads",
+                "NCHW -> NHWC u8 C=8: 8-byte loads a plane, the 64-byte run stored through the warp",
                 at(SRC, U8, &[2, 8, 4, 32], None, "NCHW"),
                 at(DST, U8, &[2, 4, 32, 8], None, "NHWC"),
                 ElementOp::Copy,
-                "interleave small=8 vec=2 ilp=2",
+                "interleave small=8 vec=8 staged ilp=1",
             ),
             (
-                "NCHW -> NHWC f32 C=8: 128-byte runs a thread, stored through the warp",
+                "NCHW -> NHWC f32 C=8: 8-byte loads a plane, the 64-byte run stored through the warp",
                 at(SRC, F32, &[2, 8, 4, 8], None, "NCHW"),
                 at(DST, F32, &[2, 4, 8, 8], None, "NHWC"),
                 ElementOp::Copy,
-                "interleave small=8 vec=4 staged ilp=1",
+                "interleave small=8 vec=2 staged ilp=1",
             ),
             (
-                "NHWC -> NCHW u8 C=8: 128-byte runs a thread, loaded through the warp",
+                "NHWC -> NCHW u8 C=8: 64-byte runs loaded through the warp, 8 bytes stored a row",
                 at(SRC, U8, &[2, 4, 16, 8], None, "NHWC"),
                 at(DST, U8, &[2, 8, 4, 16], None, "NCHW"),
                 ElementOp::Copy,
-                "deinterleave small=8 vec=16 staged",
+                "deinterleave small=8 vec=8 staged",
             ),
             (
                 "NCHW -> NHWC f32 C=3: 48-byte runs stay direct",
