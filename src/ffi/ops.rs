@@ -313,9 +313,11 @@ fn write_name(name: &str, out: *mut c_char, capacity: usize) -> crate::error::Re
 /// checks (with the same statuses), writes into `name` a NUL-terminated ASCII string — the kernel
 /// family first, then the compile-time choices that specialise it, for example
 /// `"deinterleave small=3 vec=16"` (NHWC → NCHW, three channels, 16-byte stores),
-/// `"interleave small=3 vec=16 ilp=1"`, `"transpose_tiled tile_r=64 tile_s=256"` (rows padded to
+/// `"interleave small=3 vec=16 ilp=1"`, `"interleave small=8 vec=8 staged ilp=1"` (each thread's
+/// 64-byte run moved through its warp), `"transpose_tiled tile_r=64 tile_s=256"` (rows padded to
 /// a pitch on either side take these too), `"elementwise vec=16 ilp=1 align_in=16 align_out=16"`
-/// (a same-layout conversion: one dense run, chunks of 16 bytes on the narrower side),
+/// (a same-layout conversion: one dense run, 16-byte chunks on the destination side, or on the
+/// source side with `staged` when the destination is wider),
 /// `"general rank=4"` (the element-wise fallback, here over four dimensions) or `"memcpy"` (a
 /// driver copy); `"host memcpy"`, `"host copy loop"` or `"host convert loop"` when both tensors
 /// are host-accessible (the CPU path); `"staged upload, "` or `"staged download, "` followed by
