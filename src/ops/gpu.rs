@@ -307,7 +307,8 @@ fn tile_for(item_size: i64) -> i64 {
 }
 
 /// Tile extents (along r, along s): four times longer along whichever dimension has room, so
-/// every thread keeps several 16-byte loads in flight; square when neither has.
+/// every thread keeps several 16-byte loads in flight; square when neither has (square tiles
+/// everywhere ran at 0.50-0.90 of copy where these run at 0.91-0.98: H100, bench/RESULTS.md).
 fn tile_shape(item_size: i64, r_extent: i64, s_extent: i64) -> (i64, i64) {
     let tile = tile_for(item_size);
     if s_extent >= 4 * tile {

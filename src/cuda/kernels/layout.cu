@@ -519,8 +519,8 @@ extern "C" __global__ void tb_interleave(const TransposeParams p) {
 // at the edges go element by element through the same addressing.
 constexpr int TILE_THREADS = 256;
 // Blocks per SM the register budget must allow: 3 (80 registers) rather than 4 (64 registers,
-// which spills), chosen in an earlier H100 comparison no script reproduces; bench/layout_bench.cpp
-// measures the current choice.
+// which spills: on the H100, 2026-11-26, C = 64 transposes of 2- and 8-byte items fell from
+// 0.91-0.93 of copy to 0.67-0.69, of 1-byte items from 0.97 to 0.90-0.93; bench/RESULTS.md).
 #ifndef TB_TILE_MIN_BLOCKS
 #define TB_TILE_MIN_BLOCKS 3
 #endif
