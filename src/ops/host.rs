@@ -4,7 +4,7 @@
 //! `unsafe`: every address it touches is `data + Σ index·stride` for indices inside the shape,
 //! which `Tensor::new` proved to lie inside the span the tensor's creator vouched for.
 
-use super::element::{Conversion, ElementOp, read_as_f32, write_from_f32};
+use super::element::{ElementOp, read_as_f32, write_from_f32};
 use super::frame_job::FrameJob;
 use super::plan::{Plan, Shape};
 
@@ -110,34 +110,22 @@ pub(crate) fn run(plan: &Plan, src: u64, dst: u64, op: &ElementOp) {
             for_each_element(plan, |s, d, channel| {
                 let s =
                     s + (conversion.source_channel(channel) as i64 - channel as i64) * channel_step;
-                convert_element(conversion, src, dst, s, d, channel, src_item, dst_item);
+                // SAFETY: offsets of in-bounds elements of the source and destination dtypes (a
+                // reordered channel's index is another index inside the channel extent).
+                let (input, output) = unsafe {
+                    (
+                        std::slice::from_raw_parts((src as *const u8).offset(s as isize), src_item),
+                        std::slice::from_raw_parts_mut(
+                            (dst as *mut u8).offset(d as isize),
+                            dst_item,
+                        ),
+                    )
+                };
+                let y = conversion.affine(read_as_f32(conversion.from, input), channel);
+                write_from_f32(conversion.to, y, output);
             })
         }
     }
-}
-
-/// Converts the element at byte offset `s` of the source into the one at `d` of the destination.
-#[allow(clippy::too_many_arguments)] // the loop's state, passed through
-fn convert_element(
-    conversion: &Conversion,
-    src: u64,
-    dst: u64,
-    s: i64,
-    d: i64,
-    channel: usize,
-    src_item: usize,
-    dst_item: usize,
-) {
-    // SAFETY: offsets of in-bounds elements of the source and destination dtypes (a reordered
-    // channel's index is another index inside the channel extent).
-    let (input, output) = unsafe {
-        (
-            std::slice::from_raw_parts((src as *const u8).offset(s as isize), src_item),
-            std::slice::from_raw_parts_mut((dst as *mut u8).offset(d as isize), dst_item),
-        )
-    };
-    let y = conversion.affine(read_as_f32(conversion.from, input), channel);
-    write_from_f32(conversion.to, y, output);
 }
 
 /// Converts the frames of `job` on the CPU (host memory), pixel by pixel, as the GPU kernel does.
