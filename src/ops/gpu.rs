@@ -588,6 +588,28 @@ fn staged(run: i64, shortest: i64, defines: &mut Vec<String>) -> bool {
     staged
 }
 
+/// The vector (elements a chunk, along the long dimension) of a register kernel whose wide side
+/// moves `wide` bytes per element of the vector (channels × item: the deinterleave's loads, the
+/// interleave's stores) and whose narrow side `narrow` bytes per element, a plane or row each:
+/// PLANE_RUN_BYTES on the wide side where that moves 8–16 bytes a plane or row and `fits` the
+/// alignment, else `widest` narrowed until it fits; `None` when nothing fits.
+fn register_vector(wide: i64, narrow: i64, widest: i64, fits: impl Fn(i64) -> bool) -> Option<i64> {
+    let run = PLANE_RUN_BYTES / wide;
+    if PLANE_RUN_BYTES % wide == 0 && (8..=16).contains(&(run * narrow)) && fits(run) {
+        return Some(run);
+    }
+    narrowing(widest).find(|&v| fits(v))
+}
+
+/// A register kernel's chunks a thread, its `wide_run`-byte run staged through the warp where
+/// `staged` says so (defines added): two where the narrow side moves less than 16 bytes a plane
+/// or row and the run is not staged — too little in flight otherwise (an earlier, unscripted H100
+/// comparison favoured it; bench/layout_bench.cpp measures the current choice) — else one.
+fn register_ilp(wide_run: i64, narrow_run: i64, defines: &mut Vec<String>) -> i64 {
+    let staged = staged(wide_run, STAGED_MIN_BYTES, defines);
+    if narrow_run < 16 && !staged { 2 } else { 1 }
+}
+
 /// The vector widths to try, widest first: `widest`, then halves while at least a quarter of it
 /// (narrower accesses where a batch stride, such as a row pitch, is less aligned than 16 bytes).
 fn narrowing(widest: i64) -> impl Iterator<Item = i64> {
@@ -611,12 +633,13 @@ fn transpose(plan: &Plan, op: &ElementOp, src_address: u64, dst_address: u64) ->
     let reorder = reordering(op);
     let deinterleave_reorders =
         reorder.is_none_or(|c| channel_is_r == 1 && c.inverse_order().is_some());
-    let interleave_reorders = reorder.is_none() || channel_is_r == 0;
+    let interleave_reorders = reorder.is_none_or(|_| channel_is_r == 0);
     let (e_in, e_out) = (plan.src_item, plan.dst_item);
+    let batch = outer.extent * inner.extent;
     let params = TransposeParams {
         src: src_address,
         dst: dst_address,
-        batch: outer.extent * inner.extent,
+        batch,
         r_extent: r.extent,
         s_extent: s.extent,
         src_b: outer.src,
@@ -629,7 +652,6 @@ fn transpose(plan: &Plan, op: &ElementOp, src_address: u64, dst_address: u64) ->
         channel_is_r,
         affine: affine_of(op),
     };
-    let batch = outer.extent * inner.extent;
     let (src, dst) = (src_address as i64, dst_address as i64);
     // Where each side's chunks start: the base address and the batch strides.
     let (src_starts, dst_starts) = ([src, outer.src, inner.src], [dst, outer.dst, inner.dst]);
@@ -648,23 +670,13 @@ fn transpose(plan: &Plan, op: &ElementOp, src_address: u64, dst_address: u64) ->
         all_multiple_of(&src_starts, unit_of(vector * r.extent * e_in))
             && all_multiple_of(&[dst_starts.as_slice(), &[r.dst]].concat(), unit_of(vector * e_out))
     };
-    // PLANE_RUN_BYTES loaded through the warp, stored as 8-16 bytes a row where that fits.
-    let run_vector = PLANE_RUN_BYTES / (r.extent * e_in);
-    let staged_rows = PLANE_RUN_BYTES % (r.extent * e_in) == 0
-        && (8..=16).contains(&(run_vector * e_out))
-        && fits(run_vector);
     if r.extent <= SMALL_MAX
         && deinterleave_reorders
         && s.src == r.extent * e_in
-        && let Some(vector) = if staged_rows {
-            Some(run_vector)
-        } else {
-            narrowing((16 / e_out).max(1)).find(|&v| fits(v))
-        }
+        && let Some(vector) = register_vector(r.extent * e_in, e_out, (16 / e_out).max(1), fits)
     {
         defines.extend([format!("TB_SMALL={}", r.extent), format!("TB_VEC={vector}")]);
-        let staged = staged(vector * r.extent * e_in, STAGED_MIN_BYTES, &mut defines);
-        let ilp = if vector * e_out < 16 && !staged { 2 } else { 1 };
+        let ilp = register_ilp(vector * r.extent * e_in, vector * e_out, &mut defines);
         if ilp > 1 {
             defines.push(format!("TB_ILP={ilp}"));
         }
@@ -682,26 +694,13 @@ fn transpose(plan: &Plan, op: &ElementOp, src_address: u64, dst_address: u64) ->
         all_multiple_of(&[src_starts.as_slice(), &[s.src]].concat(), unit_of(vector * e_in))
             && all_multiple_of(&dst_starts, unit_of(vector * s.extent * e_out))
     };
-    // PLANE_RUN_BYTES stored through the warp, from 8-16-byte loads a plane where that fits.
-    let plane_vector = PLANE_RUN_BYTES / (s.extent * e_out);
-    let staged_planes = PLANE_RUN_BYTES % (s.extent * e_out) == 0
-        && (8..=16).contains(&(plane_vector * e_in))
-        && fits(plane_vector);
     if s.extent <= SMALL_MAX
         && interleave_reorders
         && r.dst == s.extent * e_out
-        && let Some(vector) = if staged_planes {
-            Some(plane_vector)
-        } else {
-            narrowing(widest_vector).find(|&v| fits(v))
-        }
+        && let Some(vector) = register_vector(s.extent * e_out, e_in, widest_vector, fits)
     {
-        // Loads narrower than 16 bytes per plane leave too little in flight: two chunks a thread
-        // (an earlier, unscripted H100 comparison favoured it; bench/layout_bench.cpp measures the
-        // current choice).
         defines.extend([format!("TB_SMALL={}", s.extent), format!("TB_VEC={vector}")]);
-        let staged = staged(vector * s.extent * e_out, STAGED_MIN_BYTES, &mut defines);
-        let ilp = if vector * e_in < 16 && !staged { 2 } else { 1 };
+        let ilp = register_ilp(vector * s.extent * e_out, vector * e_in, &mut defines);
         defines.extend([format!("TB_ILP={ilp}"), "TB_INTERLEAVE".into()]);
         let chunks = batch * ceil_div(r.extent, vector);
         let blocks = ceil_div(chunks, THREADS as i64 * ilp);

@@ -433,9 +433,6 @@ extern "C" __global__ void tb_deinterleave(const TransposeParams p) {
 #endif
 
 #if defined(TB_SMALL) && defined(TB_INTERLEAVE)
-// Interleave, S = TB_SMALL small (e.g. NCHW -> NHWC with C = 3): a chunk is V consecutive r,
-// loaded as V elements from each of the S source rows and written as V * S contiguous
-// destination elements.
 // One whole interleave chunk: V elements from each of the S source rows, interleaved.
 template <int S, int V>
 __device__ __forceinline__ void interleave_chunk(Bytes<V * S * sizeof(TB_TOUT)>& out, const Bytes<V * sizeof(TB_TIN)> (&in)[S],
@@ -450,6 +447,9 @@ __device__ __forceinline__ void interleave_chunk(Bytes<V * S * sizeof(TB_TOUT)>&
   }
 }
 
+// Interleave, S = TB_SMALL small (e.g. NCHW -> NHWC with C = 3): a chunk is V consecutive r,
+// loaded as V elements from each of the S source rows and written as V * S contiguous
+// destination elements.
 extern "C" __global__ void tb_interleave(const TransposeParams p) {
   constexpr int S = TB_SMALL;
   constexpr int V = TB_VEC;
