@@ -212,8 +212,11 @@ pub(crate) fn specialisations() -> Vec<KernelSpec> {
         let narrow = with(with(with(raw.clone(), "TB_SMALL=3".into()), narrow), "TB_ILP=2".into());
         all.push(spec("tb_deinterleave", with(narrow.clone(), "TB_DEINTERLEAVE".into())));
         all.push(spec("tb_interleave", with(narrow, "TB_INTERLEAVE".into())));
-        let tile = tile_for(size);
-        for (tile_r, tile_s) in [(tile, tile), (tile, 4 * tile), (4 * tile, tile)] {
+        // Tile shapes: C = 64 both ways, C = 32, and small extents.
+        let extents = [(64, 1 << 20), (1 << 20, 64), (32, 1 << 20), (64, 32), (16, 16)];
+        let shapes: std::collections::BTreeSet<(i64, i64)> =
+            extents.into_iter().map(|(r, s)| tile_shape(size, r, s)).collect();
+        for (tile_r, tile_s) in shapes {
             let tiled = with(
                 with(raw.clone(), format!("TB_TILE_R={tile_r}")),
                 format!("TB_TILE_S={tile_s}"),
@@ -297,27 +300,30 @@ pub(crate) fn specialisations() -> Vec<KernelSpec> {
     all
 }
 
-/// Tile edge of the tiled transpose for an element size: 64 × 64 bytes-or-more tiles.
-fn tile_for(item_size: i64) -> i64 {
-    match item_size {
-        1 | 2 => 64,
-        4 | 8 => 32,
-        _ => 16,
+/// Bytes of one tile of the tiled transpose, one block's shared memory (8 and 32 KiB tiles ran
+/// slower on the H100: 0.86-0.95 and 0.89-0.97 of copy where these run at 0.96-0.99).
+const TILE_BYTES: i64 = 16384;
+/// Items along the tile's side that lies along the smaller of the two extents: a whole channel
+/// row of C = 64, so each tile reads (NHWC -> NCHW) or writes (NCHW -> NHWC) one contiguous block.
+const TILE_SIDE: i64 = 64;
+
+/// The largest power of two up to `limit` items that `extent` holds, but at least one 16-byte
+/// vector of `item_size` items: a tile side with no partial tiles where the extent allows.
+fn tile_side(item_size: i64, limit: i64, extent: i64) -> i64 {
+    let vector = (16 / item_size).max(1);
+    let mut side = limit;
+    while side > vector && side > extent {
+        side /= 2;
     }
+    side
 }
 
-/// Tile extents (along r, along s): four times longer along whichever dimension has room, so
-/// every thread keeps several 16-byte loads in flight; square when neither has (square tiles
-/// everywhere ran at 0.50-0.90 of copy where these run at 0.91-0.98: H100, bench/RESULTS.md).
+/// Tile extents (along r, along s): up to [`TILE_SIDE`] items along the smaller extent and the
+/// rest of [`TILE_BYTES`] along the larger.
 fn tile_shape(item_size: i64, r_extent: i64, s_extent: i64) -> (i64, i64) {
-    let tile = tile_for(item_size);
-    if s_extent >= 4 * tile {
-        (tile, 4 * tile)
-    } else if r_extent >= 4 * tile {
-        (4 * tile, tile)
-    } else {
-        (tile, tile)
-    }
+    let side = tile_side(item_size, TILE_SIDE, r_extent.min(s_extent));
+    let other = tile_side(item_size, TILE_BYTES / (side * item_size), r_extent.max(s_extent));
+    if r_extent <= s_extent { (side, other) } else { (other, side) }
 }
 
 /// ⌈a / b⌉ for positive b (i64::div_ceil is not stable).
@@ -857,6 +863,7 @@ mod tests {
     #[test]
     fn each_layout_case_names_the_kernel_it_launches() {
         const F32: DataType = DataType::F32;
+        const F64: DataType = DataType::F64;
         const U8: DataType = DataType::U8;
         let pitched: &[i64] = &[4 * 256, 256, 3, 1]; // NHWC rows padded to 256 bytes
         let cases: Vec<(&str, Tensor, Tensor, ElementOp, &str)> = vec![
@@ -910,11 +917,25 @@ mod tests {
                 "interleave small=3 vec=4 ilp=1",
             ),
             (
-                "NHWC -> NCHW u8 C=64: tiles four times longer along HW",
+                "NHWC -> NCHW u8 C=64: 16 KiB tiles, the 64 channels by 256 positions",
                 at(SRC, U8, &[1, 16, 16, 64], None, "NHWC"),
                 at(DST, U8, &[1, 64, 16, 16], None, "NCHW"),
                 ElementOp::Copy,
                 "transpose_tiled tile_r=64 tile_s=256",
+            ),
+            (
+                "NHWC -> NCHW f64 C=64: the 64 channels by 32 positions",
+                at(SRC, F64, &[1, 16, 16, 64], None, "NHWC"),
+                at(DST, F64, &[1, 64, 16, 16], None, "NCHW"),
+                ElementOp::Copy,
+                "transpose_tiled tile_r=64 tile_s=32",
+            ),
+            (
+                "NCHW -> NHWC f64 C=64: 32 positions by the 64 channels",
+                at(SRC, F64, &[1, 64, 16, 16], None, "NCHW"),
+                at(DST, F64, &[1, 16, 16, 64], None, "NHWC"),
+                ElementOp::Copy,
+                "transpose_tiled tile_r=32 tile_s=64",
             ),
             (
                 "the same with the destination 8 bytes off 16-byte alignment",
@@ -1038,10 +1059,10 @@ mod tests {
                 "interleave small=3 vec=4 ilp=1",
             ),
             (
-                "u8 C=64 NHWC (rows 2048 B at 2304) -> NCHW: tiled",
+                "u8 C=64 NHWC (rows 2048 B at 2304) -> NCHW: tiles of 64 channels by the 32 positions",
                 at(SRC, U8, &[2, 32, 32, 64], Some(&[32 * 2304, 2304, 64, 1]), "NHWC"),
                 at(DST, U8, &[2, 64, 32, 32], None, "NCHW"),
-                "transpose_tiled tile_r=64 tile_s=64",
+                "transpose_tiled tile_r=64 tile_s=32",
             ),
             (
                 "30-byte destination rows, not 16-byte multiples: general",

@@ -511,19 +511,22 @@ extern "C" __global__ void tb_interleave(const TransposeParams p) {
 
 #ifdef TB_TILE_R
 // Tiled transpose for large R and S (e.g. C = 64), raw copies only (TIN == TOUT). A tile of
-// TB_TILE_S source rows (s) by TB_TILE_R elements (r) goes through shared memory — the host makes
-// the tile 4x longer along whichever dimension is long, so each of the 256 threads has several
-// 16-byte loads in flight before any is stored. Destination rows are written as 16-byte vectors.
-// Shared memory is addressed in 4-byte words whose column is XOR-swizzled by the row's 16-byte
-// group, in steps large enough to keep the words one warp gathers on distinct banks. Partial tiles
-// at the edges go element by element through the same addressing.
+// TB_TILE_S source rows (s) by TB_TILE_R elements (r), up to 16 KiB (the host chooses the sides; one
+// block a tile), goes through shared memory: its source rows arrive as 16-byte copies — on sm_80
+// and later asynchronous ones (cp.async) straight into shared memory, holding no registers, so
+// four blocks fit an SM; through a register before — and its destination rows leave as 16-byte
+// vectors. Shared memory holds each tile row as 16-byte chunks whose order is XOR-swizzled by
+// the row (see Tile), so both the copies in and the gathers out spread over the banks. Partial
+// tiles at the edges go element by element through the same addressing.
+//
+// Measured on the H100 (2026-11-26, bench/RESULTS.md): C = 64 transposes of every item size at
+// 0.96-0.99 of copy; the same kernel walking several tiles per block over a grid of resident
+// blocks, with the next tile's copies in flight (two or three stages), ran at 0.87-0.92; 8 KiB
+// and 32 KiB tiles lost to 16 KiB (0.86-0.95, 0.89-0.97); five blocks an SM (48 registers)
+// lost for 1- and 4-byte items (spills); loads through registers instead of cp.async ran as fast.
 constexpr int TILE_THREADS = 256;
-// Blocks per SM the register budget must allow: 3 (80 registers) rather than 4 (64 registers,
-// which spills: on the H100, 2026-11-26, C = 64 transposes of 2- and 8-byte items fell from
-// 0.91-0.93 of copy to 0.67-0.69, of 1-byte items from 0.97 to 0.90-0.93; bench/RESULTS.md).
-#ifndef TB_TILE_MIN_BLOCKS
-#define TB_TILE_MIN_BLOCKS 3
-#endif
+// Blocks per SM the register budget must allow (64 registers a thread).
+constexpr int TILE_MIN_BLOCKS = 4;
 
 // Byte permute: result byte i is byte selector[4i..4i+3] of the 8 bytes {b, a} (a = bytes 0-3).
 __device__ __forceinline__ unsigned int prmt(unsigned int a, unsigned int b, unsigned int selector) {
@@ -532,144 +535,195 @@ __device__ __forceinline__ unsigned int prmt(unsigned int a, unsigned int b, uns
   return d;
 }
 
+// 16 bytes from global to shared memory: asynchronous on sm_80 and later (completed by
+// copies_wait), through a register before.
+__device__ __forceinline__ void copy_async16(void* shared, const void* global) {
+#if __CUDA_ARCH__ >= 800
+  unsigned int address;
+  asm("{ .reg .u64 a; cvta.to.shared.u64 a, %1; cvt.u32.u64 %0, a; }" : "=r"(address) : "l"(shared));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(address), "l"(global) : "memory");
+#else
+  *(uint4*)shared = __ldg((const uint4*)global);
+#endif
+}
+// Closes the group of copies issued since the last call.
+__device__ __forceinline__ void copies_commit() {
+#if __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.commit_group;" ::: "memory");
+#endif
+}
+// Waits until at most N of this thread's groups are incomplete.
+template <int N> __device__ __forceinline__ void copies_wait() {
+#if __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+#endif
+}
+
 template <int E, int TR, int TS>
 struct Tile {
   static constexpr int VEC = 16 / E;                    // elements per 16-byte vector
-  static constexpr int WORDS = TR * E / 4;              // words per tile row (a power of two)
+  static constexpr int WORDS = TR * E / 4;              // words per tile row
+  static constexpr int CHUNKS = WORDS / 4;              // 16-byte chunks per tile row (a power of two)
   static constexpr int OUT_VECTORS = TS / VEC;          // 16-byte vectors per destination row
-  static constexpr int ROWS_PER_WARP = OUT_VECTORS >= 32 ? 1 : 32 / OUT_VECTORS;
-  static constexpr int SPAN = ROWS_PER_WARP * E / 4;    // words those destination rows cover
-  static constexpr int M = SPAN > 1 ? SPAN : 1;         // swizzle step
-  // 1-byte elements are gathered a word (4 destination rows) at a time, by threads covering
-  // CHUNKS 16-row chunks of each 4-row group: the step spreads one warp's groups over the banks.
-  static constexpr int CHUNKS = TS / 16;
-  static constexpr int M1 = CHUNKS >= 32 ? 1 : 32 / CHUNKS;
-  // The column XOR: by the row's 16-byte group (the gather reads rows a group apart), and for
-  // 1-byte elements (16-word rows) also by bits 1-2 of the row, so the 8 rows one warp stores in
-  // the load phase land on distinct banks (without it an earlier profile showed store bank
-  // conflicts; no script in the repository reproduces that profile).
-  static __device__ __forceinline__ int swizzle(int j) {
-    const int spread = E == 1 && WORDS == 16 ? (j >> 1) & 3 : 0;
-    return (((j / VEC) * (E == 1 ? M1 : M)) ^ spread) & (WORDS - 1);
-  }
+  static constexpr int BYTES = TS * TR * E;
+  // What the copies and gathers assume: whole 16-byte vectors along both sides.
+  static_assert(TR * E % 16 == 0 && TS % VEC == 0, "tile sides hold whole 16-byte vectors");
+  // Chunk c of row j sits at chunk c ^ swizzle(j): rows VEC apart (the rows one destination
+  // vector gathers from) get different chunk orders, so the 8 rows a quarter-warp reads at once
+  // fall on distinct banks.
+  static __device__ __forceinline__ int swizzle(int j) { return (j / VEC) & (CHUNKS - 1); }
   // Byte address of element e of tile row j.
   static __device__ __forceinline__ int element(int j, int e) {
-    return (j * WORDS + (((e * E) / 4) ^ swizzle(j))) * 4 + (e * E) % 4;
+    return j * WORDS * 4 + ((((e * E) / 16) ^ swizzle(j)) * 16) + (e * E) % 16;
   }
-  static __device__ __forceinline__ int word(int j, int w) { return j * WORDS + (w ^ swizzle(j)); }
+  // Word index of word w of tile row j.
+  static __device__ __forceinline__ int word(int j, int w) {
+    return j * WORDS + (((w / 4) ^ swizzle(j)) * 4) + w % 4;
+  }
 };
 
-extern "C" __global__ void __launch_bounds__(TILE_THREADS, TB_TILE_MIN_BLOCKS) tb_transpose_tiled(const TransposeParams p) {
+// Where one tile starts on both sides, and how many of its rows and columns lie inside the extents.
+struct TileAt {
+  const unsigned char* src;
+  unsigned char* dst;
+  int rows, columns;  // s and r extents inside the tile
+};
+
+template <int TR, int TS>
+__device__ __forceinline__ TileAt tile_at(const TransposeParams& p, i64 t, i64 tiles_r, i64 tiles_s, bool narrow) {
+  constexpr int E = sizeof(TB_TIN);
+  const i64 b = quotient(t, tiles_r * tiles_s, narrow);
+  const i64 rest = t - b * tiles_r * tiles_s;
+  const i64 s_tile = quotient(rest, tiles_r, narrow);
+  const i64 r0 = (rest - s_tile * tiles_r) * TR;
+  const i64 s0 = s_tile * TS;
+  const Offsets at = batch_offsets(p, b, narrow);
+  const i64 rows = p.s_extent - s0, columns = p.r_extent - r0;
+  return TileAt{p.src + at.src + s0 * p.src_s + r0 * E, p.dst + at.dst + r0 * p.dst_r + s0 * E,
+                (int)(rows < TS ? rows : TS), (int)(columns < TR ? columns : TR)};
+}
+
+// Starts loading tile `at` into `tile`: whole tiles as 16-byte copies (complete after
+// copies_wait), partial ones element by element (complete on return).
+template <int E, int TR, int TS>
+__device__ __forceinline__ void tile_fetch(const TransposeParams& p, const TileAt& at, unsigned int* tile) {
+  typedef Tile<E, TR, TS> L;
+  unsigned char* bytes = (unsigned char*)tile;
+  if (at.rows == TS && at.columns == TR) {
+    constexpr int COPIES = TS * L::CHUNKS;
+#pragma unroll
+    for (int i = 0; i < (COPIES + TILE_THREADS - 1) / TILE_THREADS; ++i) {
+      const int k = threadIdx.x + i * TILE_THREADS;
+      const int j = k / L::CHUNKS, c = k % L::CHUNKS;
+      if (COPIES % TILE_THREADS == 0 || k < COPIES) {
+        copy_async16(tile + L::word(j, 4 * c), at.src + j * p.src_s + c * 16);
+      }
+    }
+  } else {
+    for (int k = threadIdx.x; k < TS * TR; k += TILE_THREADS) {
+      const int j = k / TR, e = k % TR;
+      if (j < at.rows && e < at.columns) {
+        store<TB_TIN>(bytes + L::element(j, e), load<TB_TIN>(at.src + j * p.src_s + e * E));
+      }
+    }
+  }
+}
+
+// Writes tile `at` from `tile` to its destination rows.
+template <int E, int TR, int TS>
+__device__ __forceinline__ void tile_write(const TransposeParams& p, const TileAt& at, const unsigned int* tile) {
+  typedef Tile<E, TR, TS> L;
+  const unsigned char* bytes = (const unsigned char*)tile;
+  unsigned char* dst = at.dst;
+  if (at.rows < TS || at.columns < TR) {
+    for (int k = threadIdx.x; k < TS * TR; k += TILE_THREADS) {
+      const int e = k / TS, j = k % TS;
+      if (j < at.rows && e < at.columns) {
+        store<TB_TIN>(dst + e * p.dst_r + j * E, load<TB_TIN>(bytes + L::element(j, e)));
+      }
+    }
+  } else if constexpr (E == 1) {
+    // 16 rows x 4 columns (one word) per thread: read 16 words, transpose 4x4 byte blocks with
+    // prmt, and store four 16-byte vectors, one to each of 4 consecutive destination rows. The 4
+    // lowest lanes take the 4 words of one chunk, so a warp's words spread over the banks.
+    constexpr int V = TS / 16;  // 16-row groups
+#pragma unroll 1
+    for (int k = threadIdx.x; k < V * (TR / 4); k += TILE_THREADS) {
+      const int v = (k / 4) % V, g = k % 4 + 4 * (k / (4 * V));
+      unsigned int o[4][4];
+#pragma unroll
+      for (int m = 0; m < 4; ++m) {
+        const int j = v * 16 + 4 * m;
+        const unsigned int a = tile[L::word(j, g)], b = tile[L::word(j + 1, g)];
+        const unsigned int c = tile[L::word(j + 2, g)], d = tile[L::word(j + 3, g)];
+        const unsigned int lo = prmt(a, b, 0x5140), hi = prmt(c, d, 0x5140);
+        const unsigned int lo2 = prmt(a, b, 0x7362), hi2 = prmt(c, d, 0x7362);
+        o[0][m] = prmt(lo, hi, 0x5410);
+        o[1][m] = prmt(lo, hi, 0x7632);
+        o[2][m] = prmt(lo2, hi2, 0x5410);
+        o[3][m] = prmt(lo2, hi2, 0x7632);
+      }
+#pragma unroll
+      for (int r = 0; r < 4; ++r) {
+        *(uint4*)(dst + (4 * g + r) * p.dst_r + v * 16) = make_uint4(o[r][0], o[r][1], o[r][2], o[r][3]);
+      }
+    }
+  } else if constexpr (E == 2) {
+    // 8 rows x 2 columns (one word) per thread: read 8 words, pair their halves with prmt, and
+    // store two 16-byte vectors, one to each destination row; lanes as for 1-byte items.
+    constexpr int V = TS / 8;  // 8-row groups
+#pragma unroll 1
+    for (int k = threadIdx.x; k < V * (TR / 2); k += TILE_THREADS) {
+      const int v = (k / 4) % V, g = k % 4 + 4 * (k / (4 * V));
+      unsigned int w[8];
+#pragma unroll
+      for (int m = 0; m < 8; ++m) w[m] = tile[L::word(v * 8 + m, g)];
+      uint4 lo, hi;
+      lo.x = prmt(w[0], w[1], 0x5410); hi.x = prmt(w[0], w[1], 0x7632);
+      lo.y = prmt(w[2], w[3], 0x5410); hi.y = prmt(w[2], w[3], 0x7632);
+      lo.z = prmt(w[4], w[5], 0x5410); hi.z = prmt(w[4], w[5], 0x7632);
+      lo.w = prmt(w[6], w[7], 0x5410); hi.w = prmt(w[6], w[7], 0x7632);
+      *(uint4*)(dst + (2 * g) * p.dst_r + v * 16) = lo;
+      *(uint4*)(dst + (2 * g + 1) * p.dst_r + v * 16) = hi;
+    }
+  } else {
+    // 4-16-byte items: one chunk (VEC columns) of VEC consecutive rows per thread, read as
+    // 16-byte vectors; the VEC x VEC block of items is transposed by register moves and stored
+    // as VEC vectors, one to each of VEC consecutive destination rows.
+    constexpr int VEC = L::VEC, WE = E / 4;  // words per item
+#pragma unroll 1
+    for (int k = threadIdx.x; k < L::OUT_VECTORS * L::CHUNKS; k += TILE_THREADS) {
+      const int v = k % L::OUT_VECTORS, c = k / L::OUT_VECTORS;
+      uint4 in[VEC];
+#pragma unroll
+      for (int q = 0; q < VEC; ++q) in[q] = *(const uint4*)(tile + L::word(v * VEC + q, 4 * c));
+#pragma unroll
+      for (int q = 0; q < VEC; ++q) {
+        unsigned int out[4];
+#pragma unroll
+        for (int x = 0; x < 4; ++x) out[x] = ((const unsigned int*)&in[x / WE])[q * WE + x % WE];
+        *(uint4*)(dst + (c * VEC + q) * p.dst_r + v * 16) = make_uint4(out[0], out[1], out[2], out[3]);
+      }
+    }
+  }
+}
+
+extern "C" __global__ void __launch_bounds__(TILE_THREADS, TILE_MIN_BLOCKS) tb_transpose_tiled(const TransposeParams p) {
   constexpr int TR = TB_TILE_R;
   constexpr int TS = TB_TILE_S;
   constexpr int E = sizeof(TB_TIN);
-  typedef Tile<E, TR, TS> L;
-  constexpr int ROW_VECTORS = L::WORDS / 4;                     // 16-byte vectors per tile row
-  constexpr int LOADS = TS * ROW_VECTORS / TILE_THREADS;        // vectors each thread loads
-  constexpr int STORES = TR * L::OUT_VECTORS / TILE_THREADS;    // vectors each thread stores
-  __shared__ __align__(16) unsigned int tile[TS * L::WORDS];
-  unsigned char* bytes = (unsigned char*)tile;
+  __shared__ __align__(16) unsigned int tile[Tile<E, TR, TS>::BYTES / 4];
   const i64 tiles_r = (p.r_extent + TR - 1) / TR;
   const i64 tiles_s = (p.s_extent + TS - 1) / TS;
   const i64 tiles = tiles_r * tiles_s * p.batch;
   const bool narrow = tiles <= 0xffffffffll;
   for (i64 t = blockIdx.x; t < tiles; t += gridDim.x) {
-    const i64 b = quotient(t, tiles_r * tiles_s, narrow);
-    const i64 rest = t - b * tiles_r * tiles_s;
-    const i64 s_tile = quotient(rest, tiles_r, narrow);
-    const i64 r0 = (rest - s_tile * tiles_r) * TR;
-    const i64 s0 = s_tile * TS;
-    const Offsets at = batch_offsets(p, b, narrow);
-    const unsigned char* src = p.src + at.src + s0 * p.src_s + r0 * E;
-    unsigned char* dst = p.dst + at.dst + r0 * p.dst_r + s0 * E;
-    const bool whole = r0 + TR <= p.r_extent && s0 + TS <= p.s_extent;
-    if (whole) {
-      uint4 staged[LOADS];
-#pragma unroll
-      for (int i = 0; i < LOADS; ++i) {
-        const int k = threadIdx.x + i * TILE_THREADS;
-        staged[i] = __ldg((const uint4*)(src + (k / ROW_VECTORS) * p.src_s + (k % ROW_VECTORS) * 16));
-      }
-#pragma unroll
-      for (int i = 0; i < LOADS; ++i) {
-        const int k = threadIdx.x + i * TILE_THREADS;
-        const int j = k / ROW_VECTORS, v = k % ROW_VECTORS;
-        tile[L::word(j, 4 * v + 0)] = staged[i].x;
-        tile[L::word(j, 4 * v + 1)] = staged[i].y;
-        tile[L::word(j, 4 * v + 2)] = staged[i].z;
-        tile[L::word(j, 4 * v + 3)] = staged[i].w;
-      }
-    } else {
-      for (int k = threadIdx.x; k < TS * TR; k += TILE_THREADS) {
-        const int j = k / TR, e = k % TR;
-        if (s0 + j < p.s_extent && r0 + e < p.r_extent) {
-          store<TB_TIN>(bytes + L::element(j, e), load<TB_TIN>(src + j * p.src_s + e * E));
-        }
-      }
-    }
+    const TileAt at = tile_at<TR, TS>(p, t, tiles_r, tiles_s, narrow);
+    tile_fetch<E, TR, TS>(p, at, tile);
+    copies_commit();
+    copies_wait<0>();
     __syncthreads();
-    if (whole) {
-      if constexpr (E == 1) {
-        // 16 rows x 4 columns per thread: read 16 words, transpose 4x4 byte blocks with prmt, and
-        // store four 16-byte vectors, one to each of 4 consecutive destination rows.
-        for (int k = threadIdx.x; k < L::CHUNKS * (TR / 4); k += TILE_THREADS) {
-          const int v = k % L::CHUNKS, g = k / L::CHUNKS;
-          unsigned int o[4][4];
-  #pragma unroll
-          for (int m = 0; m < 4; ++m) {
-            const int j = v * 16 + 4 * m;
-            const unsigned int a = tile[L::word(j, g)], b = tile[L::word(j + 1, g)];
-            const unsigned int c = tile[L::word(j + 2, g)], d = tile[L::word(j + 3, g)];
-            const unsigned int lo = prmt(a, b, 0x5140), hi = prmt(c, d, 0x5140);
-            const unsigned int lo2 = prmt(a, b, 0x7362), hi2 = prmt(c, d, 0x7362);
-            o[0][m] = prmt(lo, hi, 0x5410);
-            o[1][m] = prmt(lo, hi, 0x7632);
-            o[2][m] = prmt(lo2, hi2, 0x5410);
-            o[3][m] = prmt(lo2, hi2, 0x7632);
-          }
-  #pragma unroll
-          for (int r = 0; r < 4; ++r) {
-            *(uint4*)(dst + (4 * g + r) * p.dst_r + v * 16) = make_uint4(o[r][0], o[r][1], o[r][2], o[r][3]);
-          }
-        }
-      } else if constexpr (E == 2) {
-        // 8 rows x 2 columns per thread: read 8 words (each the two columns of one row), pair
-        // their halves with prmt, and store two 16-byte vectors, one to each destination row.
-        constexpr int CHUNKS2 = TS / 8;
-        for (int k = threadIdx.x; k < CHUNKS2 * (TR / 2); k += TILE_THREADS) {
-          const int v = k % CHUNKS2, g = k / CHUNKS2;
-          unsigned int w[8];
-  #pragma unroll
-          for (int m = 0; m < 8; ++m) w[m] = tile[L::word(v * 8 + m, g)];
-          uint4 lo, hi;
-          lo.x = prmt(w[0], w[1], 0x5410); hi.x = prmt(w[0], w[1], 0x7632);
-          lo.y = prmt(w[2], w[3], 0x5410); hi.y = prmt(w[2], w[3], 0x7632);
-          lo.z = prmt(w[4], w[5], 0x5410); hi.z = prmt(w[4], w[5], 0x7632);
-          lo.w = prmt(w[6], w[7], 0x5410); hi.w = prmt(w[6], w[7], 0x7632);
-          *(uint4*)(dst + (2 * g) * p.dst_r + v * 16) = lo;
-          *(uint4*)(dst + (2 * g + 1) * p.dst_r + v * 16) = hi;
-        }
-      } else {
-  #pragma unroll 1
-        for (int i = 0; i < STORES; ++i) {
-          const int k = threadIdx.x + i * TILE_THREADS;
-          const int e = k / L::OUT_VECTORS, v = k % L::OUT_VECTORS;
-          Bytes<16> out;
-  #pragma unroll
-          for (int q = 0; q < L::VEC; ++q) {
-            put<TB_TIN>(out.b + q * E, load<TB_TIN>(bytes + L::element(v * L::VEC + q, e)));
-          }
-          *(uint4*)(dst + e * p.dst_r + v * 16) = *(const uint4*)out.b;
-        }
-      }
-    } else {
-      for (int k = threadIdx.x; k < TS * TR; k += TILE_THREADS) {
-        const int e = k / TS, j = k % TS;
-        if (s0 + j < p.s_extent && r0 + e < p.r_extent) {
-          store<TB_TIN>(dst + e * p.dst_r + j * E, load<TB_TIN>(bytes + L::element(j, e)));
-        }
-      }
-    }
+    tile_write<E, TR, TS>(p, at, tile);
     __syncthreads();
   }
 }
