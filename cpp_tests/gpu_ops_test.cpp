@@ -16,6 +16,7 @@ namespace {
 using tbtest::alloc;
 using tbtest::cpu;
 using tbtest::cuda;
+using tbtest::data_of;
 using tbtest::info_of;
 using tbtest::Owned;
 
@@ -555,6 +556,38 @@ TEST(GpuOps, RunsOnTheCallersNonBlockingStreamAndLeavesTheCurrentDevice) {
 // Host/device mismatches: GpuErrors.HostDeviceMismatchesAreClearErrors; GPUs without peer
 // access: MultiGpu.CrossGpuOperandsWorkWithPeerAccessAndAreNotSupportedWithout
 // (gpu_promises_test.cpp).
+// An operation repeated on the same buffers is enqueued again from what its first call decided;
+// other shapes over the same addresses are decided anew: each result equals the CPU's.
+TEST(GpuOps, RepeatedOperationsOnTheSameBuffersFollowTheirOperands) {
+  SKIP_UNLESS_GPUS(1);
+  std::mt19937_64 rng(std::random_device{}());
+  const int64_t bytes = 2 * 8 * 16 * 64;
+  Owned src_memory(alloc(cuda(0), TB_DTYPE_UINT8, {bytes}, nullptr));
+  Owned dst_memory(alloc(cuda(0), TB_DTYPE_UINT8, {bytes}, nullptr));
+  const std::vector<std::vector<int64_t>> shapes = {  // NHWC; each twice in a row
+      {2, 8, 16, 3}, {2, 8, 16, 3}, {2, 16, 8, 3}, {2, 16, 8, 3}, {2, 8, 16, 64}, {2, 8, 16, 3}};
+  for (const std::vector<int64_t>& shape : shapes) {
+    const ReformatCase c{"NHWC", "NCHW", shape};
+    const std::string what = "NHWC " + std::to_string(shape[1]) + "x" + std::to_string(shape[2]) +
+                             "x" + std::to_string(shape[3]) + " -> NCHW";
+    TbTensor* views[2] = {nullptr, nullptr};
+    const std::vector<int64_t> dst_shape = permuted_shape(c);
+    ASSERT_EQ(TB_SUCCESS, tb_tensor_wrap(data_of(src_memory.t), cuda(0), TB_DTYPE_UINT8, 4, shape.data(),
+                                         nullptr, "NHWC", false, nullptr, nullptr, &views[0]));
+    ASSERT_EQ(TB_SUCCESS, tb_tensor_wrap(data_of(dst_memory.t), cuda(0), TB_DTYPE_UINT8, 4, dst_shape.data(),
+                                         nullptr, "NCHW", false, nullptr, nullptr, &views[1]));
+    Owned device_src(views[0]), device_dst(views[1]);
+    Owned host_src(alloc(cpu(), TB_DTYPE_UINT8, shape, "NHWC"));
+    fill_random(host_src.t, rng, false);
+    Owned host_ref(alloc(cpu(), TB_DTYPE_UINT8, dst_shape, "NCHW"));
+    ASSERT_EQ(TB_SUCCESS, tb_reformat(host_src.t, host_ref.t, nullptr)) << tb_last_error_message();
+    ASSERT_EQ(TB_SUCCESS, tb_copy(host_src.t, device_src.t, nullptr)) << tb_last_error_message();
+    ASSERT_EQ(TB_SUCCESS, tb_reformat(device_src.t, device_dst.t, nullptr)) << what << ": " << tb_last_error_message();
+    Owned back(to_host(device_dst.t));
+    expect_equal(host_ref.t, back.t, 0, what);
+  }
+}
+
 TEST(GpuOps, MismatchedDtypesAndOverlappingOperandsAreClearErrors) {
   SKIP_UNLESS_GPUS(1);
   Owned device(alloc(cuda(0), TB_DTYPE_UINT8, {2, 3}, "HW"));
