@@ -656,17 +656,27 @@ fn staged(run: i64, shortest: i64, defines: &mut Vec<String>) -> bool {
     staged
 }
 
-/// The vector (elements a chunk, along the long dimension) of a register kernel whose wide side
-/// moves `wide` bytes per element of the vector (channels × item: the deinterleave's loads, the
-/// interleave's stores) and whose narrow side `narrow` bytes per element, a plane or row each:
-/// PLANE_RUN_BYTES on the wide side where that moves 8–16 bytes a plane or row and `fits` the
-/// alignment, else `widest` narrowed until it fits; `None` when nothing fits.
-fn register_vector(wide: i64, narrow: i64, widest: i64, fits: impl Fn(i64) -> bool) -> Option<i64> {
-    let run = PLANE_RUN_BYTES / wide;
-    if PLANE_RUN_BYTES % wide == 0 && (8..=16).contains(&(run * narrow)) && fits(run) {
-        return Some(run);
-    }
-    narrowing(widest).find(|&v| fits(v))
+/// The vector (elements a chunk, along the long dimension, whose extent is `long`) of a register
+/// kernel whose wide side moves `wide` bytes per element of the vector (channels × item: the
+/// deinterleave's loads, the interleave's stores) and whose narrow side `narrow` bytes per
+/// element, a plane or row each: a run of PLANE_RUN_BYTES or half that on the wide side where it
+/// moves 8–16 bytes a plane or row and `fits` the alignment — one that leaves no partial chunk
+/// at the end of `long` first —, else `widest` narrowed until it fits; `None` when nothing fits.
+fn register_vector(
+    wide: i64,
+    narrow: i64,
+    long: i64,
+    widest: i64,
+    fits: impl Fn(i64) -> bool,
+) -> Option<i64> {
+    let runs: Vec<i64> = [PLANE_RUN_BYTES, PLANE_RUN_BYTES / 2]
+        .into_iter()
+        .filter(|bytes| bytes % wide == 0)
+        .map(|bytes| bytes / wide)
+        .filter(|&run| (8..=16).contains(&(run * narrow)) && fits(run))
+        .collect();
+    let whole = runs.iter().copied().find(|run| long % run == 0);
+    whole.or(runs.first().copied()).or_else(|| narrowing(widest).find(|&v| fits(v)))
 }
 
 /// A register kernel's chunks a thread, its `wide_run`-byte run staged through the warp where
@@ -741,7 +751,8 @@ fn transpose(plan: &Plan, op: &ElementOp, src_address: u64, dst_address: u64) ->
     if r.extent <= SMALL_MAX
         && deinterleave_reorders
         && s.src == r.extent * e_in
-        && let Some(vector) = register_vector(r.extent * e_in, e_out, (16 / e_out).max(1), fits)
+        && let Some(vector) =
+            register_vector(r.extent * e_in, e_out, s.extent, (16 / e_out).max(1), fits)
     {
         defines.extend([format!("TB_SMALL={}", r.extent), format!("TB_VEC={vector}")]);
         let ilp = register_ilp(vector * r.extent * e_in, vector * e_out, &mut defines);
@@ -765,7 +776,7 @@ fn transpose(plan: &Plan, op: &ElementOp, src_address: u64, dst_address: u64) ->
     if s.extent <= SMALL_MAX
         && interleave_reorders
         && r.dst == s.extent * e_out
-        && let Some(vector) = register_vector(s.extent * e_out, e_in, widest_vector, fits)
+        && let Some(vector) = register_vector(s.extent * e_out, e_in, r.extent, widest_vector, fits)
     {
         defines.extend([format!("TB_SMALL={}", s.extent), format!("TB_VEC={vector}")]);
         let ilp = register_ilp(vector * s.extent * e_out, vector * e_in, &mut defines);
@@ -1097,7 +1108,7 @@ mod tests {
                 "interleave small=3 vec=8 ilp=2",
             ),
             (
-                "u8 C=4 NHWC -> NCHW (rows 1000 B at 1024): 16-byte runs still fit",
+                "u8 C=4 NHWC -> NCHW (rows 1000 B at 1024): 8-byte runs, no partial chunk a row",
                 at(SRC, U8, &nhwc4, None, "NHWC"),
                 at(
                     DST,
@@ -1106,7 +1117,7 @@ mod tests {
                     Some(&padded(&[13, 4, 1000, 1000], 1, 2, 1024)),
                     "NCHW",
                 ),
-                "deinterleave small=4 vec=16 staged",
+                "deinterleave small=4 vec=8 ilp=2",
             ),
             (
                 "f32 NHWC (rows 12000 B at 12032) -> NCHW",
