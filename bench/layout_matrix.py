@@ -351,7 +351,28 @@ class Runner:
             dst_cupy = self.empty(case, fill)[0]  # held by the closure, with CuPy's views of the tensors
             src_cp, dst_cp = cp.asarray(src), cp.asarray(dst_cupy)
             works["CuPy"] = lambda: (dst_cupy, cp.copyto(dst_cp, src_cp.transpose(order)))
+            if case.pitched:
+                works["2D copy"] = self.pitched_copy(case)
         return kernel, problems, works
+
+    def pitched_copy(self, case):
+        """The device's own copy of a pitched case's rows (cudaMemcpy2DAsync, through CuPy): the
+        same padded rows on the pitched side, packed on the other: what a copy of those bytes
+        costs in that pattern."""
+        torch, cp = self.torch, self.cupy
+        shape, layout, dtype = ((case.shape, case.src_layout, case.src_dtype) if case.pitched == "src"
+                                else (case.dst_shape, case.dst_layout, case.dst_dtype))
+        view, base, inner = self.pitched_view(shape, layout, dtype, 0)
+        width = inner * ITEM[dtype]
+        pitch = base.stride(-2) * ITEM[dtype]
+        rows = view.numel() // inner
+        packed = torch.empty(rows * width, dtype=torch.uint8, device="cuda")
+        device_to_device = 3  # cudaMemcpyDeviceToDevice
+        if case.pitched == "src":
+            args = (packed.data_ptr(), width, base.data_ptr(), pitch)
+        else:
+            args = (base.data_ptr(), pitch, packed.data_ptr(), width)
+        return lambda: (base, packed, cp.cuda.runtime.memcpy2DAsync(*args, width, rows, device_to_device, self.handle))
 
     def normalize(self, case):
         torch, tb, cp = self.torch, self.tb, self.cupy
@@ -433,9 +454,14 @@ class Runner:
         if group.startswith("float8"):
             cupy_note = " (CuPy has no float8 types: its column is empty; PyTorch: x.to(dtype), or (x.float() * s).to(dtype) with a scale)"
         print(f"\n### {group}{cupy_note}\n")
-        print("| case | MB moved | kernel (tensorbridge) | copy GB/s | tensorbridge | tb min–max | PyTorch | CuPy "
-              "| target | met |")
-        print("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+        pitched = any(case.pitched for case in cases) and self.cupy is not None
+        if pitched:
+            print("2D copy: the device's cudaMemcpy2DAsync of the same rows (pitched on the same side, packed on "
+                  "the other), as a ratio to the packed copy like every other column.\n")
+        extra = " 2D copy |" if pitched else ""
+        print(f"| case | MB moved | kernel (tensorbridge) | copy GB/s | tensorbridge | tb min–max | PyTorch | CuPy "
+              f"|{extra} target | met |")
+        print("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |" + (" ---: |" if pitched else "") + " ---: | --- |")
         for case in cases:
             mb = (case.read + case.written) / 1e6
             try:
@@ -443,7 +469,7 @@ class Runner:
             except Exception as error:  # report, do not hide: the row says what failed
                 self.failures.append(f"{case.title}: {type(error).__name__}: {error}")
                 print(f"| {case.name} | {mb:.1f} | — | — | ERROR: {type(error).__name__}: {str(error)[:80]} "
-                      f"| — | — | — | — | — |", flush=True)
+                      f"| — | — | — |{' — |' if pitched else ''} — | — |", flush=True)
                 self.release()
                 continue
             self.failures.extend(f"{case.title}: {p}" for p in problems)
@@ -458,9 +484,10 @@ class Runner:
                 met = "**NO**"
                 self.misses.append(f"{case.title}: {ours:.3f} < {case.target}")
             spread = f"{min(reps):.3f}–{max(reps):.3f}" if reps else "—"
+            two_d = f" {self.cell(medians.get('2D copy'))} |" if pitched else ""
             print(f"| {case.name} | {mb:.1f} | {kernel} | {copy_gbps:.0f} | {self.cell(ours)} | {spread} "
-                  f"| {self.cell(medians.get('PyTorch'))} | {self.cell(medians.get('CuPy'))} "
-                  f"| {case.target if case.has_target else '—'} | {met} |", flush=True)
+                  f"| {self.cell(medians.get('PyTorch'))} | {self.cell(medians.get('CuPy'))} |{two_d} "
+                  f"{case.target if case.has_target else '—'} | {met} |", flush=True)
             self.release()
 
     def release(self):
