@@ -213,8 +213,16 @@ pub(crate) fn specialisations() -> Vec<KernelSpec> {
         let narrow = with(with(with(raw.clone(), "TB_SMALL=3".into()), narrow), "TB_ILP=2".into());
         all.push(spec("tb_deinterleave", with(narrow.clone(), "TB_DEINTERLEAVE".into())));
         all.push(spec("tb_interleave", with(narrow, "TB_INTERLEAVE".into())));
-        // Tile shapes: C = 64 both ways, C = 32, and small extents.
-        let extents = [(64, 1 << 20), (1 << 20, 64), (32, 1 << 20), (64, 32), (16, 16)];
+        // Tile shapes: C = 64 both ways, C = 32, 8 and 4 (16-byte items), and small extents.
+        let extents = [
+            (64, 1 << 20),
+            (1 << 20, 64),
+            (32, 1 << 20),
+            (8, 1 << 20),
+            (1 << 20, 4),
+            (64, 32),
+            (16, 16),
+        ];
         let shapes: std::collections::BTreeSet<(i64, i64)> =
             extents.into_iter().map(|(r, s)| tile_shape(size, r, s)).collect();
         for (tile_r, tile_s) in shapes {
@@ -742,6 +750,13 @@ fn transpose(plan: &Plan, op: &ElementOp, src_address: u64, dst_address: u64) ->
             params: Params::Transpose(params),
         })
     };
+    // The tiled transpose (raw copies, 16-byte aligned) serves where a register kernel would move
+    // 16-byte items, one a plane or row per thread, in a staged run (C >= 4): H100, side by side,
+    // complex128 C = 4 and 8 at 0.973-0.989 of copy tiled, 0.945-0.981 with the registers
+    // (8-byte items at C = 8, also one a row, kept theirs: 0.979-0.988 against 0.962-0.973 tiled).
+    let tiles_fit = *op == ElementOp::Copy
+        && all_multiple_of(&[src_starts.as_slice(), &dst_starts, &[s.src, r.dst]].concat(), 16);
+    let tile_serves = |run: i64| tiles_fit && e_in == 16 && run >= STAGED_MIN_BYTES;
     // Deinterleave: each thread stores one 16-byte run per destination row (narrower where the
     // batch strides are less aligned, then two chunks a thread).
     let fits = |vector: i64| {
@@ -753,6 +768,7 @@ fn transpose(plan: &Plan, op: &ElementOp, src_address: u64, dst_address: u64) ->
         && s.src == r.extent * e_in
         && let Some(vector) =
             register_vector(r.extent * e_in, e_out, s.extent, (16 / e_out).max(1), fits)
+        && !tile_serves(r.extent * e_in)
     {
         defines.extend([format!("TB_SMALL={}", r.extent), format!("TB_VEC={vector}")]);
         let ilp = register_ilp(vector * r.extent * e_in, vector * e_out, &mut defines);
@@ -777,6 +793,7 @@ fn transpose(plan: &Plan, op: &ElementOp, src_address: u64, dst_address: u64) ->
         && interleave_reorders
         && r.dst == s.extent * e_out
         && let Some(vector) = register_vector(s.extent * e_out, e_in, r.extent, widest_vector, fits)
+        && !tile_serves(s.extent * e_out)
     {
         defines.extend([format!("TB_SMALL={}", s.extent), format!("TB_VEC={vector}")]);
         let ilp = register_ilp(vector * s.extent * e_out, vector * e_in, &mut defines);
@@ -785,9 +802,7 @@ fn transpose(plan: &Plan, op: &ElementOp, src_address: u64, dst_address: u64) ->
         let blocks = ceil_div(chunks, THREADS as i64 * ilp);
         return launch("tb_interleave", defines, blocks, params);
     }
-    if *op == ElementOp::Copy
-        && all_multiple_of(&[src_starts.as_slice(), &dst_starts, &[s.src, r.dst]].concat(), 16)
-    {
+    if tiles_fit {
         let (tile_r, tile_s) = tile_shape(e_in, r.extent, s.extent);
         defines.extend([format!("TB_TILE_R={tile_r}"), format!("TB_TILE_S={tile_s}")]);
         let tiles = batch * ceil_div(r.extent, tile_r) * ceil_div(s.extent, tile_s);
@@ -937,6 +952,7 @@ mod tests {
     fn each_layout_case_names_the_kernel_it_launches() {
         const F32: DataType = DataType::F32;
         const F64: DataType = DataType::F64;
+        let c128 = DataType::from_name("complex128").unwrap();
         const U8: DataType = DataType::U8;
         let pitched: &[i64] = &[4 * 256, 256, 3, 1]; // NHWC rows padded to 256 bytes
         let cases: Vec<(&str, Tensor, Tensor, ElementOp, &str)> = vec![
@@ -995,6 +1011,27 @@ mod tests {
                 at(DST, U8, &[1, 64, 16, 16], None, "NCHW"),
                 ElementOp::Copy,
                 "transpose_tiled tile_r=64 tile_s=256",
+            ),
+            (
+                "NHWC -> NCHW complex128 C=8: the tile, not one 16-byte item a row per thread",
+                at(SRC, c128, &[1, 16, 16, 8], None, "NHWC"),
+                at(DST, c128, &[1, 8, 16, 16], None, "NCHW"),
+                ElementOp::Copy,
+                "transpose_tiled tile_r=8 tile_s=128",
+            ),
+            (
+                "NHWC -> NCHW complex128 C=3: 48-byte runs stay with the registers",
+                at(SRC, c128, &[1, 16, 16, 3], None, "NHWC"),
+                at(DST, c128, &[1, 3, 16, 16], None, "NCHW"),
+                ElementOp::Copy,
+                "deinterleave small=3 vec=1",
+            ),
+            (
+                "NHWC -> NCHW f64 C=8: one 8-byte item a row, staged, stays with the registers",
+                at(SRC, F64, &[1, 16, 16, 8], None, "NHWC"),
+                at(DST, F64, &[1, 8, 16, 16], None, "NCHW"),
+                ElementOp::Copy,
+                "deinterleave small=8 vec=1 staged",
             ),
             (
                 "NHWC -> NCHW f64 C=64: the 64 channels by 32 positions",
