@@ -520,10 +520,11 @@ extern "C" __global__ void tb_interleave(const TransposeParams p) {
 // tiles at the edges go element by element through the same addressing.
 //
 // Measured on the H100 (2026-11-26, bench/RESULTS.md): C = 64 transposes of every item size at
-// 0.96-0.99 of copy; the same kernel walking several tiles per block over a grid of resident
-// blocks, with the next tile's copies in flight (two or three stages), ran at 0.87-0.92; 8 KiB
-// and 32 KiB tiles lost to 16 KiB (0.86-0.95, 0.89-0.97); five blocks an SM (48 registers)
-// lost for 1- and 4-byte items (spills); loads through registers instead of cp.async ran as fast.
+// 0.96-0.99 of copy (0.95-0.97 at about 40 MB); the same kernel walking several tiles per block
+// over a grid of resident blocks, with the next tile's copies in flight (two or three stages),
+// ran at 0.83-0.92; 8 KiB and 32 KiB tiles lost to 16 KiB, and so did 8 KiB tiles in 128-thread
+// blocks, eight an SM; five blocks an SM (48 registers) lost for 1- and 4-byte items (spills);
+// loads through registers instead of cp.async ran as fast.
 constexpr int TILE_THREADS = 256;
 // Blocks per SM the register budget must allow (64 registers a thread).
 constexpr int TILE_MIN_BLOCKS = 4;
