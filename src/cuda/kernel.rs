@@ -17,7 +17,10 @@ use crate::error::{Error, Result};
 use crate::fnv::fnv1a;
 use crate::stream::Stream;
 use cudarc::driver::result as driver;
-use cudarc::driver::sys::{CUdevice_attribute, CUfunction, CUmodule};
+use cudarc::driver::sys::{
+    CUdevice_attribute, CUfunction, CUlaunchAttribute, CUlaunchAttributeID, CUlaunchAttributeValue,
+    CUlaunchConfig, CUmodule,
+};
 use cudarc::nvrtc::result::{self as nvrtc, NvrtcError};
 use cudarc::nvrtc::sys as nvrtc_sys;
 use std::collections::HashMap;
@@ -341,8 +344,26 @@ fn function(ordinal: i32, spec: &KernelSpec) -> Result<CUfunction> {
     Ok(function)
 }
 
+/// Whether device `ordinal` can start a kernel's grid while the stream's previous kernel
+/// finishes (programmatic dependent launch: compute capability 9.0 and later); asked once per
+/// device.
+fn dependent_launch(ordinal: i32) -> Result<bool> {
+    static SUPPORTED: OnceLock<Mutex<HashMap<i32, bool>>> = OnceLock::new();
+    let supported =
+        || SUPPORTED.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(&known) = supported().get(&ordinal) {
+        return Ok(known);
+    }
+    let known = compute_capability(ordinal)?.0 >= 9;
+    supported().insert(ordinal, known);
+    Ok(known)
+}
+
 /// Launches `function` with one by-value parameter struct `params` (the kernels' only
-/// argument), on `stream`, inside device `ordinal`'s context.
+/// argument), on `stream`, inside device `ordinal`'s context. `programmatic`: the kernel waits
+/// for the stream's previous kernel on the device before its first memory access
+/// (`wait_for_prior_grids` in layout.cu), so on devices that support it the launch lets its grid
+/// start while that kernel finishes, hiding the gap between back-to-back kernels.
 pub(crate) fn launch<P>(
     ordinal: i32,
     function: Function,
@@ -350,23 +371,42 @@ pub(crate) fn launch<P>(
     threads: u32,
     stream: Stream,
     params: &P,
+    programmatic: bool,
 ) -> Result<()> {
     let _scope = ContextScope::enter(ordinal)?;
     let blocks = u32::try_from(blocks.clamp(1, i32::MAX as u64)).unwrap_or(i32::MAX as u32);
     let mut arguments = [params as *const P as *mut c_void];
     crate::fault::driver_call("cuLaunchKernel")?;
+    let programmatic = programmatic && dependent_launch(ordinal)?;
+    let mut attribute = CUlaunchAttribute {
+        id: CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION,
+        pad: [0; 4],
+        value: CUlaunchAttributeValue { pad: [0; 64] },
+    };
+    attribute.value.programmaticStreamSerializationAllowed = 1;
+    let config = CUlaunchConfig {
+        gridDimX: blocks,
+        gridDimY: 1,
+        gridDimZ: 1,
+        blockDimX: threads,
+        blockDimY: 1,
+        blockDimZ: 1,
+        sharedMemBytes: 0,
+        hStream: raw(stream),
+        attrs: &mut attribute,
+        numAttrs: u32::from(programmatic),
+    };
     // SAFETY: function is loaded in this context; the kernel takes exactly one parameter whose
     // C layout P mirrors; params outlives the call (the driver copies parameters at launch).
     unsafe {
-        driver::launch_kernel(
+        cudarc::driver::sys::cuLaunchKernelEx(
+            &config,
             function.0 as CUfunction,
-            (blocks, 1, 1),
-            (threads, 1, 1),
-            0,
-            raw(stream),
-            &mut arguments,
+            arguments.as_mut_ptr(),
+            std::ptr::null_mut(),
         )
     }
+    .result()
     .during("cuLaunchKernel")
 }
 

@@ -616,9 +616,9 @@ impl Decided {
     fn launch(&self, stream: Stream) -> Result<()> {
         let (ordinal, function, blocks) = (self.ordinal, self.function, self.blocks);
         match &self.params {
-            Params::Transpose(p) => launch(ordinal, function, blocks, THREADS, stream, p),
-            Params::General(p) => launch(ordinal, function, blocks, THREADS, stream, p),
-            Params::Elementwise(p) => launch(ordinal, function, blocks, THREADS, stream, p),
+            Params::Transpose(p) => launch(ordinal, function, blocks, THREADS, stream, p, true),
+            Params::General(p) => launch(ordinal, function, blocks, THREADS, stream, p, true),
+            Params::Elementwise(p) => launch(ordinal, function, blocks, THREADS, stream, p, true),
         }
     }
 }

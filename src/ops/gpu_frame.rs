@@ -151,7 +151,7 @@ pub(crate) fn run_frames(job: &FrameJob, ordinal: i32, stream: Stream) -> Result
     let threads = job.batch * (job.height / tiling.rows) * ceil_div(job.width, tiling.pixels);
     let blocks = ceil_div(threads, THREADS as i64).min(1 << 20);
     let function = load(ordinal, &Variant::of(job, tiling).spec())?;
-    launch(ordinal, function, blocks as u64, THREADS, stream, &params)
+    launch(ordinal, function, blocks as u64, THREADS, stream, &params, false)
 }
 
 #[cfg(test)]

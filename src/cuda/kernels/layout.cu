@@ -54,6 +54,16 @@ struct Affine {
 #define TB_REORDER 0
 #endif
 
+// Programmatic dependent launch (sm_90 and later): the host lets a layout kernel's grid start
+// while the stream's previous kernel finishes, so its blocks are placed early; each block waits
+// here, before its first memory access, until that kernel has completed and its writes are
+// visible. Without the launch attribute (or before sm_90) this returns at once.
+__device__ __forceinline__ void wait_for_prior_grids() {
+#if __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
 // ---- element conversion -------------------------------------------------------------------
 
 __device__ __forceinline__ float to_float(tb_u8 x) { return (float)x; }
@@ -374,6 +384,7 @@ __device__ __forceinline__ Offsets batch_offsets(const TransposeParams& p, i64 b
 // (V * R contiguous source elements, loaded with the widest aligned accesses), written as R runs
 // of V elements, one per destination row.
 extern "C" __global__ void tb_deinterleave(const TransposeParams p) {
+  wait_for_prior_grids();
   constexpr int R = TB_SMALL;
   constexpr int V = TB_VEC;
   const i64 chunks = (p.s_extent + V - 1) / V;
@@ -451,6 +462,7 @@ __device__ __forceinline__ void interleave_chunk(Bytes<V * S * sizeof(TB_TOUT)>&
 // loaded as V elements from each of the S source rows and written as V * S contiguous
 // destination elements.
 extern "C" __global__ void tb_interleave(const TransposeParams p) {
+  wait_for_prior_grids();
   constexpr int S = TB_SMALL;
   constexpr int V = TB_VEC;
   const i64 chunks = (p.r_extent + V - 1) / V;
@@ -710,6 +722,7 @@ __device__ __forceinline__ void tile_write(const TransposeParams& p, const TileA
 }
 
 extern "C" __global__ void __launch_bounds__(TILE_THREADS, TILE_MIN_BLOCKS) tb_transpose_tiled(const TransposeParams p) {
+  wait_for_prior_grids();
   constexpr int TR = TB_TILE_R;
   constexpr int TS = TB_TILE_S;
   constexpr int E = sizeof(TB_TIN);
@@ -856,6 +869,7 @@ __device__ __forceinline__ void elementwise_chunks(const ElementwiseParams& p, c
 }
 
 extern "C" __global__ void tb_elementwise(const ElementwiseParams p) {
+  wait_for_prior_grids();
 #if TB_TABLE
   // p.channels == TABLE_ROWS (the host sizes the table by it).
   __shared__ __align__(16) unsigned int table_words[TABLE_WORDS * TABLE_COPIES];
@@ -929,6 +943,7 @@ struct GeneralParams {
 };
 
 extern "C" __global__ void tb_general(const GeneralParams p) {
+  wait_for_prior_grids();
   for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < p.count; i += (i64)gridDim.x * blockDim.x) {
     i64 rest = i, src_off = 0, dst_off = 0;
     int channel = 0;
