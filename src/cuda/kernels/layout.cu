@@ -532,7 +532,7 @@ extern "C" __global__ void tb_interleave(const TransposeParams p) {
 // tiles at the edges go element by element through the same addressing.
 //
 // Measured on the H100 (2026-11-26, bench/RESULTS.md): C = 64 transposes of every item size at
-// 0.96-0.99 of copy (0.95-0.97 at about 40 MB); the same kernel walking several tiles per block
+// 0.96-0.99 of copy (0.95-0.97 at about 40 MB before dependent launches); the same kernel walking several tiles per block
 // over a grid of resident blocks, with the next tile's copies in flight (two or three stages),
 // ran at 0.83-0.92; 8 KiB and 32 KiB tiles lost to 16 KiB, and so did 8 KiB tiles in 128-thread
 // blocks, eight an SM; five blocks an SM (48 registers) lost for 1- and 4-byte items (spills);
