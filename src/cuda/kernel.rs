@@ -397,7 +397,8 @@ pub(crate) fn launch<P>(
         numAttrs: u32::from(programmatic),
     };
     // SAFETY: function is loaded in this context; the kernel takes exactly one parameter whose
-    // C layout P mirrors; params outlives the call (the driver copies parameters at launch).
+    // C layout P mirrors; params, config and its attribute outlive the call (the driver copies
+    // parameters at launch).
     unsafe {
         cudarc::driver::sys::cuLaunchKernelEx(
             &config,
